@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# deploy/test.sh runs every ChatTorrent test: Go vet/format checks, the JS unit tests, the Go
+# tests (end-to-end browser tests included) inside a loopback-only network namespace, a short
+# fuzz run, the cross-builds and packaging checks, and the Go tests under qemu-user for arm64
+# and armv6. On a fresh Debian machine (as root) it first installs what the tests need.
+# With CI=true nothing is skipped: a missing tool fails the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s (%ss)\n' "$*" "$SECONDS"; }
+die() { printf 'test.sh: %s\n' "$*" >&2; exit 1; }
+
+# Each tool the tests need and the Debian package that brings it.
+declare -A pkg_of=(
+  [chromium]=chromium
+  [qemu-aarch64-static]=qemu-user-static
+  [transmission-show]=transmission-cli
+  [node]=nodejs
+  [unshare]=util-linux
+  [ip]=iproute2
+  [dpkg-deb]=dpkg
+  [systemd-analyze]=systemd
+)
+missing=()
+for tool in "${!pkg_of[@]}"; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("${pkg_of[$tool]}")
+done
+if ((${#missing[@]})); then
+  step "installing ${missing[*]}"
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  elif [ "${CI:-}" = true ]; then
+    die "missing ${missing[*]} and cannot install them (need root and apt-get)"
+  else
+    echo "test.sh: missing ${missing[*]}; tests that need them will skip" >&2
+  fi
+fi
+
+# Sockets are opened only inside a fresh network namespace holding nothing but loopback.
+netns() {
+  if [ "$(id -u)" = 0 ]; then
+    unshare -n sh -c 'ip link set lo up && exec "$@"' sh "$@"
+  else
+    unshare -rn sh -c 'ip link set lo up && exec "$@"' sh "$@"
+  fi
+}
+
+step "go mod download"
+go mod download
+
+step "gofmt and go vet"
+unformatted=$(gofmt -l $(git ls-files '*.go'))
+[ -z "$unformatted" ] || die "gofmt would change: $unformatted"
+go vet ./...
+
+step "node --test (pure JS modules)"
+node --test web/jstest/*.test.mjs
+
+step "go test (loopback-only network namespace, browsers included)"
+netns go test -count=1 -timeout 20m ./...
+
+step "fuzz the .torrent decoder"
+netns go test -run '^$' -fuzz=FuzzDecode -fuzztime=15s ./net/torrent/
+
+if [ -x deploy/check-packaging.sh ]; then
+  step "cross-builds and packaging"
+  deploy/check-packaging.sh
+fi
+
+if [ -x deploy/qemu-test.sh ]; then
+  step "go test under qemu-user (arm64, armv6)"
+  deploy/qemu-test.sh
+fi
+
+step "all tests passed"
