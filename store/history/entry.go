@@ -1,0 +1,197 @@
+// Package history is ChatTorrent's verifiable, append-only room history: signed entries
+// chained per author, their canonical encoding, and a Log that merges entries from peers
+// while refusing anything that does not check. The same rules are implemented in
+// web/static/js/history.js; both are held to store/history/testdata/vectors.json.
+package history
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"regexp"
+	"strconv"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits on an entry's fields.
+const (
+	MaxBody     = 16384 // bytes of UTF-8 in Body
+	MaxName     = 64    // bytes of UTF-8 in Name
+	MaxSeq      = 1<<53 - 1
+	FutureSlack = 10 * time.Minute // how far ahead of our clock an entry's ts may be
+)
+
+// Known kinds. Other well-formed kinds (from a newer version) are stored and passed on,
+// but shown as unsupported.
+const (
+	KindText = "text"
+	KindJoin = "join"
+)
+
+// Entry is one line of a room's history. Author is the base64url (no padding) Ed25519
+// public key of the writer; Sig is its base64url signature over SigningBytes; ID is the
+// lowercase hex SHA-256 of the canonical encoding of every field but ID.
+type Entry struct {
+	Room   string `json:"room"`
+	Author string `json:"author"`
+	Name   string `json:"name"`
+	Seq    int64  `json:"seq"`
+	Prev   string `json:"prev"`
+	TS     int64  `json:"ts"`
+	Kind   string `json:"kind"`
+	Body   string `json:"body"`
+	Sig    string `json:"sig"`
+	ID     string `json:"id"`
+}
+
+var (
+	reHex32 = regexp.MustCompile(`^[0-9a-f]{32}$`)
+	reHex64 = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	reKind  = regexp.MustCompile(`^[a-z][a-z0-9-]{0,15}$`)
+)
+
+// encode writes the canonical bencode of the entry's fields, with sig when withSig.
+// Keys are written in sorted order: author, body, kind, name, prev, room, seq, [sig,] ts.
+func (e *Entry) encode(withSig bool) []byte {
+	var b bytes.Buffer
+	str := func(s string) {
+		b.WriteString(strconv.Itoa(len(s)))
+		b.WriteByte(':')
+		b.WriteString(s)
+	}
+	num := func(n int64) {
+		b.WriteByte('i')
+		b.WriteString(strconv.FormatInt(n, 10))
+		b.WriteByte('e')
+	}
+	b.WriteByte('d')
+	str("author")
+	str(e.Author)
+	str("body")
+	str(e.Body)
+	str("kind")
+	str(e.Kind)
+	str("name")
+	str(e.Name)
+	str("prev")
+	str(e.Prev)
+	str("room")
+	str(e.Room)
+	str("seq")
+	num(e.Seq)
+	if withSig {
+		str("sig")
+		str(e.Sig)
+	}
+	str("ts")
+	num(e.TS)
+	b.WriteByte('e')
+	return b.Bytes()
+}
+
+// SigningBytes is what the author signs: the canonical encoding without sig and id.
+func (e *Entry) SigningBytes() []byte { return e.encode(false) }
+
+// ComputeID is the entry's id: hex SHA-256 of the canonical encoding with sig, without id.
+func (e *Entry) ComputeID() string {
+	sum := sha256.Sum256(e.encode(true))
+	return hex.EncodeToString(sum[:])
+}
+
+// Sign fills Author, Sig and ID from the private key.
+func (e *Entry) Sign(key ed25519.PrivateKey) {
+	e.Author = EncodeKey(key.Public().(ed25519.PublicKey))
+	e.Sig = base64.RawURLEncoding.EncodeToString(ed25519.Sign(key, e.SigningBytes()))
+	e.ID = e.ComputeID()
+}
+
+// EncodeKey is the text form of a public key used in Author.
+func EncodeKey(pub ed25519.PublicKey) string { return base64.RawURLEncoding.EncodeToString(pub) }
+
+// DecodeKey parses an Author.
+func DecodeKey(s string) (ed25519.PublicKey, bool) {
+	if len(s) != 43 {
+		return nil, false
+	}
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
+	if err != nil || len(b) != ed25519.PublicKeySize {
+		return nil, false
+	}
+	return ed25519.PublicKey(b), true
+}
+
+// Fingerprint is the short form of an author key shown beside a name: the first 8 hex
+// characters of SHA-256 of the raw key, grouped "abcd-ef01".
+func Fingerprint(author string) string {
+	pub, ok := DecodeKey(author)
+	if !ok {
+		return "????-????"
+	}
+	sum := sha256.Sum256(pub)
+	h := hex.EncodeToString(sum[:4])
+	return h[:4] + "-" + h[4:]
+}
+
+// Check validates one entry on its own: its fields, its id, its signature, its room and
+// its time against now. It says nothing about the author's chain (see Log.Add).
+func (e *Entry) Check(room string, now time.Time) error {
+	switch {
+	case !reHex32.MatchString(e.Room):
+		return fieldErr("room", "want 32 lowercase hex characters")
+	case !validText(e.Name, MaxName) || e.Name == "":
+		return fieldErr("name", "want 1 to 64 bytes of text without control characters")
+	case e.Seq < 1 || e.Seq > MaxSeq:
+		return fieldErr("seq", "want 1 to 2^53-1")
+	case e.Seq == 1 && e.Prev != "":
+		return fieldErr("prev", "must be empty at seq 1")
+	case e.Seq > 1 && !reHex64.MatchString(e.Prev):
+		return fieldErr("prev", "want 64 lowercase hex characters")
+	case e.TS < 0 || e.TS > MaxSeq:
+		return fieldErr("ts", "want milliseconds since 1970")
+	case !reKind.MatchString(e.Kind):
+		return fieldErr("kind", "want [a-z][a-z0-9-]{0,15}")
+	case len(e.Body) > MaxBody:
+		return &Error{Code: CodeTooLarge, Field: "body", Msg: "more than 16384 bytes"}
+	case !utf8.ValidString(e.Body):
+		return fieldErr("body", "not UTF-8")
+	case !reHex64.MatchString(e.ID):
+		return fieldErr("id", "want 64 lowercase hex characters")
+	}
+	pub, ok := DecodeKey(e.Author)
+	if !ok {
+		return fieldErr("author", "want a base64url Ed25519 public key (43 characters)")
+	}
+	sig, err := base64.RawURLEncoding.Strict().DecodeString(e.Sig)
+	if err != nil || len(sig) != ed25519.SignatureSize {
+		return fieldErr("sig", "want a base64url Ed25519 signature (86 characters)")
+	}
+	if e.Room != room {
+		return &Error{Code: CodeWrongRoom, Msg: "entry belongs to room " + e.Room}
+	}
+	if e.ComputeID() != e.ID {
+		return &Error{Code: CodeBadID, Msg: "id is not the hash of the entry"}
+	}
+	if !ed25519.Verify(pub, e.SigningBytes(), sig) {
+		return &Error{Code: CodeBadSignature, Msg: "signature does not match the author's key"}
+	}
+	if e.TS > now.Add(FutureSlack).UnixMilli() {
+		return &Error{Code: CodeFuture, Msg: "timestamp is more than 10 minutes ahead"}
+	}
+	return nil
+}
+
+func validText(s string, max int) bool {
+	if len(s) > max || !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
+}
