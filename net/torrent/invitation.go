@@ -1,0 +1,337 @@
+// Package torrent reads and writes ChatTorrent invitations: BitTorrent metainfo files
+// (BEP 3) whose single "file" is a WebRTC SDP, with ChatTorrent's own fields beside `info`
+// in a `chattorrent` dictionary. The format, its rules and its error codes are
+// docs/PROTOCOL.md section 1; web/static/js/torrent.js implements the same, and both are
+// checked against the vectors in testdata/.
+package torrent
+
+import (
+	"crypto/sha1"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// MaxSize is the largest invitation file accepted, in bytes.
+const MaxSize = 65536
+
+// Format constants.
+const (
+	Version          = 1     // chattorrent.v written and understood
+	PieceLength      = 16384 // info.piece length
+	MaxSDP           = 32768 // bytes of sdp
+	MaxRoomName      = 80    // bytes of room name
+	MaxPeerID        = 64    // bytes of peer.id
+	MaxPeerName      = 64    // bytes of peer.name
+	MaxCreatedBy     = 128   // bytes of created by
+	MaxCreationDate  = 253402300799
+	DefaultCreatedBy = "ChatTorrent"
+	Comment          = "ChatTorrent invitation: open it in ChatTorrent"
+)
+
+// Role says which half of the WebRTC handshake an invitation carries.
+type Role string
+
+// The two roles.
+const (
+	RoleOffer  Role = "offer"
+	RoleAnswer Role = "answer"
+)
+
+// Peer is the device that wrote an invitation.
+type Peer struct {
+	ID   string // 1..64 bytes of [A-Za-z0-9_-]
+	Name string // 1..64 bytes of UTF-8, no control characters
+}
+
+// Invitation is the content of a .torrent invitation.
+type Invitation struct {
+	Role        Role
+	Room        string // 32 lowercase hex characters
+	RoomName    string // 1..80 bytes of UTF-8, no control characters
+	SDP         string // complete non-trickle SDP, starts with "v=0"
+	Session     string // 32 lowercase hex characters, made by the offerer
+	Fingerprint string // the SDP's a=fingerprint value; Encode fills it in when empty
+	Peer        Peer
+	Created     time.Time // whole seconds; Encode uses the current time when zero
+	CreatedBy   string    // Encode writes DefaultCreatedBy when empty
+	InfoHash    [20]byte  // SHA-1 of the bencoded info dictionary; set by Decode
+}
+
+// Decode parses and checks an invitation file. Every error is an *Error carrying one of the
+// codes of docs/PROTOCOL.md; the checks run in the order documented there, so Go and JS
+// report the same code and field for the same bytes.
+func Decode(b []byte) (*Invitation, error) {
+	inv, _, err := decode(b)
+	return inv, err
+}
+
+func decode(b []byte) (*Invitation, map[string]any, error) {
+	if len(b) == 0 {
+		return nil, nil, errf(CodeEmpty, "", "the file is empty")
+	}
+	if len(b) > MaxSize {
+		return nil, nil, errf(CodeTooLarge, "", "more than 65536 bytes")
+	}
+	v, err := DecodeBencode(b)
+	if err != nil {
+		return nil, nil, err
+	}
+	top, ok := v.(map[string]any)
+	if !ok {
+		return nil, nil, errf(CodeNotTorrent, "", "not a dictionary")
+	}
+	info, ok := top["info"].(map[string]any)
+	if !ok {
+		return nil, nil, errf(CodeNotTorrent, "", "no info dictionary")
+	}
+	if !isString(info["name"]) || !isInt(info["piece length"]) || !isString(info["pieces"]) ||
+		!(isInt(info["length"]) || isList(info["files"])) {
+		return nil, nil, errf(CodeNotTorrent, "", "info lacks name, piece length, pieces or length")
+	}
+	ct, ok := top["chattorrent"].(map[string]any)
+	if !ok {
+		return nil, nil, errf(CodeNotChatTorrent, "", "no chattorrent dictionary")
+	}
+
+	ver, ok := ct["v"].(int64)
+	if !ok {
+		return nil, nil, missingOr(ct, "v", "v", "want an integer")
+	}
+	if ver < 1 {
+		return nil, nil, errf(CodeBadField, "v", "want 1")
+	}
+	if ver > Version {
+		return nil, nil, errf(CodeVersion, "", "format version is newer than this program understands")
+	}
+
+	inv := &Invitation{}
+	role, err := stringField(ct, "role", "role")
+	if err != nil {
+		return nil, nil, err
+	}
+	if role != string(RoleOffer) && role != string(RoleAnswer) {
+		return nil, nil, errf(CodeBadField, "role", `want "offer" or "answer"`)
+	}
+	inv.Role = Role(role)
+	if inv.Room, err = hexField(ct, "room", "room"); err != nil {
+		return nil, nil, err
+	}
+	if inv.RoomName, err = textField(ct, "room name", "room name", MaxRoomName); err != nil {
+		return nil, nil, err
+	}
+	if inv.Session, err = hexField(ct, "session", "session"); err != nil {
+		return nil, nil, err
+	}
+	peer, ok := ct["peer"].(map[string]any)
+	if !ok {
+		return nil, nil, missingOr(ct, "peer", "peer", "want a dictionary")
+	}
+	if inv.Peer.ID, err = stringField(peer, "id", "peer.id"); err != nil {
+		return nil, nil, err
+	}
+	if !validPeerID(inv.Peer.ID) {
+		return nil, nil, errf(CodeBadField, "peer.id", "want 1..64 characters of A-Z a-z 0-9 _ -")
+	}
+	if inv.Peer.Name, err = textField(peer, "name", "peer.name", MaxPeerName); err != nil {
+		return nil, nil, err
+	}
+	if inv.SDP, err = stringField(ct, "sdp", "sdp"); err != nil {
+		return nil, nil, err
+	}
+	if err := checkSDP(inv.SDP); err != nil {
+		return nil, nil, err
+	}
+	if inv.Fingerprint, err = stringField(ct, "fingerprint", "fingerprint"); err != nil {
+		return nil, nil, err
+	}
+
+	if inv.CreatedBy, err = textField(top, "created by", "created by", MaxCreatedBy); err != nil {
+		return nil, nil, err
+	}
+	date, ok := top["creation date"].(int64)
+	if !ok {
+		return nil, nil, missingOr(top, "creation date", "creation date", "want an integer")
+	}
+	if date < 0 || date > MaxCreationDate {
+		return nil, nil, errf(CodeBadField, "creation date", "want unix seconds from 1970 to 9999")
+	}
+	inv.Created = time.Unix(date, 0).UTC()
+
+	length, ok := info["length"].(int64)
+	if !ok {
+		return nil, nil, errf(CodeBadField, "info.length", "want an integer (a single file)")
+	}
+	if info["piece length"].(int64) != PieceLength {
+		return nil, nil, errf(CodeBadField, "info.piece length", "want 16384")
+	}
+	if length != int64(len(inv.SDP)) {
+		return nil, nil, errf(CodePiecesMismatch, "", "info.length is not the length of the sdp")
+	}
+	if info["pieces"].(string) != string(pieces(inv.SDP)) {
+		return nil, nil, errf(CodePiecesMismatch, "", "info.pieces are not the SHA-1 hashes of the sdp")
+	}
+	if inv.Fingerprint != sdpFingerprint(inv.SDP) {
+		return nil, nil, errf(CodeFingerprintMismatch, "", "fingerprint is not the one in the sdp")
+	}
+
+	raw, err := EncodeBencode(info) // canonical input: the same bytes as in the file
+	if err != nil {
+		return nil, nil, err
+	}
+	inv.InfoHash = sha1.Sum(raw)
+	return inv, info, nil
+}
+
+// Encode writes inv as an invitation file: info is computed from the SDP, Fingerprint is
+// taken from the SDP when empty, Created defaults to now and CreatedBy to
+// DefaultCreatedBy. The result is checked exactly as Decode checks it; inv is not changed.
+func Encode(inv *Invitation) ([]byte, error) {
+	if inv == nil {
+		return nil, errf(CodeBadField, "", "no invitation")
+	}
+	fp := inv.Fingerprint
+	if fp == "" {
+		fp = sdpFingerprint(inv.SDP)
+		if fp == "" {
+			if err := checkSDP(inv.SDP); err != nil {
+				return nil, err
+			}
+		}
+	}
+	created := inv.Created
+	if created.IsZero() {
+		created = time.Now()
+	}
+	createdBy := inv.CreatedBy
+	if createdBy == "" {
+		createdBy = DefaultCreatedBy
+	}
+	doc := map[string]any{
+		"comment":       Comment,
+		"created by":    createdBy,
+		"creation date": created.Unix(),
+		"info": map[string]any{
+			"length":       len(inv.SDP),
+			"name":         SafeFileName(inv.RoomName) + "_" + string(inv.Role) + ".sdp",
+			"piece length": PieceLength,
+			"pieces":       pieces(inv.SDP),
+		},
+		"chattorrent": map[string]any{
+			"fingerprint": fp,
+			"peer":        map[string]any{"id": inv.Peer.ID, "name": inv.Peer.Name},
+			"role":        string(inv.Role),
+			"room":        inv.Room,
+			"room name":   inv.RoomName,
+			"sdp":         inv.SDP,
+			"session":     inv.Session,
+			"v":           Version,
+		},
+	}
+	b, err := EncodeBencode(doc)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := Decode(b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// pieces is the concatenated SHA-1 of each PieceLength piece of sdp.
+func pieces(sdp string) []byte {
+	var out []byte
+	for i := 0; i < len(sdp); i += PieceLength {
+		h := sha1.Sum([]byte(sdp[i:min(i+PieceLength, len(sdp))]))
+		out = append(out, h[:]...)
+	}
+	return out
+}
+
+// sdpFingerprint is the value of the SDP's first a=fingerprint line with surrounding spaces
+// and tabs removed, or "" if there is none. Lines end at "\n"; a "\r" before it is dropped.
+func sdpFingerprint(sdp string) string {
+	for line := range strings.SplitSeq(sdp, "\n") {
+		line = strings.TrimSuffix(line, "\r")
+		if v, ok := strings.CutPrefix(line, "a=fingerprint:"); ok {
+			return strings.Trim(v, " \t")
+		}
+	}
+	return ""
+}
+
+func checkSDP(sdp string) error {
+	switch {
+	case len(sdp) < 1 || len(sdp) > MaxSDP:
+		return errf(CodeBadField, "sdp", "want 1..32768 bytes")
+	case !utf8.ValidString(sdp):
+		return errf(CodeBadField, "sdp", "not UTF-8")
+	case !strings.HasPrefix(sdp, "v=0"):
+		return errf(CodeBadField, "sdp", `does not start with "v=0"`)
+	case sdpFingerprint(sdp) == "":
+		return errf(CodeBadField, "sdp", "no a=fingerprint line")
+	}
+	return nil
+}
+
+func isString(v any) bool { _, ok := v.(string); return ok }
+func isInt(v any) bool    { _, ok := v.(int64); return ok }
+func isList(v any) bool   { _, ok := v.([]any); return ok }
+
+// missingOr is the bad-field error for d[key] being absent or of the wrong type.
+func missingOr(d map[string]any, key, field, wrongType string) *Error {
+	if _, ok := d[key]; !ok {
+		return errf(CodeBadField, field, "missing")
+	}
+	return errf(CodeBadField, field, wrongType)
+}
+
+func stringField(d map[string]any, key, field string) (string, error) {
+	s, ok := d[key].(string)
+	if !ok {
+		return "", missingOr(d, key, field, "want a string")
+	}
+	return s, nil
+}
+
+func hexField(d map[string]any, key, field string) (string, error) {
+	s, err := stringField(d, key, field)
+	if err != nil {
+		return "", err
+	}
+	if len(s) != 32 || strings.Trim(s, "0123456789abcdef") != "" {
+		return "", errf(CodeBadField, field, "want 32 lowercase hex characters")
+	}
+	return s, nil
+}
+
+// textField is a string of 1..maxLen bytes of UTF-8 without control characters (Cc).
+func textField(d map[string]any, key, field string, maxLen int) (string, error) {
+	s, err := stringField(d, key, field)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case len(s) < 1 || len(s) > maxLen:
+		return "", errf(CodeBadField, field, "want 1.."+strconv.Itoa(maxLen)+" bytes")
+	case !utf8.ValidString(s):
+		return "", errf(CodeBadField, field, "not UTF-8")
+	case strings.ContainsFunc(s, unicode.IsControl):
+		return "", errf(CodeBadField, field, "holds a control character")
+	}
+	return s, nil
+}
+
+func validPeerID(s string) bool {
+	if len(s) < 1 || len(s) > MaxPeerID {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
