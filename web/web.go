@@ -1,0 +1,342 @@
+// Package web serves the browser UI of the appliance: the embedded static files, a health
+// check, the box's CA certificate and the "trust this box" page, all with strict security
+// headers. NewRedirect is the plain-HTTP side: it hands out the CA and the trust page (a
+// phone must fetch the CA before it trusts the HTTPS side) and redirects the rest to HTTPS.
+package web
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"html/template"
+	"io"
+	"io/fs"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The "all:" prefix keeps web/static/.gitkeep, so the package builds while the UI folder is
+// still empty; hidden files are never served (see staticHandler).
+//
+//go:embed all:static
+var embedded embed.FS
+
+// Options configures New and NewRedirect. The zero value serves the embedded UI with no CA.
+type Options struct {
+	// Static holds the UI files (index.html at its root). Default: the files embedded from
+	// web/static at build time. An os.DirFS here lets the UI be edited without a rebuild.
+	Static fs.FS
+	// Version is reported by /healthz. Default "dev".
+	Version string
+	// CAPEM is the box's CA certificate (PEM), served at /ca.crt. Empty: /ca.crt is 404.
+	CAPEM []byte
+	// CAFingerprint is the CA's SHA-256 fingerprint as shown on the trust page.
+	CAFingerprint string
+	// Logger receives request errors. Default: discarded.
+	Logger *slog.Logger
+}
+
+// ContentSecurityPolicy is sent with every response: no inline scripts or styles, nothing
+// from other origins, no framing.
+const ContentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; " +
+	"img-src 'self' blob: data:; media-src 'self' blob:; connect-src 'self'; object-src 'none'; " +
+	"base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+
+// maxHostLen bounds the Host header the redirect handler accepts (a DNS name is ≤ 253).
+const maxHostLen = 253
+
+func (o Options) withDefaults() Options {
+	if o.Static == nil {
+		sub, err := fs.Sub(embedded, "static")
+		if err != nil { // cannot happen: "static" is a valid path
+			sub = embedded
+		}
+		o.Static = sub
+	}
+	if o.Version == "" {
+		o.Version = "dev"
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	o.Logger = o.Logger.With("component", "web")
+	return o
+}
+
+// New returns the HTTPS handler: GET /healthz, /ca.crt, /trust and the static UI at /.
+//
+// No Strict-Transport-Security header is sent: the certificate comes from the box's own CA,
+// and HSTS would turn a phone's one-time "continue anyway" into a hard failure whenever the
+// box is reset with a new CA, or leave a stale pin on a name (chattorrent.local) that another
+// box may answer tomorrow.
+func New(opts Options) http.Handler {
+	opts = opts.withDefaults()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", opts.healthz)
+	mux.HandleFunc("GET /ca.crt", opts.caCert)
+	mux.HandleFunc("GET /trust", func(w http.ResponseWriter, r *http.Request) { opts.trust(w, r, "/") })
+	mux.Handle("GET /", staticHandler{fsys: opts.Static, log: opts.Logger})
+	return securityHeaders(mux)
+}
+
+// NewRedirect returns the plain-HTTP handler: GET /ca.crt and /trust are served as in New;
+// every other request is redirected (308) to the same host and path on httpsPort.
+// A missing, malformed or over-long Host header is refused with 400.
+func NewRedirect(httpsPort int, opts Options) http.Handler {
+	opts = opts.withDefaults()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ca.crt", opts.caCert)
+	mux.HandleFunc("GET /trust", func(w http.ResponseWriter, r *http.Request) {
+		opts.trust(w, r, httpsURL(hostOf(r), httpsPort, "/", ""))
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, httpsURL(hostOf(r), httpsPort, r.URL.EscapedPath(), r.URL.RawQuery), http.StatusPermanentRedirect)
+	})
+	return securityHeaders(validHost(mux))
+}
+
+type hostKey struct{}
+
+func contextWithHost(r *http.Request, host string) context.Context {
+	return context.WithValue(r.Context(), hostKey{}, host)
+}
+
+// hostOf returns the host validHost stored for r.
+func hostOf(r *http.Request) string {
+	h, _ := r.Context().Value(hostKey{}).(string)
+	return h
+}
+
+// validHost checks the Host header and stores the bare host in the request context.
+func validHost(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, ok := cleanHost(r.Host)
+		if !ok {
+			http.Error(w, "bad Host header", http.StatusBadRequest)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(contextWithHost(r, host)))
+	})
+}
+
+// cleanHost strips the port and brackets from a Host header and checks that what remains is
+// an IP address or a DNS name.
+func cleanHost(h string) (string, bool) {
+	if h == "" || len(h) > maxHostLen+8 {
+		return "", false
+	}
+	if host, _, err := net.SplitHostPort(h); err == nil {
+		h = host
+	} else {
+		h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+	}
+	h = strings.ToLower(strings.TrimSuffix(h, "."))
+	if h == "" || len(h) > maxHostLen {
+		return "", false
+	}
+	if ip := net.ParseIP(h); ip != nil {
+		return h, true
+	}
+	for label := range strings.SplitSeq(h, ".") {
+		if label == "" || len(label) > 63 {
+			return "", false
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return "", false
+			}
+		}
+	}
+	return h, true
+}
+
+func httpsURL(host string, port int, escapedPath, rawQuery string) string {
+	u := url.URL{Scheme: "https", Host: host, RawPath: escapedPath, RawQuery: rawQuery}
+	u.Path, _ = url.PathUnescape(escapedPath)
+	if strings.Contains(host, ":") {
+		u.Host = "[" + host + "]"
+	}
+	if port != 443 {
+		u.Host = net.JoinHostPort(host, strconv.Itoa(port))
+	}
+	return u.String()
+}
+
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", ContentSecurityPolicy)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Permissions-Policy", "microphone=(self), camera=(), geolocation=()")
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (o Options) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	json.NewEncoder(w).Encode(struct {
+		Status  string `json:"status"`
+		Version string `json:"version"`
+	}{"ok", o.Version})
+}
+
+func (o Options) caCert(w http.ResponseWriter, r *http.Request) {
+	if len(o.CAPEM) == 0 {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-x509-ca-cert")
+	w.Header().Set("Content-Disposition", `attachment; filename="chattorrent-ca.crt"`)
+	w.Header().Set("Cache-Control", "no-cache")
+	http.ServeContent(w, r, "chattorrent-ca.crt", time.Time{}, bytes.NewReader(o.CAPEM))
+}
+
+var trustPage = template.Must(template.New("trust").Parse(`<!doctype html>
+<html lang="es">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Confiar en esta caja · Trust this box — ChatTorrent</title>
+</head>
+<body>
+<main>
+<section lang="es">
+<h1>Confiar en esta caja ChatTorrent</h1>
+<p>La caja usa su propio certificado. Instálalo una vez y el navegador abrirá el chat sin avisos
+(el micrófono y el cifrado lo necesitan).</p>
+<p><a href="/ca.crt" download="chattorrent-ca.crt">Descargar el certificado (chattorrent-ca.crt)</a></p>
+<p>Comprueba que la huella SHA-256 coincide con la que muestra el teléfono:</p>
+<p><code>{{.Fingerprint}}</code></p>
+<ul>
+<li><strong>Android:</strong> Ajustes → Seguridad → Cifrado y credenciales → Instalar un certificado → Certificado de CA → elige chattorrent-ca.crt.</li>
+<li><strong>iPhone/iPad:</strong> abre este enlace en Safari y permite la descarga; Ajustes → General → VPN y gestión de dispositivos → instala el perfil; después Ajustes → General → Información → Ajustes de confianza de certificados → activa «ChatTorrent».</li>
+<li><strong>Ordenador:</strong> Chrome/Edge: Configuración → Privacidad y seguridad → Seguridad → Gestionar certificados → Autoridades → Importar. Firefox: Ajustes → Privacidad y seguridad → Ver certificados → Autoridades → Importar, marca «identificar sitios web». macOS: ábrelo en Acceso a Llaveros y elige «Confiar siempre».</li>
+</ul>
+<p><a href="{{.Continue}}">Ir al chat</a></p>
+</section>
+<hr>
+<section lang="en">
+<h1>Trust this ChatTorrent box</h1>
+<p>The box uses its own certificate. Install it once and the browser opens the chat without
+warnings (the microphone and encryption need that).</p>
+<p><a href="/ca.crt" download="chattorrent-ca.crt">Download the certificate (chattorrent-ca.crt)</a></p>
+<p>Check that the SHA-256 fingerprint matches the one your device shows:</p>
+<p><code>{{.Fingerprint}}</code></p>
+<ul>
+<li><strong>Android:</strong> Settings → Security → Encryption &amp; credentials → Install a certificate → CA certificate → pick chattorrent-ca.crt.</li>
+<li><strong>iPhone/iPad:</strong> open this link in Safari and allow the download; Settings → General → VPN &amp; Device Management → install the profile; then Settings → General → About → Certificate Trust Settings → turn on “ChatTorrent”.</li>
+<li><strong>Computer:</strong> Chrome/Edge: Settings → Privacy and security → Security → Manage certificates → Authorities → Import. Firefox: Settings → Privacy &amp; Security → View Certificates → Authorities → Import, tick “identify websites”. macOS: open it in Keychain Access and choose “Always Trust”.</li>
+</ul>
+<p><a href="{{.Continue}}">Open the chat</a></p>
+</section>
+</main>
+</body>
+</html>
+`))
+
+func (o Options) trust(w http.ResponseWriter, r *http.Request, continueURL string) {
+	var buf bytes.Buffer
+	err := trustPage.Execute(&buf, struct{ Fingerprint, Continue string }{o.CAFingerprint, continueURL})
+	if err != nil {
+		o.Logger.Error("render trust page", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Write(buf.Bytes())
+}
+
+// contentTypes are fixed here rather than taken from the system's mime tables, which differ
+// between a developer's machine and the box.
+var contentTypes = map[string]string{
+	".html":        "text/html; charset=utf-8",
+	".js":          "text/javascript; charset=utf-8",
+	".mjs":         "text/javascript; charset=utf-8",
+	".css":         "text/css; charset=utf-8",
+	".json":        "application/json",
+	".webmanifest": "application/manifest+json",
+	".svg":         "image/svg+xml",
+	".png":         "image/png",
+	".ico":         "image/x-icon",
+	".webp":        "image/webp",
+	".woff2":       "font/woff2",
+	".wasm":        "application/wasm",
+	".txt":         "text/plain; charset=utf-8",
+	".map":         "application/json",
+}
+
+func contentType(name string) string {
+	ext := strings.ToLower(path.Ext(name))
+	if ct, ok := contentTypes[ext]; ok {
+		return ct
+	}
+	if ct := mime.TypeByExtension(ext); ct != "" {
+		return ct
+	}
+	return "application/octet-stream"
+}
+
+// staticHandler serves files from fsys: "/" is index.html, a directory without a trailing
+// slash or without an index.html is 404 (no listings), hidden files are 404. Every file is
+// sent with Cache-Control: no-cache and a content ETag, so browsers revalidate and an update
+// of the box takes effect on the next load.
+type staticHandler struct {
+	fsys fs.FS
+	log  *slog.Logger
+}
+
+func (s staticHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	name := strings.TrimPrefix(path.Clean("/"+r.URL.Path), "/")
+	if strings.HasSuffix(r.URL.Path, "/") {
+		name = path.Join(name, "index.html")
+	}
+	if name == "" || !fs.ValidPath(name) || hidden(name) {
+		http.NotFound(w, r)
+		return
+	}
+	f, err := s.fsys.Open(name)
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || fi.IsDir() {
+		http.NotFound(w, r)
+		return
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		s.log.Error("read static file", "file", name, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	sum := sha256.Sum256(data)
+	h := w.Header()
+	h.Set("Content-Type", contentType(name))
+	h.Set("Cache-Control", "no-cache")
+	h.Set("ETag", `"`+hex.EncodeToString(sum[:12])+`"`)
+	http.ServeContent(w, r, name, fi.ModTime(), bytes.NewReader(data))
+}
+
+func hidden(name string) bool {
+	for part := range strings.SplitSeq(name, "/") {
+		if strings.HasPrefix(part, ".") {
+			return true
+		}
+	}
+	return false
+}
