@@ -1,0 +1,106 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Config is everything "serve" needs, filled from flags with CHATTORRENT_* environment
+// variables as fallbacks (a flag beats the environment, the environment beats the default).
+type Config struct {
+	// DataDir holds the certificates (and later the store). Default: /var/lib/chattorrent
+	// for root, else $XDG_STATE_HOME/chattorrent or ~/.local/state/chattorrent.
+	DataDir string
+	// HTTPSAddr is where the UI is served. Default ":8443" (no root needed; the systemd
+	// unit passes ":443").
+	HTTPSAddr string
+	// HTTPAddr serves the CA and the trust page and redirects the rest to HTTPS. Default
+	// ":8080" (the unit passes ":80"); empty turns it off.
+	HTTPAddr string
+	// Hostname is the box's mDNS name without ".local". Default "chattorrent".
+	Hostname string
+	// LogLevel is debug, info, warn or error. Default info.
+	LogLevel slog.Level
+	// ReadyFile, when set, receives {"https": addr, "http": addr, "ca_cert": path} as JSON
+	// once both servers listen; it is removed on exit. For tests and supervisors.
+	ReadyFile string
+	// StaticDir, when set, serves the UI from this directory instead of the embedded copy,
+	// so the page can be edited without a rebuild.
+	StaticDir string
+}
+
+// errHelp reports that -h was asked for and the help was printed.
+var errHelp = errors.New("help requested")
+
+// parseConfig reads the serve flags. lookupEnv is os.LookupEnv outside tests.
+func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io.Writer) (Config, error) {
+	env := func(key, def string) string {
+		if v, ok := lookupEnv(key); ok {
+			return v
+		}
+		return def
+	}
+	var cfg Config
+	fs := flag.NewFlagSet("chattorrent serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.DataDir, "data-dir", env("CHATTORRENT_DATA_DIR", defaultDataDir(os.Geteuid(), lookupEnv)),
+		"directory for the certificates and state (env CHATTORRENT_DATA_DIR; default /var/lib/chattorrent as root,\n"+
+			"else $XDG_STATE_HOME/chattorrent or ~/.local/state/chattorrent)")
+	fs.StringVar(&cfg.HTTPSAddr, "https-addr", env("CHATTORRENT_HTTPS_ADDR", ":8443"),
+		"HTTPS listen address for the UI (env CHATTORRENT_HTTPS_ADDR; the systemd unit uses :443)")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", env("CHATTORRENT_HTTP_ADDR", ":8080"),
+		"plain-HTTP listen address: CA download, trust page, redirect to HTTPS; empty disables it\n"+
+			"(env CHATTORRENT_HTTP_ADDR; the systemd unit uses :80)")
+	fs.StringVar(&cfg.Hostname, "hostname", env("CHATTORRENT_HOSTNAME", "chattorrent"),
+		"the box's name on the LAN, without .local; the certificate covers <hostname>.local (env CHATTORRENT_HOSTNAME)")
+	level := fs.String("log-level", env("CHATTORRENT_LOG_LEVEL", "info"),
+		"log level: debug, info, warn or error (env CHATTORRENT_LOG_LEVEL)")
+	fs.StringVar(&cfg.ReadyFile, "ready-file", env("CHATTORRENT_READY_FILE", ""),
+		"once listening, write {\"https\":ADDR,\"http\":ADDR,\"ca_cert\":PATH} as JSON to this file (removed on exit;\n"+
+			"env CHATTORRENT_READY_FILE; default none)")
+	fs.StringVar(&cfg.StaticDir, "static-dir", env("CHATTORRENT_STATIC_DIR", ""),
+		"serve the UI from this directory instead of the embedded copy (env CHATTORRENT_STATIC_DIR; default embedded)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return Config{}, errHelp
+		}
+		return Config{}, usageError{err: err, printed: true}
+	}
+	if fs.NArg() > 0 {
+		return Config{}, usageError{err: fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))}
+	}
+	if err := cfg.LogLevel.UnmarshalText([]byte(*level)); err != nil {
+		return Config{}, usageError{err: fmt.Errorf("serve: -log-level %q: want debug, info, warn or error", *level)}
+	}
+	if cfg.DataDir == "" {
+		return Config{}, usageError{err: errors.New("serve: no data directory: set -data-dir or CHATTORRENT_DATA_DIR")}
+	}
+	if cfg.HTTPSAddr == "" {
+		return Config{}, usageError{err: errors.New("serve: -https-addr must not be empty")}
+	}
+	cfg.Hostname = strings.TrimSuffix(strings.ToLower(cfg.Hostname), ".local")
+	return cfg, nil
+}
+
+// defaultDataDir follows the XDG base directory spec for users and the FHS for root.
+func defaultDataDir(euid int, lookupEnv func(string) (string, bool)) string {
+	if euid == 0 {
+		return "/var/lib/chattorrent"
+	}
+	if d, ok := lookupEnv("XDG_STATE_HOME"); ok && filepath.IsAbs(d) {
+		return filepath.Join(d, "chattorrent")
+	}
+	if home, ok := lookupEnv("HOME"); ok && home != "" {
+		return filepath.Join(home, ".local", "state", "chattorrent")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "state", "chattorrent")
+	}
+	return ""
+}

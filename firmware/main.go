@@ -1,0 +1,103 @@
+// Command chattorrent is the ChatTorrent appliance: it serves the chat page over HTTPS on
+// the LAN, with its own certificate authority, and inspects invitation files.
+//
+// Usage:
+//
+//	chattorrent [serve] [flags]      run the appliance (the default)
+//	chattorrent torrent inspect FILE print an invitation .torrent as JSON
+//	chattorrent version              print the version
+//	chattorrent help                 print this help
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+)
+
+// Set at build time: go build -ldflags "-X main.version=1.0.0 -X main.commit=abc1234".
+var (
+	version = "dev"
+	commit  = "unknown"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		var ue usageError
+		if errors.As(err, &ue) && ue.printed {
+			os.Exit(2)
+		}
+		fmt.Fprintf(os.Stderr, "chattorrent: %s\n", oneLine(err.Error()))
+		if errors.As(err, &ue) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+// usageError is a command-line mistake; printed reports that the flag package already
+// told the user.
+type usageError struct {
+	err     error
+	printed bool
+}
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+const usage = `chattorrent: offline peer-to-peer chat appliance.
+
+Usage:
+  chattorrent [serve] [flags]        run the appliance (default); "chattorrent serve -h" lists the flags
+  chattorrent torrent inspect FILE   print an invitation .torrent file as JSON
+  chattorrent version                print the version
+  chattorrent help                   print this help
+`
+
+// run is the whole program minus the process: it returns instead of exiting.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cmd, rest := "serve", args
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, rest = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		cfg, err := parseConfig(rest, os.LookupEnv, stderr)
+		if errors.Is(err, errHelp) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return serve(ctx, cfg, stderr)
+	case "torrent":
+		return torrentCmd(rest, stdout)
+	case "version":
+		fmt.Fprintln(stdout, versionString())
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return usageError{err: fmt.Errorf("unknown command %q", cmd)}
+	}
+}
+
+func versionString() string {
+	return fmt.Sprintf("chattorrent %s (%s, %s/%s, %s)", version, commit, runtime.GOOS, runtime.GOARCH, runtime.Version())
+}
+
+// oneLine keeps an error message on one line of the terminal.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
+}
