@@ -59,6 +59,9 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	var lc net.ListenConfig
 	httpsLn, err := lc.Listen(ctx, "tcp", cfg.HTTPSAddr)
 	if err != nil {
+		if ctx.Err() != nil { // stopped while starting
+			return nil
+		}
 		return fmt.Errorf("serve: HTTPS: %w", err)
 	}
 	httpsPort := httpsLn.Addr().(*net.TCPAddr).Port
@@ -71,6 +74,9 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		httpLn, err := lc.Listen(ctx, "tcp", cfg.HTTPAddr)
 		if err != nil {
 			httpsLn.Close()
+			if ctx.Err() != nil {
+				return nil
+			}
 			return fmt.Errorf("serve: HTTP: %w", err)
 		}
 		servers = append(servers, newServer(web.NewRedirect(httpsPort, webOpts), base, "http"))

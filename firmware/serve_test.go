@@ -196,3 +196,12 @@ func TestOpenURLs(t *testing.T) {
 		t.Errorf("dialAddr wildcard = %q", got)
 	}
 }
+
+func TestServeCancelledBeforeStart(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := run(ctx, []string{"serve", "--data-dir", t.TempDir(), "--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, io.Discard, io.Discard)
+	if err != nil {
+		t.Errorf("run with a cancelled context = %v, want nil", err)
+	}
+}
