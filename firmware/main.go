@@ -31,17 +31,24 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
-		var ue usageError
-		if errors.As(err, &ue) && ue.printed {
-			os.Exit(2)
-		}
-		fmt.Fprintf(os.Stderr, "chattorrent: %s\n", oneLine(err.Error()))
-		if errors.As(err, &ue) {
-			os.Exit(2)
-		}
-		os.Exit(1)
+	os.Exit(report(err, os.Stderr))
+}
+
+// report prints err as one line "chattorrent: <reason>" and returns the exit code:
+// 0 for success, 2 for a command-line mistake, 1 for anything else.
+func report(err error, stderr io.Writer) int {
+	if err == nil {
+		return 0
 	}
+	var ue usageError
+	isUsage := errors.As(err, &ue)
+	if !isUsage || !ue.printed {
+		fmt.Fprintf(stderr, "chattorrent: %s\n", oneLine(err.Error()))
+	}
+	if isUsage {
+		return 2
+	}
+	return 1
 }
 
 // usageError is a command-line mistake; printed reports that the flag package already

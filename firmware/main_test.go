@@ -6,37 +6,18 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
 )
 
-// With CHATTORRENT_RUN_MAIN=1 the test binary is the chattorrent command, so tests can check
-// exit codes and what main prints.
-func TestMain(m *testing.M) {
-	if os.Getenv("CHATTORRENT_RUN_MAIN") == "1" {
-		os.Args = append([]string{"chattorrent"}, os.Args[1:]...)
-		main()
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
-
+// runMain runs the command as main does, minus os.Exit: it returns what main would print
+// and its exit code.
 func runMain(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "CHATTORRENT_RUN_MAIN=1")
 	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
+	code = report(run(context.Background(), args, &out, &errb), &errb)
 	return out.String(), errb.String(), code
 }
 
@@ -70,11 +51,14 @@ func TestHelpAndUsage(t *testing.T) {
 	if !errors.As(err, &ue) {
 		t.Errorf("unknown command: %v", err)
 	}
-	if _, stderr, code := runMain(t, "frobnicate"); code != 2 || !strings.Contains(stderr, `unknown command "frobnicate"`) {
+	if _, stderr, code := runMain(t, "frobnicate"); code != 2 || !strings.HasSuffix(stderr, "chattorrent: unknown command \"frobnicate\"\n") {
 		t.Errorf("exit %d, stderr %q", code, stderr)
 	}
-	if _, _, code := runMain(t, "serve", "-no-such-flag"); code != 2 {
-		t.Errorf("bad flag: exit %d", code)
+	if _, stderr, code := runMain(t, "serve", "-no-such-flag"); code != 2 || strings.Count(stderr, "no-such-flag") != 1 {
+		t.Errorf("bad flag: exit %d, stderr %q", code, stderr)
+	}
+	if _, _, code := runMain(t, "version"); code != 0 {
+		t.Errorf("version: exit %d", code)
 	}
 }
 
