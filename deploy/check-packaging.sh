@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# deploy/check-packaging.sh checks everything deploy/ ships; deploy/test.sh runs it in CI.
+#   1. the cross-build matrix (deploy/build.sh): static, stamped, size of each binary
+#   2. the .debs (deploy/package.sh): metadata, file lists, the binary each one carries,
+#      maintainer scripts (syntax, and their systemctl calls against stubs)
+#   3. the systemd unit: `systemd-analyze verify` and `security --offline` in a temporary root
+#   4. the first-boot cloud-init user-data: `cloud-init schema`
+#   5. deploy/hotspot.sh: syntax, --dry-run output, argument checks
+#   6. the Dockerfile: the properties we rely on (no Docker engine here to build it)
+# Missing tools are installed when running as root with apt-get; otherwise their checks skip
+# with a message, except with CI=true, where a missing tool fails the run.
+# Exits non-zero at the first failure, with a line saying what failed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MAX_SIZE_MB=${MAX_SIZE_MB:-20}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+step() { printf '\n-- check-packaging: %s (%ss)\n' "$*" "$SECONDS"; }
+fail() { printf 'check-packaging: FAIL: %s\n' "$*" >&2; exit 1; }
+skip() { printf 'check-packaging: SKIP: %s\n' "$*" >&2; }
+# expect PATTERN FILE WHAT: fail unless FILE has a line matching PATTERN.
+expect() { grep -Eq -- "$1" "$2" || { sed 's/^/    /' "$2" >&2; fail "$3"; }; }
+
+# Tools: command -> Debian package.
+declare -A pkg_of=([dpkg-deb]=dpkg [systemd-analyze]=systemd [cloud-init]=cloud-init [readelf]=binutils)
+missing=()
+for tool in "${!pkg_of[@]}"; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("${pkg_of[$tool]}")
+done
+if ((${#missing[@]})); then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    step "installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+      || fail "apt-get install ${missing[*]}"
+  elif [ "${CI:-}" = true ]; then
+    fail "missing ${missing[*]} and cannot install them (need root and apt-get)"
+  fi
+fi
+have() {
+  command -v "$1" >/dev/null 2>&1 && return 0
+  [ "${CI:-}" = true ] && fail "$1 is missing"
+  skip "$1 is missing: $2"
+  return 1
+}
+
+step "shell syntax"
+for f in deploy/*.sh deploy/packaging/*.sh deploy/image/*.sh; do
+  [ -e "$f" ] || continue
+  bash -n "$f" || fail "bash -n $f"
+done
+if command -v shellcheck >/dev/null; then
+  shellcheck -S warning deploy/build.sh deploy/package.sh deploy/hotspot.sh deploy/check-packaging.sh \
+    deploy/qemu-test.sh deploy/packaging/*.sh || fail "shellcheck"
+fi
+
+step "cross-build matrix (deploy/build.sh)"
+deploy/build.sh || fail "deploy/build.sh"
+VERSION=$(git describe --tags --always --dirty 2>/dev/null || echo unknown)
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+for t in arm64 armv7 armv6 amd64; do
+  bin=dist/chattorrent_linux_$t
+  [ -x "$bin" ] || fail "$bin was not built"
+  go version -m "$bin" > "$tmp/buildinfo"
+  expect 'CGO_ENABLED=0' "$tmp/buildinfo" "$bin: not built with CGO_ENABLED=0"
+  expect '-trimpath=true' "$tmp/buildinfo" "$bin: not built with -trimpath"
+  # -trimpath keeps -ldflags out of the build info: look for the stamped strings instead.
+  grep -qaF -- "$VERSION" "$bin" || fail "$bin: version $VERSION is not stamped in"
+  grep -qaF -- "$COMMIT" "$bin" || fail "$bin: commit $COMMIT is not stamped in"
+  if readelf -lW "$bin" | grep -q 'program interpreter'; then fail "$bin is not static"; fi
+  if readelf -SW "$bin" | grep -q '\.symtab'; then fail "$bin is not stripped"; fi
+  size=$(stat -c %s "$bin")
+  ((size <= MAX_SIZE_MB * 1048576)) || fail "$bin is $size bytes, above the ${MAX_SIZE_MB} MB goal (MAX_SIZE_MB raises it)"
+done
+readelf -h dist/chattorrent_linux_arm64 | grep -q AArch64 || fail "arm64 binary is not AArch64"
+readelf -h dist/chattorrent_linux_armv6 | grep -q 'Machine:.*ARM$' || fail "armv6 binary is not 32-bit ARM"
+(cd dist && sha256sum --quiet -c SHA256SUMS) || fail "dist/SHA256SUMS does not match"
+# The native binary runs and reports its stamp (no sockets: own network namespace if we can).
+if "dist/chattorrent_linux_$(go env GOARCH)" version > "$tmp/version" 2>&1; then
+  expect "$VERSION" "$tmp/version" "\`chattorrent version\` does not print $VERSION"
+  printf '  chattorrent version: %s\n' "$(head -n 1 "$tmp/version")"
+else
+  sed 's/^/    /' "$tmp/version" >&2
+  fail "\`chattorrent version\` failed"
+fi
+
+step ".deb packages (deploy/package.sh)"
+deploy/package.sh || fail "deploy/package.sh"
+declare -A binary_of=([arm64]=arm64 [armhf]=armv6 [amd64]=amd64)
+for arch in arm64 armhf amd64; do
+  debs=(dist/chattorrent_*_"$arch".deb)
+  deb=${debs[0]}
+  [ -f "$deb" ] || fail "no .deb for $arch"
+  dpkg-deb -I "$deb" > "$tmp/info" || fail "dpkg-deb -I $deb"
+  dpkg-deb -c "$deb" > "$tmp/contents" || fail "dpkg-deb -c $deb"
+  expect '^ Package: chattorrent$' "$tmp/info" "$deb: wrong Package"
+  expect "^ Architecture: $arch\$" "$tmp/info" "$deb: wrong Architecture"
+  expect '^ Version: [0-9]' "$tmp/info" "$deb: Version must start with a digit"
+  for s in postinst prerm postrm; do expect "^ +[0-9]+ bytes, +[0-9]+ lines +\\* +$s " "$tmp/info" "$deb: no $s script"; done
+  expect ' root/root .* \./usr/bin/chattorrent$' "$tmp/contents" "$deb: no /usr/bin/chattorrent"
+  expect '^-rwxr-xr-x .* \./usr/bin/chattorrent$' "$tmp/contents" "$deb: /usr/bin/chattorrent not 0755"
+  expect '\./usr/lib/systemd/system/chattorrent\.service$' "$tmp/contents" "$deb: no systemd unit"
+  expect '\./usr/lib/sysctl\.d/60-chattorrent\.conf$' "$tmp/contents" "$deb: no sysctl drop-in"
+  expect '\./usr/lib/sysusers\.d/chattorrent\.conf$' "$tmp/contents" "$deb: no sysusers.d file"
+  expect '\./usr/sbin/chattorrent-hotspot$' "$tmp/contents" "$deb: no hotspot helper"
+  expect '\./etc/default/chattorrent$' "$tmp/contents" "$deb: no /etc/default/chattorrent"
+  root=$tmp/root-$arch
+  dpkg-deb -x "$deb" "$root"
+  cmp -s "$root/usr/bin/chattorrent" "dist/chattorrent_linux_${binary_of[$arch]}" \
+    || fail "$deb does not carry dist/chattorrent_linux_${binary_of[$arch]}"
+  dpkg-deb -e "$deb" "$tmp/control-$arch"
+  for s in postinst prerm postrm; do sh -n "$tmp/control-$arch/$s" || fail "$deb: $s has a syntax error"; done
+  grep -q '/etc/default/chattorrent' "$tmp/control-$arch/conffiles" || fail "$deb: /etc/default/chattorrent is not a conffile"
+done
+printf '  %s\n' dist/*.deb
+echo "  dpkg-deb -c (armhf):"
+dpkg-deb -c dist/chattorrent_*_armhf.deb | awk '{ print "    " $1, $3, $6 }'
+grep -q 'net.core.rmem_max = 8388608' "$tmp/root-amd64/usr/lib/sysctl.d/60-chattorrent.conf" \
+  || fail "sysctl drop-in does not raise net.core.rmem_max"
+
+# The maintainer scripts' systemctl calls, with stubs on PATH (no systemd runs here, so the
+# scripts take their chroot/offline branch: enable on first install, never on upgrade).
+stubs=$tmp/stubs
+mkdir -p "$stubs"
+for cmd in systemctl systemd-sysusers sysctl; do
+  printf '#!/bin/sh\necho "%s $*" >> "%s/calls"\n' "$cmd" "$tmp" > "$stubs/$cmd"
+  chmod +x "$stubs/$cmd"
+done
+ctl=$tmp/control-amd64
+PATH=$stubs:$PATH sh "$ctl/postinst" configure "" || fail "postinst configure (install) failed"
+grep -qx 'systemd-sysusers chattorrent.conf' "$tmp/calls" || fail "postinst does not create the user"
+grep -qx 'systemctl enable chattorrent.service' "$tmp/calls" || fail "postinst does not enable the unit on install"
+if [ ! -d /run/systemd/system ] && grep -q '^sysctl' "$tmp/calls"; then
+  fail "postinst runs sysctl without a running systemd (it would touch the build host in a chroot)"
+fi
+: > "$tmp/calls"
+PATH=$stubs:$PATH sh "$ctl/postinst" configure 0.0.1 || fail "postinst configure (upgrade) failed"
+if grep -q 'systemctl enable' "$tmp/calls"; then fail "postinst re-enables the unit on upgrade"; fi
+: > "$tmp/calls"
+PATH=$stubs:$PATH sh "$ctl/prerm" remove || fail "prerm remove failed"
+grep -qx 'systemctl disable chattorrent.service' "$tmp/calls" || fail "prerm remove does not disable the unit"
+PATH=$stubs:$PATH sh "$ctl/postrm" purge || fail "postrm purge failed"
+
+step "systemd unit (systemd-analyze in a temporary root)"
+if have systemd-analyze "unit not verified"; then
+  root=$tmp/root-amd64
+  # verify resolves the unit's dependencies (sysinit.target, ...) inside the root.
+  cp -an /lib/systemd/system/. "$root/usr/lib/systemd/system/"
+  # Any message is a failure: verify exits 0 on some parse errors ("..., ignoring").
+  if ! systemd-analyze verify --man=no --root="$root" chattorrent.service > "$tmp/verify" 2>&1 \
+     || [ -s "$tmp/verify" ]; then
+    sed 's/^/    /' "$tmp/verify" >&2
+    fail "systemd-analyze verify chattorrent.service"
+  fi
+  echo "  systemd-analyze verify chattorrent.service: no complaints"
+  systemd-analyze security --offline=yes --root="$root" chattorrent.service 2>&1 | tail -n 1 | sed 's/^/  /'
+  # The sysusers.d file makes the user and its groups.
+  if command -v systemd-sysusers >/dev/null; then
+    mkdir -p "$tmp/sysroot/etc"
+    systemd-sysusers --root="$tmp/sysroot" "$root/usr/lib/sysusers.d/chattorrent.conf" 2>/dev/null \
+      || fail "systemd-sysusers rejects chattorrent.conf"
+    grep -q '^chattorrent:' "$tmp/sysroot/etc/passwd" || fail "sysusers.d: no chattorrent user"
+    grep -Eq '^gpio:.*chattorrent' "$tmp/sysroot/etc/group" || fail "sysusers.d: chattorrent not in gpio"
+    grep -Eq '^audio:.*chattorrent' "$tmp/sysroot/etc/group" || fail "sysusers.d: chattorrent not in audio"
+    echo "  sysusers.d: user chattorrent, groups gpio and audio"
+  fi
+fi
+
+step "first-boot cloud-init user-data"
+if have cloud-init "user-data not validated"; then
+  cloud-init schema --config-file deploy/firstboot/user-data || fail "cloud-init schema deploy/firstboot/user-data"
+fi
+
+step "hotspot.sh"
+deploy/hotspot.sh --dry-run --ssid 'Chat Room' --password 'secret-pass' --country es > "$tmp/hotspot"
+for want in 'nmcli connection add type wifi con-name chattorrent-hotspot' '802-11-wireless.mode ap' \
+  'ipv4.method shared' 'ipv4.addresses 10.42.0.1/24' 'wifi-sec.key-mgmt wpa-psk' \
+  'Chat\ Room' 'address=/chattorrent.local/10.42.0.1' 'address=/#/10.42.0.1' \
+  'nmcli connection up chattorrent-hotspot' 'do_wifi_country ES'; do
+  grep -qF -- "$want" "$tmp/hotspot" || { cat "$tmp/hotspot" >&2; fail "hotspot --dry-run lacks: $want"; }
+done
+deploy/hotspot.sh --dry-run --open --no-captive > "$tmp/hotspot"
+if grep -qE 'wifi-sec|address=/#/' "$tmp/hotspot"; then fail "hotspot --open --no-captive still sets a password or captive DNS"; fi
+if deploy/hotspot.sh --dry-run --password short >/dev/null 2>&1; then fail "hotspot accepts a 5-character password"; fi
+deploy/hotspot.sh --dry-run --remove | grep -q 'nmcli connection delete chattorrent-hotspot' || fail "hotspot --remove"
+echo "  dry-run output as expected"
+
+step "Dockerfile (static checks)"
+for want in '^FROM --platform=\$BUILDPLATFORM golang:1\.26' 'CGO_ENABLED=0' 'TARGETARCH' 'TARGETVARIANT' \
+  '^USER [0-9]+' '^VOLUME \["?/data' '^EXPOSE ' '^HEALTHCHECK ' '-trimpath'; do
+  grep -Eq -- "$want" Dockerfile || fail "Dockerfile lacks $want"
+done
+grep -qx '\.git' .dockerignore || fail ".dockerignore does not exclude .git"
+echo "  Dockerfile has the multi-stage, static, non-root, healthcheck pieces"
+
+step "packaging checks passed"
