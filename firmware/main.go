@@ -5,6 +5,8 @@
 //
 //	chattorrent [serve] [flags]      run the appliance (the default)
 //	chattorrent torrent inspect FILE print an invitation .torrent as JSON
+//	chattorrent verify FILE.json     check a history export's signatures and chains
+//	chattorrent healthcheck [flags]  ask the running appliance whether it is healthy
 //	chattorrent version              print the version
 //	chattorrent help                 print this help
 package main
@@ -19,6 +21,7 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // Set at build time: go build -ldflags "-X main.version=1.0.0 -X main.commit=abc1234".
@@ -66,6 +69,9 @@ const usage = `chattorrent: offline peer-to-peer chat appliance.
 Usage:
   chattorrent [serve] [flags]        run the appliance (default); "chattorrent serve -h" lists the flags
   chattorrent torrent inspect FILE   print an invitation .torrent file as JSON
+  chattorrent verify FILE.json       check every entry of a history export (signatures, chains);
+                                     names each entry that fails; exit 1 if any does
+  chattorrent healthcheck [flags]    GET /healthz of the running appliance (same flags as serve)
   chattorrent version                print the version
   chattorrent help                   print this help
 `
@@ -86,8 +92,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		return serve(ctx, cfg, stderr)
+	case "healthcheck":
+		cfg, err := parseConfig(rest, os.LookupEnv, stderr)
+		if errors.Is(err, errHelp) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return healthcheck(ctx, cfg, stdout)
 	case "torrent":
 		return torrentCmd(rest, stdout)
+	case "verify":
+		return verifyCmd(rest, stdout, time.Now())
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 		return nil

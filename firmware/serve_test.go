@@ -163,6 +163,13 @@ func TestServe(t *testing.T) {
 	if ca2, _ := os.ReadFile(ready2.CACert); string(ca2) != string(caPEM) {
 		t.Error("CA changed between starts")
 	}
+	// "healthcheck" finds it healthy, trusting only the box's CA; a wrong port is unhealthy.
+	if out, stderr, code := runMain(t, "healthcheck", "--data-dir", dataDir, "--https-addr", ready2.HTTPS); code != 0 || !strings.Contains(out, `"ok"`) {
+		t.Errorf("healthcheck: exit %d, out %q, stderr %q", code, out, stderr)
+	}
+	if _, stderr, code := runMain(t, "healthcheck", "--data-dir", dataDir, "--https-addr", "127.0.0.1:1"); code != 1 || !strings.HasPrefix(stderr, "chattorrent: healthcheck:") {
+		t.Errorf("healthcheck on a closed port: exit %d, stderr %q", code, stderr)
+	}
 	cancel2()
 	if err := <-done2; err != nil {
 		t.Errorf("second run: %v", err)

@@ -47,9 +47,10 @@ func NewExport(l *Log, name string, now time.Time) *Export {
 
 // Failure is one entry of an export that does not verify.
 type Failure struct {
-	Index int    // position in the export's entries
-	ID    string // the id the entry claims
-	Err   error
+	Index    int    // position in the export's entries
+	ID       string // the id the entry claims
+	Err      error
+	Unparsed bool // not even an entry: it is not in Export.Entries
 }
 
 func (f Failure) String() string {
@@ -96,7 +97,7 @@ func VerifyExport(r io.Reader, now time.Time) (*Export, []Failure, error) {
 	for i, m := range raw.Entries {
 		var e Entry
 		if err := json.Unmarshal(m, &e); err != nil {
-			fails = append(fails, Failure{Index: i, Err: &Error{Code: CodeBadField, Msg: "not an entry: " + err.Error()}})
+			fails = append(fails, Failure{Index: i, Unparsed: true, Err: &Error{Code: CodeBadField, Msg: "not an entry: " + err.Error()}})
 			continue
 		}
 		x.Entries = append(x.Entries, e)
