@@ -1,0 +1,115 @@
+package rtc
+
+import (
+	"cmp"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/chattorrent/chattorrent/store/history"
+)
+
+// History is the room history behind a Session. The appliance's store implements it; so
+// does MemHistory. Methods are called from the session's goroutines and must be safe for
+// concurrent use.
+type History interface {
+	// Heads is, per author, the last stored seq.
+	Heads() map[string]int64
+	// Missing lists what a peer with these heads lacks, each author's entries in seq order.
+	Missing(heads map[string]int64) []history.Entry
+	// Add checks and stores a received entry: (true, nil) when new, (false, nil) when
+	// already stored, a *history.Error when refused. A new entry is durable before Add
+	// returns (it is acknowledged to the author right after).
+	Add(e history.Entry) (bool, error)
+}
+
+// MemHistory is a History in memory: a history.Log behind a mutex.
+type MemHistory struct {
+	mu  sync.Mutex
+	log *history.Log
+	now func() time.Time
+}
+
+// NewMemHistory wraps log, which the caller must no longer touch directly.
+func NewMemHistory(log *history.Log) *MemHistory {
+	return &MemHistory{log: log, now: time.Now}
+}
+
+// Heads implements History.
+func (h *MemHistory) Heads() map[string]int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.log.Heads()
+}
+
+// Missing implements History.
+func (h *MemHistory) Missing(heads map[string]int64) []history.Entry {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.log.Missing(heads)
+}
+
+// Add implements History.
+func (h *MemHistory) Add(e history.Entry) (bool, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.log.Add(e, h.now())
+}
+
+// Len is the number of stored entries.
+func (h *MemHistory) Len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.log.Len()
+}
+
+// Has reports whether the entry with this id is stored.
+func (h *MemHistory) Has(id string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.log.Has(id)
+}
+
+// Entries is the whole history in display order.
+func (h *MemHistory) Entries() []history.Entry {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.log.Entries()
+}
+
+// Write makes a new local entry by author: it fills in the chain fields, signs it and
+// stores it. The caller then hands it to Session.Publish.
+func (h *MemHistory) Write(e history.Entry, sign func(*history.Entry)) (history.Entry, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.log.Next(&e)
+	sign(&e)
+	if _, err := h.log.Add(e, h.now()); err != nil {
+		return history.Entry{}, err
+	}
+	return e, nil
+}
+
+// seqOrder puts each author's entries in seq order while keeping the slots each author
+// holds, so a time-interleaved list stays interleaved but never sends seq n+1 before n
+// (which would be refused as a gap) even when an author's clock went backwards.
+func seqOrder(es []history.Entry) {
+	slots := make(map[string][]int)
+	for i, e := range es {
+		slots[e.Author] = append(slots[e.Author], i)
+	}
+	for _, idx := range slots {
+		sorted := slices.IsSortedFunc(idx, func(a, b int) int { return cmp.Compare(es[a].Seq, es[b].Seq) })
+		if sorted {
+			continue
+		}
+		own := make([]history.Entry, len(idx))
+		for k, i := range idx {
+			own[k] = es[i]
+		}
+		slices.SortFunc(own, func(a, b history.Entry) int { return cmp.Compare(a.Seq, b.Seq) })
+		for k, i := range idx {
+			es[i] = own[k]
+		}
+	}
+}

@@ -1,0 +1,316 @@
+package rtc
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/chattorrent/chattorrent/store/history"
+)
+
+// Limits of the DataChannel messages (PROTOCOL.md §2).
+const (
+	Version       = 1         // the protocol version sent in hello
+	MaxMessage    = 262144    // bytes in one text message
+	MaxBatch      = 200       // entries in one entries message
+	MaxBatchBytes = 200 << 10 // bytes of one entries message as written by this side
+	maxPeerField  = 64        // bytes in peer.id and peer.name
+)
+
+// Message types.
+const (
+	TypeHello   = "hello"
+	TypeEntries = "entries"
+	TypeAck     = "ack"
+)
+
+// PeerInfo names the device at the other end.
+type PeerInfo struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// Hello is the first message of each side.
+type Hello struct {
+	V     int              `json:"v"`
+	Room  string           `json:"room"`
+	Peer  PeerInfo         `json:"peer"`
+	Heads map[string]int64 `json:"heads"`
+}
+
+// Message is one decoded DataChannel message: T says which field is set.
+type Message struct {
+	T       string
+	Hello   *Hello
+	Entries []json.RawMessage // each decoded on its own, so one bad entry is refused, not the batch
+	IDs     []string          // ack
+}
+
+// ErrMalformed is wrapped by every DecodeMessage error.
+var ErrMalformed = errors.New("rtc: malformed message")
+
+var (
+	rePeerID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	reRoom   = regexp.MustCompile(`^[0-9a-f]{32}$`)
+	reID     = regexp.MustCompile(`^[0-9a-f]{64}$`)
+)
+
+func malformed(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
+}
+
+// DecodeMessage parses and validates one text message. Keys are matched exactly; unknown
+// keys are ignored. Every error wraps ErrMalformed (or ErrTooLarge); it never panics.
+func DecodeMessage(data []byte) (Message, error) {
+	if len(data) > MaxMessage {
+		return Message{}, fmt.Errorf("%w: %d bytes", ErrTooLarge, len(data))
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(data, &top); err != nil {
+		return Message{}, malformed("not a JSON object: %v", err)
+	}
+	if top == nil {
+		return Message{}, malformed("not a JSON object")
+	}
+	var t string
+	if err := str(top, "t", &t); err != nil {
+		return Message{}, err
+	}
+	switch t {
+	case TypeHello:
+		h, err := decodeHello(top)
+		if err != nil {
+			return Message{}, err
+		}
+		return Message{T: t, Hello: h}, nil
+	case TypeEntries:
+		var es []json.RawMessage
+		if err := field(top, "entries", &es); err != nil {
+			return Message{}, err
+		}
+		if len(es) > MaxBatch {
+			return Message{}, malformed("%d entries, at most %d", len(es), MaxBatch)
+		}
+		for i, e := range es {
+			if len(e) == 0 || e[0] != '{' {
+				return Message{}, malformed("entries[%d] is not an object", i)
+			}
+		}
+		return Message{T: t, Entries: es}, nil
+	case TypeAck:
+		var ids []string
+		if err := field(top, "ids", &ids); err != nil {
+			return Message{}, err
+		}
+		for i, id := range ids {
+			if !reID.MatchString(id) {
+				return Message{}, malformed("ids[%d] is not an entry id", i)
+			}
+		}
+		return Message{T: t, IDs: ids}, nil
+	default:
+		return Message{}, malformed("unknown type %.32q", t)
+	}
+}
+
+func decodeHello(top map[string]json.RawMessage) (*Hello, error) {
+	h := &Hello{}
+	var v int64
+	if err := num(top, "v", &v); err != nil {
+		return nil, err
+	}
+	if v < 1 || v > 1<<31 {
+		return nil, malformed("v %d", v)
+	}
+	h.V = int(v)
+	if err := str(top, "room", &h.Room); err != nil {
+		return nil, err
+	}
+	if !reRoom.MatchString(h.Room) {
+		return nil, malformed("room is not 32 lowercase hex characters")
+	}
+	var peer map[string]json.RawMessage
+	if err := field(top, "peer", &peer); err != nil {
+		return nil, err
+	}
+	if err := str(peer, "id", &h.Peer.ID); err != nil {
+		return nil, fmt.Errorf("peer: %w", err)
+	}
+	if !rePeerID.MatchString(h.Peer.ID) {
+		return nil, malformed("peer.id wants 1..64 of [A-Za-z0-9_-]")
+	}
+	if err := str(peer, "name", &h.Peer.Name); err != nil {
+		return nil, fmt.Errorf("peer: %w", err)
+	}
+	if !validText(h.Peer.Name, maxPeerField) || h.Peer.Name == "" {
+		return nil, malformed("peer.name wants 1..64 bytes of text")
+	}
+	var heads map[string]json.RawMessage
+	if err := field(top, "heads", &heads); err != nil {
+		return nil, err
+	}
+	h.Heads = make(map[string]int64, len(heads))
+	for a := range heads {
+		if _, ok := history.DecodeKey(a); !ok {
+			return nil, malformed("heads: %.48q is not an author key", a)
+		}
+		var seq int64
+		if err := num(heads, a, &seq); err != nil {
+			return nil, fmt.Errorf("heads: %w", err)
+		}
+		if seq < 0 || seq > history.MaxSeq {
+			return nil, malformed("heads: seq %d out of range", seq)
+		}
+		h.Heads[a] = seq
+	}
+	return h, nil
+}
+
+// field decodes a required key, refusing null (which json would leave as the zero value).
+func field(m map[string]json.RawMessage, key string, v any) error {
+	raw, ok := m[key]
+	if !ok {
+		return malformed("%s is missing", key)
+	}
+	if bytes.Equal(raw, []byte("null")) {
+		return malformed("%s is null", key)
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return malformed("%s: %v", key, err)
+	}
+	return nil
+}
+
+func str(m map[string]json.RawMessage, key string, s *string) error {
+	if raw, ok := m[key]; ok && (len(raw) == 0 || raw[0] != '"') {
+		return malformed("%s is not a string", key)
+	}
+	return field(m, key, s)
+}
+
+// num decodes an integer written without fraction or exponent.
+func num(m map[string]json.RawMessage, key string, n *int64) error {
+	raw, ok := m[key]
+	if !ok {
+		return malformed("%s is missing", key)
+	}
+	v, err := strconv.ParseInt(string(raw), 10, 64)
+	if err != nil {
+		return malformed("%s is not an integer", key)
+	}
+	*n = v
+	return nil
+}
+
+func validText(s string, max int) bool {
+	if len(s) > max || !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// EncodeHello writes a hello message. It fails when the heads do not fit in MaxMessage.
+func EncodeHello(h Hello) ([]byte, error) {
+	if h.Heads == nil {
+		h.Heads = map[string]int64{}
+	}
+	b, err := json.Marshal(struct {
+		T string `json:"t"`
+		Hello
+	}{TypeHello, h})
+	if err != nil {
+		return nil, fmt.Errorf("rtc: encode hello: %w", err)
+	}
+	if len(b) > MaxMessage {
+		return nil, fmt.Errorf("rtc: encode hello: %w: %d bytes (%d authors)", ErrTooLarge, len(b), len(h.Heads))
+	}
+	return b, nil
+}
+
+// EncodeAck writes an ack message for ids, which must fit in MaxMessage (ackIDs ids do).
+func EncodeAck(ids []string) ([]byte, error) {
+	b, err := json.Marshal(struct {
+		T   string   `json:"t"`
+		IDs []string `json:"ids"`
+	}{TypeAck, ids})
+	if err != nil {
+		return nil, fmt.Errorf("rtc: encode ack: %w", err)
+	}
+	return b, nil
+}
+
+// ackIDs is the most ids one ack carries (~67 bytes each: well under MaxMessage).
+const ackIDs = 2000
+
+const (
+	entriesHead = `{"t":"entries","entries":[`
+	entriesTail = `]}`
+)
+
+// batch builds one entries message from entries already encoded as JSON.
+type batch struct {
+	buf bytes.Buffer
+	n   int
+}
+
+func (b *batch) reset() {
+	b.buf.Reset()
+	b.buf.WriteString(entriesHead)
+	b.n = 0
+}
+
+// fits reports whether one more encoded entry stays within MaxBatch and MaxBatchBytes.
+func (b *batch) fits(e []byte) bool {
+	return b.n < MaxBatch && b.buf.Len()+1+len(e)+len(entriesTail) <= MaxBatchBytes
+}
+
+func (b *batch) add(e []byte) {
+	if b.n > 0 {
+		b.buf.WriteByte(',')
+	}
+	b.buf.Write(e)
+	b.n++
+}
+
+// bytes closes the message; the batch must be reset before it is reused.
+func (b *batch) bytes() []byte {
+	b.buf.WriteString(entriesTail)
+	return b.buf.Bytes()
+}
+
+// EncodeEntries writes entries as messages of at most MaxBatch entries and MaxBatchBytes
+// each, in order. An entry too large for any message is an error (a checked entry never
+// is: its body is at most 16 KiB).
+func EncodeEntries(es []history.Entry) ([][]byte, error) {
+	var out [][]byte
+	var b batch
+	b.reset()
+	for _, e := range es {
+		raw, err := json.Marshal(e)
+		if err != nil {
+			return nil, fmt.Errorf("rtc: encode entry %.12s: %w", e.ID, err)
+		}
+		if !b.fits(raw) && b.n > 0 {
+			out = append(out, bytes.Clone(b.bytes()))
+			b.reset()
+		}
+		if !b.fits(raw) {
+			return nil, fmt.Errorf("rtc: encode entry %.12s: %w: %d bytes", e.ID, ErrTooLarge, len(raw))
+		}
+		b.add(raw)
+	}
+	if b.n > 0 {
+		out = append(out, bytes.Clone(b.bytes()))
+	}
+	return out, nil
+}

@@ -1,0 +1,293 @@
+package rtc
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chattorrent/chattorrent/store/history"
+)
+
+func newSession(t testing.TB, h History, conn MsgConn, id string, w *watcher) *Session {
+	t.Helper()
+	cfg := Config{Room: testRoom, Self: PeerInfo{ID: id, Name: "device " + id}, History: h, Conn: conn}
+	if w != nil {
+		cfg.OnEvent = w.on
+	}
+	s, err := NewSession(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestSessionSyncPipe: histories written apart meet; each side sends only what the other
+// lacks.
+func TestSessionSyncPipe(t *testing.T) {
+	bob := newAuthor("bob")
+	hA := NewMemHistory(history.NewLog(testRoom))
+	hB := NewMemHistory(history.NewLog(testRoom))
+	aEntries := write(t, hA, alice, 50)
+	for _, e := range aEntries[:10] {
+		if _, err := hB.Add(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(t, hB, bob, 30)
+
+	ca, cb := Pipe(4)
+	wa, wb := newWatcher(), newWatcher()
+	sa := newSession(t, hA, ca, "A", wa)
+	sb := newSession(t, hB, cb, "B", wb)
+	ctx := t.Context()
+	stopA := runSession(t, ctx, sa)
+	stopB := runSession(t, ctx, sb)
+	waitFor(t, 10*time.Second, func() bool {
+		return hA.Len() == 80 && hB.Len() == 80 && sa.Stats().Acked == 40 && sb.Stats().Acked == 30
+	}, wa, wb)
+
+	if !slices.Equal(ids(hA), ids(hB)) {
+		t.Fatal("histories differ after sync")
+	}
+	a, b := sa.Stats(), sb.Stats()
+	t.Logf("A: %+v", a)
+	t.Logf("B: %+v", b)
+	if a.EntriesSent != 40 || b.EntriesReceived != 40 || b.Added != 40 {
+		t.Errorf("A sent %d, B received %d, added %d; want 40 (only what B lacked)", a.EntriesSent, b.EntriesReceived, b.Added)
+	}
+	if b.EntriesSent != 30 || a.EntriesReceived != 30 || a.Added != 30 {
+		t.Errorf("B sent %d, A received %d; want 30", b.EntriesSent, a.EntriesReceived)
+	}
+	if a.Refused+b.Refused+a.MessagesDropped+b.MessagesDropped != 0 {
+		t.Errorf("refused or dropped: %+v %+v", a, b)
+	}
+	if wa.count(EventHello) != 1 || wa.count(EventSynced) != 1 || wb.count(EventSynced) != 1 {
+		t.Errorf("events: hello %d synced %d/%d", wa.count(EventHello), wa.count(EventSynced), wb.count(EventSynced))
+	}
+
+	// Live: a new entry reaches the peer at once, as one entry.
+	e := write(t, hA, alice, 1)[0]
+	if err := sa.Publish(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, func() bool { return hB.Has(e.ID) && sa.Stats().Acked == 41 }, wa, wb)
+	if got := sa.Stats().EntriesSent; got != 41 {
+		t.Errorf("A sent %d entries, want 41", got)
+	}
+
+	// A leaves: B sees a clean close.
+	if err := stopA(); err != nil {
+		t.Errorf("A: Run = %v", err)
+	}
+	if err := stopB(); err != nil {
+		t.Errorf("B after A closed: Run = %v", err)
+	}
+	if err := sa.Publish(ctx, e); !errors.Is(err, ErrSessionDone) {
+		t.Errorf("Publish after Run: %v", err)
+	}
+}
+
+// TestSessionPublishDuringSync: entries written while a large sync is under way arrive
+// after their author's earlier ones (no gap), and none is sent twice.
+func TestSessionPublishDuringSync(t *testing.T) {
+	hA := NewMemHistory(history.NewLog(testRoom))
+	hB := NewMemHistory(history.NewLog(testRoom))
+	write(t, hA, alice, 3000)
+	ca, cb := Pipe(1)
+	wa, wb := newWatcher(), newWatcher()
+	sa := newSession(t, hA, ca, "A", wa)
+	sb := newSession(t, hB, cb, "B", wb)
+	ctx := t.Context()
+	stopA, stopB := runSession(t, ctx, sa), runSession(t, ctx, sb)
+	defer stopB()
+	defer stopA()
+	for range 60 {
+		e := write(t, hA, alice, 1)[0]
+		if err := sa.Publish(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 20*time.Second, func() bool { return hB.Len() == 3060 && sa.Stats().Acked == 3060 }, wa, wb)
+	a, b := sa.Stats(), sb.Stats()
+	if a.EntriesSent != 3060 || b.Refused != 0 || b.Duplicates != 0 {
+		t.Errorf("A: %+v\nB: %+v", a, b)
+	}
+}
+
+// fakePeer drives the other end of a pipe by hand.
+type fakePeer struct {
+	t    *testing.T
+	conn MsgConn
+}
+
+func (f fakePeer) send(msg string) {
+	f.t.Helper()
+	if err := f.conn.Send(f.t.Context(), []byte(msg)); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func (f fakePeer) entries(es ...history.Entry) {
+	f.t.Helper()
+	msgs, err := EncodeEntries(es)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for _, m := range msgs {
+		f.send(string(m))
+	}
+}
+
+// acks reads messages until want ids were acknowledged.
+func (f fakePeer) acks(want int) []string {
+	f.t.Helper()
+	ctx, cancel := context.WithTimeout(f.t.Context(), 10*time.Second)
+	defer cancel()
+	var got []string
+	for len(got) < want {
+		b, err := f.conn.Recv(ctx)
+		if err != nil {
+			f.t.Fatalf("after %d acks: %v", len(got), err)
+		}
+		m, err := DecodeMessage(b)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		if m.T == TypeAck {
+			got = append(got, m.IDs...)
+		}
+	}
+	return got
+}
+
+// TestSessionRefused: a peer sending bad entries gets them refused, counted and reported;
+// the session goes on and good entries still land.
+func TestSessionRefused(t *testing.T) {
+	mallory := newAuthor("mallory")
+	hA := NewMemHistory(history.NewLog(testRoom))
+	aEntries := write(t, hA, alice, 5)
+	ca, cm := Pipe(64)
+	wa := newWatcher()
+	sa := newSession(t, hA, ca, "A", wa)
+	stop := runSession(t, t.Context(), sa)
+	f := fakePeer{t, cm}
+
+	f.send(`{"t":"entries","entries":[]}`) // before hello: dropped
+	b, _ := EncodeHello(Hello{V: 1, Room: testRoom, Peer: PeerInfo{"M", "Mallory"}, Heads: map[string]int64{alice.id: 5}})
+	f.send(string(b))
+
+	badSig := entry(mallory, testRoom, 1, "", "forged")
+	badSig.Sig = strings.Repeat("A", 86)
+	badSig.ID = badSig.ComputeID()
+	fork := entry(alice, testRoom, 3, aEntries[1].ID, "not what alice wrote at 3")
+	otherRoom := entry(mallory, otherRoom, 1, "", "elsewhere")
+	m1 := entry(mallory, testRoom, 1, "", "one")
+	m2 := entry(mallory, testRoom, 2, m1.ID, "two")
+	m3 := entry(mallory, testRoom, 3, m2.ID, "three")
+	m4 := entry(mallory, testRoom, 4, m3.ID, "four")
+	broken := entry(mallory, testRoom, 5, strings.Repeat("0", 64), "broken chain")
+
+	f.entries(badSig, fork, otherRoom)
+	f.send(`not json`)
+	f.send(`{"t":"bye"}`)
+	f.send(`{"t":"ack","ids":["x"]}`)
+	f.send(`{"t":"entries","entries":[{"seq":"one"}]}`)                           // an entry that is not one: refused
+	f.send(`{"t":"entries","entries":[` + strings.Repeat(" ", MaxMessage) + `]}`) // too large
+	f.entries(m1, m2, m4)                                                         // m4 before m3: held
+	f.entries(m3, broken)
+	got := f.acks(4)
+	slices.Sort(got)
+	want := []string{m1.ID, m2.ID, m3.ID, m4.ID}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("acked %v, want %v", got, want)
+	}
+	waitFor(t, 5*time.Second, func() bool { return sa.Stats().Refused == 5 }, wa)
+	st := sa.Stats()
+	t.Logf("%+v", st)
+	if st.Added != 4 || st.MessagesDropped != 5 {
+		t.Errorf("added %d, dropped %d; want 4, 5", st.Added, st.MessagesDropped)
+	}
+	codes := wa.refusedCodes()
+	wantCodes := map[string]int{history.CodeBadSignature: 1, history.CodeFork: 1, history.CodeWrongRoom: 1,
+		history.CodeBadField: 1, history.CodeBrokenChain: 1}
+	for c, n := range wantCodes {
+		if codes[c] != n {
+			t.Errorf("refused %v, want %v", codes, wantCodes)
+			break
+		}
+	}
+	if hA.Len() != 9 {
+		t.Errorf("A holds %d entries, want 9", hA.Len())
+	}
+	if err := stop(); err != nil {
+		t.Errorf("Run = %v", err)
+	}
+}
+
+func TestSessionWrongRoomAndVersion(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		hello Hello
+		want  error
+	}{
+		{"room", Hello{V: 1, Room: otherRoom, Peer: PeerInfo{"M", "M"}}, ErrWrongRoom},
+		{"version", Hello{V: 2, Room: testRoom, Peer: PeerInfo{"M", "M"}}, ErrVersion},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ca, cm := Pipe(4)
+			s := newSession(t, NewMemHistory(history.NewLog(testRoom)), ca, "A", nil)
+			errc := make(chan error, 1)
+			go func() { errc <- s.Run(t.Context()) }()
+			b, _ := EncodeHello(tc.hello)
+			_ = cm.Send(t.Context(), b)
+			select {
+			case err := <-errc:
+				if !errors.Is(err, tc.want) {
+					t.Fatalf("Run = %v, want %v", err, tc.want)
+				}
+				t.Log(err)
+			case <-time.After(5 * time.Second):
+				t.Fatal("Run did not end")
+			}
+			// The connection is closed: the peer reads A's hello, then EOF.
+			for {
+				_, err := cm.Recv(t.Context())
+				if err != nil {
+					break
+				}
+			}
+		})
+	}
+}
+
+func TestNewSessionChecks(t *testing.T) {
+	ca, _ := Pipe(1)
+	h := NewMemHistory(history.NewLog(testRoom))
+	for _, cfg := range []Config{
+		{Room: "x", Self: PeerInfo{"a", "b"}, History: h, Conn: ca},
+		{Room: testRoom, Self: PeerInfo{"a b", "b"}, History: h, Conn: ca},
+		{Room: testRoom, Self: PeerInfo{"a", ""}, History: h, Conn: ca},
+		{Room: testRoom, Self: PeerInfo{"a", "b"}, Conn: ca},
+		{Room: testRoom, Self: PeerInfo{"a", "b"}, History: h},
+	} {
+		if _, err := NewSession(cfg); err == nil {
+			t.Errorf("NewSession(%+v) accepted", cfg)
+		}
+	}
+}
+
+func TestSeqOrder(t *testing.T) {
+	bob := newAuthor("bob")
+	a1, a2, a3 := history.Entry{Author: alice.id, Seq: 1, TS: 30}, history.Entry{Author: alice.id, Seq: 2, TS: 10}, history.Entry{Author: alice.id, Seq: 3, TS: 20}
+	b1 := history.Entry{Author: bob.id, Seq: 1, TS: 15}
+	es := []history.Entry{a2, b1, a3, a1} // by ts, with alice's clock going back
+	seqOrder(es)
+	got := []int64{es[0].Seq, es[1].Seq, es[2].Seq, es[3].Seq}
+	if es[1].Author != bob.id || !slices.Equal(got, []int64{1, 1, 2, 3}) {
+		t.Fatalf("got %v", got)
+	}
+}
