@@ -53,7 +53,7 @@ for f in deploy/*.sh deploy/packaging/*.sh deploy/image/*.sh; do
 done
 if command -v shellcheck >/dev/null; then
   shellcheck -S warning deploy/build.sh deploy/package.sh deploy/hotspot.sh deploy/check-packaging.sh \
-    deploy/qemu-test.sh deploy/packaging/*.sh || fail "shellcheck"
+    deploy/qemu-test.sh deploy/image/build-image.sh deploy/packaging/*.sh || fail "shellcheck"
 fi
 
 step "cross-build matrix (deploy/build.sh)"
@@ -142,6 +142,34 @@ if grep -q 'systemctl enable' "$tmp/calls"; then fail "postinst re-enables the u
 PATH=$stubs:$PATH sh "$ctl/prerm" remove || fail "prerm remove failed"
 grep -qx 'systemctl disable chattorrent.service' "$tmp/calls" || fail "prerm remove does not disable the unit"
 PATH=$stubs:$PATH sh "$ctl/postrm" purge || fail "postrm purge failed"
+
+step "smoke test: the packaged amd64 binary serves, and \`healthcheck\` (the Docker HEALTHCHECK) sees it"
+if [ "$(go env GOARCH)" = amd64 ] && command -v unshare >/dev/null; then
+  # In a network namespace holding only loopback: nothing the server opens reaches a LAN.
+  if [ "$(id -u)" = 0 ]; then ns=(unshare -n); else ns=(unshare -rn); fi
+  "${ns[@]}" sh -c '
+    ip link set lo up || exit 1
+    bin=$1 d=$2
+    "$bin" serve --data-dir "$d/data" --https-addr 127.0.0.1:18443 --http-addr 127.0.0.1:18080 \
+      --ready-file "$d/ready" > "$d/serve.log" 2>&1 &
+    pid=$!
+    i=0
+    while [ ! -s "$d/ready" ]; do
+      i=$((i + 1))
+      if [ $i -gt 150 ] || ! kill -0 $pid 2>/dev/null; then kill $pid 2>/dev/null; exit 1; fi
+      sleep 0.1
+    done
+    CHATTORRENT_DATA_DIR=$d/data CHATTORRENT_HTTPS_ADDR=127.0.0.1:18443 "$bin" healthcheck
+    rc=$?
+    kill $pid
+    wait $pid
+    exit $rc
+  ' sh "$tmp/root-amd64/usr/bin/chattorrent" "$tmp" > "$tmp/smoke" 2>&1 \
+    || { sed 's/^/    /' "$tmp/smoke" "$tmp/serve.log" >&2; fail "the packaged binary did not serve or healthcheck failed"; }
+  sed -e '/^$/d' -e 's/^/  healthcheck: /' "$tmp/smoke"
+else
+  skip "smoke test needs an amd64 host and unshare"
+fi
 
 step "systemd unit (systemd-analyze in a temporary root)"
 if have systemd-analyze "unit not verified"; then

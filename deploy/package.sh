@@ -8,10 +8,10 @@
 # Debian architecture <- binary:
 #   arm64 <- chattorrent_linux_arm64  (64-bit Raspberry Pi OS, Pi 3/4/5/Zero 2)
 #   armhf <- chattorrent_linux_armv6  (32-bit Raspberry Pi OS: its armhf is ARMv6+VFP, built
-#            for the Pi 1 and Zero too; a GOARM=7 binary would crash there. Runs on every Pi.)
+#            for the Pi 1 and Zero too, where a GOARM=7 binary refuses to start. Runs on every Pi.)
 #   amd64 <- chattorrent_linux_amd64  (a PC or VM running Debian)
-# nfpm v2.45.2 is used from PATH if it is that version, else installed with `go install` into
-# ~/.cache/chattorrent-tools (or $NFPM names the binary to use).
+# nfpm is pinned to v2.45.2: installed once with `go install` into
+# ~/.cache/chattorrent-tools/nfpm-v2.45.2 ($XDG_CACHE_HOME is honoured), or $NFPM names a binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
