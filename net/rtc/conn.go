@@ -52,6 +52,7 @@ type DataChannelConn struct {
 	once   sync.Once
 	buf    []byte
 	binary atomic.Int64
+	peak   atomic.Uint64 // the most bytes seen queued after a send
 }
 
 // Open waits for dc to open, detaches it and returns it as a MsgConn. The API must come
@@ -111,6 +112,9 @@ func (c *DataChannelConn) Send(ctx context.Context, msg []byte) error {
 	}
 	if _, err := c.rw.WriteDataChannel(msg, true); err != nil {
 		return fmt.Errorf("rtc: send: %w", err)
+	}
+	if q := c.dc.BufferedAmount(); q > c.peak.Load() {
+		c.peak.Store(q) // one sender at a time
 	}
 	return nil
 }

@@ -212,3 +212,24 @@ func TestPionOversizeAndBinary(t *testing.T) {
 		t.Fatal("Recv returned without a message")
 	}
 }
+
+// TestPionFlowControl: a sync of ~3 MB never queues more than the high-water mark plus
+// one message in the channel.
+func TestPionFlowControl(t *testing.T) {
+	oa, ob := vnetOptions(t)
+	ca, cb := connect(t, oa, ob)
+	hA := NewMemHistory(history.NewLog(testRoom))
+	hB := NewMemHistory(history.NewLog(testRoom))
+	write(t, hA, alice, 6000)
+	wb := newWatcher()
+	sa := newSession(t, hA, ca, "A", nil)
+	sb := newSession(t, hB, cb, "B", wb)
+	defer runSession(t, t.Context(), sb)()
+	defer runSession(t, t.Context(), sa)()
+	waitFor(t, 60*time.Second, func() bool { return hB.Len() == 6000 }, wb)
+	peak := ca.peak.Load()
+	t.Logf("sent %d bytes; peak queued %d bytes", sa.Stats().BytesSent, peak)
+	if peak > sendHigh+MaxMessage {
+		t.Errorf("peak queued %d bytes > %d", peak, sendHigh+MaxMessage)
+	}
+}

@@ -3,6 +3,7 @@ package rtc
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -13,7 +14,8 @@ import (
 
 func newSession(t testing.TB, h History, conn MsgConn, id string, w *watcher) *Session {
 	t.Helper()
-	cfg := Config{Room: testRoom, Self: PeerInfo{ID: id, Name: "device " + id}, History: h, Conn: conn}
+	cfg := Config{Room: testRoom, Self: PeerInfo{ID: id, Name: "device " + id}, History: h, Conn: conn,
+		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	if w != nil {
 		cfg.OnEvent = w.on
 	}

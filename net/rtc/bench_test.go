@@ -1,0 +1,118 @@
+package rtc
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chattorrent/chattorrent/store/history"
+)
+
+// BenchmarkCheck: entries verified per second (fields, id, Ed25519 signature).
+func BenchmarkCheck(b *testing.B) {
+	h := NewMemHistory(history.NewLog(testRoom))
+	es := write(b, h, alice, 1000)
+	now := time.Now()
+	b.ResetTimer()
+	for i := range b.N {
+		if err := es[i%len(es)].Check(testRoom, now); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "entries/s")
+}
+
+// recordConn keeps a copy of every message sent through it.
+type recordConn struct {
+	MsgConn
+	mu   sync.Mutex
+	sent [][]byte
+}
+
+func (r *recordConn) Send(ctx context.Context, msg []byte) error {
+	r.mu.Lock()
+	r.sent = append(r.sent, append([]byte(nil), msg...))
+	r.mu.Unlock()
+	return r.MsgConn.Send(ctx, msg)
+}
+
+const benchEntries = 10000
+
+// BenchmarkSync10k: one side holds 10,000 entries, the other none; the time until all are
+// stored on the other side, against sending the very same messages raw (no JSON, no
+// verification, no store) over a fresh channel of the same kind: x-raw is the ratio.
+func BenchmarkSync10k(b *testing.B) {
+	hA := NewMemHistory(history.NewLog(testRoom))
+	write(b, hA, alice, benchEntries)
+	b.Run("vnet", func(b *testing.B) { benchSync(b, hA, func() (Options, Options) { return vnetOptions(b) }) })
+	b.Run("loopback", func(b *testing.B) {
+		needNamespace(b)
+		benchSync(b, hA, loopbackOptions)
+	})
+}
+
+func benchSync(b *testing.B, hA *MemHistory, opts func() (Options, Options)) {
+	var syncDur, rawDur time.Duration
+	var rawBytes int64
+	for range b.N {
+		b.StopTimer()
+		oa, ob := opts()
+		ca, cb := connect(b, oa, ob)
+		rec := &recordConn{MsgConn: ca}
+		hB := NewMemHistory(history.NewLog(testRoom))
+		wb := newWatcher()
+		sa := newSession(b, hA, rec, "A", nil)
+		sb := newSession(b, hB, cb, "B", wb)
+		b.StartTimer()
+
+		start := time.Now()
+		stopA := runSession(b, context.Background(), sa)
+		stopB := runSession(b, context.Background(), sb)
+		waitFor(b, 60*time.Second, func() bool { return hB.Len() == benchEntries }, wb)
+		syncDur += time.Since(start)
+
+		b.StopTimer()
+		_, _ = stopA(), stopB()
+		rec.mu.Lock()
+		msgs := rec.sent
+		rec.mu.Unlock()
+		oa, ob = opts()
+		ra, rb := connect(b, oa, ob)
+		b.StartTimer()
+
+		d, n := sendRaw(b, ra, rb, msgs)
+		rawDur += d
+		rawBytes += n
+		_, _ = ra.Close(), rb.Close()
+	}
+	b.ReportMetric(float64(syncDur)/float64(rawDur), "x-raw")
+	b.ReportMetric(float64(b.N*benchEntries)/syncDur.Seconds(), "entries/s")
+	b.ReportMetric(float64(rawBytes)/rawDur.Seconds()/1e6, "raw-MB/s")
+}
+
+// sendRaw sends msgs from a to b and returns the time until b has read them all.
+func sendRaw(b *testing.B, ca, cb MsgConn, msgs [][]byte) (time.Duration, int64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	got := make(chan int64, 1)
+	start := time.Now()
+	go func() {
+		var n int64
+		for range msgs {
+			m, err := cb.Recv(ctx)
+			if err != nil {
+				break
+			}
+			n += int64(len(m))
+		}
+		got <- n
+	}()
+	for _, m := range msgs {
+		if err := ca.Send(ctx, m); err != nil {
+			b.Fatal(err)
+		}
+	}
+	n := <-got
+	return time.Since(start), n
+}
