@@ -1,0 +1,224 @@
+package store
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tidwall/buntdb"
+
+	"github.com/chattorrent/chattorrent/store/history"
+)
+
+var big = flag.Bool("store.big", false, "benchmark Open with 20 rooms × 10,000 entries (default 20 × 500)")
+
+// benchEntries makes n chained entries of one author with a typical short message.
+func benchEntries(b *testing.B, room string, k byte, n int) []history.Entry {
+	b.Helper()
+	key := testKey(k)
+	out := make([]history.Entry, 0, n)
+	prev := history.Entry{}
+	base := time.Now().UnixMilli() - int64(n)*1000
+	for i := range n {
+		e := history.Entry{Room: room, Author: author(key), Name: "Ana", Kind: history.KindText,
+			Seq: prev.Seq + 1, Prev: prev.ID, TS: base + int64(i)*1000,
+			Body: fmt.Sprintf("mensaje %d: ¿nos vemos a las seis en la puerta de la biblioteca?", i)}
+		e.Sign(key)
+		out = append(out, e)
+		prev = e
+	}
+	return out
+}
+
+func benchStore(b *testing.B, p SyncPolicy) *Store {
+	b.Helper()
+	s, err := Open(b.TempDir(), Options{Sync: p, Logger: testOptions(b, nil).Logger})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := s.CreateRoom(roomA, "bench"); err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+// BenchmarkAppend is one Append (check, write, and the policy's fsync) per op.
+func BenchmarkAppend(b *testing.B) {
+	for _, p := range []SyncPolicy{SyncAlways, SyncEverySecond, SyncNever} {
+		b.Run(p.String(), func(b *testing.B) {
+			es := benchEntries(b, roomA, 'a', b.N)
+			s := benchStore(b, p)
+			defer s.Close()
+			b.ResetTimer()
+			for i := range b.N {
+				if _, err := s.Append(roomA, es[i]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "entries/s")
+		})
+	}
+}
+
+// BenchmarkSyncPolicies appends the same entries under each policy in one run and reports
+// entries/s of each and how many times faster than SyncAlways the others are.
+func BenchmarkSyncPolicies(b *testing.B) {
+	const n = 300
+	rate := map[SyncPolicy]float64{}
+	for range b.N {
+		for _, p := range []SyncPolicy{SyncAlways, SyncEverySecond, SyncNever} {
+			b.StopTimer()
+			es := benchEntries(b, roomA, 'a', n)
+			s := benchStore(b, p)
+			b.StartTimer()
+			start := time.Now()
+			for _, e := range es {
+				if _, err := s.Append(roomA, e); err != nil {
+					b.Fatal(err)
+				}
+			}
+			rate[p] += n / time.Since(start).Seconds()
+			s.Close()
+		}
+	}
+	for p, r := range rate {
+		b.ReportMetric(r/float64(b.N), p.String()+"-entries/s")
+	}
+	b.ReportMetric(rate[SyncEverySecond]/rate[SyncAlways], "every-second/always")
+	b.ReportMetric(rate[SyncNever]/rate[SyncAlways], "never/always")
+}
+
+// BenchmarkCheck is the signature and id check every entry gets on Append (twice: once
+// before the write, once in history.Log.Add) and on every Open (once).
+func BenchmarkCheck(b *testing.B) {
+	e := benchEntries(b, roomA, 'a', 1)[0]
+	now := time.Now()
+	for b.Loop() {
+		if err := e.Check(roomA, now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestMain removes BenchmarkOpen's store, built once for all its runs.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if benchOpenDir.dir != "" {
+		os.RemoveAll(benchOpenDir.dir)
+	}
+	os.Exit(code)
+}
+
+var benchOpenDir struct {
+	sync.Once
+	dir     string
+	entries int
+	bytes   int64
+	err     error
+}
+
+// BenchmarkOpen opens a store of 20 rooms (2 authors each): the time to replay and
+// re-check everything, and the heap it then holds.
+func BenchmarkOpen(b *testing.B) {
+	perRoom := 500
+	if *big {
+		perRoom = 10_000
+	}
+	benchOpenDir.Do(func() {
+		benchOpenDir.dir, benchOpenDir.err = os.MkdirTemp("", "store-bench-open-")
+		if benchOpenDir.err == nil {
+			benchOpenDir.entries, benchOpenDir.err = buildBigStore(b, benchOpenDir.dir, 20, perRoom)
+		}
+		if fi, err := os.Stat(filepath.Join(benchOpenDir.dir, FileName)); err == nil {
+			benchOpenDir.bytes = fi.Size()
+		}
+	})
+	if benchOpenDir.err != nil {
+		b.Fatal(benchOpenDir.err)
+	}
+	opts := Options{Logger: testOptions(b, nil).Logger}
+	var heap uint64
+	b.ResetTimer()
+	b.StopTimer()
+	for range b.N {
+		var m0, m1 runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&m0)
+		b.StartTimer()
+		s, err := Open(benchOpenDir.dir, opts)
+		b.StopTimer()
+		if err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&m1)
+		heap = m1.HeapInuse - m0.HeapInuse
+		rooms, err := s.Rooms()
+		n := 0
+		for _, r := range rooms {
+			n += r.Entries
+		}
+		s.Close()
+		if err != nil || n != benchOpenDir.entries {
+			b.Fatalf("opened %d entries (%v), want %d", n, err, benchOpenDir.entries)
+		}
+	}
+	b.ReportMetric(float64(benchOpenDir.entries), "entries")
+	b.ReportMetric(float64(benchOpenDir.bytes)/(1<<20), "file-MB")
+	b.ReportMetric(float64(heap)/(1<<20), "heap-MB")
+	b.ReportMetric(float64(heap)/float64(benchOpenDir.entries), "heap-B/entry")
+	b.ReportMetric(float64(benchOpenDir.entries)/(b.Elapsed().Seconds()/float64(b.N)), "entries/s")
+}
+
+// buildBigStore writes rooms × perRoom signed entries straight through buntdb (one
+// transaction per room: far faster than Append, and the same file).
+func buildBigStore(b *testing.B, dir string, rooms, perRoom int) (int, error) {
+	s, err := Open(dir, Options{Sync: SyncNever, Logger: testOptions(b, nil).Logger})
+	if err != nil {
+		return 0, err
+	}
+	defer s.Close()
+	type job struct {
+		room string
+		es   []history.Entry
+	}
+	jobs := make([]job, rooms)
+	var wg sync.WaitGroup
+	for i := range rooms {
+		jobs[i].room = fmt.Sprintf("%032x", i+1)
+		wg.Go(func() {
+			half := perRoom / 2
+			jobs[i].es = append(benchEntries(b, jobs[i].room, 'a', half), benchEntries(b, jobs[i].room, 'b', perRoom-half)...)
+		})
+	}
+	wg.Wait()
+	total := 0
+	for _, j := range jobs {
+		if err := s.CreateRoom(j.room, "sala "+j.room[28:]); err != nil {
+			return 0, err
+		}
+		err := s.db.Update(func(tx *buntdb.Tx) error {
+			for _, e := range j.es {
+				v, err := json.Marshal(e)
+				if err != nil {
+					return err
+				}
+				if _, _, err := tx.Set(entryKey(e.Room, e.Author, e.Seq), string(v), nil); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, err
+		}
+		total += len(j.es)
+	}
+	return total, nil
+}

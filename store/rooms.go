@@ -1,0 +1,309 @@
+package store
+
+import (
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/tidwall/buntdb"
+
+	"github.com/chattorrent/chattorrent/store/history"
+)
+
+// Room is a room's summary for the room list.
+type Room struct {
+	ID      string    // 32 lowercase hex characters
+	Name    string    // 1..MaxRoomName bytes; "" only for a room recovered without metadata
+	Created time.Time // when CreateRoom stored it
+	Entries int       // stored history entries
+	LastTS  int64     // the largest entry ts, ms since 1970 like history.Entry.TS; 0 when empty
+}
+
+var reRoomID = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+func validRoomID(id string) bool { return reRoomID.MatchString(id) }
+
+func validRoomName(name string) bool {
+	if name == "" || len(name) > MaxRoomName || !utf8.ValidString(name) {
+		return false
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// CreateRoom stores a new room. It returns ErrExists (the stored name is kept) when the id
+// is stored already.
+func (s *Store) CreateRoom(id, name string) error {
+	if err := s.createRoom(id, name); err != nil {
+		return fmt.Errorf("store: create room %s: %w", id, err)
+	}
+	return nil
+}
+
+func (s *Store) createRoom(id, name string) error {
+	if !validRoomID(id) {
+		return &history.Error{Code: history.CodeBadField, Field: "room", Msg: "want 32 lowercase hex characters"}
+	}
+	if !validRoomName(name) {
+		return &history.Error{Code: history.CodeBadField, Field: "room name", Msg: "want 1 to 80 bytes of text without control characters"}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if _, ok := s.rooms[id]; ok {
+		return ErrExists
+	}
+	m := roomMeta{ID: id, Name: name, Created: s.now().UnixMilli()}
+	val, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if err := s.set(roomKey(id), string(val)); err != nil {
+		return err
+	}
+	s.rooms[id] = newRoom(m)
+	return nil
+}
+
+// set writes one key in one transaction and makes it durable (under SyncAlways).
+// One record is one write(2) of a few hundred bytes: a crash leaves it whole or torn, and
+// a torn record is cut off on the next Open. Transactions of several keys are not atomic
+// across a crash (buntdb replays each record on its own), so the store never relies on one.
+func (s *Store) set(key, val string) error {
+	err := s.db.Update(func(tx *buntdb.Tx) error {
+		_, _, err := tx.Set(key, val, nil)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	return s.durable()
+}
+
+// Rooms lists the rooms, oldest first.
+func (s *Store) Rooms() ([]Room, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, fmt.Errorf("store: rooms: %w", ErrClosed)
+	}
+	out := make([]Room, 0, len(s.rooms))
+	for _, r := range s.rooms {
+		out = append(out, r.summary())
+	}
+	slices.SortFunc(out, func(a, b Room) int {
+		return cmp.Or(a.Created.Compare(b.Created), cmp.Compare(a.ID, b.ID))
+	})
+	return out, nil
+}
+
+// Room is one room's summary.
+func (s *Store) Room(id string) (Room, error) {
+	var out Room
+	err := s.withRoom(id, false, func(r *room) error { out = r.summary(); return nil })
+	if err != nil {
+		return Room{}, fmt.Errorf("store: room %s: %w", id, err)
+	}
+	return out, nil
+}
+
+func (r *room) summary() Room {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	var created time.Time
+	if r.meta.Created != 0 {
+		created = time.UnixMilli(r.meta.Created)
+	}
+	return Room{ID: r.meta.ID, Name: r.meta.Name, Created: created, Entries: r.log.Len(), LastTS: r.lastTS}
+}
+
+// withRoom runs fn with the room's lock held (for writing when write), while the store
+// stays open.
+func (s *Store) withRoom(id string, write bool, fn func(r *room) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	r := s.rooms[id]
+	if r == nil {
+		return ErrNotFound
+	}
+	if write {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+	} else {
+		r.mu.RLock()
+		defer r.mu.RUnlock()
+	}
+	return fn(r)
+}
+
+// Append checks a received entry and stores it: (true, nil) when new and now durable,
+// (false, nil) when already stored, and a *history.Error (wrapped) when refused: bad
+// fields, id or signature, another room, a gap, a broken chain or a fork (the first entry
+// at an (author, seq) is kept). A refused entry writes nothing.
+func (s *Store) Append(roomID string, e history.Entry) (bool, error) {
+	var added bool
+	err := s.withRoom(roomID, true, func(r *room) error {
+		var err error
+		added, err = s.append(r, e, s.now())
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("store: append to room %s: %w", roomID, err)
+	}
+	return added, nil
+}
+
+// Write makes a new entry of this box's own: e.Author picks the chain; Write fills in Room,
+// Seq and Prev from that author's stored head, calls sign (which sets Sig and ID: e.g.
+// func(e *history.Entry) { e.Sign(key) }) and appends the entry. It returns what was stored.
+func (s *Store) Write(roomID string, e history.Entry, sign func(*history.Entry)) (history.Entry, error) {
+	err := s.withRoom(roomID, true, func(r *room) error {
+		r.log.Next(&e)
+		sign(&e)
+		_, err := s.append(r, e, s.now())
+		return err
+	})
+	if err != nil {
+		return history.Entry{}, fmt.Errorf("store: write to room %s: %w", roomID, err)
+	}
+	return e, nil
+}
+
+// append checks e against r's log, writes it, then adds it to the log. r.mu is held.
+func (s *Store) append(r *room, e history.Entry, now time.Time) (bool, error) {
+	if r.log.Has(e.ID) {
+		return false, nil
+	}
+	if err := e.Check(r.meta.ID, now); err != nil {
+		return false, err
+	}
+	var headSeq int64
+	var headID string
+	if h, ok := r.log.Head(e.Author); ok {
+		headSeq, headID = h.Seq, h.ID
+	}
+	if e.Seq != headSeq+1 || e.Prev != headID {
+		// Refused: the log says why (fork, gap or broken chain; Check passed, so it applies
+		// the same rules and refuses too) and marks a fork; it changes nothing else.
+		_, err := r.log.Add(e, now)
+		if err == nil {
+			err = errors.New("internal: the log accepted an entry that does not chain")
+		}
+		return false, err
+	}
+	val, err := json.Marshal(e)
+	if err != nil {
+		return false, err
+	}
+	if err := s.set(entryKey(e.Room, e.Author, e.Seq), string(val)); err != nil {
+		// Not acknowledged; the log is unchanged, so the same entry can come again.
+		return false, err
+	}
+	added, err := r.add(e, now)
+	if err == nil && !added {
+		err = errors.New("internal: the log did not take a stored entry")
+	}
+	if err != nil {
+		// Unreachable: the entry was checked above with the same clock. The file has it; the
+		// next Open re-checks it.
+		s.log.Error("stored entry not added to the log", "room", r.meta.ID, "id", e.ID, "err", err)
+		return false, err
+	}
+	return true, nil
+}
+
+// Heads is, per author, the last stored seq of the room.
+func (s *Store) Heads(roomID string) (map[string]int64, error) {
+	var out map[string]int64
+	err := s.withRoom(roomID, false, func(r *room) error { out = r.log.Heads(); return nil })
+	if err != nil {
+		return nil, fmt.Errorf("store: heads of room %s: %w", roomID, err)
+	}
+	return out, nil
+}
+
+// Missing lists what a peer with these heads lacks (see history.Log.Missing).
+func (s *Store) Missing(roomID string, heads map[string]int64) ([]history.Entry, error) {
+	var out []history.Entry
+	err := s.withRoom(roomID, false, func(r *room) error { out = r.log.Missing(heads); return nil })
+	if err != nil {
+		return nil, fmt.Errorf("store: missing of room %s: %w", roomID, err)
+	}
+	return out, nil
+}
+
+// Entries is the room's whole history in display order.
+func (s *Store) Entries(roomID string) ([]history.Entry, error) {
+	var out []history.Entry
+	err := s.withRoom(roomID, false, func(r *room) error { out = r.log.Entries(); return nil })
+	if err != nil {
+		return nil, fmt.Errorf("store: entries of room %s: %w", roomID, err)
+	}
+	return out, nil
+}
+
+// Export is the room's history as a verifiable JSON export.
+func (s *Store) Export(roomID string, now time.Time) (*history.Export, error) {
+	var out *history.Export
+	err := s.withRoom(roomID, false, func(r *room) error {
+		out = history.NewExport(r.log, r.meta.Name, now)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: export room %s: %w", roomID, err)
+	}
+	return out, nil
+}
+
+// RoomHistory is one room of the store seen as a session's history (it satisfies
+// net/rtc.History): Add stores durably before returning.
+type RoomHistory struct {
+	s    *Store
+	room string
+}
+
+// RoomHistory returns the adapter for a stored room.
+func (s *Store) RoomHistory(roomID string) (*RoomHistory, error) {
+	if err := s.withRoom(roomID, false, func(*room) error { return nil }); err != nil {
+		return nil, fmt.Errorf("store: room %s: %w", roomID, err)
+	}
+	return &RoomHistory{s: s, room: roomID}, nil
+}
+
+// Heads is, per author, the last stored seq; empty once the store is closed.
+func (h *RoomHistory) Heads() map[string]int64 {
+	m, err := h.s.Heads(h.room)
+	if err != nil {
+		return map[string]int64{}
+	}
+	return m
+}
+
+// Missing lists what a peer with these heads lacks; nothing once the store is closed.
+func (h *RoomHistory) Missing(heads map[string]int64) []history.Entry {
+	es, _ := h.s.Missing(h.room, heads)
+	return es
+}
+
+// Add is Store.Append for this room.
+func (h *RoomHistory) Add(e history.Entry) (bool, error) { return h.s.Append(h.room, e) }
+
+// Write is Store.Write for this room.
+func (h *RoomHistory) Write(e history.Entry, sign func(*history.Entry)) (history.Entry, error) {
+	return h.s.Write(h.room, e, sign)
+}
