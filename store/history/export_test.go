@@ -2,6 +2,7 @@ package history
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -88,6 +89,28 @@ func TestVerifyExportNotAnExport(t *testing.T) {
 	for _, in := range []string{``, `[]`, `{"format":"other","v":1}`, `{"format":"chattorrent-history","v":9}`, `{"format":`} {
 		if _, _, err := VerifyExport(strings.NewReader(in), vecNow); err == nil {
 			t.Errorf("%q: want an error", in)
+		}
+	}
+}
+
+func TestMissingKeepsSeqOrderWhenTheClockWentBack(t *testing.T) {
+	keys := vecKeys()
+	l := NewLog(vecRoom)
+	write := func(k ed25519.PrivateKey, ts int64) {
+		e := Entry{Author: EncodeKey(k.Public().(ed25519.PublicKey)), Name: "X", Kind: KindText, TS: ts}
+		l.Next(&e)
+		e.Sign(k)
+		if _, err := l.Add(e, vecNow); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(keys[0], 5000)
+	write(keys[0], 3000) // the author's clock jumped back
+	write(keys[1], 4000)
+	peer := NewLog(vecRoom)
+	for _, e := range l.Missing(nil) {
+		if _, err := peer.Add(e, vecNow); err != nil {
+			t.Fatalf("entries arrive out of chain order: %v", err)
 		}
 	}
 }

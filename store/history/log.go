@@ -83,17 +83,33 @@ func (l *Log) Head(author string) (Entry, bool) {
 	return c[len(c)-1], true
 }
 
-// Missing lists what a peer with these heads lacks, each author's entries in seq order,
-// authors interleaved by time so a partial batch is still useful.
+// Missing lists what a peer with these heads lacks, oldest first, each author's entries in
+// seq order even where the author's clock went backwards: a merge by (ts, author, seq) of
+// the per-author runs, so the peer can chain every entry as it arrives.
 func (l *Log) Missing(heads map[string]int64) []Entry {
-	var out []Entry
+	type run struct{ c []Entry }
+	var runs []run
+	total := 0
 	for a, c := range l.chains {
-		from := max(heads[a], 0)
+		from := min(max(heads[a], 0), int64(len(c)))
 		if from < int64(len(c)) {
-			out = append(out, c[from:]...)
+			runs = append(runs, run{c[from:]})
+			total += len(c) - int(from)
 		}
 	}
-	sortEntries(out)
+	out := make([]Entry, 0, total)
+	for len(runs) > 0 {
+		best := 0
+		for r := 1; r < len(runs); r++ {
+			if compareEntries(runs[r].c[0], runs[best].c[0]) < 0 {
+				best = r
+			}
+		}
+		out = append(out, runs[best].c[0])
+		if runs[best].c = runs[best].c[1:]; len(runs[best].c) == 0 {
+			runs = slices.Delete(runs, best, best+1)
+		}
+	}
 	return out
 }
 
@@ -110,8 +126,6 @@ func (l *Log) Next(e *Entry) {
 	}
 }
 
-func sortEntries(es []Entry) {
-	slices.SortStableFunc(es, func(a, b Entry) int {
-		return cmp.Or(cmp.Compare(a.TS, b.TS), cmp.Compare(a.Author, b.Author), cmp.Compare(a.Seq, b.Seq))
-	})
+func compareEntries(a, b Entry) int {
+	return cmp.Or(cmp.Compare(a.TS, b.TS), cmp.Compare(a.Author, b.Author), cmp.Compare(a.Seq, b.Seq))
 }

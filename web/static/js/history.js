@@ -1,0 +1,274 @@
+// Verifiable, append-only room history (docs/PROTOCOL.md section 3): entries signed with
+// Ed25519 by their author, chained per author, identified by the SHA-256 of their canonical
+// bencode. The same rules, check order and error codes as the Go package store/history;
+// both replay store/history/testdata/vectors.json. Pure module: no DOM, no storage.
+
+import { encode } from './bencode.js';
+
+export const MAX_BODY = 16384;
+export const MAX_NAME = 64;
+export const MAX_SEQ = Number.MAX_SAFE_INTEGER;
+export const FUTURE_SLACK_MS = 10 * 60 * 1000;
+export const KNOWN_KINDS = new Set(['text', 'join']);
+
+const utf8 = new TextEncoder();
+const reHex32 = /^[0-9a-f]{32}$/;
+const reHex64 = /^[0-9a-f]{64}$/;
+const reKind = /^[a-z][a-z0-9-]{0,15}$/;
+const reB64url = /^[A-Za-z0-9_-]*$/;
+const reControl = /\p{Cc}/u;
+
+/** Why an entry was refused. code: bad-field, too-large, wrong-room, bad-id, bad-signature,
+ * future, gap, broken-chain, fork (docs/PROTOCOL.md section 3). */
+export class HistoryError extends Error {
+  constructor(code, field = '', msg = '') {
+    super(`history: ${code}${field ? ` ${field}` : ''}${msg ? `: ${msg}` : ''}`);
+    this.name = 'HistoryError';
+    this.code = code;
+    this.field = field;
+  }
+}
+
+const badField = (field, msg) => new HistoryError('bad-field', field, msg);
+
+export function toB64url(bytes) {
+  let s = '';
+  for (const b of bytes) s += String.fromCharCode(b);
+  return btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+export function fromB64url(s) {
+  if (typeof s !== 'string' || !reB64url.test(s) || s.length % 4 === 1) return null;
+  const pad = s.replace(/-/g, '+').replace(/_/g, '/') + '='.repeat((4 - (s.length % 4)) % 4);
+  let bin;
+  try {
+    bin = atob(pad);
+  } catch {
+    return null;
+  }
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  // Strict: the text must be the canonical encoding of these bytes.
+  return toB64url(out) === s ? out : null;
+}
+
+export function toHex(bytes) {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+function fields(e, withSig) {
+  const d = {
+    author: e.author, body: e.body, kind: e.kind, name: e.name,
+    prev: e.prev, room: e.room, seq: e.seq, ts: e.ts,
+  };
+  if (withSig) d.sig = e.sig;
+  return d;
+}
+
+/** The bytes an author signs: canonical bencode of every field but sig and id. */
+export function signingBytes(e) {
+  return encode(fields(e, false));
+}
+
+/** The bytes an entry's id hashes: canonical bencode of every field but id. */
+export function idBytes(e) {
+  return encode(fields(e, true));
+}
+
+export async function computeId(e) {
+  return toHex(new Uint8Array(await crypto.subtle.digest('SHA-256', idBytes(e))));
+}
+
+/** The short form of an author key shown beside a name: "abcd-ef01". */
+export async function fingerprint(author) {
+  const raw = fromB64url(author);
+  if (!raw || raw.length !== 32) return '????-????';
+  const h = toHex(new Uint8Array(await crypto.subtle.digest('SHA-256', raw)).slice(0, 4));
+  return `${h.slice(0, 4)}-${h.slice(4)}`;
+}
+
+const keyCache = new Map();
+async function publicKey(author) {
+  let k = keyCache.get(author);
+  if (!k) {
+    k = crypto.subtle.importKey('raw', fromB64url(author), { name: 'Ed25519' }, false, ['verify']);
+    if (keyCache.size > 1000) keyCache.clear();
+    keyCache.set(author, k);
+  }
+  return k;
+}
+
+/** An identity: {author, privateKey: CryptoKey}. signEntry fills author, sig and id. */
+export async function signEntry(e, identity) {
+  const out = { ...e, author: identity.author };
+  const sig = await crypto.subtle.sign({ name: 'Ed25519' }, identity.privateKey, signingBytes(out));
+  out.sig = toB64url(new Uint8Array(sig));
+  out.id = await computeId(out);
+  return out;
+}
+
+const isInt = (v) => typeof v === 'number' && Number.isSafeInteger(v);
+const isStr = (v) => typeof v === 'string';
+const byteLen = (s) => utf8.encode(s).length;
+
+function validText(s, max) {
+  return isStr(s) && byteLen(s) <= max && !reControl.test(s) && s.isWellFormed();
+}
+
+/** Checks one entry on its own, in the order of docs/PROTOCOL.md: fields, room, id,
+ * signature, time. Throws HistoryError. Says nothing of the author's chain (see Log.add). */
+export async function checkEntry(e, room, now = Date.now()) {
+  if (e === null || typeof e !== 'object' || Array.isArray(e)) throw badField('', 'not an entry');
+  if (!isStr(e.room) || !reHex32.test(e.room)) throw badField('room', 'want 32 lowercase hex characters');
+  if (!validText(e.name, MAX_NAME) || e.name === '') throw badField('name', 'want 1 to 64 bytes of text without control characters');
+  if (!isInt(e.seq) || e.seq < 1) throw badField('seq', 'want 1 to 2^53-1');
+  if (!isStr(e.prev)) throw badField('prev', 'want a string');
+  if (e.seq === 1 && e.prev !== '') throw badField('prev', 'must be empty at seq 1');
+  if (e.seq > 1 && !reHex64.test(e.prev)) throw badField('prev', 'want 64 lowercase hex characters');
+  if (!isInt(e.ts) || e.ts < 0) throw badField('ts', 'want milliseconds since 1970');
+  if (!isStr(e.kind) || !reKind.test(e.kind)) throw badField('kind', 'want [a-z][a-z0-9-]{0,15}');
+  if (!isStr(e.body)) throw badField('body', 'want a string');
+  if (byteLen(e.body) > MAX_BODY) throw new HistoryError('too-large', 'body', 'more than 16384 bytes');
+  if (!e.body.isWellFormed()) throw badField('body', 'not UTF-8');
+  if (!isStr(e.id) || !reHex64.test(e.id)) throw badField('id', 'want 64 lowercase hex characters');
+  const pub = isStr(e.author) && e.author.length === 43 ? fromB64url(e.author) : null;
+  if (!pub || pub.length !== 32) throw badField('author', 'want a base64url Ed25519 public key (43 characters)');
+  const sig = isStr(e.sig) ? fromB64url(e.sig) : null;
+  if (!sig || sig.length !== 64) throw badField('sig', 'want a base64url Ed25519 signature (86 characters)');
+  if (e.room !== room) throw new HistoryError('wrong-room', '', `entry belongs to room ${e.room}`);
+  if ((await computeId(e)) !== e.id) throw new HistoryError('bad-id', '', 'id is not the hash of the entry');
+  const ok = await crypto.subtle.verify({ name: 'Ed25519' }, await publicKey(e.author), sig, signingBytes(e));
+  if (!ok) throw new HistoryError('bad-signature', '', "signature does not match the author's key");
+  if (e.ts > now + FUTURE_SLACK_MS) throw new HistoryError('future', '', 'timestamp is more than 10 minutes ahead');
+}
+
+/** Only the fields of an entry, in a fresh object (drops anything a peer added). */
+export function pick(e) {
+  return {
+    room: e.room, author: e.author, name: e.name, seq: e.seq, prev: e.prev,
+    ts: e.ts, kind: e.kind, body: e.body, sig: e.sig, id: e.id,
+  };
+}
+
+export function compareEntries(a, b) {
+  return a.ts - b.ts || (a.author < b.author ? -1 : a.author > b.author ? 1 : 0) || a.seq - b.seq;
+}
+
+/**
+ * One room's history in memory: per-author chains, append-only. add() is async (it
+ * verifies); callers serialise adds to one log (see Log.queue).
+ */
+export class Log {
+  constructor(room) {
+    this.room = room;
+    this.chains = new Map(); // author → entries at seq 1..n
+    this.ids = new Set();
+    this.forkedAuthors = new Set();
+    this.size = 0;
+    this.tail = Promise.resolve();
+  }
+
+  /** Rebuilds a log from entries this device stored itself (already checked once): only
+   * the chain rules are applied, entries out of chain are skipped. */
+  static restore(room, entries) {
+    const l = new Log(room);
+    const sorted = [...entries].sort((a, b) => (a.author < b.author ? -1 : a.author > b.author ? 1 : a.seq - b.seq));
+    for (const e of sorted) {
+      if (e.room !== room || l.ids.has(e.id)) continue;
+      const chain = l.chains.get(e.author) || [];
+      if (e.seq !== chain.length + 1 || (e.seq > 1 && chain[chain.length - 1].id !== e.prev)) continue;
+      l.append(e);
+    }
+    return l;
+  }
+
+  has(id) {
+    return this.ids.has(id);
+  }
+
+  append(e) {
+    const chain = this.chains.get(e.author);
+    if (chain) chain.push(e);
+    else this.chains.set(e.author, [e]);
+    this.ids.add(e.id);
+    this.size++;
+  }
+
+  /** Runs fn after every earlier queued call: adds to one log never interleave. */
+  queue(fn) {
+    const run = this.tail.then(fn, fn);
+    this.tail = run.catch(() => {});
+    return run;
+  }
+
+  /** Checks e against this room and its author's chain. Resolves true for a new entry
+   * (not yet appended: call append once it is stored), false for one already held; throws
+   * HistoryError for a refused one (a fork marks the author). */
+  async check(e, now = Date.now()) {
+    if (e && typeof e.id === 'string' && this.ids.has(e.id)) return false;
+    await checkEntry(e, this.room, now);
+    const chain = this.chains.get(e.author) || [];
+    if (e.seq <= chain.length) {
+      this.forkedAuthors.add(e.author);
+      throw new HistoryError('fork', '', 'another entry is stored at this author and seq; keeping the first');
+    }
+    if (e.seq > chain.length + 1) throw new HistoryError('gap', '', 'entries before this one are missing');
+    if (e.seq > 1 && chain[chain.length - 1].id !== e.prev) {
+      throw new HistoryError('broken-chain', '', "prev is not the author's previous entry");
+    }
+    return true;
+  }
+
+  /** check then append. */
+  async add(e, now = Date.now()) {
+    if (!(await this.check(e, now))) return false;
+    this.append(pick(e));
+    return true;
+  }
+
+  forked(author) {
+    return this.forkedAuthors.has(author);
+  }
+
+  heads() {
+    const h = {};
+    for (const [a, c] of this.chains) h[a] = c.length;
+    return h;
+  }
+
+  head(author) {
+    const c = this.chains.get(author);
+    return c && c.length ? c[c.length - 1] : null;
+  }
+
+  /** The chain fields of the next entry by author. */
+  next(author) {
+    const h = this.head(author);
+    return h ? { seq: h.seq + 1, prev: h.id } : { seq: 1, prev: '' };
+  }
+
+  /** What a peer with these heads lacks, oldest first, each author's entries in seq order
+   * even where the author's clock went backwards (a merge by ts of the per-author runs). */
+  missing(heads = {}) {
+    const runs = [];
+    for (const [a, c] of this.chains) {
+      const from = Math.max(Number.isSafeInteger(heads[a]) ? heads[a] : 0, 0);
+      if (from < c.length) runs.push({ c, i: from });
+    }
+    const out = [];
+    while (runs.length) {
+      let best = 0;
+      for (let r = 1; r < runs.length; r++) {
+        if (compareEntries(runs[r].c[runs[r].i], runs[best].c[runs[best].i]) < 0) best = r;
+      }
+      const run = runs[best];
+      out.push(run.c[run.i++]);
+      if (run.i === run.c.length) runs.splice(best, 1);
+    }
+    return out;
+  }
+
+  entries() {
+    return this.missing({});
+  }
+}
