@@ -25,10 +25,7 @@ import (
 	"time"
 )
 
-// The "all:" prefix keeps web/static/.gitkeep, so the package builds while the UI folder is
-// still empty; hidden files are never served (see staticHandler).
-//
-//go:embed all:static
+//go:embed static
 var embedded embed.FS
 
 // Options configures New and NewRedirect. The zero value serves the embedded UI with no CA.

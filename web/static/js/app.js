@@ -1,0 +1,642 @@
+// The ChatTorrent page: rooms, the seed's offer/answer flow through .torrent files, chat,
+// history sync, export. The DOM is built with createElement/textContent only: nothing a
+// peer sends is ever inserted as HTML. Element ids are listed in docs/UI.md.
+
+import { STRINGS, pickLang, translator } from './i18n.js';
+import { Storage, StorageFullError } from './storage.js';
+import { Log, signEntry, fingerprint, toB64url, fromB64url, KNOWN_KINDS } from './history.js';
+import { makeOffer, makeAnswer, applyAnswer, safetyCode, RTCFailure } from './rtc.js';
+import { Session } from './session.js';
+import {
+  MAX_TORRENT_BYTES, TorrentError, encodeInvitation, decodeInvitation, safeFileName, invitationFileName,
+} from './torrent.js';
+
+const $ = (id) => document.getElementById(id);
+const store = new Storage();
+let lang = pickLang(store.lang(), navigator.languages || [navigator.language]);
+let t = translator(lang);
+
+const state = {
+  me: null, // {author, name, privateKey}
+  rooms: [], // stored room metadata: {id, name, created, peer: {id, name} | null}
+  live: new Map(), // room id → {log, delivered, status, session, pc, hint, safety}
+  pending: new Map(), // offer session → {pc, channel, room}
+  used: new Set(), // offer sessions already answered and applied
+  open: null, // the room shown
+  fps: new Map(), // author → fingerprint
+};
+
+// ---------- helpers ----------
+
+function el(tag, props = {}, ...children) {
+  const n = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') n.className = v;
+    else if (k === 'text') n.textContent = v;
+    else if (k.startsWith('data-') || k === 'role' || k === 'title' || k === 'datetime' || k.startsWith('aria-')) n.setAttribute(k, v);
+    else n[k] = v;
+  }
+  for (const c of children) if (c) n.append(c);
+  return n;
+}
+
+function hex(bytes) {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+function randomHex(n) {
+  return hex(crypto.getRandomValues(new Uint8Array(n)));
+}
+
+function notify(kind, text, code) {
+  const n = $('notice');
+  n.textContent = text;
+  n.dataset.kind = kind;
+  if (code) n.dataset.code = code;
+  else delete n.dataset.code;
+  n.hidden = false;
+}
+
+function fail(err) {
+  if (err instanceof TorrentError) {
+    notify('error', t(`err.${err.code}`, { field: err.field }), err.code);
+  } else if (err instanceof StorageFullError) {
+    notify('error', t('err.storage-full'), 'storage-full');
+  } else if (err instanceof RTCFailure) {
+    notify('error', t(`err.${err.code}`, { detail: err.detail }), err.code);
+  } else if (err && err.code && STRINGS.en.err[err.code]) {
+    notify('error', t(`err.${err.code}`, { detail: err.message }), err.code);
+  } else {
+    console.warn('chattorrent:', err);
+    notify('error', t('err.rtc-failed', { detail: err && err.message ? err.message : String(err) }), 'failed');
+  }
+}
+
+function download(name, data, type) {
+  const url = URL.createObjectURL(new Blob([data], { type }));
+  const a = el('a', { href: url, download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+}
+
+function fp(author) {
+  if (!state.fps.has(author)) {
+    state.fps.set(author, '');
+    fingerprint(author).then((f) => {
+      state.fps.set(author, f);
+      for (const s of document.querySelectorAll('.msg-fp')) if (s.dataset.author === author) s.textContent = f;
+      if (author === state.me.author) $('my-fingerprint').textContent = f;
+    });
+  }
+  return state.fps.get(author);
+}
+
+// ---------- identity ----------
+
+async function loadIdentity() {
+  const saved = store.identity();
+  if (saved && saved.jwk && saved.author) {
+    try {
+      const privateKey = await crypto.subtle.importKey('jwk', saved.jwk, { name: 'Ed25519' }, true, ['sign']);
+      return { author: saved.author, name: saved.name, privateKey, jwk: saved.jwk };
+    } catch (err) {
+      console.warn('chattorrent: stored identity unusable, making a new one', err);
+    }
+  }
+  const kp = await crypto.subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify']);
+  const author = toB64url(new Uint8Array(await crypto.subtle.exportKey('raw', kp.publicKey)));
+  const jwk = await crypto.subtle.exportKey('jwk', kp.privateKey);
+  const me = { author, name: `Peer-${author.slice(0, 4)}`, privateKey: kp.privateKey, jwk };
+  saveIdentity(me);
+  return me;
+}
+
+function saveIdentity(me) {
+  store.setIdentity({ author: me.author, name: me.name, jwk: me.jwk });
+}
+
+async function importIdentity(file) {
+  let data;
+  try {
+    if (file.size > 4096) throw new Error('too large');
+    data = JSON.parse(await file.text());
+    if (data.format !== 'chattorrent-identity' || data.v !== 1) throw new Error('format');
+    const { jwk } = data;
+    if (!jwk || jwk.kty !== 'OKP' || jwk.crv !== 'Ed25519' || typeof jwk.d !== 'string' || typeof jwk.x !== 'string') throw new Error('key');
+    const raw = fromB64url(jwk.x);
+    if (!raw || raw.length !== 32) throw new Error('key');
+    const privateKey = await crypto.subtle.importKey('jwk', jwk, { name: 'Ed25519' }, true, ['sign']);
+    const name = typeof data.name === 'string' && data.name.trim() ? data.name.trim().slice(0, 64) : state.me.name;
+    state.me = { author: jwk.x, name, privateKey, jwk };
+    saveIdentity(state.me);
+  } catch (err) {
+    if (err instanceof StorageFullError) throw err;
+    notify('error', t('err.identity-bad'), 'identity-bad');
+    return;
+  }
+  $('my-name').value = state.me.name;
+  fp(state.me.author);
+  notify('info', t('identityImported'));
+  render();
+}
+
+function exportIdentity() {
+  const file = `chattorrent-identity-${safeFileName(state.me.name)}.json`;
+  const data = { format: 'chattorrent-identity', v: 1, name: state.me.name, jwk: state.me.jwk };
+  download(file, JSON.stringify(data, null, 1), 'application/json');
+  notify('info', t('identityExported', { file }));
+}
+
+// ---------- rooms ----------
+
+function roomMeta(id) {
+  return state.rooms.find((r) => r.id === id);
+}
+
+function live(id) {
+  let l = state.live.get(id);
+  if (!l) {
+    l = {
+      log: Log.restore(id, store.entries(id)),
+      delivered: store.delivered(id),
+      status: 'offline',
+      session: null,
+      pc: null,
+      hint: '',
+      safety: '',
+    };
+    state.live.set(id, l);
+  }
+  return l;
+}
+
+function addRoom(id, name) {
+  let r = roomMeta(id);
+  if (!r) {
+    r = { id, name, created: Date.now(), peer: null };
+    store.setRooms([...state.rooms, r]);
+    state.rooms.push(r);
+  }
+  return r;
+}
+
+/** Writes one of my own entries: signed, stored, then sent if connected. */
+async function write(roomId, kind, body) {
+  const l = live(roomId);
+  return l.log.queue(async () => {
+    const next = l.log.next(state.me.author);
+    const e = await signEntry({ room: roomId, name: state.me.name, seq: next.seq, prev: next.prev, ts: Date.now(), kind, body }, state.me);
+    store.appendEntries(roomId, [e]); // throws StorageFullError: nothing changed
+    l.log.append(e);
+    if (l.session) l.session.publish(e);
+    return e;
+  });
+}
+
+async function ensureJoined(roomId) {
+  const l = live(roomId);
+  if (!l.log.head(state.me.author)) await write(roomId, 'join', '');
+}
+
+function setStatus(roomId, status, hint) {
+  const l = live(roomId);
+  l.status = status;
+  if (hint !== undefined) l.hint = hint;
+  render();
+}
+
+// ---------- the flow of the seed's guide ----------
+
+async function createRoom() {
+  const name = $('new-room-name').value.trim();
+  if (!name) {
+    notify('error', t('err.empty-name'), 'empty-name');
+    return;
+  }
+  const btn = $('create-room');
+  btn.disabled = true;
+  btn.dataset.busy = '1';
+  btn.textContent = t('preparing');
+  try {
+    const id = randomHex(16);
+    const offer = await makeOffer();
+    const session = randomHex(16);
+    const bytes = await encodeInvitation({
+      role: 'offer', room: id, roomName: name, sdp: offer.sdp, session,
+      peer: { id: state.me.author, name: state.me.name },
+    });
+    addRoom(id, name);
+    await ensureJoined(id);
+    watch(id, offer.pc, offer.channel);
+    state.pending.set(session, { pc: offer.pc, channel: offer.channel, room: id });
+    const file = invitationFileName(name, 'offer');
+    download(file, bytes, 'application/x-bittorrent');
+    $('new-room-name').value = '';
+    state.open = id;
+    setStatus(id, 'waiting', t('afterOffer', { file }));
+    notify('info', t('afterOffer', { file }));
+  } catch (err) {
+    fail(err);
+  } finally {
+    btn.disabled = false;
+    delete btn.dataset.busy;
+    btn.textContent = t('createRoom');
+  }
+}
+
+/** A fresh offer for an existing room (reconnect). */
+async function reconnect(roomId) {
+  const r = roomMeta(roomId);
+  const btn = $('reconnect');
+  btn.disabled = true;
+  btn.textContent = t('preparing');
+  try {
+    const offer = await makeOffer();
+    const session = randomHex(16);
+    const bytes = await encodeInvitation({
+      role: 'offer', room: roomId, roomName: r.name, sdp: offer.sdp, session,
+      peer: { id: state.me.author, name: state.me.name },
+    });
+    watch(roomId, offer.pc, offer.channel);
+    state.pending.set(session, { pc: offer.pc, channel: offer.channel, room: roomId });
+    const file = invitationFileName(r.name, 'offer');
+    download(file, bytes, 'application/x-bittorrent');
+    if (live(roomId).status !== 'connected') setStatus(roomId, 'waiting', t('afterOffer', { file }));
+    notify('info', t('afterOffer', { file }));
+  } catch (err) {
+    fail(err);
+  } finally {
+    btn.disabled = false;
+    btn.textContent = t('reconnect');
+  }
+}
+
+async function importFile(file) {
+  if (!file) return;
+  if (file.size > MAX_TORRENT_BYTES) throw new TorrentError('too-large');
+  let bytes;
+  try {
+    bytes = new Uint8Array(await file.arrayBuffer());
+  } catch {
+    notify('error', t('err.read-failed'), 'read-failed');
+    return;
+  }
+  const inv = await decodeInvitation(bytes);
+  if (inv.role === 'offer') return importOffer(inv);
+  return importAnswer(inv);
+}
+
+async function importOffer(inv) {
+  if (state.pending.has(inv.session) || state.used.has(inv.session) || inv.peer.id === state.me.author) {
+    throw Object.assign(new Error('own offer'), { code: 'own-offer' });
+  }
+  const ans = await makeAnswer(inv.sdp);
+  const bytes = await encodeInvitation({
+    role: 'answer', room: inv.room, roomName: inv.roomName, sdp: ans.sdp, session: inv.session,
+    peer: { id: state.me.author, name: state.me.name },
+  });
+  const r = addRoom(inv.room, inv.roomName);
+  r.peer = { id: inv.peer.id, name: inv.peer.name };
+  store.setRooms(state.rooms);
+  await ensureJoined(inv.room);
+  ans.channel.then((ch) => watch(inv.room, ans.pc, ch));
+  const file = invitationFileName(inv.roomName, 'answer');
+  download(file, bytes, 'application/x-bittorrent');
+  state.open = inv.room;
+  if (live(inv.room).status !== 'connected') setStatus(inv.room, 'waiting', t('afterAnswer', { file }));
+  notify('info', t('afterAnswer', { file }));
+}
+
+async function importAnswer(inv) {
+  if (state.used.has(inv.session)) throw Object.assign(new Error('used'), { code: 'already-used' });
+  const p = state.pending.get(inv.session);
+  if (!p) throw Object.assign(new Error('no offer'), { code: 'no-pending-offer' });
+  if (p.room !== inv.room) throw Object.assign(new Error('other room'), { code: 'wrong-room' });
+  await applyAnswer(p.pc, inv.sdp);
+  state.pending.delete(inv.session);
+  state.used.add(inv.session);
+  const r = roomMeta(inv.room);
+  r.peer = { id: inv.peer.id, name: inv.peer.name };
+  store.setRooms(state.rooms);
+  state.open = inv.room;
+  notify('info', t('gotAnswer'));
+  render();
+}
+
+/** Follows a peer connection and its channel: when the channel opens, a sync session
+ * starts; when it closes or fails, the room goes offline. */
+function watch(roomId, pc, channel) {
+  const opened = () => startSession(roomId, pc, channel);
+  if (channel.readyState === 'open') opened();
+  else channel.addEventListener('open', opened, { once: true });
+  pc.addEventListener('connectionstatechange', () => {
+    if (['failed', 'closed'].includes(pc.connectionState)) {
+      const l = live(roomId);
+      if (l.pc === pc) {
+        if (l.session) l.session.close();
+        l.session = null;
+        l.pc = null;
+        setStatus(roomId, 'offline', t('offlineHint'));
+      }
+    }
+  });
+}
+
+function startSession(roomId, pc, channel) {
+  const l = live(roomId);
+  if (l.session) l.session.close();
+  if (l.pc && l.pc !== pc) l.pc.close();
+  l.pc = pc;
+  const s = new Session({
+    channel,
+    room: roomId,
+    me: { id: state.me.author, name: state.me.name },
+    log: l.log,
+    persist: (entries) => store.appendEntries(roomId, entries),
+    onEvent: (ev) => onSessionEvent(roomId, s, ev),
+  });
+  l.session = s;
+  l.safety = '';
+  safetyCode(pc.localDescription.sdp, pc.remoteDescription.sdp).then((code) => {
+    l.safety = code;
+    render();
+  });
+  setStatus(roomId, 'connected', '');
+  s.start();
+}
+
+function onSessionEvent(roomId, s, ev) {
+  const l = live(roomId);
+  if (l.session !== s) return;
+  switch (ev.type) {
+    case 'hello': {
+      const r = roomMeta(roomId);
+      r.peer = ev.peer;
+      try {
+        store.setRooms(state.rooms);
+      } catch (err) {
+        fail(err);
+      }
+      notify('info', t('connectedWith', { name: ev.peer.name }));
+      render();
+      break;
+    }
+    case 'added':
+      render();
+      break;
+    case 'acked': {
+      const mine = ev.ids.filter((id) => !l.delivered.has(id));
+      if (!mine.length) break;
+      for (const id of mine) l.delivered.add(id);
+      try {
+        store.setDelivered(roomId, l.delivered);
+      } catch (err) {
+        fail(err);
+      }
+      render();
+      break;
+    }
+    case 'refused':
+      render();
+      break;
+    case 'error':
+      fail(ev.error);
+      break;
+    case 'closed': {
+      l.session = null;
+      const name = roomMeta(roomId).peer ? roomMeta(roomId).peer.name : '';
+      if (l.pc) l.pc.close();
+      l.pc = null;
+      setStatus(roomId, 'offline', t('offlineHint'));
+      if (name) notify('info', t('disconnected', { name }));
+      break;
+    }
+    default:
+  }
+}
+
+function exportHistory(roomId) {
+  const r = roomMeta(roomId);
+  const data = {
+    format: 'chattorrent-history',
+    v: 1,
+    room: { id: r.id, name: r.name },
+    exported: new Date().toISOString(),
+    entries: live(roomId).log.entries(),
+  };
+  const file = `${safeFileName(r.name)}_history.json`;
+  download(file, JSON.stringify(data, null, 1), 'application/json');
+  notify('info', t('historyExported', { file }));
+}
+
+// ---------- rendering ----------
+
+function applyStrings() {
+  document.documentElement.lang = lang;
+  for (const n of document.querySelectorAll('[data-i18n]')) {
+    if (!n.dataset.busy) n.textContent = t(n.dataset.i18n);
+  }
+  for (const n of document.querySelectorAll('[data-i18n-placeholder]')) n.placeholder = t(n.dataset.i18nPlaceholder);
+  for (const n of document.querySelectorAll('[data-i18n-label]')) n.setAttribute('aria-label', t(n.dataset.i18nLabel));
+  $('lang').value = lang;
+}
+
+function lastText(roomId) {
+  const h = live(roomId).log;
+  const es = h.entries();
+  for (let i = es.length - 1; i >= 0; i--) {
+    if (es[i].kind === 'text') return (es[i].author === state.me.author ? t('lastYou') : `${es[i].name}: `) + es[i].body.slice(0, 80);
+  }
+  return '';
+}
+
+function renderRooms() {
+  const ul = $('rooms');
+  const items = [...state.rooms].sort((a, b) => b.created - a.created).map((r) => {
+    const l = live(r.id);
+    const li = el('li', { class: `room-item${state.open === r.id ? ' active' : ''}`, 'data-room-id': r.id, tabIndex: 0, role: 'button' },
+      el('span', { class: 'room-name', text: r.name }),
+      el('span', { class: 'room-status', 'data-state': l.status, text: t(l.status) }),
+      el('span', { class: 'room-last', text: lastText(r.id) }));
+    return li;
+  });
+  ul.replaceChildren(...items);
+  $('rooms-empty').hidden = state.rooms.length > 0;
+}
+
+function renderMessage(e, l) {
+  const mine = e.author === state.me.author;
+  const time = new Date(e.ts);
+  if (e.kind === 'join') {
+    return el('li', { class: 'msg system', 'data-id': e.id, 'data-author': e.author },
+      el('span', { class: 'msg-body', text: t('joined', { name: e.name }) }),
+      el('time', { class: 'msg-time', datetime: time.toISOString(), text: time.toLocaleTimeString(lang, { hour: '2-digit', minute: '2-digit' }) }));
+  }
+  const head = el('div', { class: 'msg-head' },
+    el('span', { class: 'msg-author', text: mine ? state.me.name : e.name }),
+    el('span', { class: 'msg-fp', 'data-author': e.author, text: fp(e.author) }),
+    l.log.forked(e.author) ? el('span', { class: 'msg-forked', title: t('forkedTitle'), text: t('forked') }) : null);
+  const known = KNOWN_KINDS.has(e.kind);
+  const body = el('p', { class: `msg-body${known ? '' : ' unsupported'}`, text: known ? e.body : t('unsupported') });
+  const foot = el('div', { class: 'msg-foot' },
+    el('time', { class: 'msg-time', datetime: time.toISOString(), text: time.toLocaleString(lang, { hour: '2-digit', minute: '2-digit', day: 'numeric', month: 'short' }) }));
+  if (mine) {
+    const st = l.delivered.has(e.id) ? 'delivered' : 'sent';
+    foot.append(el('span', { class: 'msg-state', 'data-state': st, title: t(st), 'aria-label': t(st), text: st === 'delivered' ? '✓✓' : '✓' }));
+  }
+  return el('li', { class: `msg${mine ? ' mine' : ''}`, 'data-id': e.id, 'data-author': e.author }, head, body, foot);
+}
+
+function renderRoom() {
+  const panel = $('room');
+  const id = state.open;
+  document.body.classList.toggle('in-room', !!id);
+  if (!id || !roomMeta(id)) {
+    panel.hidden = true;
+    return;
+  }
+  panel.hidden = false;
+  const r = roomMeta(id);
+  const l = live(id);
+  $('room-title').textContent = r.name;
+  const st = $('room-status');
+  st.dataset.state = l.status;
+  st.textContent = t(l.status);
+  $('room-peer').textContent = r.peer ? t('with', { name: r.peer.name }) : '';
+  const safety = $('safety');
+  safety.hidden = !(l.status === 'connected' && l.safety);
+  safety.textContent = l.safety ? t('safetyCode', { code: l.safety }) : '';
+  safety.title = t('safetyTitle');
+  const hint = $('room-hint');
+  hint.textContent = l.hint;
+  hint.hidden = !l.hint;
+
+  const ol = $('messages');
+  const entries = l.log.entries();
+  const stick = ol.scrollHeight - ol.scrollTop - ol.clientHeight < 80 || ol.dataset.room !== id;
+  ol.dataset.room = id;
+  ol.replaceChildren(...entries.map((e) => renderMessage(e, l)));
+  $('messages-empty').hidden = entries.length > 0;
+  if (stick) ol.scrollTop = ol.scrollHeight;
+}
+
+function render() {
+  renderRooms();
+  renderRoom();
+}
+
+// ---------- wiring ----------
+
+function on(id, ev, fn) {
+  $(id).addEventListener(ev, (e) => {
+    Promise.resolve(fn(e)).catch(fail);
+  });
+}
+
+async function main() {
+  applyStrings();
+  if (!globalThis.crypto || !crypto.subtle) {
+    notify('error', t('err.no-crypto'), 'no-crypto');
+    return;
+  }
+  state.me = await loadIdentity();
+  state.rooms = store.rooms();
+  $('my-name').value = state.me.name;
+  fp(state.me.author);
+
+  on('lang', 'change', () => {
+    lang = $('lang').value === 'es' ? 'es' : 'en';
+    t = translator(lang);
+    store.setLang(lang);
+    applyStrings();
+    render();
+  });
+  on('my-name', 'change', () => {
+    const name = $('my-name').value.trim().slice(0, 64);
+    if (!name) {
+      $('my-name').value = state.me.name;
+      return;
+    }
+    state.me.name = name;
+    saveIdentity(state.me);
+    render();
+  });
+  on('create-room', 'click', createRoom);
+  on('new-room-name', 'keydown', (e) => {
+    if (e.key === 'Enter') createRoom();
+  });
+  on('import-button', 'keydown', (e) => {
+    if (e.key === 'Enter' || e.key === ' ') {
+      e.preventDefault();
+      $('import-file').click();
+    }
+  });
+  on('import-file', 'change', async () => {
+    const input = $('import-file');
+    const file = input.files && input.files[0];
+    input.value = '';
+    await importFile(file);
+  });
+  on('rooms', 'click', (e) => {
+    const li = e.target.closest('.room-item');
+    if (!li) return;
+    state.open = li.dataset.roomId;
+    render();
+    $('composer-input').focus();
+  });
+  on('rooms', 'keydown', (e) => {
+    const li = e.target.closest('.room-item');
+    if (li && (e.key === 'Enter' || e.key === ' ')) {
+      e.preventDefault();
+      state.open = li.dataset.roomId;
+      render();
+    }
+  });
+  on('back', 'click', () => {
+    state.open = null;
+    render();
+  });
+  on('reconnect', 'click', () => reconnect(state.open));
+  on('export-history', 'click', () => exportHistory(state.open));
+  on('composer', 'submit', async (e) => {
+    e.preventDefault();
+    const input = $('composer-input');
+    const body = input.value.trim();
+    if (!body || !state.open) return;
+    if (new TextEncoder().encode(body).length > 16384) {
+      notify('error', t('err.bad-field', { field: 'body' }), 'too-large');
+      return;
+    }
+    await write(state.open, 'text', body);
+    input.value = '';
+    render();
+  });
+  on('composer-input', 'keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      $('composer').requestSubmit();
+    }
+  });
+  on('identity-export', 'click', exportIdentity);
+  on('identity-file', 'change', async () => {
+    const input = $('identity-file');
+    const file = input.files && input.files[0];
+    input.value = '';
+    if (file) await importIdentity(file);
+  });
+  window.addEventListener('storage', (e) => {
+    // Another tab of this browser changed the rooms: show them.
+    if (e.key && e.key.startsWith('chattorrent:v1:rooms')) {
+      state.rooms = store.rooms();
+      render();
+    }
+  });
+  render();
+  document.body.dataset.ready = '1';
+}
+
+main().catch(fail);
+

@@ -1,0 +1,219 @@
+// The DataChannel protocol of docs/PROTOCOL.md section 2 for one room on one channel:
+// hello with heads, each side sends what the other lacks in batches, acks once stored.
+// Works on anything shaped like an RTCDataChannel (send, bufferedAmount,
+// bufferedAmountLowThreshold, readyState, addEventListener), so node tests use a fake.
+
+import { HistoryError, pick } from './history.js';
+
+export const VERSION = 1;
+export const MAX_MESSAGE = 262144;
+export const BATCH_ENTRIES = 200;
+export const BATCH_BYTES = 200 * 1024;
+export const HIGH_WATER = 1 << 20;
+export const LOW_WATER = 256 * 1024;
+const MAX_HEADS = 10000;
+
+const rePeerId = /^[A-Za-z0-9_-]{1,64}$/;
+const reHex32 = /^[0-9a-f]{32}$/;
+const reControl = /\p{Cc}/u;
+
+export class ProtocolError extends Error {
+  constructor(msg) {
+    super(`session: ${msg}`);
+    this.name = 'ProtocolError';
+  }
+}
+
+/** Parses and validates one message; throws ProtocolError. */
+export function decodeMessage(data) {
+  if (typeof data !== 'string') throw new ProtocolError('binary frame on the control channel');
+  if (data.length > MAX_MESSAGE) throw new ProtocolError('message too large');
+  let m;
+  try {
+    m = JSON.parse(data);
+  } catch {
+    throw new ProtocolError('not JSON');
+  }
+  if (m === null || typeof m !== 'object' || Array.isArray(m)) throw new ProtocolError('not an object');
+  switch (m.t) {
+    case 'hello': {
+      if (m.v !== VERSION) throw new ProtocolError(`version ${m.v}`);
+      if (typeof m.room !== 'string' || !reHex32.test(m.room)) throw new ProtocolError('hello: bad room');
+      const p = m.peer;
+      if (!p || typeof p.id !== 'string' || !rePeerId.test(p.id)) throw new ProtocolError('hello: bad peer id');
+      if (typeof p.name !== 'string' || p.name === '' || new TextEncoder().encode(p.name).length > 64 || reControl.test(p.name)) {
+        throw new ProtocolError('hello: bad peer name');
+      }
+      const h = m.heads;
+      if (h === null || typeof h !== 'object' || Array.isArray(h)) throw new ProtocolError('hello: bad heads');
+      const keys = Object.keys(h);
+      if (keys.length > MAX_HEADS) throw new ProtocolError('hello: too many heads');
+      for (const k of keys) {
+        if (!Number.isSafeInteger(h[k]) || h[k] < 0) throw new ProtocolError('hello: bad head');
+      }
+      return { t: 'hello', v: m.v, room: m.room, peer: { id: p.id, name: p.name }, heads: h };
+    }
+    case 'entries':
+      if (!Array.isArray(m.entries) || m.entries.length > BATCH_ENTRIES) throw new ProtocolError('entries: want a list of at most 200');
+      return { t: 'entries', entries: m.entries };
+    case 'ack':
+      if (!Array.isArray(m.ids) || m.ids.length > 10 * BATCH_ENTRIES || !m.ids.every((x) => typeof x === 'string' && x.length === 64)) {
+        throw new ProtocolError('ack: bad ids');
+      }
+      return { t: 'ack', ids: m.ids };
+    default:
+      throw new ProtocolError(`unknown message type ${JSON.stringify(String(m.t)).slice(0, 40)}`);
+  }
+}
+
+/**
+ * A sync session. options: channel, room, me {id, name}, log (history.Log), persist
+ * (entries → void, throws when storage fails; called before anything is acked),
+ * onEvent ({type: hello|added|acked|refused|dropped|error|closed, ...}).
+ */
+export class Session {
+  constructor({ channel, room, me, log, persist, onEvent = () => {}, now = () => Date.now() }) {
+    Object.assign(this, { channel, room, me, log, persist, onEvent, now });
+    this.peer = null;
+    this.closed = false;
+    this.out = Promise.resolve();
+    this.stats = { sent: 0, received: 0, refused: 0, dropped: 0 };
+    channel.bufferedAmountLowThreshold = LOW_WATER;
+    this.onMessage = (ev) => this.receive(ev.data);
+    this.onClose = () => this.close();
+    channel.addEventListener('message', this.onMessage);
+    channel.addEventListener('close', this.onClose);
+  }
+
+  start() {
+    this.enqueue(() => this.send({ t: 'hello', v: VERSION, room: this.room, peer: this.me, heads: this.log.heads() }));
+  }
+
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    this.channel.removeEventListener('message', this.onMessage);
+    this.channel.removeEventListener('close', this.onClose);
+    try {
+      this.channel.close();
+    } catch {
+      // already closed
+    }
+    this.onEvent({ type: 'closed' });
+  }
+
+  enqueue(fn) {
+    this.out = this.out.then(() => (this.closed ? undefined : fn())).catch((err) => {
+      this.onEvent({ type: 'error', error: err });
+    });
+    return this.out;
+  }
+
+  async send(msg) {
+    const s = JSON.stringify(msg);
+    while (!this.closed && this.channel.bufferedAmount > HIGH_WATER) {
+      await new Promise((resolve) => {
+        const done = () => {
+          this.channel.removeEventListener('bufferedamountlow', done);
+          this.channel.removeEventListener('close', done);
+          resolve();
+        };
+        this.channel.addEventListener('bufferedamountlow', done);
+        this.channel.addEventListener('close', done);
+      });
+    }
+    if (this.closed || this.channel.readyState !== 'open') return;
+    this.channel.send(s);
+  }
+
+  /** Sends entries in batches within BATCH_ENTRIES and BATCH_BYTES. */
+  async sendEntries(entries) {
+    let batch = [];
+    let size = 0;
+    for (const e of entries) {
+      const n = JSON.stringify(e).length + 1;
+      if (batch.length && (batch.length >= BATCH_ENTRIES || size + n > BATCH_BYTES)) {
+        await this.send({ t: 'entries', entries: batch });
+        batch = [];
+        size = 0;
+      }
+      batch.push(e);
+      size += n;
+    }
+    if (batch.length) await this.send({ t: 'entries', entries: batch });
+    this.stats.sent += entries.length;
+  }
+
+  /** Sends a newly written local entry, if the peer has said hello (else the sync on its
+   * hello carries it). */
+  publish(entry) {
+    if (this.peer) this.enqueue(() => this.sendEntries([entry]));
+  }
+
+  receive(data) {
+    let m;
+    try {
+      m = decodeMessage(data);
+    } catch (err) {
+      this.stats.dropped++;
+      console.warn('chattorrent: dropped a message:', err.message);
+      this.onEvent({ type: 'dropped', error: err });
+      return;
+    }
+    if (m.t === 'hello') return this.onHello(m);
+    if (!this.peer) {
+      this.stats.dropped++;
+      console.warn('chattorrent: dropped a message before hello');
+      return;
+    }
+    if (m.t === 'entries') this.log.queue(() => this.onEntries(m.entries));
+    else if (m.t === 'ack') this.onEvent({ type: 'acked', ids: m.ids });
+  }
+
+  onHello(m) {
+    if (this.peer) {
+      console.warn('chattorrent: dropped a second hello');
+      return;
+    }
+    if (m.room !== this.room) {
+      this.onEvent({ type: 'error', error: new ProtocolError('the peer is in another room') });
+      this.close();
+      return;
+    }
+    this.peer = m.peer;
+    this.onEvent({ type: 'hello', peer: m.peer });
+    this.enqueue(() => this.sendEntries(this.log.missing(m.heads)));
+  }
+
+  async onEntries(list) {
+    const fresh = [];
+    const stored = [];
+    for (const raw of list) {
+      try {
+        if (await this.log.check(raw, this.now())) {
+          const e = pick(raw);
+          this.log.append(e);
+          fresh.push(e);
+        }
+        stored.push(raw.id);
+      } catch (err) {
+        this.stats.refused++;
+        const code = err instanceof HistoryError ? err.code : 'bad-field';
+        console.warn(`chattorrent: refused an entry (${code}):`, err.message);
+        this.onEvent({ type: 'refused', code, entry: raw, author: raw && raw.author });
+      }
+    }
+    if (fresh.length) {
+      try {
+        this.persist(fresh);
+      } catch (err) {
+        this.onEvent({ type: 'error', error: err });
+        this.close();
+        return;
+      }
+      this.stats.received += fresh.length;
+      this.onEvent({ type: 'added', entries: fresh });
+    }
+    if (stored.length) this.enqueue(() => this.send({ t: 'ack', ids: stored }));
+  }
+}
