@@ -1,0 +1,159 @@
+// The DataChannel protocol (docs/PROTOCOL.md section 2) between two Sessions over an
+// in-memory channel pair, with real signed entries.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Log, signEntry, toB64url } from '../static/js/history.js';
+import { Session, decodeMessage, ProtocolError, MAX_MESSAGE, BATCH_ENTRIES } from '../static/js/session.js';
+
+const ROOM = 'ab'.repeat(16);
+
+class FakeChannel extends EventTarget {
+  constructor() {
+    super();
+    this.readyState = 'open';
+    this.bufferedAmount = 0;
+    this.bufferedAmountLowThreshold = 0;
+    this.sent = [];
+  }
+  send(s) {
+    this.sent.push(s);
+    const peer = this.peer;
+    queueMicrotask(() => peer.dispatchEvent(Object.assign(new Event('message'), { data: s })));
+  }
+  close() {
+    if (this.readyState === 'closed') return;
+    this.readyState = 'closed';
+    this.dispatchEvent(new Event('close'));
+    this.peer.close();
+  }
+}
+
+function pair() {
+  const a = new FakeChannel();
+  const b = new FakeChannel();
+  a.peer = b;
+  b.peer = a;
+  return [a, b];
+}
+
+async function identity() {
+  const kp = await crypto.subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify']);
+  const author = toB64url(new Uint8Array(await crypto.subtle.exportKey('raw', kp.publicKey)));
+  return { author, privateKey: kp.privateKey };
+}
+
+async function write(log, me, name, body, ts = Date.now()) {
+  const n = log.next(me.author);
+  const e = await signEntry({ room: ROOM, name, seq: n.seq, prev: n.prev, ts, kind: 'text', body }, me);
+  assert.equal(await log.add(e), true);
+  return e;
+}
+
+function session(channel, log, me, name, events, stored) {
+  return new Session({
+    channel, room: ROOM, me: { id: me.author, name }, log,
+    persist: (es) => stored.push(...es),
+    onEvent: (ev) => events.push(ev),
+  });
+}
+
+const settle = async (pred) => {
+  for (let i = 0; i < 2000 && !pred(); i++) await new Promise((r) => setTimeout(r, 1));
+  assert.ok(pred(), 'condition not reached');
+};
+
+test('histories written apart end equal, and only what is lacking crosses', async () => {
+  const [ca, cb] = pair();
+  const ana = await identity();
+  const bruno = await identity();
+  const la = new Log(ROOM);
+  const lb = new Log(ROOM);
+  const anaEntries = [];
+  for (let i = 0; i < 30; i++) anaEntries.push(await write(la, ana, 'Ana', `a${i}`, 1000 + i));
+  for (const e of anaEntries.slice(0, 10)) await lb.add(e); // B already has A's first 10
+  for (let i = 0; i < 5; i++) await write(lb, bruno, 'Bruno', `b${i}`, 2000 + i);
+  const ea = [], eb = [], sa = [], sb = [];
+  const a = session(ca, la, ana, 'Ana', ea, sa);
+  const b = session(cb, lb, bruno, 'Bruno', eb, sb);
+  a.start();
+  b.start();
+  await settle(() => la.size === 35 && lb.size === 35);
+  assert.deepEqual(la.entries().map((e) => e.id), lb.entries().map((e) => e.id));
+  assert.equal(sb.length, 20, 'B stored exactly the 20 it lacked');
+  assert.equal(sa.length, 5);
+  assert.equal(a.stats.sent, 20);
+  assert.equal(b.stats.sent, 5);
+  assert.equal(eb.find((e) => e.type === 'hello').peer.name, 'Ana');
+  await settle(() => ea.some((e) => e.type === 'acked'));
+  const acked = ea.filter((e) => e.type === 'acked').flatMap((e) => e.ids);
+  assert.ok(anaEntries.slice(10).every((e) => acked.includes(e.id)), 'B acked what it stored');
+  // Live: a new entry is published and acked.
+  const live = await write(la, ana, 'Ana', 'live');
+  a.publish(live);
+  await settle(() => lb.has(live.id));
+});
+
+test('bad frames and refused entries are dropped; the session goes on', async () => {
+  const [ca, cb] = pair();
+  const ana = await identity();
+  const la = new Log(ROOM);
+  const lb = new Log(ROOM);
+  const eb = [], sb = [];
+  const b = session(cb, lb, ana, 'B', eb, sb);
+  b.start();
+  ca.send(JSON.stringify({ t: 'hello', v: 1, room: ROOM, peer: { id: 'x', name: 'Mallory' }, heads: {} }));
+  const good = await write(la, ana, 'Ana', 'good');
+  const tampered = { ...good, body: 'evil' };
+  for (const frame of ['not json', '[]', '{"t":"nope"}', JSON.stringify({ t: 'entries', entries: 'x' }), 'x'.repeat(MAX_MESSAGE + 1),
+    JSON.stringify({ t: 'entries', entries: [tampered, { junk: true }, null] })]) {
+    ca.send(frame);
+  }
+  ca.send(JSON.stringify({ t: 'entries', entries: [good] }));
+  await settle(() => lb.has(good.id));
+  assert.equal(lb.size, 1);
+  assert.equal(b.stats.refused, 3);
+  assert.ok(b.stats.dropped >= 5);
+  assert.ok(eb.some((e) => e.type === 'refused' && e.code === 'bad-id'));
+  assert.equal(b.closed, false);
+});
+
+test('a hello for another room ends the session', async () => {
+  const [ca, cb] = pair();
+  const me = await identity();
+  const eb = [];
+  const b = session(cb, new Log(ROOM), me, 'B', eb, []);
+  b.start();
+  ca.send(JSON.stringify({ t: 'hello', v: 1, room: 'cd'.repeat(16), peer: { id: 'x', name: 'X' }, heads: {} }));
+  await settle(() => b.closed);
+  assert.ok(eb.some((e) => e.type === 'error'));
+});
+
+test('decodeMessage validates every field', () => {
+  const ok = { t: 'hello', v: 1, room: ROOM, peer: { id: 'abc', name: 'Ana' }, heads: { abc: 3 } };
+  assert.equal(decodeMessage(JSON.stringify(ok)).peer.name, 'Ana');
+  for (const bad of [
+    { ...ok, v: 2 }, { ...ok, room: 'x' }, { ...ok, peer: { id: 'a b', name: 'A' } }, { ...ok, peer: { id: 'a', name: '' } },
+    { ...ok, heads: { a: -1 } }, { ...ok, heads: { a: 1.5 } }, { ...ok, heads: [] },
+    { t: 'entries', entries: new Array(BATCH_ENTRIES + 1).fill({}) }, { t: 'ack', ids: ['short'] },
+  ]) {
+    assert.throws(() => decodeMessage(JSON.stringify(bad)), ProtocolError, JSON.stringify(bad).slice(0, 80));
+  }
+  assert.throws(() => decodeMessage(new ArrayBuffer(4)), ProtocolError);
+});
+
+test('a large history goes in batches within the limits', async () => {
+  const [ca, cb] = pair();
+  const ana = await identity();
+  const la = new Log(ROOM);
+  for (let i = 0; i < 450; i++) await write(la, ana, 'Ana', 'x'.repeat(600), 1000 + i);
+  const lb = new Log(ROOM);
+  const a = session(ca, la, ana, 'Ana', [], []);
+  const b = session(cb, lb, await identity(), 'B', [], []);
+  a.start();
+  b.start();
+  await settle(() => lb.size === 450);
+  const batches = ca.sent.map((s) => JSON.parse(s)).filter((m) => m.t === 'entries');
+  assert.ok(batches.length >= 3);
+  for (const m of batches) assert.ok(m.entries.length <= BATCH_ENTRIES);
+  for (const s of ca.sent) assert.ok(s.length <= MAX_MESSAGE);
+});
