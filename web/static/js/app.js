@@ -388,7 +388,7 @@ function onSessionEvent(roomId, s, ev) {
       render();
       break;
     case 'acked': {
-      const mine = ev.ids.filter((id) => !l.delivered.has(id));
+      const mine = ev.ids.filter((id) => !l.delivered.has(id) && (l.log.get(id) || {}).author === state.me.author);
       if (!mine.length) break;
       for (const id of mine) l.delivered.add(id);
       try {

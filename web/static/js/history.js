@@ -162,7 +162,7 @@ export class Log {
   constructor(room) {
     this.room = room;
     this.chains = new Map(); // author → entries at seq 1..n
-    this.ids = new Set();
+    this.byId = new Map();
     this.forkedAuthors = new Set();
     this.size = 0;
     this.tail = Promise.resolve();
@@ -174,7 +174,7 @@ export class Log {
     const l = new Log(room);
     const sorted = [...entries].sort((a, b) => (a.author < b.author ? -1 : a.author > b.author ? 1 : a.seq - b.seq));
     for (const e of sorted) {
-      if (e.room !== room || l.ids.has(e.id)) continue;
+      if (e.room !== room || l.byId.has(e.id)) continue;
       const chain = l.chains.get(e.author) || [];
       if (e.seq !== chain.length + 1 || (e.seq > 1 && chain[chain.length - 1].id !== e.prev)) continue;
       l.append(e);
@@ -183,14 +183,18 @@ export class Log {
   }
 
   has(id) {
-    return this.ids.has(id);
+    return this.byId.has(id);
+  }
+
+  get(id) {
+    return this.byId.get(id);
   }
 
   append(e) {
     const chain = this.chains.get(e.author);
     if (chain) chain.push(e);
     else this.chains.set(e.author, [e]);
-    this.ids.add(e.id);
+    this.byId.set(e.id, e);
     this.size++;
   }
 
@@ -205,7 +209,7 @@ export class Log {
    * (not yet appended: call append once it is stored), false for one already held; throws
    * HistoryError for a refused one (a fork marks the author). */
   async check(e, now = Date.now()) {
-    if (e && typeof e.id === 'string' && this.ids.has(e.id)) return false;
+    if (e && typeof e.id === 'string' && this.byId.has(e.id)) return false;
     await checkEntry(e, this.room, now);
     const chain = this.chains.get(e.author) || [];
     if (e.seq <= chain.length) {
