@@ -1,0 +1,375 @@
+// Package e2e drives the real chattorrent binary with real Chromium processes through the
+// real UI. Everything runs inside a loopback-only network namespace:
+//
+//	unshare -n sh -c 'ip link set lo up && go test ./web/e2e/'
+//
+// Outside one the tests skip (and fail with CI=true); so does a missing Chromium.
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+)
+
+// server is the chattorrent binary under test.
+var server struct {
+	base string // https://127.0.0.1:PORT
+	dir  string
+}
+
+func TestMain(m *testing.M) { os.Exit(testMain(m)) }
+
+func testMain(m *testing.M) int {
+	if reason := skipReason(); reason != "" {
+		if os.Getenv("CI") == "true" {
+			fmt.Fprintln(os.Stderr, "e2e: cannot run with CI=true:", reason)
+			return 1
+		}
+		fmt.Println("e2e: skipped:", reason)
+		return 0
+	}
+	dir, err := os.MkdirTemp("", "chattorrent-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	server.dir = dir
+	stop, err := startServer(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	code := m.Run()
+	if err := stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: server:", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	return code
+}
+
+func chromiumPath() string {
+	if p := os.Getenv("CHROMIUM"); p != "" {
+		return p
+	}
+	return "/usr/bin/chromium"
+}
+
+// skipReason says why these tests cannot run here, or "".
+func skipReason() string {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return err.Error()
+	}
+	for _, i := range ifs {
+		if i.Flags&net.FlagLoopback == 0 {
+			return "not in a loopback-only network namespace (interface " + i.Name + "): run inside unshare -n, see README"
+		}
+	}
+	if _, err := os.Stat(chromiumPath()); err != nil {
+		return "no Chromium at " + chromiumPath() + " (deploy/test.sh installs it)"
+	}
+	return ""
+}
+
+// startServer builds and starts the real binary and waits for its ready file.
+func startServer(dir string) (stop func() error, err error) {
+	bin := filepath.Join(dir, "chattorrent")
+	build := exec.Command("go", "build", "-o", bin, "../../firmware")
+	if out, err := build.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("build: %v\n%s", err, out)
+	}
+	ready := filepath.Join(dir, "ready.json")
+	logf, err := os.Create(filepath.Join(dir, "server.log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "serve", "--data-dir", filepath.Join(dir, "data"),
+		"--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--ready-file", ready, "--hostname", "e2ebox")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		b, err := os.ReadFile(ready)
+		if err == nil {
+			var r struct{ HTTPS string }
+			if json.Unmarshal(b, &r) == nil && r.HTTPS != "" {
+				server.base = "https://" + r.HTTPS
+				break
+			}
+		}
+		select {
+		case err := <-done:
+			return nil, fmt.Errorf("server exited before ready: %v (log in %s)", err, logf.Name())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			return nil, errors.New("server not ready after 60s")
+		}
+	}
+	return func() error {
+		defer logf.Close()
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-done:
+			if err != nil {
+				log, _ := os.ReadFile(logf.Name())
+				return fmt.Errorf("exit after SIGTERM: %v\n%s", err, log)
+			}
+			return nil
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			return errors.New("did not stop within 15s of SIGTERM")
+		}
+	}, nil
+}
+
+// user is one person: one Chromium process with its own profile (so closing and reopening
+// the browser is real) and its own download folder.
+type user struct {
+	t       *testing.T
+	name    string
+	lang    string // es-ES or en-US
+	profile string
+	dl      string
+	ctx     context.Context
+	stop    func()
+
+	mu       sync.Mutex
+	problems []string // console errors and uncaught exceptions
+}
+
+func newUser(t *testing.T, name, lang string) *user {
+	t.Helper()
+	u := &user{t: t, name: name, lang: lang, profile: t.TempDir(), dl: t.TempDir()}
+	u.open()
+	t.Cleanup(func() { u.close() })
+	return u
+}
+
+// open starts Chromium on the user's profile and loads the page.
+func (u *user) open() {
+	t := u.t
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumPath()),
+		chromedp.UserDataDir(u.profile),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.IgnoreCertErrors,
+		chromedp.WindowSize(1280, 900),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("allow-loopback-in-peer-connection", true),
+		chromedp.Flag("use-fake-ui-for-media-stream", true),
+		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE localhost"),
+		chromedp.Flag("lang", u.lang),
+		chromedp.Flag("accept-lang", u.lang),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(allocCtx)
+	u.ctx = ctx
+	u.stop = func() {
+		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		chromedp.Cancel(cctx) // graceful: localStorage is flushed
+		cancelCtx()
+		cancelAlloc()
+	}
+	console := chromedp.Events(ctx, runtime.ConsoleAPICalled)
+	exceptions := chromedp.Events(ctx, runtime.ExceptionThrown)
+	go func() {
+		for ev, err := range console {
+			if err != nil {
+				return
+			}
+			if ev.Type == runtime.ConsoleAPICalledTypeError {
+				var parts []string
+				for _, a := range ev.Args {
+					parts = append(parts, strings.Trim(string(a.Value), `"`)+a.Description)
+				}
+				u.problem("console.error: " + strings.Join(parts, " "))
+			}
+		}
+	}()
+	go func() {
+		for ev, err := range exceptions {
+			if err != nil {
+				return
+			}
+			d := ev.ExceptionDetails
+			msg := d.Text
+			if d.Exception != nil {
+				msg += " " + d.Exception.Description
+			}
+			u.problem("uncaught: " + msg)
+		}
+	}()
+	if _, err := chromedp.CallBrowser(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+		Behavior: browser.SetDownloadBehaviorBehaviorAllowAndName, DownloadPath: u.dl, EventsEnabled: new(true),
+	}); err != nil {
+		t.Fatalf("%s: downloads: %v", u.name, err)
+	}
+	// In a loopback-only namespace Chromium gathers ICE candidates only for a page that
+	// holds the microphone permission.
+	if _, err := chromedp.CallBrowser(ctx, browser.SetPermission, browser.SetPermissionParams{
+		Permission: &browser.PermissionDescriptor{Name: "microphone"}, Setting: browser.PermissionSettingGranted, Origin: server.base,
+	}); err != nil {
+		t.Fatalf("%s: permission: %v", u.name, err)
+	}
+	u.do(chromedp.Navigate(server.base + "/"))
+	u.waitJS(`document.body.dataset.ready === '1'`)
+}
+
+func (u *user) close() {
+	if u.stop != nil {
+		u.stop()
+		u.stop = nil
+	}
+}
+
+// reopen closes the browser gracefully and starts a new process on the same profile.
+func (u *user) reopen() {
+	u.close()
+	u.open()
+}
+
+func (u *user) problem(s string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.problems = append(u.problems, s)
+}
+
+// checkConsole fails the test on any console error or uncaught exception so far.
+func (u *user) checkConsole() {
+	u.t.Helper()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if len(u.problems) > 0 {
+		u.t.Errorf("%s: page problems:\n%s", u.name, strings.Join(u.problems, "\n"))
+		u.problems = nil
+	}
+}
+
+func (u *user) stepCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(u.ctx, 60*time.Second)
+}
+
+func (u *user) do(steps ...chromedp.Action[chromedp.Void]) {
+	u.t.Helper()
+	ctx, cancel := u.stepCtx()
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		u.t.Fatalf("%s: %v\n%s", u.name, err, u.state())
+	}
+}
+
+func evalJS[T any](u *user, expr string) T {
+	u.t.Helper()
+	ctx, cancel := u.stepCtx()
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+	if err != nil {
+		u.t.Fatalf("%s: eval %s: %v\n%s", u.name, expr, err, u.state())
+	}
+	return v
+}
+
+// waitJS polls a JS predicate until it is true (60 s at most).
+func (u *user) waitJS(pred string) {
+	u.t.Helper()
+	ctx, cancel := u.stepCtx()
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](pred, chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {
+		u.t.Fatalf("%s: waiting for %s: %v\n%s", u.name, pred, err, u.state())
+	}
+}
+
+// state is what the page shows, for failure messages.
+func (u *user) state() string {
+	ctx, cancel := context.WithTimeout(u.ctx, 5*time.Second)
+	defer cancel()
+	s, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify({
+		notice: document.getElementById('notice')?.textContent, code: document.getElementById('notice')?.dataset.code,
+		status: document.getElementById('room-status')?.dataset.state, peer: document.getElementById('room-peer')?.textContent,
+		messages: [...document.querySelectorAll('#messages .msg-body')].map(n => n.textContent)})`))
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return fmt.Sprintf("page: %s\nproblems: %s", s, strings.Join(u.problems, "\n"))
+}
+
+// download runs the action that triggers one download and returns the saved file's path
+// and the name the page gave it.
+func (u *user) download(trigger ...chromedp.Action[chromedp.Void]) (path, name string) {
+	u.t.Helper()
+	ctx, cancel := u.stepCtx()
+	defer cancel()
+	begins := chromedp.BrowserEvents(ctx, browser.DownloadWillBegin)
+	progress := chromedp.BrowserEvents(ctx, browser.DownloadProgress)
+	u.do(trigger...)
+	var guid string
+	for ev, err := range begins {
+		if err != nil {
+			u.t.Fatalf("%s: no download began: %v\n%s", u.name, err, u.state())
+		}
+		guid, name = ev.GUID, ev.SuggestedFilename
+		break
+	}
+	for ev, err := range progress {
+		if err != nil {
+			u.t.Fatalf("%s: download %s did not complete: %v", u.name, name, err)
+		}
+		if ev.GUID == guid && ev.State == browser.DownloadProgressStateCompleted {
+			break
+		}
+		if ev.GUID == guid && ev.State == browser.DownloadProgressStateCanceled {
+			u.t.Fatalf("%s: download %s canceled", u.name, name)
+		}
+	}
+	return filepath.Join(u.dl, guid), name
+}
+
+// importFile picks a file with "2. Import .torrent file".
+func (u *user) importFile(path string) {
+	u.t.Helper()
+	u.do(chromedp.SetUploadFiles(chromedp.CSS("#import-file"), []string{path}))
+}
+
+// importAndDownload imports a file and returns the download it causes (the answer).
+func (u *user) importAndDownload(path string) (string, string) {
+	u.t.Helper()
+	return u.download(chromedp.SetUploadFiles(chromedp.CSS("#import-file"), []string{path}))
+}
+
+func (u *user) text(sel string) string {
+	u.t.Helper()
+	return evalJS[string](u, fmt.Sprintf(`(document.querySelector(%q)?.textContent ?? '').trim()`, sel))
+}
+
+// js quotes a Go string as a JS string literal.
+func js(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
