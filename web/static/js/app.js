@@ -7,11 +7,13 @@ import { Storage, StorageFullError } from './storage.js';
 import { Log, signEntry, fingerprint, toB64url, fromB64url, KNOWN_KINDS } from './history.js';
 import { makeOffer, makeAnswer, applyAnswer, safetyCode, RTCFailure } from './rtc.js';
 import { Session } from './session.js';
+import { workerVerifier } from './verifier.js';
 import {
   MAX_TORRENT_BYTES, TorrentError, encodeInvitation, decodeInvitation, safeFileName, invitationFileName,
 } from './torrent.js';
 
 const $ = (id) => document.getElementById(id);
+const PAGE = 200; // messages shown at once; "show earlier" adds as many again
 const store = new Storage();
 let lang = pickLang(store.lang(), navigator.languages || [navigator.language]);
 let t = translator(lang);
@@ -24,6 +26,7 @@ const state = {
   used: new Set(), // offer sessions already answered and applied
   open: null, // the room shown
   fps: new Map(), // author → fingerprint
+  verify: null, // checks entries from peers off the main thread
 };
 
 // ---------- helpers ----------
@@ -167,6 +170,7 @@ function live(id) {
       pc: null,
       hint: '',
       safety: '',
+      shown: PAGE,
     };
     state.live.set(id, l);
   }
@@ -357,6 +361,7 @@ function startSession(roomId, pc, channel) {
     log: l.log,
     persist: (entries) => store.appendEntries(roomId, entries),
     onEvent: (ev) => onSessionEvent(roomId, s, ev),
+    verify: state.verify,
   });
   l.session = s;
   l.safety = '';
@@ -467,27 +472,50 @@ function renderRooms() {
   $('rooms-empty').hidden = state.rooms.length > 0;
 }
 
+// Formatters are costly to make: one per language.
+const formats = new Map();
+function formatTime(ts, withDay) {
+  const key = `${lang}:${withDay}`;
+  let f = formats.get(key);
+  if (!f) {
+    f = new Intl.DateTimeFormat(lang, withDay ? { hour: '2-digit', minute: '2-digit', day: 'numeric', month: 'short' } : { hour: '2-digit', minute: '2-digit' });
+    formats.set(key, f);
+  }
+  return f.format(ts);
+}
+
+// Rendered messages, reused while nothing they show has changed.
+const rendered = new Map(); // entry id → {key, li}
+let shownNodes = []; // the message nodes now in #messages, in order
+
 function renderMessage(e, l) {
   const mine = e.author === state.me.author;
-  const time = new Date(e.ts);
+  const st = mine ? (l.delivered.has(e.id) ? 'delivered' : 'sent') : '';
+  const forked = l.log.forked(e.author);
+  const key = `${lang}|${st}|${forked}|${mine ? state.me.name : ''}`;
+  const hit = rendered.get(e.id);
+  if (hit && hit.key === key) return hit.li;
+  const iso = new Date(e.ts).toISOString();
+  let li;
   if (e.kind === 'join') {
-    return el('li', { class: 'msg system', 'data-id': e.id, 'data-author': e.author },
+    li = el('li', { class: 'msg system', 'data-id': e.id, 'data-author': e.author },
       el('span', { class: 'msg-body', text: t('joined', { name: e.name }) }),
-      el('time', { class: 'msg-time', datetime: time.toISOString(), text: time.toLocaleTimeString(lang, { hour: '2-digit', minute: '2-digit' }) }));
+      el('time', { class: 'msg-time', datetime: iso, text: formatTime(e.ts, false) }));
+  } else {
+    const head = el('div', { class: 'msg-head' },
+      el('span', { class: 'msg-author', text: mine ? state.me.name : e.name }),
+      el('span', { class: 'msg-fp', 'data-author': e.author, text: fp(e.author) }),
+      forked ? el('span', { class: 'msg-forked', title: t('forkedTitle'), text: t('forked') }) : null);
+    const known = KNOWN_KINDS.has(e.kind);
+    const body = el('p', { class: `msg-body${known ? '' : ' unsupported'}`, text: known ? e.body : t('unsupported') });
+    const foot = el('div', { class: 'msg-foot' }, el('time', { class: 'msg-time', datetime: iso, text: formatTime(e.ts, true) }));
+    if (mine) {
+      foot.append(el('span', { class: 'msg-state', 'data-state': st, title: t(st), 'aria-label': t(st), text: st === 'delivered' ? '✓✓' : '✓' }));
+    }
+    li = el('li', { class: `msg${mine ? ' mine' : ''}`, 'data-id': e.id, 'data-author': e.author }, head, body, foot);
   }
-  const head = el('div', { class: 'msg-head' },
-    el('span', { class: 'msg-author', text: mine ? state.me.name : e.name }),
-    el('span', { class: 'msg-fp', 'data-author': e.author, text: fp(e.author) }),
-    l.log.forked(e.author) ? el('span', { class: 'msg-forked', title: t('forkedTitle'), text: t('forked') }) : null);
-  const known = KNOWN_KINDS.has(e.kind);
-  const body = el('p', { class: `msg-body${known ? '' : ' unsupported'}`, text: known ? e.body : t('unsupported') });
-  const foot = el('div', { class: 'msg-foot' },
-    el('time', { class: 'msg-time', datetime: time.toISOString(), text: time.toLocaleString(lang, { hour: '2-digit', minute: '2-digit', day: 'numeric', month: 'short' }) }));
-  if (mine) {
-    const st = l.delivered.has(e.id) ? 'delivered' : 'sent';
-    foot.append(el('span', { class: 'msg-state', 'data-state': st, title: t(st), 'aria-label': t(st), text: st === 'delivered' ? '✓✓' : '✓' }));
-  }
-  return el('li', { class: `msg${mine ? ' mine' : ''}`, 'data-id': e.id, 'data-author': e.author }, head, body, foot);
+  rendered.set(e.id, { key, li });
+  return li;
 }
 
 function renderRoom() {
@@ -518,14 +546,36 @@ function renderRoom() {
   const entries = l.log.entries();
   const stick = ol.scrollHeight - ol.scrollTop - ol.clientHeight < 80 || ol.dataset.room !== id;
   ol.dataset.room = id;
-  ol.replaceChildren(...entries.map((e) => renderMessage(e, l)));
+  // Only the latest messages are in the DOM, so a long history never freezes the page.
+  const shown = entries.slice(-l.shown);
+  const nodes = shown.map((e) => renderMessage(e, l));
+  if (rendered.size > 4 * nodes.length + 100) {
+    const keep = new Set(shown.map((e) => e.id));
+    for (const id of rendered.keys()) if (!keep.has(id)) rendered.delete(id);
+  }
+  const same = nodes.length === shownNodes.length && nodes.every((n, i) => shownNodes[i] === n);
+  if (!same) {
+    ol.replaceChildren(...nodes);
+    shownNodes = nodes;
+  }
+  const earlier = $('show-earlier');
+  earlier.hidden = shown.length === entries.length;
+  earlier.textContent = t('showEarlier', { n: entries.length - shown.length });
   $('messages-empty').hidden = entries.length > 0;
   if (stick) ol.scrollTop = ol.scrollHeight;
 }
 
-function render() {
+function renderNow() {
+  clearTimeout(renderTimer);
+  renderTimer = 0;
   renderRooms();
   renderRoom();
+}
+
+/** Coalesces the renders of a burst of events (a sync delivers hundreds of entries). */
+let renderTimer = 0;
+function render() {
+  if (!renderTimer) renderTimer = setTimeout(renderNow, 30);
 }
 
 // ---------- wiring ----------
@@ -542,6 +592,7 @@ async function main() {
     notify('error', t('err.no-crypto'), 'no-crypto');
     return;
   }
+  state.verify = workerVerifier();
   state.me = await loadIdentity();
   state.rooms = store.rooms();
   $('my-name').value = state.me.name;
@@ -600,6 +651,13 @@ async function main() {
     render();
   });
   on('reconnect', 'click', () => reconnect(state.open));
+  on('show-earlier', 'click', () => {
+    const ol = $('messages');
+    const fromBottom = ol.scrollHeight - ol.scrollTop;
+    live(state.open).shown += PAGE;
+    renderNow();
+    ol.scrollTop = ol.scrollHeight - fromBottom;
+  });
   on('export-history', 'click', () => exportHistory(state.open));
   on('composer', 'submit', async (e) => {
     e.preventDefault();
@@ -634,7 +692,7 @@ async function main() {
       render();
     }
   });
-  render();
+  renderNow();
   document.body.dataset.ready = '1';
 }
 

@@ -3,8 +3,6 @@
 // bencode. The same rules, check order and error codes as the Go package store/history;
 // both replay store/history/testdata/vectors.json. Pure module: no DOM, no storage.
 
-import { encode } from './bencode.js';
-
 export const MAX_BODY = 16384;
 export const MAX_NAME = 64;
 export const MAX_SEQ = Number.MAX_SAFE_INTEGER;
@@ -56,23 +54,47 @@ export function toHex(bytes) {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
-function fields(e, withSig) {
-  const d = {
-    author: e.author, body: e.body, kind: e.kind, name: e.name,
-    prev: e.prev, room: e.room, seq: e.seq, ts: e.ts,
+// UTF-8 length of a string without encoding it (lone surrogates count as U+FFFD, as
+// TextEncoder writes them).
+function utf8Len(str) {
+  let n = 0;
+  for (let i = 0; i < str.length; i++) {
+    const c = str.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < str.length && (str.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
+}
+
+// The canonical bencode of an entry's fields (keys in byte order: author, body, kind, name,
+// prev, room, seq, [sig,] ts), built as one string and encoded once: the same bytes as
+// bencode.js would write, several times faster (a sync verifies thousands of entries).
+function encodeEntry(e, withSig) {
+  const str = (v) => {
+    const x = String(v);
+    return `${utf8Len(x)}:${x}`;
   };
-  if (withSig) d.sig = e.sig;
-  return d;
+  const int = (v) => {
+    if (!Number.isSafeInteger(v)) throw new RangeError('bencode: not a safe integer');
+    return `i${v}e`;
+  };
+  const text = `d6:author${str(e.author)}4:body${str(e.body)}4:kind${str(e.kind)}4:name${str(e.name)}` +
+    `4:prev${str(e.prev)}4:room${str(e.room)}3:seq${int(e.seq)}${withSig ? `3:sig${str(e.sig)}` : ''}2:ts${int(e.ts)}e`;
+  return utf8.encode(text);
 }
 
 /** The bytes an author signs: canonical bencode of every field but sig and id. */
 export function signingBytes(e) {
-  return encode(fields(e, false));
+  return encodeEntry(e, false);
 }
 
 /** The bytes an entry's id hashes: canonical bencode of every field but id. */
 export function idBytes(e) {
-  return encode(fields(e, true));
+  return encodeEntry(e, true);
 }
 
 export async function computeId(e) {
@@ -109,7 +131,7 @@ export async function signEntry(e, identity) {
 
 const isInt = (v) => typeof v === 'number' && Number.isSafeInteger(v);
 const isStr = (v) => typeof v === 'string';
-const byteLen = (s) => utf8.encode(s).length;
+const byteLen = utf8Len;
 
 function validText(s, max) {
   return isStr(s) && byteLen(s) <= max && !reControl.test(s) && s.isWellFormed();
@@ -140,6 +162,22 @@ export async function checkEntry(e, room, now = Date.now()) {
   const ok = await crypto.subtle.verify({ name: 'Ed25519' }, await publicKey(e.author), sig, signingBytes(e));
   if (!ok) throw new HistoryError('bad-signature', '', "signature does not match the author's key");
   if (e.ts > now + FUTURE_SLACK_MS) throw new HistoryError('future', '', 'timestamp is more than 10 minutes ahead');
+}
+
+/** Checks many entries on their own (checkEntry each); resolves to one result per entry:
+ * null when it passed, else {code, field, message}. */
+export async function checkEntries(entries, room, now = Date.now()) {
+  const out = [];
+  for (const e of entries) {
+    try {
+      await checkEntry(e, room, now);
+      out.push(null);
+    } catch (err) {
+      out.push(err instanceof HistoryError ? { code: err.code, field: err.field, message: err.message }
+        : { code: 'bad-field', field: '', message: String(err && err.message) });
+    }
+  }
+  return out;
 }
 
 /** Only the fields of an entry, in a fresh object (drops anything a peer added). */
@@ -211,6 +249,12 @@ export class Log {
   async check(e, now = Date.now()) {
     if (e && typeof e.id === 'string' && this.byId.has(e.id)) return false;
     await checkEntry(e, this.room, now);
+    return this.checkChain(e);
+  }
+
+  /** The chain rules alone, for an entry that passed checkEntry (perhaps in a worker). */
+  checkChain(e) {
+    if (this.byId.has(e.id)) return false;
     const chain = this.chains.get(e.author) || [];
     if (e.seq <= chain.length) {
       this.forkedAuthors.add(e.author);

@@ -4,6 +4,7 @@
 // bufferedAmountLowThreshold, readyState, addEventListener), so node tests use a fake.
 
 import { HistoryError, pick } from './history.js';
+import { inlineVerifier } from './verifier.js';
 
 export const VERSION = 1;
 export const MAX_MESSAGE = 262144;
@@ -72,8 +73,8 @@ export function decodeMessage(data) {
  * onEvent ({type: hello|added|acked|refused|dropped|error|closed, ...}).
  */
 export class Session {
-  constructor({ channel, room, me, log, persist, onEvent = () => {}, now = () => Date.now() }) {
-    Object.assign(this, { channel, room, me, log, persist, onEvent, now });
+  constructor({ channel, room, me, log, persist, onEvent = () => {}, now = () => Date.now(), verify = inlineVerifier }) {
+    Object.assign(this, { channel, room, me, log, persist, onEvent, now, verify });
     this.peer = null;
     this.closed = false;
     this.out = Promise.resolve();
@@ -188,19 +189,22 @@ export class Session {
   async onEntries(list) {
     const fresh = [];
     const stored = [];
-    for (const raw of list) {
+    const plain = list.map((x) => (x !== null && typeof x === 'object' && !Array.isArray(x) ? pick(x) : x));
+    const results = await this.verify(plain, this.room, this.now());
+    for (let i = 0; i < plain.length; i++) {
+      const e = plain[i];
       try {
-        if (await this.log.check(raw, this.now())) {
-          const e = pick(raw);
+        if (results[i]) throw new HistoryError(results[i].code, results[i].field, results[i].message);
+        if (this.log.checkChain(e)) {
           this.log.append(e);
           fresh.push(e);
         }
-        stored.push(raw.id);
+        stored.push(e.id);
       } catch (err) {
         this.stats.refused++;
         const code = err instanceof HistoryError ? err.code : 'bad-field';
         console.warn(`chattorrent: refused an entry (${code}):`, err.message);
-        this.onEvent({ type: 'refused', code, entry: raw, author: raw && raw.author });
+        this.onEvent({ type: 'refused', code, entry: e, author: e && e.author });
       }
     }
     if (fresh.length) {

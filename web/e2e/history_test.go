@@ -1,0 +1,165 @@
+package e2e
+
+import (
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/chattorrent/chattorrent/store/history"
+)
+
+// archive makes a room history of n signed entries by one author, as the Go side makes them.
+func archive(t *testing.T, room string, n int) []history.Entry {
+	t.Helper()
+	key := ed25519.NewKeyFromSeed([]byte(strings.Repeat("k", 32)))
+	l := history.NewLog(room)
+	start := time.Now().Add(-48 * time.Hour).UnixMilli()
+	out := make([]history.Entry, 0, n)
+	for i := range n {
+		e := history.Entry{Author: history.EncodeKey(key.Public().(ed25519.PublicKey)), Name: "Archivo",
+			Kind: history.KindText, Body: fmt.Sprintf("mensaje %d del archivo", i), TS: start + int64(i)*1000}
+		l.Next(&e)
+		e.Sign(key)
+		if _, err := l.Add(e, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// seedStorage writes a room and its entries into the page's localStorage in the layout of
+// web/static/js/storage.js (chunks of 200), then reloads the page.
+func (u *user) seedStorage(room, name string, entries []history.Entry) {
+	u.t.Helper()
+	rooms, _ := json.Marshal([]map[string]any{{"id": room, "name": name, "created": time.Now().UnixMilli(), "peer": nil}})
+	evalJS[chromedp.Void](u, fmt.Sprintf(`localStorage.setItem('chattorrent:v1:rooms', %s)`, js(string(rooms))))
+	chunks := 0
+	for i := 0; i < len(entries); i += 200 {
+		b, _ := json.Marshal(entries[i:min(i+200, len(entries))])
+		evalJS[chromedp.Void](u, fmt.Sprintf(`localStorage.setItem('chattorrent:v1:room:%s:c%d', %s)`, room, chunks, js(string(b))))
+		chunks++
+	}
+	evalJS[chromedp.Void](u, fmt.Sprintf(`localStorage.setItem('chattorrent:v1:room:%s:n', '%d')`, room, chunks))
+	u.do(chromedp.Reload())
+	u.waitJS(`document.body.dataset.ready === '1'`)
+}
+
+// TestLongHistory: a 10,000-entry history reaches a new guest in batches, the page shows
+// the latest messages (not 10,000 nodes), and everything survives a reload.
+func TestLongHistory(t *testing.T) {
+	const n = 10000
+	room := strings.Repeat("5a", 16)
+	a := newUser(t, "A", "en-US")
+	b := newUser(t, "B", "en-US")
+	a.seedStorage(room, "Archivo", archive(t, room, n))
+	a.openRoom(room)
+	a.waitJS(`document.querySelectorAll('#messages .msg').length > 0`)
+
+	// Long tasks on B's main thread while it syncs, for the log (the benchmark reports them).
+	evalJS[chromedp.Void](b, `(() => { window.__long = []; new PerformanceObserver(l => { for (const e of l.getEntries()) window.__long.push(e.duration); }).observe({type: 'longtask', buffered: false}); })()`)
+	offer, _ := a.download(chromedp.Click(chromedp.CSS("#reconnect")))
+	answer, _ := b.importAndDownload(offer)
+	start := time.Now()
+	a.importFile(answer)
+	b.waitStatus("connected")
+	b.waitJS(fmt.Sprintf(`(() => { const n = +localStorage.getItem('chattorrent:v1:room:%s:n'); let c = 0; for (let i = 0; i < n; i++) c += JSON.parse(localStorage.getItem('chattorrent:v1:room:%s:c' + i)).length; return c >= %d; })()`, room, room, n+1))
+	b.waitJS(`document.getElementById('show-earlier').hidden === false`)
+	t.Logf("B synced %d entries in %v; B's long tasks (ms): %v", n, time.Since(start).Round(time.Millisecond), evalJS[[]float64](b, `window.__long`))
+
+	shown := evalJS[int](b, `document.querySelectorAll('#messages .msg').length`)
+	if shown > 400 {
+		t.Errorf("B renders %d message nodes for a %d-entry history", shown, n)
+	}
+	if got := evalJS[string](b, `[...document.querySelectorAll('#messages .msg:not(.system) .msg-body')].pop()?.textContent`); got != fmt.Sprintf("mensaje %d del archivo", n-1) {
+		t.Errorf("B's latest message is %q", got)
+	}
+	b.do(chromedp.Click(chromedp.CSS("#show-earlier")))
+	b.waitJS(fmt.Sprintf(`document.querySelectorAll('#messages .msg').length > %d`, shown))
+
+	b.do(chromedp.Reload())
+	b.waitJS(`document.body.dataset.ready === '1'`)
+	b.openRoom(room)
+	if !strings.Contains(b.text("#show-earlier"), "98") {
+		t.Errorf("after reload B offers %q", b.text("#show-earlier"))
+	}
+	a.checkConsole()
+	b.checkConsole()
+}
+
+// TestIdentityBackup: a person keeps their identity (key and name) by exporting it and
+// importing it into another browser; peers see the same fingerprint beside the name.
+func TestIdentityBackup(t *testing.T) {
+	a := newUser(t, "A", "en-US")
+	a.setName("Ana")
+	fp := a.text("#my-fingerprint")
+	if len(fp) != 9 || fp[4] != '-' {
+		t.Fatalf("fingerprint %q", fp)
+	}
+	a.do(chromedp.Click(chromedp.CSS(".identity summary")))
+	path, name := a.download(chromedp.Click(chromedp.CSS("#identity-export")))
+	if !strings.HasPrefix(name, "chattorrent-identity-") {
+		t.Errorf("identity file %q", name)
+	}
+	b := newUser(t, "B", "en-US")
+	if b.text("#my-fingerprint") == fp {
+		t.Fatal("two browsers made the same key")
+	}
+	b.do(chromedp.Click(chromedp.CSS(".identity summary")), chromedp.SetUploadFiles(chromedp.CSS("#identity-file"), []string{path}))
+	b.waitJS(fmt.Sprintf(`document.getElementById('my-fingerprint').textContent === %q`, fp))
+	if got := evalJS[string](b, `document.getElementById('my-name').value`); got != "Ana" {
+		t.Errorf("restored name %q", got)
+	}
+	// Survives closing the browser.
+	b.reopen()
+	b.waitJS(fmt.Sprintf(`document.getElementById('my-fingerprint').textContent === %q`, fp))
+
+	// A file that is not an identity changes nothing.
+	bad := t.TempDir() + "/not-identity.json"
+	os.WriteFile(bad, []byte(`{"format":"chattorrent-identity","v":1,"jwk":{"kty":"OKP","crv":"Ed25519","x":"short","d":"x"}}`), 0o600)
+	b.do(chromedp.Click(chromedp.CSS(".identity summary")), chromedp.SetUploadFiles(chromedp.CSS("#identity-file"), []string{bad}))
+	b.waitJS(`document.getElementById('notice').dataset.code === 'identity-bad'`)
+	if got := b.text("#my-fingerprint"); got != fp {
+		t.Errorf("a bad identity file changed the fingerprint to %q", got)
+	}
+
+	// Peers show the name with that fingerprint.
+	c := newUser(t, "C", "en-US")
+	b.do(chromedp.SendKeys(chromedp.CSS("#new-room-name"), "Huellas"))
+	offer, _ := b.download(chromedp.Click(chromedp.CSS("#create-room")))
+	b.say("soy Ana")
+	answer, _ := c.importAndDownload(offer)
+	b.importFile(answer)
+	c.waitMessage("soy Ana")
+	if got := evalJS[string](c, `[...document.querySelectorAll('#messages .msg')].find(m => m.textContent.includes('soy Ana')).querySelector('.msg-fp').textContent`); got != fp {
+		t.Errorf("C shows Ana's fingerprint as %q, want %q", got, fp)
+	}
+	a.checkConsole()
+	b.checkConsole()
+	c.checkConsole()
+}
+
+// TestLanguageSwitch: the switch overrides the browser's language and is remembered.
+func TestLanguageSwitch(t *testing.T) {
+	u := newUser(t, "A", "en-US")
+	if got := u.text("#create-room"); got != "1. Create room & export .torrent" {
+		t.Fatalf("English label %q", got)
+	}
+	u.do(chromedp.SetValue(chromedp.CSS("#lang"), "es"))
+	evalJS[chromedp.Void](u, `document.getElementById('lang').dispatchEvent(new Event('change'))`)
+	u.waitJS(`document.getElementById('create-room').textContent === '1. Crear Sala & Exportar .torrent'`)
+	if got := evalJS[string](u, `document.documentElement.lang`); got != "es" {
+		t.Errorf("html lang %q", got)
+	}
+	u.reopen()
+	if got := u.text("#import-button"); got != "2. Importar Archivo .torrent" {
+		t.Errorf("after reopening: %q", got)
+	}
+	u.checkConsole()
+}
