@@ -70,6 +70,7 @@ func TestLongHistory(t *testing.T) {
 	a.importFile(answer)
 	b.waitStatus("connected")
 	b.waitJS(fmt.Sprintf(`(() => { const n = +localStorage.getItem('chattorrent:v1:room:%s:n'); let c = 0; for (let i = 0; i < n; i++) c += JSON.parse(localStorage.getItem('chattorrent:v1:room:%s:c' + i)).length; return c >= %d; })()`, room, room, n+1))
+	b.waitMessage(fmt.Sprintf("mensaje %d del archivo", n-1))
 	b.waitJS(`document.getElementById('show-earlier').hidden === false`)
 	t.Logf("B synced %d entries in %v; B's long tasks (ms): %v", n, time.Since(start).Round(time.Millisecond), evalJS[[]float64](b, `window.__long`))
 

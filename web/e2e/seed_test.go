@@ -305,6 +305,7 @@ func TestImportErrors(t *testing.T) {
 	a.do(chromedp.SendKeys(chromedp.CSS("#new-room-name"), "Errores"))
 	offer, _ := a.download(chromedp.Click(chromedp.CSS("#create-room")))
 	a.waitStatus("waiting")
+	a.waitJS(`document.querySelectorAll('#rooms .room-item').length === 1 && document.querySelectorAll('#messages .msg').length === 1`)
 	offerBytes, err := os.ReadFile(offer)
 	if err != nil {
 		t.Fatal(err)
@@ -318,6 +319,8 @@ func TestImportErrors(t *testing.T) {
 	expectError(a, "not-torrent", func() { a.importFile(write("list.torrent", []byte("li1ei2ee"))) })
 
 	answer, _ := b.importAndDownload(offer)
+	b.waitStatus("waiting")
+	b.waitJS(`document.querySelectorAll('#rooms .room-item').length === 1 && document.querySelectorAll('#messages .msg').length === 1`)
 	answerBytes, err := os.ReadFile(answer)
 	if err != nil {
 		t.Fatal(err)
