@@ -149,7 +149,7 @@ func startServer(dir string) (stop func() error, err error) {
 // user is one person: one Chromium process with its own profile (so closing and reopening
 // the browser is real) and its own download folder.
 type user struct {
-	t       *testing.T
+	t       testing.TB
 	name    string
 	lang    string // es-ES or en-US
 	profile string
@@ -161,7 +161,7 @@ type user struct {
 	problems []string // console errors and uncaught exceptions
 }
 
-func newUser(t *testing.T, name, lang string) *user {
+func newUser(t testing.TB, name, lang string) *user {
 	t.Helper()
 	u := &user{t: t, name: name, lang: lang, profile: t.TempDir(), dl: t.TempDir()}
 	u.open()
