@@ -307,3 +307,26 @@ func (h *RoomHistory) Add(e history.Entry) (bool, error) { return h.s.Append(h.r
 func (h *RoomHistory) Write(e history.Entry, sign func(*history.Entry)) (history.Entry, error) {
 	return h.s.Write(h.room, e, sign)
 }
+
+// Tips is, per author, the id of the last stored entry; empty once the store is closed.
+func (h *RoomHistory) Tips() map[string]string {
+	var out map[string]string
+	if h.s.withRoom(h.room, false, func(r *room) error { out = r.log.Tips(); return nil }) != nil {
+		return map[string]string{}
+	}
+	return out
+}
+
+// At is the author's stored entry at seq.
+func (h *RoomHistory) At(author string, seq int64) (history.Entry, bool) {
+	var e history.Entry
+	var ok bool
+	h.s.withRoom(h.room, false, func(r *room) error { e, ok = r.log.At(author, seq); return nil })
+	return e, ok
+}
+
+// MarkForked records, in memory, that a peer holds another entry of this author at a
+// stored seq (the store keeps the first; nothing is written).
+func (h *RoomHistory) MarkForked(author string) {
+	h.s.withRoom(h.room, true, func(r *room) error { r.log.MarkForked(author); return nil })
+}

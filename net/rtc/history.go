@@ -17,6 +17,12 @@ type History interface {
 	Heads() map[string]int64
 	// Missing lists what a peer with these heads lacks, each author's entries in seq order.
 	Missing(heads map[string]int64) []history.Entry
+	// Tips is, per author, the id of the last stored entry.
+	Tips() map[string]string
+	// At is the author's entry at seq, if stored.
+	At(author string, seq int64) (history.Entry, bool)
+	// MarkForked records that a peer holds another entry at one of the author's seqs.
+	MarkForked(author string)
 	// Add checks and stores a received entry: (true, nil) when new, (false, nil) when
 	// already stored, a *history.Error when refused. A new entry is durable before Add
 	// returns (it is acknowledged to the author right after).
@@ -47,6 +53,34 @@ func (h *MemHistory) Missing(heads map[string]int64) []history.Entry {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.log.Missing(heads)
+}
+
+// Tips implements History.
+func (h *MemHistory) Tips() map[string]string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.log.Tips()
+}
+
+// At implements History.
+func (h *MemHistory) At(author string, seq int64) (history.Entry, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.log.At(author, seq)
+}
+
+// MarkForked implements History.
+func (h *MemHistory) MarkForked(author string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.log.MarkForked(author)
+}
+
+// Forked reports whether the author was seen forked.
+func (h *MemHistory) Forked(author string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.log.Forked(author)
 }
 
 // Add implements History.

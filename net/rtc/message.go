@@ -41,6 +41,8 @@ type Hello struct {
 	Room  string           `json:"room"`
 	Peer  PeerInfo         `json:"peer"`
 	Heads map[string]int64 `json:"heads"`
+	// Tips is, per author in Heads, the id of the entry at that seq (optional).
+	Tips map[string]string `json:"tips,omitempty"`
 }
 
 // Message is one decoded DataChannel message: T says which field is set.
@@ -167,6 +169,26 @@ func decodeHello(top map[string]json.RawMessage) (*Hello, error) {
 			return nil, malformed("heads: seq %d out of range", seq)
 		}
 		h.Heads[a] = seq
+	}
+	if raw, ok := top["tips"]; ok && !bytes.Equal(raw, []byte("null")) {
+		var tips map[string]json.RawMessage
+		if err := field(top, "tips", &tips); err != nil {
+			return nil, err
+		}
+		h.Tips = make(map[string]string, len(tips))
+		for a := range tips {
+			if _, ok := h.Heads[a]; !ok {
+				return nil, malformed("tips: %.48q has no head", a)
+			}
+			var id string
+			if err := str(tips, a, &id); err != nil {
+				return nil, fmt.Errorf("tips: %w", err)
+			}
+			if !reID.MatchString(id) {
+				return nil, malformed("tips: not an entry id")
+			}
+			h.Tips[a] = id
+		}
 	}
 	return h, nil
 }

@@ -91,7 +91,7 @@ type Session struct {
 	st  counters
 
 	pub      chan history.Entry
-	hello    chan map[string]int64 // the peer's heads, receiver → sender, once
+	hello    chan *Hello // the peer's hello, receiver → sender, once
 	gotHello atomic.Bool
 
 	ackMu    sync.Mutex
@@ -129,7 +129,7 @@ func NewSession(cfg Config) (*Session, error) {
 		cfg:      cfg,
 		log:      logger(cfg.Logger).With("room", cfg.Room),
 		pub:      make(chan history.Entry, 256),
-		hello:    make(chan map[string]int64, 1),
+		hello:    make(chan *Hello, 1),
 		ackReady: make(chan struct{}, 1),
 		peerHas:  make(map[string]int64),
 		pending:  make(map[string]map[int64]history.Entry),
@@ -252,7 +252,7 @@ func (s *Session) sendLoop(ctx context.Context) error {
 }
 
 func (s *Session) sendAll(ctx context.Context) error {
-	hello, err := EncodeHello(Hello{V: Version, Room: s.cfg.Room, Peer: s.cfg.Self, Heads: s.cfg.History.Heads()})
+	hello, err := EncodeHello(Hello{V: Version, Room: s.cfg.Room, Peer: s.cfg.Self, Heads: s.cfg.History.Heads(), Tips: s.cfg.History.Tips()})
 	if err != nil {
 		return fmt.Errorf("rtc: session: %w", err)
 	}
@@ -287,9 +287,12 @@ func (s *Session) sendAll(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case heads := <-helloCh:
+		case h := <-helloCh:
 			helloCh = nil
-			s.takeSnapshot(sn, heads)
+			if err := s.sendForks(ctx, h); err != nil {
+				return err
+			}
+			s.takeSnapshot(sn, h.Heads)
 		case e := <-s.pub:
 			if err := s.publish(ctx, sn, e); err != nil {
 				return err
@@ -297,6 +300,34 @@ func (s *Session) sendAll(ctx context.Context) error {
 		case <-s.ackReady:
 		}
 	}
+}
+
+// sendForks compares the peer's tips with this side's entries at the same seqs. Where they
+// differ, the author is forked: it is marked here, and this side's entry at that seq is
+// sent so that the peer, which refuses it as a fork, marks the author too.
+func (s *Session) sendForks(ctx context.Context, h *Hello) error {
+	var forks []history.Entry
+	for a, id := range h.Tips {
+		if e, ok := s.cfg.History.At(a, h.Heads[a]); ok && e.ID != id {
+			s.cfg.History.MarkForked(a)
+			forks = append(forks, e)
+			s.log.Warn("forked author", "author", a, "seq", e.Seq)
+			s.event(Event{Kind: EventRefused, ID: e.ID, Code: history.CodeFork, Err: &history.Error{Code: history.CodeFork, Msg: "the peer holds another entry at this seq"}})
+		}
+	}
+	if len(forks) == 0 {
+		return nil
+	}
+	msgs, err := EncodeEntries(forks)
+	if err != nil {
+		return fmt.Errorf("rtc: session: %w", err)
+	}
+	for _, m := range msgs {
+		if err := s.send(ctx, m); err != nil {
+			return fmt.Errorf("rtc: session: send forks: %w", err)
+		}
+	}
+	return nil
 }
 
 // takeSnapshot queues what the peer lacks by its hello.
@@ -465,7 +496,7 @@ func (s *Session) onHello(h *Hello) error {
 	}
 	s.peerMu.Unlock()
 	s.gotHello.Store(true)
-	s.hello <- h.Heads
+	s.hello <- h
 	s.log.Info("peer hello", "peer", h.Peer.ID, "name", h.Peer.Name, "authors", len(h.Heads))
 	s.event(Event{Kind: EventHello, Peer: h.Peer})
 	return nil

@@ -293,3 +293,39 @@ func TestSeqOrder(t *testing.T) {
 		t.Fatalf("got %v", got)
 	}
 }
+
+// TestSessionFork: both sides hold alice's entries 1..3 and each a different entry 4 (her
+// key was used on two devices). The tips in hello reveal it: each side keeps its own first
+// entry, refuses the other's, and marks alice as forked; the session goes on.
+func TestSessionFork(t *testing.T) {
+	hA := NewMemHistory(history.NewLog(testRoom))
+	hB := NewMemHistory(history.NewLog(testRoom))
+	common := write(t, hA, alice, 3)
+	for _, e := range common {
+		if _, err := hB.Add(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	forkA := write(t, hA, alice, 1)[0]
+	forkB := entry(alice, testRoom, 4, common[2].ID, "the other device")
+	if _, err := hB.Add(forkB); err != nil {
+		t.Fatal(err)
+	}
+	ca, cb := Pipe(4)
+	wa, wb := newWatcher(), newWatcher()
+	sa := newSession(t, hA, ca, "A", wa)
+	stopA := runSession(t, t.Context(), sa)
+	stopB := runSession(t, t.Context(), newSession(t, hB, cb, "B", wb))
+	waitFor(t, 10*time.Second, func() bool { return hA.Forked(alice.id) && hB.Forked(alice.id) }, wa, wb)
+	if !hA.Has(forkA.ID) || hA.Has(forkB.ID) || !hB.Has(forkB.ID) || hB.Has(forkA.ID) {
+		t.Fatal("a fork replaced a stored entry")
+	}
+	// The session goes on: a new entry of bob's still crosses.
+	bob := newAuthor("bob")
+	e := write(t, hA, bob, 1)[0]
+	if err := sa.Publish(t.Context(), e); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() bool { return hB.Has(e.ID) }, wa, wb)
+	_, _ = stopA(), stopB()
+}

@@ -65,6 +65,28 @@ func (l *Log) Add(e Entry, now time.Time) (bool, error) {
 // Forked reports whether two different entries were seen at one (author, seq).
 func (l *Log) Forked(author string) bool { return l.forked[author] }
 
+// MarkForked records that a peer holds another entry at one of this author's seqs.
+func (l *Log) MarkForked(author string) { l.forked[author] = true }
+
+// At is the author's entry at seq, if stored.
+func (l *Log) At(author string, seq int64) (Entry, bool) {
+	c := l.chains[author]
+	if seq < 1 || seq > int64(len(c)) {
+		return Entry{}, false
+	}
+	return c[seq-1], true
+}
+
+// Tips is, per author, the id of the last stored entry: sent beside the heads so that two
+// peers holding different entries at one (author, seq) find out (PROTOCOL.md §2).
+func (l *Log) Tips() map[string]string {
+	t := make(map[string]string, len(l.chains))
+	for a, c := range l.chains {
+		t[a] = c[len(c)-1].ID
+	}
+	return t
+}
+
 // Heads is, per author, the last stored seq: what this side states on connect.
 func (l *Log) Heads() map[string]int64 {
 	h := make(map[string]int64, len(l.chains))

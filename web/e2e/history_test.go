@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -163,4 +164,44 @@ func TestLanguageSwitch(t *testing.T) {
 		t.Errorf("after reopening: %q", got)
 	}
 	u.checkConsole()
+}
+
+// TestForkedAuthor: two peers hold different entries at the same (author, seq), for example
+// because that author's key was copied to a second device. On connect each keeps its own
+// first entry, refuses the other's, and marks the author as forked; the session goes on.
+func TestForkedAuthor(t *testing.T) {
+	room := strings.Repeat("6b", 16)
+	base := archive(t, room, 3)
+	key := ed25519.NewKeyFromSeed([]byte(strings.Repeat("k", 32)))
+	fork := func(body string) history.Entry {
+		e := history.Entry{Room: room, Author: base[2].Author, Name: "Archivo", Seq: 4, Prev: base[2].ID,
+			TS: time.Now().Add(-time.Minute).UnixMilli(), Kind: history.KindText, Body: body}
+		e.Sign(key)
+		return e
+	}
+	a := newUser(t, "A", "en-US")
+	b := newUser(t, "B", "en-US")
+	a.seedStorage(room, "Bifurcada", append(base[:3:3], fork("version A")))
+	b.seedStorage(room, "Bifurcada", append(base[:3:3], fork("version B")))
+	a.openRoom(room)
+	b.openRoom(room)
+	offer, _ := a.download(chromedp.Click(chromedp.CSS("#reconnect")))
+	answer, _ := b.importAndDownload(offer)
+	a.importFile(answer)
+	a.waitStatus("connected")
+	b.waitStatus("connected")
+	for _, u := range []*user{a, b} {
+		u.waitJS(`document.querySelectorAll('#messages .msg-forked').length > 0`)
+	}
+	// Each kept its own first entry; the session goes on: a new message still arrives.
+	if got := a.bodies(); !slices.Contains(got, "version A") || slices.Contains(got, "version B") {
+		t.Errorf("A shows %q", got)
+	}
+	if got := b.bodies(); !slices.Contains(got, "version B") || slices.Contains(got, "version A") {
+		t.Errorf("B shows %q", got)
+	}
+	a.say("todavía conectados")
+	b.waitMessage("todavía conectados")
+	a.checkConsole()
+	b.checkConsole()
 }

@@ -157,3 +157,24 @@ test('a large history goes in batches within the limits', async () => {
   for (const m of batches) assert.ok(m.entries.length <= BATCH_ENTRIES);
   for (const s of ca.sent) assert.ok(s.length <= MAX_MESSAGE);
 });
+
+test('the same author with different entries at one seq: both sides mark it forked and keep their own', async () => {
+  const [ca, cb] = pair();
+  const ana = await identity();
+  const la = new Log(ROOM);
+  const common = [];
+  for (let i = 0; i < 3; i++) common.push(await write(la, ana, 'Ana', `c${i}`, 1000 + i));
+  const lb = new Log(ROOM);
+  for (const e of common) await lb.add(e);
+  const fa = await write(la, ana, 'Ana', 'device one', 2000);
+  const fb = await write(lb, ana, 'Ana', 'device two', 2001);
+  const ea = [], eb = [];
+  const a = session(ca, la, ana, 'A', ea, []);
+  const b = session(cb, lb, await identity(), 'B', eb, []);
+  a.start();
+  b.start();
+  await settle(() => la.forked(ana.author) && lb.forked(ana.author));
+  assert.ok(la.has(fa.id) && !la.has(fb.id));
+  assert.ok(lb.has(fb.id) && !lb.has(fa.id));
+  assert.equal(a.closed || b.closed, false);
+});

@@ -365,10 +365,23 @@ function startSession(roomId, pc, channel) {
   });
   l.session = s;
   l.safety = '';
-  safetyCode(pc.localDescription.sdp, pc.remoteDescription.sdp).then((code) => {
-    l.safety = code;
-    render();
-  });
+  // On loopback the channel can open before setRemoteDescription's promise settles: the
+  // code is derived as soon as both descriptions are visible.
+  const safety = () => {
+    if (!pc.localDescription || !pc.remoteDescription) return false;
+    safetyCode(pc.localDescription.sdp, pc.remoteDescription.sdp).then((code) => {
+      if (l.pc !== pc) return;
+      l.safety = code;
+      render();
+    });
+    return true;
+  };
+  if (!safety()) {
+    const retry = () => {
+      if (safety()) pc.removeEventListener('signalingstatechange', retry);
+    };
+    pc.addEventListener('signalingstatechange', retry);
+  }
   setStatus(roomId, 'connected', '');
   s.start();
 }

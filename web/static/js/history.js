@@ -278,6 +278,19 @@ export class Log {
     return this.forkedAuthors.has(author);
   }
 
+  /** The author's entry at seq, or undefined. */
+  at(author, seq) {
+    const c = this.chains.get(author);
+    return c && Number.isSafeInteger(seq) && seq >= 1 ? c[seq - 1] : undefined;
+  }
+
+  /** Per author, the id of the last entry: sent beside the heads (PROTOCOL.md section 2). */
+  tips() {
+    const t = {};
+    for (const [a, c] of this.chains) t[a] = c[c.length - 1].id;
+    return t;
+  }
+
   heads() {
     const h = {};
     for (const [a, c] of this.chains) h[a] = c.length;

@@ -52,7 +52,15 @@ export function decodeMessage(data) {
       for (const k of keys) {
         if (!Number.isSafeInteger(h[k]) || h[k] < 0) throw new ProtocolError('hello: bad head');
       }
-      return { t: 'hello', v: m.v, room: m.room, peer: { id: p.id, name: p.name }, heads: h };
+      let tips = {};
+      if (m.tips !== undefined && m.tips !== null) {
+        if (typeof m.tips !== 'object' || Array.isArray(m.tips)) throw new ProtocolError('hello: bad tips');
+        for (const [k, id] of Object.entries(m.tips)) {
+          if (!(k in h) || typeof id !== 'string' || !/^[0-9a-f]{64}$/.test(id)) throw new ProtocolError('hello: bad tip');
+        }
+        tips = m.tips;
+      }
+      return { t: 'hello', v: m.v, room: m.room, peer: { id: p.id, name: p.name }, heads: h, tips };
     }
     case 'entries':
       if (!Array.isArray(m.entries) || m.entries.length > BATCH_ENTRIES) throw new ProtocolError('entries: want a list of at most 200');
@@ -87,7 +95,7 @@ export class Session {
   }
 
   start() {
-    this.enqueue(() => this.send({ t: 'hello', v: VERSION, room: this.room, peer: this.me, heads: this.log.heads() }));
+    this.enqueue(() => this.send({ t: 'hello', v: VERSION, room: this.room, peer: this.me, heads: this.log.heads(), tips: this.log.tips() }));
   }
 
   close() {
@@ -183,6 +191,18 @@ export class Session {
     }
     this.peer = m.peer;
     this.onEvent({ type: 'hello', peer: m.peer });
+    // Where the peer's entry at its head differs from ours at that seq, the author is
+    // forked: mark it, and send ours so the peer (refusing it as a fork) marks it too.
+    const forks = [];
+    for (const [author, id] of Object.entries(m.tips)) {
+      const mine = this.log.at(author, m.heads[author]);
+      if (mine && mine.id !== id) {
+        this.log.forkedAuthors.add(author);
+        forks.push(mine);
+        this.onEvent({ type: 'refused', code: 'fork', entry: mine, author });
+      }
+    }
+    if (forks.length) this.enqueue(() => this.sendEntries(forks));
     this.enqueue(() => this.sendEntries(this.log.missing(m.heads)));
   }
 
