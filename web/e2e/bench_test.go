@@ -108,7 +108,7 @@ func BenchmarkBrowserHistory(b *testing.B) {
 			u := newUser(b, "bench", "en-US")
 			type result struct {
 				VerifyPerSec, RawMs, SyncMs, LongestTask float64
-				Bytes, LongTasks                          int
+				Bytes, LongTasks                         int
 			}
 			var r result
 			for b.Loop() {
