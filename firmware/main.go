@@ -6,6 +6,7 @@
 //	chattorrent [serve] [flags]      run the appliance (the default)
 //	chattorrent torrent inspect FILE print an invitation .torrent as JSON
 //	chattorrent verify FILE.json     check a history export's signatures and chains
+//	chattorrent identity [show|export|import FILE]  the box's own key pair
 //	chattorrent healthcheck [flags]  ask the running appliance whether it is healthy
 //	chattorrent version              print the version
 //	chattorrent help                 print this help
@@ -71,6 +72,9 @@ Usage:
   chattorrent torrent inspect FILE   print an invitation .torrent file as JSON
   chattorrent verify FILE.json       check every entry of a history export (signatures, chains);
                                      names each entry that fails; exit 1 if any does
+  chattorrent identity [show|export|import FILE] [-data-dir DIR]
+                                     the box's key pair (made on first use); export prints a
+                                     backup, import restores one (a browser's backup works too)
   chattorrent healthcheck [flags]    GET /healthz of the running appliance (same flags as serve)
   chattorrent version                print the version
   chattorrent help                   print this help
@@ -105,6 +109,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return torrentCmd(rest, stdout)
 	case "verify":
 		return verifyCmd(rest, stdout, time.Now())
+	case "identity":
+		return identityCmd(rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 		return nil

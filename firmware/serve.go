@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/chattorrent/chattorrent/net/cert"
+	"github.com/chattorrent/chattorrent/store"
 	"github.com/chattorrent/chattorrent/web"
 )
 
@@ -42,6 +43,12 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
+
+	id, err := store.LoadIdentity(cfg.DataDir, "ChatTorrent "+cfg.Hostname)
+	if err != nil {
+		return err
+	}
+	log.Info("identity", "name", id.Name, "fingerprint", id.Fingerprint())
 
 	webOpts := web.Options{
 		Version:       version,

@@ -62,3 +62,34 @@ func TestVerify(t *testing.T) {
 		t.Fatalf("no argument: exit %d", code)
 	}
 }
+
+func TestIdentityCommand(t *testing.T) {
+	dir := t.TempDir()
+	out, stderr, code := runMain(t, "identity", "-data-dir", dir)
+	if code != 0 || !strings.Contains(out, "fingerprint:") {
+		t.Fatalf("show: exit %d, %q %q", code, out, stderr)
+	}
+	backup, _, code := runMain(t, "identity", "export", "-data-dir", dir)
+	if code != 0 || !strings.Contains(backup, `"chattorrent-identity"`) {
+		t.Fatalf("export: exit %d, %q", code, backup)
+	}
+	// Restore into another box: same key.
+	other := t.TempDir()
+	runMain(t, "identity", "-data-dir", other) // makes a different one first
+	file := filepath.Join(t.TempDir(), "backup.json")
+	os.WriteFile(file, []byte(backup), 0o600)
+	out, stderr, code = runMain(t, "identity", "import", file, "-data-dir", other)
+	if code != 0 || !strings.Contains(out, "previous identity is kept") {
+		t.Fatalf("import: exit %d, %q %q", code, out, stderr)
+	}
+	a, _, _ := runMain(t, "identity", "-data-dir", dir)
+	b, _, _ := runMain(t, "identity", "-data-dir", other)
+	if strings.Split(a, "\n")[1] != strings.Split(b, "\n")[1] {
+		t.Errorf("restored key differs:\n%s\n%s", a, b)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	os.WriteFile(bad, []byte(`{"format":"chattorrent-identity","v":1}`), 0o600)
+	if _, stderr, code := runMain(t, "identity", "import", bad, "-data-dir", other); code != 1 || !strings.HasPrefix(stderr, "chattorrent: identity import") {
+		t.Errorf("bad import: exit %d, %q", code, stderr)
+	}
+}

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/chattorrent/chattorrent/store"
+)
+
+// identityCmd runs "chattorrent identity [show|export|import FILE] [-data-dir D]": the box's
+// own key pair, made on first use. export prints a backup (the same format a browser's
+// "save a copy of the identity" writes); import restores one, keeping the old file aside.
+func identityCmd(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("chattorrent identity", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	def := defaultDataDir(os.Geteuid(), os.LookupEnv)
+	if v, ok := os.LookupEnv("CHATTORRENT_DATA_DIR"); ok {
+		def = v
+	}
+	dir := fs.String("data-dir", def, "the appliance's data directory (env CHATTORRENT_DATA_DIR)")
+	sub, rest := "show", args
+	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		sub, rest = args[0], args[1:]
+	}
+	var pos []string // arguments, with flags allowed before and after them
+	for {
+		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil
+			}
+			return usageError{err: err, printed: true}
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos, rest = append(pos, fs.Arg(0)), fs.Args()[1:]
+	}
+	switch sub {
+	case "show", "export":
+		if len(pos) != 0 {
+			return usageError{err: errors.New("usage: chattorrent identity [show|export|import FILE] [-data-dir DIR]")}
+		}
+		id, err := store.LoadIdentity(*dir, "ChatTorrent box")
+		if err != nil {
+			return err
+		}
+		if sub == "show" {
+			fmt.Fprintf(stdout, "name:        %s\nkey:         %s\nfingerprint: %s\nfile:        %s\n",
+				id.Name, id.Author(), id.Fingerprint(), filepath.Join(*dir, store.IdentityFile))
+			return nil
+		}
+		b, err := id.MarshalJSON()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s\n", b)
+		return nil
+	case "import":
+		if len(pos) != 1 {
+			return usageError{err: errors.New("usage: chattorrent identity import FILE [-data-dir DIR]")}
+		}
+		b, err := readLimited(pos[0], 4096)
+		if err != nil {
+			return fmt.Errorf("identity import: %w", err)
+		}
+		id, err := store.ParseIdentity(b)
+		if err != nil {
+			return fmt.Errorf("identity import %s: %w", pos[0], err)
+		}
+		cur := filepath.Join(*dir, store.IdentityFile)
+		if _, err := os.Stat(cur); err == nil {
+			old := fmt.Sprintf("%s.replaced-%d", cur, time.Now().Unix())
+			if err := os.Rename(cur, old); err != nil {
+				return fmt.Errorf("identity import: keep the old identity: %w", err)
+			}
+			fmt.Fprintf(stdout, "the previous identity is kept in %s\n", old)
+		}
+		if err := store.SaveIdentity(*dir, id); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "identity %s (%s) restored\n", id.Name, id.Fingerprint())
+		return nil
+	default:
+		return usageError{err: fmt.Errorf("identity: unknown subcommand %q", sub)}
+	}
+}
