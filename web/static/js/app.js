@@ -165,11 +165,9 @@ function live(id) {
     l = {
       log: Log.restore(id, store.entries(id)),
       delivered: store.delivered(id),
-      status: 'offline',
-      session: null,
-      pc: null,
+      waiting: false, // an offer or answer of ours is out
+      conns: new Map(), // RTCPeerConnection → {pc, session, peer, safety}: a room can have several peers
       hint: '',
-      safety: '',
       shown: PAGE,
     };
     state.live.set(id, l);
@@ -195,7 +193,7 @@ async function write(roomId, kind, body) {
     const e = await signEntry({ room: roomId, name: state.me.name, seq: next.seq, prev: next.prev, ts: Date.now(), kind, body }, state.me);
     store.appendEntries(roomId, [e]); // throws StorageFullError: nothing changed
     l.log.append(e);
-    if (l.session) l.session.publish(e);
+    for (const c of l.conns.values()) c.session.publish(e);
     return e;
   });
 }
@@ -205,10 +203,16 @@ async function ensureJoined(roomId) {
   if (!l.log.head(state.me.author)) await write(roomId, 'join', '');
 }
 
-function setStatus(roomId, status, hint) {
+/** connected while any peer is, waiting while an offer or answer of ours is out. */
+function roomStatus(l) {
+  if (l.conns.size > 0) return 'connected';
+  return l.waiting ? 'waiting' : 'offline';
+}
+
+function setWaiting(roomId, hint) {
   const l = live(roomId);
-  l.status = status;
-  if (hint !== undefined) l.hint = hint;
+  l.waiting = true;
+  if (l.conns.size === 0) l.hint = hint;
   render();
 }
 
@@ -240,7 +244,7 @@ async function createRoom() {
     download(file, bytes, 'application/x-bittorrent');
     $('new-room-name').value = '';
     state.open = id;
-    setStatus(id, 'waiting', t('afterOffer', { file }));
+    setWaiting(id, t('afterOffer', { file }));
     notify('info', t('afterOffer', { file }));
   } catch (err) {
     fail(err);
@@ -268,7 +272,7 @@ async function reconnect(roomId) {
     state.pending.set(session, { pc: offer.pc, channel: offer.channel, room: roomId });
     const file = invitationFileName(r.name, 'offer');
     download(file, bytes, 'application/x-bittorrent');
-    if (live(roomId).status !== 'connected') setStatus(roomId, 'waiting', t('afterOffer', { file }));
+    setWaiting(roomId, t('afterOffer', { file }));
     notify('info', t('afterOffer', { file }));
   } catch (err) {
     fail(err);
@@ -310,7 +314,7 @@ async function importOffer(inv) {
   const file = invitationFileName(inv.roomName, 'answer');
   download(file, bytes, 'application/x-bittorrent');
   state.open = inv.room;
-  if (live(inv.room).status !== 'connected') setStatus(inv.room, 'waiting', t('afterAnswer', { file }));
+  setWaiting(inv.room, t('afterAnswer', { file }));
   notify('info', t('afterAnswer', { file }));
 }
 
@@ -331,47 +335,37 @@ async function importAnswer(inv) {
 }
 
 /** Follows a peer connection and its channel: when the channel opens, a sync session
- * starts; when it closes or fails, the room goes offline. */
+ * starts; when it closes or fails, that peer is gone. */
 function watch(roomId, pc, channel) {
   const opened = () => startSession(roomId, pc, channel);
   if (channel.readyState === 'open') opened();
   else channel.addEventListener('open', opened, { once: true });
   pc.addEventListener('connectionstatechange', () => {
-    if (['failed', 'closed'].includes(pc.connectionState)) {
-      const l = live(roomId);
-      if (l.pc === pc) {
-        if (l.session) l.session.close();
-        l.session = null;
-        l.pc = null;
-        setStatus(roomId, 'offline', t('offlineHint'));
-      }
-    }
+    if (['failed', 'closed'].includes(pc.connectionState)) dropConn(roomId, pc);
   });
 }
 
 function startSession(roomId, pc, channel) {
   const l = live(roomId);
-  if (l.session) l.session.close();
-  if (l.pc && l.pc !== pc) l.pc.close();
-  l.pc = pc;
-  const s = new Session({
+  const conn = { pc, session: null, peer: null, safety: '' };
+  conn.session = new Session({
     channel,
     room: roomId,
     me: { id: state.me.author, name: state.me.name },
     log: l.log,
     persist: (entries) => store.appendEntries(roomId, entries),
-    onEvent: (ev) => onSessionEvent(roomId, s, ev),
+    onEvent: (ev) => onSessionEvent(roomId, conn, ev),
     verify: state.verify,
   });
-  l.session = s;
-  l.safety = '';
+  l.conns.set(pc, conn);
+  l.waiting = false;
+  l.hint = '';
   // On loopback the channel can open before setRemoteDescription's promise settles: the
   // code is derived as soon as both descriptions are visible.
   const safety = () => {
     if (!pc.localDescription || !pc.remoteDescription) return false;
     safetyCode(pc.localDescription.sdp, pc.remoteDescription.sdp).then((code) => {
-      if (l.pc !== pc) return;
-      l.safety = code;
+      conn.safety = code;
       render();
     });
     return true;
@@ -382,15 +376,33 @@ function startSession(roomId, pc, channel) {
     };
     pc.addEventListener('signalingstatechange', retry);
   }
-  setStatus(roomId, 'connected', '');
-  s.start();
+  render();
+  conn.session.start();
 }
 
-function onSessionEvent(roomId, s, ev) {
+/** Forgets a peer connection of the room (closed, failed, or replaced). */
+function dropConn(roomId, pc) {
   const l = live(roomId);
-  if (l.session !== s) return;
+  const conn = l.conns.get(pc);
+  if (!conn) return;
+  l.conns.delete(pc);
+  conn.session.close();
+  pc.close();
+  if (l.conns.size === 0) l.hint = t('offlineHint');
+  if (conn.peer) notify('info', t('disconnected', { name: conn.peer.name }));
+  render();
+}
+
+function onSessionEvent(roomId, conn, ev) {
+  const l = live(roomId);
+  if (l.conns.get(conn.pc) !== conn) return;
   switch (ev.type) {
     case 'hello': {
+      conn.peer = ev.peer;
+      // The same peer connected again: the new connection replaces the old one.
+      for (const other of [...l.conns.values()]) {
+        if (other !== conn && other.peer && other.peer.id === ev.peer.id) dropConn(roomId, other.pc);
+      }
       const r = roomMeta(roomId);
       r.peer = ev.peer;
       try {
@@ -403,6 +415,10 @@ function onSessionEvent(roomId, s, ev) {
       break;
     }
     case 'added':
+      // Pass what this peer brought on to the room's other peers.
+      for (const other of l.conns.values()) {
+        if (other !== conn) for (const e of ev.entries) other.session.publish(e);
+      }
       render();
       break;
     case 'acked': {
@@ -423,15 +439,9 @@ function onSessionEvent(roomId, s, ev) {
     case 'error':
       fail(ev.error);
       break;
-    case 'closed': {
-      l.session = null;
-      const name = roomMeta(roomId).peer ? roomMeta(roomId).peer.name : '';
-      if (l.pc) l.pc.close();
-      l.pc = null;
-      setStatus(roomId, 'offline', t('offlineHint'));
-      if (name) notify('info', t('disconnected', { name }));
+    case 'closed':
+      dropConn(roomId, conn.pc);
       break;
-    }
     default:
   }
 }
@@ -474,10 +484,10 @@ function lastText(roomId) {
 function renderRooms() {
   const ul = $('rooms');
   const items = [...state.rooms].sort((a, b) => b.created - a.created).map((r) => {
-    const l = live(r.id);
+    const status = roomStatus(live(r.id));
     const li = el('li', { class: `room-item${state.open === r.id ? ' active' : ''}`, 'data-room-id': r.id, tabIndex: 0, role: 'button' },
       el('span', { class: 'room-name', text: r.name }),
-      el('span', { class: 'room-status', 'data-state': l.status, text: t(l.status) }),
+      el('span', { class: 'room-status', 'data-state': status, text: t(status) }),
       el('span', { class: 'room-last', text: lastText(r.id) }));
     return li;
   });
@@ -544,12 +554,17 @@ function renderRoom() {
   const l = live(id);
   $('room-title').textContent = r.name;
   const st = $('room-status');
-  st.dataset.state = l.status;
-  st.textContent = t(l.status);
-  $('room-peer').textContent = r.peer ? t('with', { name: r.peer.name }) : '';
+  const status = roomStatus(l);
+  st.dataset.state = status;
+  st.textContent = t(status);
+  const peers = [...l.conns.values()].filter((c) => c.peer);
+  const names = peers.length ? peers.map((c) => c.peer.name).join(', ') : r.peer ? r.peer.name : '';
+  $('room-peer').textContent = names ? t('with', { name: names }) : '';
+  const codes = peers.filter((c) => c.safety);
   const safety = $('safety');
-  safety.hidden = !(l.status === 'connected' && l.safety);
-  safety.textContent = l.safety ? t('safetyCode', { code: l.safety }) : '';
+  safety.hidden = codes.length === 0;
+  safety.textContent = codes.length === 1 ? t('safetyCode', { code: codes[0].safety })
+    : codes.map((c) => `${c.peer.name}: ${c.safety}`).join(' · ');
   safety.title = t('safetyTitle');
   const hint = $('room-hint');
   hint.textContent = l.hint;
