@@ -27,6 +27,8 @@ const state = {
   open: null, // the room shown
   fps: new Map(), // author → fingerprint
   verify: null, // checks entries from peers off the main thread
+  box: false, // the page is served by an appliance that can join rooms
+  boxRooms: [], // rooms the box keeps: {id, name, entries, last_ts}
 };
 
 // ---------- helpers ----------
@@ -446,6 +448,97 @@ function onSessionEvent(roomId, conn, ev) {
   }
 }
 
+// ---------- the box (when the page is served by a ChatTorrent appliance) ----------
+
+const BOX_HEADERS = { 'X-ChatTorrent': '1' };
+
+/** Asks the box which rooms it keeps; state.box stays false where the page is not served
+ * by an appliance (or an old one). */
+async function loadBoxRooms() {
+  try {
+    const res = await fetch('/api/rooms', { headers: BOX_HEADERS });
+    if (!res.ok) return;
+    const rooms = await res.json();
+    if (!Array.isArray(rooms)) return;
+    state.box = true;
+    state.boxRooms = rooms.filter((r) => r && typeof r.id === 'string' && /^[0-9a-f]{32}$/.test(r.id) && typeof r.name === 'string');
+  } catch {
+    // not a box, or unreachable: the page works without it
+  }
+  render();
+}
+
+/** Invites the box into a room: an offer goes to the box over HTTPS, its answer comes back
+ * and is applied at once; the box then syncs like any peer and keeps the room. */
+async function connectBox(roomId) {
+  const r = roomMeta(roomId);
+  const btn = $('keep-on-box');
+  btn.disabled = true;
+  btn.dataset.busy = '1';
+  btn.textContent = t('boxConnecting');
+  try {
+    await ensureJoined(roomId);
+    const offer = await makeOffer();
+    const session = randomHex(16);
+    const bytes = await encodeInvitation({
+      role: 'offer', room: roomId, roomName: r.name, sdp: offer.sdp, session,
+      peer: { id: state.me.author, name: state.me.name },
+    });
+    const res = await fetch('/api/rooms/connect', {
+      method: 'POST', body: bytes, headers: { ...BOX_HEADERS, 'Content-Type': 'application/x-bittorrent' },
+    });
+    if (!res.ok) {
+      let detail = res.statusText;
+      try {
+        const j = await res.json();
+        detail = j.error || j.code || detail;
+      } catch {
+        // not JSON
+      }
+      offer.pc.close();
+      throw Object.assign(new Error(detail), { code: 'box-failed' });
+    }
+    const buf = new Uint8Array(await res.arrayBuffer());
+    const inv = await decodeInvitation(buf);
+    if (inv.role !== 'answer' || inv.session !== session || inv.room !== roomId) {
+      offer.pc.close();
+      throw Object.assign(new Error('unexpected answer'), { code: 'box-failed' });
+    }
+    watch(roomId, offer.pc, offer.channel);
+    await applyAnswer(offer.pc, inv.sdp);
+    notify('info', t('boxKept'));
+    loadBoxRooms();
+  } finally {
+    btn.disabled = false;
+    delete btn.dataset.busy;
+    btn.textContent = t('keepOnBox');
+  }
+}
+
+function renderBoxRooms() {
+  const section = $('box');
+  section.hidden = !state.box;
+  if (!state.box) return;
+  const items = state.boxRooms.map((b) => el('li', { class: 'box-room', 'data-room-id': b.id },
+    el('span', { class: 'room-name', text: b.name }),
+    el('span', { class: 'room-last', text: t('boxEntries', { n: b.entries || 0 }) }),
+    el('button', { type: 'button', class: 'box-open', 'data-room-id': b.id, text: t('boxOpen') }),
+    el('a', { class: 'button box-history', href: `/api/rooms/${b.id}/history.json`, download: `${safeFileName(b.name)}_history.json`, text: t('boxHistory') })));
+  $('box-rooms').replaceChildren(...items);
+  $('box-empty').hidden = items.length > 0;
+}
+
+/** Opens a room the box keeps: the room is made here and connected to the box, which
+ * brings its history. */
+async function openBoxRoom(id) {
+  const b = state.boxRooms.find((x) => x.id === id);
+  if (!b) return;
+  addRoom(b.id, b.name);
+  state.open = b.id;
+  renderNow();
+  await connectBox(b.id);
+}
+
 function exportHistory(roomId) {
   const r = roomMeta(roomId);
   const data = {
@@ -597,7 +690,9 @@ function renderNow() {
   clearTimeout(renderTimer);
   renderTimer = 0;
   renderRooms();
+  renderBoxRooms();
   renderRoom();
+  $('keep-on-box').hidden = !state.box;
 }
 
 /** Coalesces the renders of a burst of events (a sync delivers hundreds of entries). */
@@ -687,6 +782,12 @@ async function main() {
     ol.scrollTop = ol.scrollHeight - fromBottom;
   });
   on('export-history', 'click', () => exportHistory(state.open));
+  on('keep-on-box', 'click', () => connectBox(state.open));
+  on('box-rooms', 'click', (e) => {
+    const b = e.target.closest('.box-open');
+    if (b) return openBoxRoom(b.dataset.roomId);
+    return undefined;
+  });
   on('composer', 'submit', async (e) => {
     e.preventDefault();
     const input = $('composer-input');
@@ -721,6 +822,7 @@ async function main() {
     }
   });
   renderNow();
+  await loadBoxRooms();
   document.body.dataset.ready = '1';
 }
 
