@@ -348,3 +348,31 @@ func TestImportErrors(t *testing.T) {
 	a.checkConsole()
 	b.checkConsole()
 }
+
+// TestThreePeers: A and C never connect to each other; B is connected to both and passes
+// entries on, so A's and C's messages reach each other through B.
+func TestThreePeers(t *testing.T) {
+	a := newUser(t, "A", "en-US")
+	b := newUser(t, "B", "en-US")
+	c := newUser(t, "C", "en-US")
+	a.setName("Ana")
+	b.setName("Bruno")
+	c.setName("Carla")
+	a.do(chromedp.SendKeys(chromedp.CSS("#new-room-name"), "Tres"))
+	offer, _ := a.download(chromedp.Click(chromedp.CSS("#create-room")))
+	answer, _ := b.importAndDownload(offer)
+	a.importFile(answer)
+	b.waitStatus("connected")
+	offer2, _ := b.download(chromedp.Click(chromedp.CSS("#reconnect")))
+	answer2, _ := c.importAndDownload(offer2)
+	b.importFile(answer2)
+	c.waitStatus("connected")
+	b.waitJS(`document.getElementById('room-peer').textContent.includes('Ana') && document.getElementById('room-peer').textContent.includes('Carla')`)
+	a.say("de Ana para todos")
+	c.waitMessage("de Ana para todos")
+	c.say("de Carla")
+	a.waitMessage("de Carla")
+	a.checkConsole()
+	b.checkConsole()
+	c.checkConsole()
+}
