@@ -41,8 +41,9 @@ ENV CHATTORRENT_DATA_DIR=/data \
     CHATTORRENT_HTTP_ADDR=:8080
 VOLUME ["/data"]
 EXPOSE 8443/tcp 8080/tcp 5353/udp
-# `chattorrent healthcheck` GETs https://127.0.0.1$CHATTORRENT_HTTPS_ADDR/healthz (the box's
-# own certificate is not checked) and exits non-zero on failure: a scratch image has no curl.
+# `chattorrent healthcheck` GETs https://127.0.0.1$CHATTORRENT_HTTPS_ADDR/healthz, trusting
+# only the box's own CA from $CHATTORRENT_DATA_DIR, and exits non-zero on failure: a scratch
+# image has no curl.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["/chattorrent", "healthcheck"]
 ENTRYPOINT ["/chattorrent"]
