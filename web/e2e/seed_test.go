@@ -376,3 +376,38 @@ func TestThreePeers(t *testing.T) {
 	b.checkConsole()
 	c.checkConsole()
 }
+
+// TestPendingOffers: A's page holds several unanswered offers while it stays open; each
+// answer, whenever it comes back, connects its own room.
+func TestPendingOffers(t *testing.T) {
+	a := newUser(t, "A", "en-US")
+	b := newUser(t, "B", "en-US")
+	c := newUser(t, "C", "en-US")
+	b.setName("Bruno")
+	c.setName("Carla")
+	a.do(chromedp.SendKeys(chromedp.CSS("#new-room-name"), "Primera"))
+	offer1, _ := a.download(chromedp.Click(chromedp.CSS("#create-room")))
+	a.waitJS(`document.querySelectorAll('#rooms .room-item').length === 1`)
+	room1 := evalJS[string](a, `document.querySelector('#rooms .room-item').dataset.roomId`)
+	a.waitStatus("waiting")
+	a.do(chromedp.SendKeys(chromedp.CSS("#new-room-name"), "Segunda"))
+	offer2, _ := a.download(chromedp.Click(chromedp.CSS("#create-room")))
+	a.waitJS(`document.querySelectorAll('#rooms .room-item').length === 2`)
+	room2 := evalJS[string](a, `[...document.querySelectorAll('#rooms .room-item')].map(n => n.dataset.roomId).find(id => id !== ` + js(room1) + `)`)
+	// The answers come back in the other order.
+	answer2, _ := c.importAndDownload(offer2)
+	answer1, _ := b.importAndDownload(offer1)
+	a.importFile(answer2)
+	c.waitStatus("connected")
+	a.importFile(answer1)
+	b.waitStatus("connected")
+	a.openRoom(room1)
+	a.waitStatus("connected")
+	a.waitJS(`document.getElementById('room-peer').textContent.includes('Bruno')`)
+	a.openRoom(room2)
+	a.waitStatus("connected")
+	a.waitJS(`document.getElementById('room-peer').textContent.includes('Carla')`)
+	a.checkConsole()
+	b.checkConsole()
+	c.checkConsole()
+}
