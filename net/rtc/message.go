@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/chattorrent/chattorrent/store/history"
 )
@@ -149,7 +147,7 @@ func decodeHello(top map[string]json.RawMessage) (*Hello, error) {
 	if err := str(peer, "name", &h.Peer.Name); err != nil {
 		return nil, fmt.Errorf("peer: %w", err)
 	}
-	if !validText(h.Peer.Name, maxPeerField) || h.Peer.Name == "" {
+	if !history.ValidText(h.Peer.Name, maxPeerField) || h.Peer.Name == "" {
 		return nil, malformed("peer.name wants 1..64 bytes of text")
 	}
 	var heads map[string]json.RawMessage
@@ -227,18 +225,6 @@ func num(m map[string]json.RawMessage, key string, n *int64) error {
 	}
 	*n = v
 	return nil
-}
-
-func validText(s string, max int) bool {
-	if len(s) > max || !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if unicode.IsControl(r) {
-			return false
-		}
-	}
-	return true
 }
 
 // EncodeHello writes a hello message. It fails when the heads do not fit in MaxMessage.

@@ -115,7 +115,7 @@ func NewSession(cfg Config) (*Session, error) {
 		return nil, errors.New("rtc: session: room wants 32 lowercase hex characters")
 	case !rePeerID.MatchString(cfg.Self.ID):
 		return nil, errors.New("rtc: session: peer id wants 1..64 of [A-Za-z0-9_-]")
-	case cfg.Self.Name == "" || !validText(cfg.Self.Name, maxPeerField):
+	case cfg.Self.Name == "" || !history.ValidText(cfg.Self.Name, maxPeerField):
 		return nil, errors.New("rtc: session: peer name wants 1..64 bytes of text")
 	case cfg.History == nil:
 		return nil, errors.New("rtc: session: no history")

@@ -142,7 +142,7 @@ func (e *Entry) Check(room string, now time.Time) error {
 	switch {
 	case !reHex32.MatchString(e.Room):
 		return fieldErr("room", "want 32 lowercase hex characters")
-	case !validText(e.Name, MaxName) || e.Name == "":
+	case !ValidText(e.Name, MaxName) || e.Name == "":
 		return fieldErr("name", "want 1 to 64 bytes of text without control characters")
 	case e.Seq < 1 || e.Seq > MaxSeq:
 		return fieldErr("seq", "want 1 to 2^53-1")
@@ -184,7 +184,9 @@ func (e *Entry) Check(room string, now time.Time) error {
 	return nil
 }
 
-func validText(s string, max int) bool {
+// ValidText reports whether s is UTF-8 of at most max bytes without control characters:
+// the rule for names (of authors, peers and rooms).
+func ValidText(s string, max int) bool {
 	if len(s) > max || !utf8.ValidString(s) {
 		return false
 	}
