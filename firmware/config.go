@@ -33,6 +33,9 @@ type Config struct {
 	// StaticDir, when set, serves the UI from this directory instead of the embedded copy,
 	// so the page can be edited without a rebuild.
 	StaticDir string
+	// WebRTCLoopback lets the box's WebRTC peer offer 127.0.0.1 candidates: for tests and a
+	// single-machine setup. Default false.
+	WebRTCLoopback bool
 }
 
 // errHelp reports that -h was asked for and the help was printed.
@@ -66,6 +69,9 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 			"env CHATTORRENT_READY_FILE; default none)")
 	fs.StringVar(&cfg.StaticDir, "static-dir", env("CHATTORRENT_STATIC_DIR", ""),
 		"serve the UI from this directory instead of the embedded copy (env CHATTORRENT_STATIC_DIR; default embedded)")
+	fs.BoolVar(&cfg.WebRTCLoopback, "webrtc-loopback", env("CHATTORRENT_WEBRTC_LOOPBACK", "") == "true",
+		"let the box's WebRTC peer use loopback addresses, for tests and a single-machine setup\n"+
+			"(env CHATTORRENT_WEBRTC_LOOPBACK=true; default false)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return Config{}, errHelp

@@ -17,7 +17,9 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/chattorrent/chattorrent/net/archiver"
 	"github.com/chattorrent/chattorrent/net/cert"
+	"github.com/chattorrent/chattorrent/net/rtc"
 	"github.com/chattorrent/chattorrent/store"
 	"github.com/chattorrent/chattorrent/web"
 )
@@ -50,11 +52,25 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	}
 	log.Info("identity", "name", id.Name, "fingerprint", id.Fingerprint())
 
+	// The box as a peer: rooms it is invited into are kept in the store and served to
+	// whoever connects later.
+	st, err := store.Open(filepath.Join(cfg.DataDir, "store"), store.Options{Logger: base})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	arch, err := archiver.New(archiver.Options{Store: st, Identity: id, Logger: base,
+		RTC: rtc.Options{IncludeLoopback: cfg.WebRTCLoopback, MDNSResolve: !cfg.WebRTCLoopback, UDPReadBuffer: 4 << 20}})
+	if err != nil {
+		return err
+	}
+
 	webOpts := web.Options{
 		Version:       version,
 		CAPEM:         box.CAPEM(),
 		CAFingerprint: box.CAFingerprint(),
 		Logger:        base,
+		Box:           boxAPI{arch: arch, store: st},
 	}
 	if cfg.StaticDir != "" {
 		if fi, err := os.Stat(cfg.StaticDir); err != nil || !fi.IsDir() {
@@ -101,6 +117,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	log.Info("phones trust the box once they install its CA", "url", trustURL, "ca_fingerprint", box.CAFingerprint())
 
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return arch.Run(gctx) })
 	for i, srv := range servers {
 		ln := listeners[i]
 		g.Go(func() error {

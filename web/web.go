@@ -41,6 +41,8 @@ type Options struct {
 	CAFingerprint string
 	// Logger receives request errors. Default: discarded.
 	Logger *slog.Logger
+	// Box, when set, serves the appliance-as-a-peer API under /api (see api.go).
+	Box Box
 }
 
 // ContentSecurityPolicy is sent with every response: no inline scripts or styles, nothing
@@ -83,6 +85,11 @@ func New(opts Options) http.Handler {
 	mux.HandleFunc("GET /ca.crt", opts.caCert)
 	mux.HandleFunc("GET /trust", func(w http.ResponseWriter, r *http.Request) { opts.trust(w, r, "/") })
 	mux.Handle("GET /", staticHandler{fsys: opts.Static, log: opts.Logger})
+	if opts.Box != nil {
+		mux.HandleFunc("GET /api/rooms", opts.apiRooms)
+		mux.HandleFunc("POST /api/rooms/connect", opts.apiConnect)
+		mux.HandleFunc("GET /api/rooms/{id}/history.json", opts.apiHistory)
+	}
 	return securityHeaders(mux)
 }
 

@@ -35,6 +35,10 @@ type Options struct {
 	// (ice.MulticastDNSModeQueryAndGather). Off by default (ice.MulticastDNSModeDisabled):
 	// raw addresses.
 	MDNS bool
+	// MDNSResolve resolves the peer's .local candidates (browsers hide their addresses behind
+	// them) while offering this side's raw addresses (ice.MulticastDNSModeQueryOnly): what
+	// the appliance wants on a LAN. Ignored when MDNS is set.
+	MDNSResolve bool
 	// Net is the network pion uses: a pion vnet in tests; nil means the real one.
 	Net transport.Net
 	// UDPReadBuffer is the socket receive buffer asked for on each UDP socket pion opens,
@@ -49,9 +53,12 @@ func NewAPI(opts Options) (*webrtc.API, error) {
 	var se webrtc.SettingEngine
 	se.DetachDataChannels()
 	se.SetIncludeLoopbackCandidate(opts.IncludeLoopback)
-	if opts.MDNS {
+	switch {
+	case opts.MDNS:
 		se.SetICEMulticastDNSMode(ice.MulticastDNSModeQueryAndGather)
-	} else {
+	case opts.MDNSResolve:
+		se.SetICEMulticastDNSMode(ice.MulticastDNSModeQueryOnly)
+	default:
 		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	}
 	se.SetSCTPMaxMessageSize(maxFrame)

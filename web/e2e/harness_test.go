@@ -102,7 +102,7 @@ func startServer(dir string) (stop func() error, err error) {
 		return nil, err
 	}
 	cmd := exec.Command(bin, "serve", "--data-dir", filepath.Join(dir, "data"),
-		"--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--ready-file", ready, "--hostname", "e2ebox")
+		"--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--ready-file", ready, "--hostname", "e2ebox", "--webrtc-loopback")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -295,6 +295,18 @@ func evalJS[T any](u *user, expr string) T {
 		u.t.Fatalf("%s: eval %s: %v\n%s", u.name, expr, err, u.state())
 	}
 	return v
+}
+
+// waitAsync polls a JS expression that yields a promise of a boolean (e.g. a fetch).
+func (u *user) waitAsync(expr string) {
+	u.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !evalJS[bool](u, expr) {
+		if time.Now().After(deadline) {
+			u.t.Fatalf("%s: waiting for %s: timeout\n%s", u.name, expr, u.state())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // waitJS polls a JS predicate until it is true (60 s at most).

@@ -393,7 +393,7 @@ func TestPendingOffers(t *testing.T) {
 	a.do(chromedp.SendKeys(chromedp.CSS("#new-room-name"), "Segunda"))
 	offer2, _ := a.download(chromedp.Click(chromedp.CSS("#create-room")))
 	a.waitJS(`document.querySelectorAll('#rooms .room-item').length === 2`)
-	room2 := evalJS[string](a, `[...document.querySelectorAll('#rooms .room-item')].map(n => n.dataset.roomId).find(id => id !== ` + js(room1) + `)`)
+	room2 := evalJS[string](a, `[...document.querySelectorAll('#rooms .room-item')].map(n => n.dataset.roomId).find(id => id !== `+js(room1)+`)`)
 	// The answers come back in the other order.
 	answer2, _ := c.importAndDownload(offer2)
 	answer1, _ := b.importAndDownload(offer1)

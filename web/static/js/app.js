@@ -574,17 +574,33 @@ function lastText(roomId) {
   return '';
 }
 
+// Room items are kept and updated in place: replacing them under a finger (renders come
+// every few ms during a sync) would lose the tap.
+const roomItems = new Map(); // room id → li
+
+function setText(n, text) {
+  if (n.textContent !== text) n.textContent = text;
+}
+
 function renderRooms() {
   const ul = $('rooms');
   const items = [...state.rooms].sort((a, b) => b.created - a.created).map((r) => {
     const status = roomStatus(live(r.id));
-    const li = el('li', { class: `room-item${state.open === r.id ? ' active' : ''}`, 'data-room-id': r.id, tabIndex: 0, role: 'button' },
-      el('span', { class: 'room-name', text: r.name }),
-      el('span', { class: 'room-status', 'data-state': status, text: t(status) }),
-      el('span', { class: 'room-last', text: lastText(r.id) }));
+    let li = roomItems.get(r.id);
+    if (!li) {
+      li = el('li', { class: 'room-item', 'data-room-id': r.id, tabIndex: 0, role: 'button' },
+        el('span', { class: 'room-name' }), el('span', { class: 'room-status' }), el('span', { class: 'room-last' }));
+      roomItems.set(r.id, li);
+    }
+    li.classList.toggle('active', state.open === r.id);
+    const [name, st, last] = li.children;
+    setText(name, r.name);
+    st.dataset.state = status;
+    setText(st, t(status));
+    setText(last, lastText(r.id));
     return li;
   });
-  ul.replaceChildren(...items);
+  if (items.length !== ul.children.length || items.some((li, i) => ul.children[i] !== li)) ul.replaceChildren(...items);
   $('rooms-empty').hidden = state.rooms.length > 0;
 }
 

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/chattorrent/chattorrent/net/archiver"
+	"github.com/chattorrent/chattorrent/store"
+	"github.com/chattorrent/chattorrent/web"
+)
+
+// boxAPI adapts the archiver and the store to web.Box.
+type boxAPI struct {
+	arch  *archiver.Archiver
+	store *store.Store
+}
+
+func (b boxAPI) Connect(ctx context.Context, offer []byte) ([]byte, error) {
+	answer, err := b.arch.Connect(ctx, offer)
+	switch {
+	case errors.Is(err, archiver.ErrNotOffer):
+		return nil, web.ErrNotOffer
+	case errors.Is(err, archiver.ErrBusy):
+		return nil, web.ErrBoxBusy
+	}
+	return answer, err
+}
+
+func (b boxAPI) Rooms() ([]web.BoxRoom, error) {
+	rooms, err := b.store.Rooms()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]web.BoxRoom, 0, len(rooms))
+	for _, r := range rooms {
+		out = append(out, web.BoxRoom{ID: r.ID, Name: r.Name, Entries: r.Entries, LastTS: r.LastTS})
+	}
+	return out, nil
+}
+
+func (b boxAPI) Export(room string, w io.Writer) (string, error) {
+	x, err := b.store.Export(room, time.Now())
+	if errors.Is(err, store.ErrNotFound) {
+		return "", web.ErrNoRoom
+	}
+	if err != nil {
+		return "", err
+	}
+	return x.Room.Name, json.NewEncoder(w).Encode(x)
+}

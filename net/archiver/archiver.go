@@ -1,0 +1,267 @@
+// Package archiver is the appliance as a peer: invited into a room (an offer .torrent,
+// answered at once), it joins with its own identity, keeps the room's history in the store
+// and serves it to whoever connects later, while the room's creator may be gone.
+package archiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/chattorrent/chattorrent/net/rtc"
+	"github.com/chattorrent/chattorrent/net/torrent"
+	"github.com/chattorrent/chattorrent/store"
+	"github.com/chattorrent/chattorrent/store/history"
+)
+
+// Errors Connect returns.
+var (
+	ErrNotOffer   = errors.New("archiver: the invitation is not an offer")
+	ErrBusy       = errors.New("archiver: too many peers connected; try again later")
+	ErrNotRunning = errors.New("archiver: not running")
+)
+
+// Options configures an Archiver; Store and Identity are required.
+type Options struct {
+	Store    *store.Store
+	Identity *store.Identity
+	// RTC configures the pion peer (see rtc.Options).
+	RTC rtc.Options
+	// MaxPeers caps the connections at once; 0 means 32.
+	MaxPeers int
+	// OpenTimeout is how long an answered offer waits for its DataChannel; 0 means 2 minutes.
+	OpenTimeout time.Duration
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Archiver answers offers for rooms and runs one sync session per connected peer.
+type Archiver struct {
+	opts Options
+	api  *webrtc.API
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	runCtx  context.Context // set by Run; the lifetime of every connection
+	wg      sync.WaitGroup
+	peers   int
+	byRoom  map[string]map[*rtc.Session]struct{}
+	stopped bool
+}
+
+// New builds an Archiver; Run must be running for Connect to succeed.
+func New(opts Options) (*Archiver, error) {
+	if opts.Store == nil || opts.Identity == nil {
+		return nil, errors.New("archiver: Store and Identity are required")
+	}
+	if opts.MaxPeers <= 0 {
+		opts.MaxPeers = 32
+	}
+	if opts.OpenTimeout <= 0 {
+		opts.OpenTimeout = 2 * time.Minute
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	opts.RTC.Logger = opts.Logger
+	api, err := rtc.NewAPI(opts.RTC)
+	if err != nil {
+		return nil, fmt.Errorf("archiver: %w", err)
+	}
+	return &Archiver{opts: opts, api: api, log: opts.Logger.With("component", "archiver"),
+		byRoom: make(map[string]map[*rtc.Session]struct{})}, nil
+}
+
+// Run lets Connect accept peers until ctx ends, then closes every connection and waits
+// for their goroutines. Cancellation is not an error.
+func (a *Archiver) Run(ctx context.Context) error {
+	a.mu.Lock()
+	a.runCtx = ctx
+	a.mu.Unlock()
+	<-ctx.Done()
+	a.mu.Lock()
+	a.stopped = true
+	a.mu.Unlock()
+	a.wg.Wait()
+	return nil
+}
+
+// Rooms lists the rooms the box keeps.
+func (a *Archiver) Rooms() ([]store.Room, error) { return a.opts.Store.Rooms() }
+
+// Connect answers an offer .torrent for a room: the room is created in the store if new,
+// the box writes its join entry once, and the answer .torrent comes back. The connection
+// then runs in the background under Run's context.
+func (a *Archiver) Connect(ctx context.Context, offer []byte) ([]byte, error) {
+	inv, err := torrent.Decode(offer)
+	if err != nil {
+		return nil, err
+	}
+	if inv.Role != torrent.RoleOffer {
+		return nil, ErrNotOffer
+	}
+	a.mu.Lock()
+	runCtx, stopped := a.runCtx, a.stopped
+	if runCtx == nil || stopped {
+		a.mu.Unlock()
+		return nil, ErrNotRunning
+	}
+	if a.peers >= a.opts.MaxPeers {
+		a.mu.Unlock()
+		return nil, ErrBusy
+	}
+	a.peers++
+	a.mu.Unlock()
+	release := func() {
+		a.mu.Lock()
+		a.peers--
+		a.mu.Unlock()
+	}
+
+	rh, err := a.room(inv.Room, inv.RoomName)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	pc, channels, sdp, err := rtc.Answer(ctx, a.api, inv.SDP)
+	if err != nil {
+		release()
+		return nil, fmt.Errorf("archiver: answer: %w", err)
+	}
+	id := a.opts.Identity
+	answer, err := torrent.Encode(&torrent.Invitation{Role: torrent.RoleAnswer, Room: inv.Room, RoomName: inv.RoomName,
+		SDP: sdp, Session: inv.Session, Peer: torrent.Peer{ID: id.Author(), Name: id.Name}})
+	if err != nil {
+		pc.Close()
+		release()
+		return nil, fmt.Errorf("archiver: answer: %w", err)
+	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		defer release()
+		defer pc.Close()
+		a.serve(runCtx, inv, rh, channels)
+	}()
+	a.log.Info("answered", "room", inv.Room, "name", inv.RoomName, "peer", inv.Peer.Name)
+	return answer, nil
+}
+
+// room opens (creating if new) the stored room and writes the box's join entry once.
+func (a *Archiver) room(id, name string) (*store.RoomHistory, error) {
+	if err := a.opts.Store.CreateRoom(id, name); err != nil && !errors.Is(err, store.ErrExists) {
+		return nil, fmt.Errorf("archiver: %w", err)
+	}
+	rh, err := a.opts.Store.RoomHistory(id)
+	if err != nil {
+		return nil, fmt.Errorf("archiver: %w", err)
+	}
+	me := a.opts.Identity
+	if _, ok := rh.At(me.Author(), 1); !ok {
+		join := history.Entry{Author: me.Author(), Name: me.Name, Kind: history.KindJoin, TS: time.Now().UnixMilli()}
+		if _, err := rh.Write(join, me.Sign); err != nil {
+			return nil, fmt.Errorf("archiver: join: %w", err)
+		}
+	}
+	return rh, nil
+}
+
+// serve waits for the peer's DataChannel and runs the sync session until either side
+// leaves. Entries one peer brings are passed on to the room's other peers.
+func (a *Archiver) serve(ctx context.Context, inv *torrent.Invitation, rh *store.RoomHistory, channels <-chan *webrtc.DataChannel) {
+	log := a.log.With("room", inv.Room, "peer", inv.Peer.Name)
+	var dc *webrtc.DataChannel
+	select {
+	case dc = <-channels:
+	case <-time.After(a.opts.OpenTimeout):
+		log.Warn("the peer never opened the channel")
+		return
+	case <-ctx.Done():
+		return
+	}
+	openCtx, cancel := context.WithTimeout(ctx, a.opts.OpenTimeout)
+	conn, err := rtc.Open(openCtx, dc)
+	cancel()
+	if err != nil {
+		log.Warn("channel did not open", "err", err)
+		return
+	}
+	defer conn.Close()
+	var s *rtc.Session
+	s, err = rtc.NewSession(rtc.Config{
+		Room: inv.Room, History: rh, Conn: conn, Logger: a.opts.Logger,
+		Self: rtc.PeerInfo{ID: a.opts.Identity.Author(), Name: a.opts.Identity.Name},
+		OnEvent: func(ev rtc.Event) {
+			if ev.Kind == rtc.EventAdded {
+				a.relay(ctx, inv.Room, s, ev.Entries)
+			}
+		},
+	})
+	if err != nil {
+		log.Error("session", "err", err)
+		return
+	}
+	a.mu.Lock()
+	if a.byRoom[inv.Room] == nil {
+		a.byRoom[inv.Room] = make(map[*rtc.Session]struct{})
+	}
+	a.byRoom[inv.Room][s] = struct{}{}
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		delete(a.byRoom[inv.Room], s)
+		a.mu.Unlock()
+	}()
+	log.Info("peer connected")
+	if err := s.Run(ctx); err != nil {
+		log.Warn("session ended", "err", err)
+		return
+	}
+	st := s.Stats()
+	log.Info("peer left", "received", st.Added, "sent", st.EntriesSent)
+}
+
+// relay publishes entries that one session stored to the room's other sessions. It must
+// not block (it runs in a session's goroutine): each publish runs on its own goroutine,
+// owned by the archiver's wait group.
+func (a *Archiver) relay(ctx context.Context, room string, from *rtc.Session, entries []history.Entry) {
+	a.mu.Lock()
+	var others []*rtc.Session
+	for s := range a.byRoom[room] {
+		if s != from {
+			others = append(others, s)
+		}
+	}
+	if a.stopped {
+		others = nil
+	}
+	if len(others) > 0 {
+		a.wg.Add(1)
+	}
+	a.mu.Unlock()
+	if len(others) == 0 {
+		return
+	}
+	go func() {
+		defer a.wg.Done()
+		for _, s := range others {
+			for _, e := range entries {
+				if err := s.Publish(ctx, e); err != nil {
+					return
+				}
+			}
+		}
+	}()
+}
+
+// running reports whether Run has started and not stopped.
+func (a *Archiver) running() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.runCtx != nil && !a.stopped
+}

@@ -1,0 +1,83 @@
+package archiver
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/chattorrent/chattorrent/net/torrent"
+	"github.com/chattorrent/chattorrent/store"
+)
+
+func newArchiver(t *testing.T) (*Archiver, *store.Store) {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	id, err := store.LoadIdentity(dir, "Caja")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(Options{Store: st, Identity: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, st
+}
+
+// Bad invitations are refused with a clear error, and nothing is created.
+func TestConnectRefuses(t *testing.T) {
+	a, st := newArchiver(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	for !a.running() {
+		runtime.Gosched()
+	}
+	answer, err := torrent.Encode(&torrent.Invitation{Role: torrent.RoleAnswer, Room: strings.Repeat("a", 32), RoomName: "Aula",
+		SDP: "v=0\r\na=fingerprint:sha-256 AB:CD\r\n", Session: strings.Repeat("b", 32), Peer: torrent.Peer{ID: "x", Name: "X"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		offer []byte
+		want  error
+	}{
+		{"garbage", []byte("not a torrent"), torrent.ErrMalformed},
+		{"empty", nil, torrent.ErrEmpty},
+		{"too large", make([]byte, torrent.MaxSize+1), torrent.ErrTooLarge},
+		{"an answer", answer, ErrNotOffer},
+	} {
+		if _, err := a.Connect(t.Context(), tc.offer); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	if rooms, _ := st.Rooms(); len(rooms) != 0 {
+		t.Errorf("refused offers created rooms: %v", rooms)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	if _, err := a.Connect(t.Context(), answer); !errors.Is(err, ErrNotRunning) && !errors.Is(err, ErrNotOffer) {
+		t.Errorf("after Run: %v", err)
+	}
+}
+
+func TestConnectBeforeRun(t *testing.T) {
+	a, _ := newArchiver(t)
+	offer, err := torrent.Encode(&torrent.Invitation{Role: torrent.RoleOffer, Room: strings.Repeat("a", 32), RoomName: "Aula",
+		SDP: "v=0\r\na=fingerprint:sha-256 AB:CD\r\n", Session: strings.Repeat("b", 32), Peer: torrent.Peer{ID: "x", Name: "X"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Connect(t.Context(), offer); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("got %v", err)
+	}
+}

@@ -1,0 +1,140 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+
+	"github.com/chattorrent/chattorrent/net/torrent"
+)
+
+// Box is the appliance as a peer (net/archiver behind an adapter in firmware): the page
+// invites it into rooms and downloads the histories it keeps.
+type Box interface {
+	// Connect answers an offer .torrent with an answer .torrent.
+	Connect(ctx context.Context, offer []byte) ([]byte, error)
+	// Rooms lists the rooms the box keeps.
+	Rooms() ([]BoxRoom, error)
+	// Export writes a room's verifiable history export (JSON) and returns the room's name;
+	// ErrNoRoom when the box does not keep it.
+	Export(room string, w io.Writer) (string, error)
+}
+
+// BoxRoom is one room the box keeps.
+type BoxRoom struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Entries int    `json:"entries"`
+	LastTS  int64  `json:"last_ts"`
+}
+
+// Errors a Box returns that the API reports with their own status.
+var (
+	ErrNoRoom   = errors.New("web: the box keeps no such room")
+	ErrBoxBusy  = errors.New("web: the box has too many peers right now")
+	ErrNotOffer = errors.New("web: the invitation is not an offer")
+)
+
+var reRoomID = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// apiError is the JSON body of every failed API call.
+type apiError struct {
+	Code  string `json:"code"`
+	Error string `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func fail(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, apiError{Code: code, Error: msg})
+}
+
+// sameOrigin is the CSRF guard of every POST: the page sends X-ChatTorrent: 1 (a header a
+// cross-site form cannot set, and which a cross-origin fetch may only send after a CORS
+// preflight that this server never answers), and a browser's Origin must be this host.
+func sameOrigin(r *http.Request) bool {
+	if r.Header.Get("X-ChatTorrent") != "1" {
+		return false
+	}
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return true // not a browser, or a same-origin GET-like request
+	}
+	u, err := url.Parse(o)
+	return err == nil && u.Scheme == "https" && u.Host == r.Host
+}
+
+func (o Options) apiRooms(w http.ResponseWriter, r *http.Request) {
+	rooms, err := o.Box.Rooms()
+	if err != nil {
+		o.Logger.Error("rooms", "err", err)
+		fail(w, http.StatusInternalServerError, "failed", "the box could not list its rooms")
+		return
+	}
+	if rooms == nil {
+		rooms = []BoxRoom{}
+	}
+	writeJSON(w, http.StatusOK, rooms)
+}
+
+func (o Options) apiConnect(w http.ResponseWriter, r *http.Request) {
+	if !sameOrigin(r) {
+		fail(w, http.StatusForbidden, "forbidden", "cross-site request refused")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, torrent.MaxSize))
+	if err != nil {
+		fail(w, http.StatusRequestEntityTooLarge, torrent.CodeTooLarge, "an invitation is at most 65536 bytes")
+		return
+	}
+	answer, err := o.Box.Connect(r.Context(), body)
+	var te *torrent.Error
+	switch {
+	case err == nil:
+		w.Header().Set("Content-Type", "application/x-bittorrent")
+		w.Header().Set("Cache-Control", "no-store")
+		w.Write(answer)
+	case errors.As(err, &te):
+		fail(w, http.StatusBadRequest, te.Code, te.Error())
+	case errors.Is(err, ErrNotOffer):
+		fail(w, http.StatusBadRequest, "not-offer", "send the room's offer (_offer.torrent), not an answer")
+	case errors.Is(err, ErrBoxBusy):
+		fail(w, http.StatusServiceUnavailable, "busy", "the box has too many peers right now; try again in a minute")
+	default:
+		o.Logger.Error("connect", "err", err)
+		fail(w, http.StatusInternalServerError, "failed", "the box could not answer")
+	}
+}
+
+func (o Options) apiHistory(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !reRoomID.MatchString(id) {
+		fail(w, http.StatusBadRequest, "bad-room", "a room id is 32 lowercase hex characters")
+		return
+	}
+	var buf bytes.Buffer
+	name, err := o.Box.Export(id, &buf)
+	switch {
+	case errors.Is(err, ErrNoRoom):
+		fail(w, http.StatusNotFound, "no-room", "the box keeps no such room")
+		return
+	case err != nil:
+		o.Logger.Error("export", "room", id, "err", err)
+		fail(w, http.StatusInternalServerError, "failed", "the box could not export the room")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+torrent.SafeFileName(name)+`_history.json"`)
+	w.Write(buf.Bytes())
+}
