@@ -41,6 +41,8 @@ type Hello struct {
 	Heads map[string]int64 `json:"heads"`
 	// Tips is, per author in Heads, the id of the entry at that seq (optional).
 	Tips map[string]string `json:"tips,omitempty"`
+	// Again asks the peer for its hello: this side has not received it (PROTOCOL.md §2).
+	Again bool `json:"again,omitempty"`
 }
 
 // Message is one decoded DataChannel message: T says which field is set.
@@ -186,6 +188,11 @@ func decodeHello(top map[string]json.RawMessage) (*Hello, error) {
 				return nil, malformed("tips: not an entry id")
 			}
 			h.Tips[a] = id
+		}
+	}
+	if raw, ok := top["again"]; ok {
+		if err := json.Unmarshal(raw, &h.Again); err != nil {
+			return nil, malformed("again is not a boolean")
 		}
 	}
 	return h, nil

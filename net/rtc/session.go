@@ -28,6 +28,9 @@ var errRemoteClosed = errors.New("rtc: closed by the peer")
 // the peer is not an error) before the session ends with the send error.
 const sendGrace = 2 * time.Second
 
+// helloAgainMax bounds the hellos a session re-sends while the peer's has not arrived.
+const helloAgainMax = 3
+
 // Config wires a Session.
 type Config struct {
 	Room    string   // this room's id (32 lowercase hex)
@@ -40,6 +43,9 @@ type Config struct {
 	// MaxPending caps the received entries held because an earlier entry of their author
 	// had not arrived yet (a gap); 0 means 1000. Beyond it they are refused as gaps.
 	MaxPending int
+	// HelloRetry is how long the session waits for the peer's hello before sending its
+	// own again, asking for it; 0 means 2 s.
+	HelloRetry time.Duration
 	Logger     *slog.Logger // nil means slog.Default()
 }
 
@@ -93,6 +99,9 @@ type Session struct {
 	pub      chan history.Entry
 	hello    chan *Hello // the peer's hello, receiver → sender, once
 	gotHello atomic.Bool
+	again    chan *Hello   // a later hello asking for ours again, receiver → sender
+	nudge    chan struct{} // a message came before the peer's hello, receiver → sender
+	peerID   string        // set with gotHello
 
 	ackMu    sync.Mutex
 	acks     []string
@@ -125,11 +134,16 @@ func NewSession(cfg Config) (*Session, error) {
 	if cfg.MaxPending <= 0 {
 		cfg.MaxPending = 1000
 	}
+	if cfg.HelloRetry <= 0 {
+		cfg.HelloRetry = 2 * time.Second
+	}
 	return &Session{
 		cfg:      cfg,
 		log:      logger(cfg.Logger).With("room", cfg.Room),
 		pub:      make(chan history.Entry, 256),
 		hello:    make(chan *Hello, 1),
+		again:    make(chan *Hello, 1),
+		nudge:    make(chan struct{}, 1),
 		ackReady: make(chan struct{}, 1),
 		peerHas:  make(map[string]int64),
 		pending:  make(map[string]map[int64]history.Entry),
@@ -252,15 +266,27 @@ func (s *Session) sendLoop(ctx context.Context) error {
 }
 
 func (s *Session) sendAll(ctx context.Context) error {
-	hello, err := EncodeHello(Hello{V: Version, Room: s.cfg.Room, Peer: s.cfg.Self, Heads: s.cfg.History.Heads(), Tips: s.cfg.History.Tips()})
-	if err != nil {
-		return fmt.Errorf("rtc: session: %w", err)
-	}
-	if err := s.send(ctx, hello); err != nil {
-		return fmt.Errorf("rtc: session: send hello: %w", err)
+	if err := s.sendHello(ctx, false); err != nil {
+		return err
 	}
 	sn := &sender{remaining: make(map[string]int), sent: make(map[string]int64)}
 	helloCh := s.hello
+	// Until the peer's hello arrives, ours is sent again (asking for theirs) after
+	// helloRetry, or at once when the peer's other messages come first; at most helloAgainMax.
+	asked := 0
+	retry := time.NewTimer(s.cfg.HelloRetry)
+	defer retry.Stop()
+	retryC, nudgeC := retry.C, s.nudge
+	askAgain := func() error {
+		if asked >= helloAgainMax || s.gotHello.Load() {
+			retryC, nudgeC = nil, nil
+			return nil
+		}
+		asked++
+		s.log.Info("no hello from the peer yet: asking again", "ask", asked)
+		retry.Reset(s.cfg.HelloRetry)
+		return s.sendHello(ctx, true)
+	}
 	for {
 		if err := s.flushAcks(ctx); err != nil {
 			return err
@@ -271,6 +297,10 @@ func (s *Session) sendAll(ctx context.Context) error {
 				return ctx.Err()
 			case e := <-s.pub:
 				if err := s.publish(ctx, sn, e); err != nil {
+					return err
+				}
+			case h := <-s.again:
+				if err := s.answerAgain(ctx, sn, h); err != nil {
 					return err
 				}
 			default:
@@ -288,11 +318,28 @@ func (s *Session) sendAll(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case h := <-helloCh:
-			helloCh = nil
+			helloCh, retryC, nudgeC = nil, nil, nil
+			if h.Again {
+				if err := s.sendHello(ctx, false); err != nil {
+					return err
+				}
+			}
 			if err := s.sendForks(ctx, h); err != nil {
 				return err
 			}
 			s.takeSnapshot(sn, h.Heads)
+		case h := <-s.again:
+			if err := s.answerAgain(ctx, sn, h); err != nil {
+				return err
+			}
+		case <-retryC:
+			if err := askAgain(); err != nil {
+				return err
+			}
+		case <-nudgeC:
+			if err := askAgain(); err != nil {
+				return err
+			}
 		case e := <-s.pub:
 			if err := s.publish(ctx, sn, e); err != nil {
 				return err
@@ -300,6 +347,32 @@ func (s *Session) sendAll(ctx context.Context) error {
 		case <-s.ackReady:
 		}
 	}
+}
+
+func (s *Session) sendHello(ctx context.Context, again bool) error {
+	hello, err := EncodeHello(Hello{V: Version, Room: s.cfg.Room, Peer: s.cfg.Self, Heads: s.cfg.History.Heads(), Tips: s.cfg.History.Tips(), Again: again})
+	if err != nil {
+		return fmt.Errorf("rtc: session: %w", err)
+	}
+	if err := s.send(ctx, hello); err != nil {
+		return fmt.Errorf("rtc: session: send hello: %w", err)
+	}
+	return nil
+}
+
+// answerAgain answers a peer that missed this side's hello, after this side got the
+// peer's: hello again, and what the peer lacks by the heads it states now (what was
+// sent before may have been dropped as arriving before a hello).
+func (s *Session) answerAgain(ctx context.Context, sn *sender, h *Hello) error {
+	if err := s.sendHello(ctx, false); err != nil {
+		return err
+	}
+	if !sn.snapshot {
+		return nil // the first hello is still on its way to the sender; its snapshot comes next
+	}
+	clear(sn.remaining)
+	s.takeSnapshot(sn, h.Heads)
+	return nil
 }
 
 // sendForks compares the peer's tips with this side's entries at the same seqs. Where they
@@ -407,6 +480,13 @@ func (s *Session) sendBatch(ctx context.Context, sn *sender) error {
 	return nil
 }
 
+func (s *Session) nudgeSender() {
+	select {
+	case s.nudge <- struct{}{}:
+	default:
+	}
+}
+
 func (s *Session) queueAcks(ids []string) {
 	if len(ids) == 0 {
 		return
@@ -472,6 +552,9 @@ func (s *Session) recvLoop(ctx context.Context) error {
 		case TypeEntries:
 			s.onEntries(m.Entries)
 		case TypeAck:
+			if !s.gotHello.Load() {
+				s.nudgeSender()
+			}
 			s.st.acked.Add(int64(len(m.IDs)))
 			s.event(Event{Kind: EventAcked, IDs: m.IDs})
 		}
@@ -480,8 +563,16 @@ func (s *Session) recvLoop(ctx context.Context) error {
 
 func (s *Session) onHello(h *Hello) error {
 	if s.gotHello.Load() {
-		s.st.messagesDropped.Add(1)
-		s.log.Warn("message dropped", "err", "a second hello")
+		if !h.Again || h.Peer.ID != s.peerID || h.Room != s.cfg.Room {
+			s.st.messagesDropped.Add(1)
+			s.log.Warn("message dropped", "err", "a second hello")
+			return nil
+		}
+		select { // a newer ask replaces one not yet answered
+		case <-s.again:
+		default:
+		}
+		s.again <- h
 		return nil
 	}
 	if h.V != Version {
@@ -495,6 +586,7 @@ func (s *Session) onHello(h *Hello) error {
 		s.peerHas[a] = max(s.peerHas[a], seq)
 	}
 	s.peerMu.Unlock()
+	s.peerID = h.Peer.ID
 	s.gotHello.Store(true)
 	s.hello <- h
 	s.log.Info("peer hello", "peer", h.Peer.ID, "name", h.Peer.Name, "authors", len(h.Heads))
@@ -508,6 +600,7 @@ func (s *Session) onEntries(raws []json.RawMessage) {
 	if !s.gotHello.Load() {
 		s.st.messagesDropped.Add(1)
 		s.log.Warn("message dropped", "err", "entries before hello")
+		s.nudgeSender()
 		return
 	}
 	var added []history.Entry

@@ -159,13 +159,19 @@ type user struct {
 
 	mu       sync.Mutex
 	problems []string // console errors and uncaught exceptions
+	console  []string // the latest console lines of any kind, for failure messages
 }
 
 func newUser(t testing.TB, name, lang string) *user {
 	t.Helper()
 	u := &user{t: t, name: name, lang: lang, profile: t.TempDir(), dl: t.TempDir()}
 	u.open()
-	t.Cleanup(func() { u.close() })
+	t.Cleanup(func() {
+		if t.Failed() && u.stop != nil {
+			t.Logf("%s at the end: %s", u.name, u.state())
+		}
+		u.close()
+	})
 	return u
 }
 
@@ -205,12 +211,19 @@ func (u *user) open() {
 			if err != nil {
 				return
 			}
+			var parts []string
+			for _, a := range ev.Args {
+				parts = append(parts, strings.Trim(string(a.Value), `"`)+a.Description)
+			}
+			line := string(ev.Type) + ": " + strings.Join(parts, " ")
+			u.mu.Lock()
+			u.console = append(u.console, line)
+			if len(u.console) > 40 {
+				u.console = u.console[1:]
+			}
+			u.mu.Unlock()
 			if ev.Type == runtime.ConsoleAPICalledTypeError {
-				var parts []string
-				for _, a := range ev.Args {
-					parts = append(parts, strings.Trim(string(a.Value), `"`)+a.Description)
-				}
-				u.problem("console.error: " + strings.Join(parts, " "))
+				u.problem("console." + line)
 			}
 		}
 	}()
@@ -329,7 +342,7 @@ func (u *user) state() string {
 		messages: [...document.querySelectorAll('#messages .msg-body')].map(n => n.textContent)})`))
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	return fmt.Sprintf("page: %s\nproblems: %s", s, strings.Join(u.problems, "\n"))
+	return fmt.Sprintf("page: %s\nproblems: %s\nconsole:\n%s", s, strings.Join(u.problems, "\n"), strings.Join(u.console, "\n"))
 }
 
 // download runs the action that triggers one download and returns the saved file's path

@@ -17,6 +17,10 @@ class FakeChannel extends EventTarget {
   }
   send(s) {
     this.sent.push(s);
+    if (this.lose > 0) {
+      this.lose--; // a WebRTC stack losing a fresh channel's first message
+      return;
+    }
     const peer = this.peer;
     queueMicrotask(() => peer.dispatchEvent(Object.assign(new Event('message'), { data: s })));
   }
@@ -49,13 +53,16 @@ async function write(log, me, name, body, ts = Date.now()) {
   return e;
 }
 
-function session(channel, log, me, name, events, stored) {
+function session(channel, log, me, name, events, stored, more = {}) {
   return new Session({
     channel, room: ROOM, me: { id: me.author, name }, log,
     persist: (es) => stored.push(...es),
     onEvent: (ev) => events.push(ev),
+    ...more,
   });
 }
+
+const hellos = (ch) => ch.sent.map((s) => JSON.parse(s)).filter((m) => m.t === 'hello');
 
 const settle = async (pred) => {
   for (let i = 0; i < 2000 && !pred(); i++) await new Promise((r) => setTimeout(r, 1));
@@ -177,4 +184,66 @@ test('the same author with different entries at one seq: both sides mark it fork
   assert.ok(la.has(fa.id) && !la.has(fb.id));
   assert.ok(lb.has(fb.id) && !lb.has(fa.id));
   assert.equal(a.closed || b.closed, false);
+});
+
+test('a lost first hello is asked for again when entries arrive before it, and the sync completes', async () => {
+  const [ca, cb] = pair();
+  const ana = await identity();
+  const bruno = await identity();
+  const la = new Log(ROOM);
+  const lb = new Log(ROOM);
+  for (let i = 0; i < 5; i++) await write(la, ana, 'Ana', `a${i}`, 1000 + i);
+  for (let i = 0; i < 3; i++) await write(lb, bruno, 'Bruno', `b${i}`, 2000 + i);
+  cb.lose = 1; // B's hello never reaches A
+  const ea = [];
+  const a = session(ca, la, ana, 'Ana', ea, [], { helloRetryMs: 60000 });
+  const b = session(cb, lb, bruno, 'Bruno', [], [], { helloRetryMs: 60000 });
+  a.start();
+  b.start();
+  await settle(() => la.size === 8 && lb.size === 8);
+  assert.ok(ea.some((e) => e.type === 'hello'));
+  assert.deepEqual(hellos(ca).map((h) => h.again === true), [false, true], 'A asked once');
+  assert.deepEqual(hellos(cb).map((h) => h.again === true), [false, false], 'B answered once, without asking back');
+  a.close();
+});
+
+test('a lost first hello with nothing else to carry it is asked for again after the retry time', async () => {
+  const [ca, cb] = pair();
+  const la = new Log(ROOM);
+  const lb = new Log(ROOM);
+  const ana = await identity();
+  await write(la, ana, 'Ana', 'only A has this');
+  cb.lose = 1;
+  const a = session(ca, la, ana, 'Ana', [], [], { helloRetryMs: 20 });
+  const b = session(cb, lb, await identity(), 'B', [], [], { helloRetryMs: 20 });
+  a.start();
+  b.start();
+  await settle(() => lb.size === 1 && a.peer !== null && b.peer !== null);
+  assert.ok(hellos(ca).length <= 1 + 3, 'asks are bounded');
+  a.close();
+});
+
+test('hellos are bounded when the peer never answers, and a repeated hello without again is dropped', async () => {
+  const [ca, cb] = pair();
+  cb.lose = Infinity; // nothing from B ever arrives
+  const a = session(ca, new Log(ROOM), await identity(), 'Ana', [], [], { helloRetryMs: 5 });
+  session(cb, new Log(ROOM), await identity(), 'B', [], [], { helloRetryMs: 5 }).start();
+  a.start();
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(hellos(ca).length, 1 + 3);
+  assert.ok(hellos(ca).slice(1).every((h) => h.again === true));
+  a.close();
+
+  const [cc, cd] = pair();
+  const c = session(cc, new Log(ROOM), await identity(), 'C', [], []);
+  c.start();
+  const hi = { t: 'hello', v: 1, room: ROOM, peer: { id: 'x', name: 'X' }, heads: {} };
+  cd.send(JSON.stringify(hi));
+  cd.send(JSON.stringify(hi));
+  await settle(() => c.peer !== null && c.stats.dropped === 1);
+  assert.equal(hellos(cc).length, 1, 'a plain second hello is not answered');
+  cd.send(JSON.stringify({ ...hi, again: true }));
+  await settle(() => hellos(cc).length === 2);
+  assert.equal(hellos(cc)[1].again, undefined, 'an answer never asks back');
+  c.close();
 });

@@ -5,7 +5,7 @@
 import { STRINGS, pickLang, translator } from './i18n.js';
 import { Storage, StorageFullError } from './storage.js';
 import { Log, signEntry, fingerprint, toB64url, fromB64url, KNOWN_KINDS } from './history.js';
-import { makeOffer, makeAnswer, applyAnswer, safetyCode, RTCFailure } from './rtc.js';
+import { makeOffer, makeAnswer, applyAnswer, safetyCode, takeEarly, RTCFailure } from './rtc.js';
 import { Session } from './session.js';
 import { workerVerifier } from './verifier.js';
 import {
@@ -350,6 +350,7 @@ function watch(roomId, pc, channel) {
 function startSession(roomId, pc, channel) {
   const l = live(roomId);
   const conn = { pc, session: null, peer: null, safety: '' };
+  const arrived = takeEarly(channel);
   conn.session = new Session({
     channel,
     room: roomId,
@@ -380,6 +381,7 @@ function startSession(roomId, pc, channel) {
   }
   render();
   conn.session.start();
+  for (const data of arrived) conn.session.receive(data);
 }
 
 /** Forgets a peer connection of the room (closed, failed, or replaced). */

@@ -3,6 +3,26 @@
 // `chattorrent` DataChannel.
 
 export const CHANNEL = 'chattorrent';
+
+// Messages that arrive before a session listens: Chromium can deliver the peer's first
+// message before our 'open' handler (or our .then on the channel) has run, and a message
+// event with no listener is lost. Every channel buffers from the moment it exists.
+const early = new WeakMap(); // RTCDataChannel → {data: [], listener}
+
+function buffer(channel) {
+  const b = { data: [], listener: (ev) => b.data.push(ev.data) };
+  channel.addEventListener('message', b.listener);
+  early.set(channel, b);
+}
+
+/** Stops buffering and returns what arrived so far, oldest first. */
+export function takeEarly(channel) {
+  const b = early.get(channel);
+  if (!b) return [];
+  channel.removeEventListener('message', b.listener);
+  early.delete(channel);
+  return b.data;
+}
 const GATHER_TIMEOUT_MS = 15000;
 
 export class RTCFailure extends Error {
@@ -47,6 +67,7 @@ export async function makeOffer() {
   const pc = newPeerConnection();
   try {
     const channel = pc.createDataChannel(CHANNEL, { ordered: true });
+    buffer(channel);
     await pc.setLocalDescription(await pc.createOffer());
     await gathered(pc);
     return { pc, channel, sdp: pc.localDescription.sdp };
@@ -61,8 +82,10 @@ export async function makeAnswer(offerSdp) {
   const pc = newPeerConnection();
   const channel = new Promise((resolve) => {
     pc.addEventListener('datachannel', (ev) => {
-      if (ev.channel.label === CHANNEL) resolve(ev.channel);
-      else ev.channel.close();
+      if (ev.channel.label === CHANNEL) {
+        buffer(ev.channel);
+        resolve(ev.channel);
+      } else ev.channel.close();
     });
   });
   try {

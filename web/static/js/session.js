@@ -13,6 +13,11 @@ export const BATCH_BYTES = 200 * 1024;
 export const HIGH_WATER = 1 << 20;
 export const LOW_WATER = 256 * 1024;
 const MAX_HEADS = 10000;
+// Some WebRTC stacks lose the first message of a fresh channel (it arrives before the
+// channel is wired up on the offerer's side). A side that has not heard the peer's hello
+// asks again: after HELLO_RETRY_MS, or at once when other messages arrive first.
+export const HELLO_RETRY_MS = 2000;
+export const HELLO_AGAIN_MAX = 3;
 
 const rePeerId = /^[A-Za-z0-9_-]{1,64}$/;
 const reHex32 = /^[0-9a-f]{32}$/;
@@ -60,7 +65,8 @@ export function decodeMessage(data) {
         }
         tips = m.tips;
       }
-      return { t: 'hello', v: m.v, room: m.room, peer: { id: p.id, name: p.name }, heads: h, tips };
+      if (m.again !== undefined && typeof m.again !== 'boolean') throw new ProtocolError('hello: bad again');
+      return { t: 'hello', v: m.v, room: m.room, peer: { id: p.id, name: p.name }, heads: h, tips, again: m.again === true };
     }
     case 'entries':
       if (!Array.isArray(m.entries) || m.entries.length > BATCH_ENTRIES) throw new ProtocolError('entries: want a list of at most 200');
@@ -81,12 +87,14 @@ export function decodeMessage(data) {
  * onEvent ({type: hello|added|acked|refused|dropped|error|closed, ...}).
  */
 export class Session {
-  constructor({ channel, room, me, log, persist, onEvent = () => {}, now = () => Date.now(), verify = inlineVerifier }) {
-    Object.assign(this, { channel, room, me, log, persist, onEvent, now, verify });
+  constructor({ channel, room, me, log, persist, onEvent = () => {}, now = () => Date.now(), verify = inlineVerifier, helloRetryMs = HELLO_RETRY_MS }) {
+    Object.assign(this, { channel, room, me, log, persist, onEvent, now, verify, helloRetryMs });
     this.peer = null;
     this.closed = false;
     this.out = Promise.resolve();
     this.stats = { sent: 0, received: 0, refused: 0, dropped: 0 };
+    this.asked = 0; // hellos re-sent with again
+    this.retry = null;
     channel.bufferedAmountLowThreshold = LOW_WATER;
     this.onMessage = (ev) => this.receive(ev.data);
     this.onClose = () => this.close();
@@ -95,12 +103,37 @@ export class Session {
   }
 
   start() {
-    this.enqueue(() => this.send({ t: 'hello', v: VERSION, room: this.room, peer: this.me, heads: this.log.heads(), tips: this.log.tips() }));
+    this.sendHello(false);
+    this.armRetry();
+  }
+
+  sendHello(again) {
+    this.enqueue(() => {
+      const m = { t: 'hello', v: VERSION, room: this.room, peer: this.me, heads: this.log.heads(), tips: this.log.tips() };
+      if (again) m.again = true;
+      return this.send(m);
+    });
+  }
+
+  armRetry() {
+    clearTimeout(this.retry);
+    if (this.closed || this.peer || this.asked >= HELLO_AGAIN_MAX) return;
+    this.retry = setTimeout(() => this.askAgain(), this.helloRetryMs);
+    this.retry?.unref?.(); // node: a pending retry does not keep a test process alive
+  }
+
+  /** The peer's hello has not arrived: send ours again, asking for theirs. */
+  askAgain() {
+    if (this.closed || this.peer || this.asked >= HELLO_AGAIN_MAX) return;
+    this.asked++;
+    this.sendHello(true);
+    this.armRetry();
   }
 
   close() {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.retry);
     this.channel.removeEventListener('message', this.onMessage);
     this.channel.removeEventListener('close', this.onClose);
     try {
@@ -128,6 +161,17 @@ export class Session {
           resolve();
         };
         this.channel.addEventListener('bufferedamountlow', done);
+        this.channel.addEventListener('close', done);
+      });
+    }
+    if (!this.closed && this.channel.readyState === 'connecting') {
+      await new Promise((resolve) => {
+        const done = () => {
+          this.channel.removeEventListener('open', done);
+          this.channel.removeEventListener('close', done);
+          resolve();
+        };
+        this.channel.addEventListener('open', done);
         this.channel.addEventListener('close', done);
       });
     }
@@ -172,7 +216,8 @@ export class Session {
     if (m.t === 'hello') return this.onHello(m);
     if (!this.peer) {
       this.stats.dropped++;
-      console.warn('chattorrent: dropped a message before hello');
+      console.warn('chattorrent: dropped a message before hello; asking for it again');
+      this.askAgain();
       return;
     }
     if (m.t === 'entries') this.log.queue(() => this.onEntries(m.entries));
@@ -180,16 +225,26 @@ export class Session {
   }
 
   onHello(m) {
-    if (this.peer) {
-      console.warn('chattorrent: dropped a second hello');
-      return;
-    }
     if (m.room !== this.room) {
       this.onEvent({ type: 'error', error: new ProtocolError('the peer is in another room') });
       this.close();
       return;
     }
+    if (this.peer) {
+      if (!m.again || m.peer.id !== this.peer.id) {
+        this.stats.dropped++;
+        console.warn('chattorrent: dropped a second hello');
+        return;
+      }
+      // The peer missed our hello (and so maybe what we sent after it): answer again and
+      // send what it lacks by the heads it states now.
+      this.sendHello(false);
+      this.enqueue(() => this.sendEntries(this.log.missing(m.heads)));
+      return;
+    }
+    if (m.again) this.sendHello(false);
     this.peer = m.peer;
+    clearTimeout(this.retry);
     this.onEvent({ type: 'hello', peer: m.peer });
     // Where the peer's entry at its head differs from ours at that seq, the author is
     // forked: mark it, and send ours so the peer (refusing it as a fork) marks it too.
