@@ -10,6 +10,7 @@ export const CHANNEL = 'chattorrent';
 const early = new WeakMap(); // RTCDataChannel → {data: [], listener}
 
 function buffer(channel) {
+  channel.binaryType = 'arraybuffer'; // file pieces (files.js)
   const b = { data: [], listener: (ev) => b.data.push(ev.data) };
   channel.addEventListener('message', b.listener);
   early.set(channel, b);

@@ -5,6 +5,7 @@
 
 import { HistoryError, pick } from './history.js';
 import { inlineVerifier } from './verifier.js';
+import { checkControl, FileError, MAX_FRAME } from './files.js';
 
 export const VERSION = 1;
 export const MAX_MESSAGE = 262144;
@@ -71,6 +72,15 @@ export function decodeMessage(data) {
     case 'entries':
       if (!Array.isArray(m.entries) || m.entries.length > BATCH_ENTRIES) throw new ProtocolError('entries: want a list of at most 200');
       return { t: 'entries', entries: m.entries };
+    case 'want':
+    case 'nope':
+    case 'got':
+    case 'cancel':
+      try {
+        return checkControl(m);
+      } catch (err) {
+        throw new ProtocolError(err instanceof FileError ? err.message : String(err));
+      }
     case 'ack':
       if (!Array.isArray(m.ids) || m.ids.length > 10 * BATCH_ENTRIES || !m.ids.every((x) => typeof x === 'string' && x.length === 64)) {
         throw new ProtocolError('ack: bad ids');
@@ -151,8 +161,12 @@ export class Session {
     return this.out;
   }
 
-  async send(msg) {
-    const s = JSON.stringify(msg);
+  send(msg) {
+    return this.sendRaw(JSON.stringify(msg));
+  }
+
+  /** Sends a string or a binary frame once the channel's buffer has room. */
+  async sendRaw(s) {
     while (!this.closed && this.channel.bufferedAmount > HIGH_WATER) {
       await new Promise((resolve) => {
         const done = () => {
@@ -204,6 +218,17 @@ export class Session {
   }
 
   receive(data) {
+    if (typeof data !== 'string') {
+      const size = data && data.byteLength;
+      if (!this.peer || !this.files || !(data instanceof ArrayBuffer) || size > MAX_FRAME) {
+        this.stats.dropped++;
+        console.warn('chattorrent: dropped a binary frame', this.peer ? '' : 'before hello');
+        if (!this.peer) this.askAgain();
+        return;
+      }
+      this.files.onFrame(data);
+      return;
+    }
     let m;
     try {
       m = decodeMessage(data);
@@ -222,6 +247,7 @@ export class Session {
     }
     if (m.t === 'entries') this.log.queue(() => this.onEntries(m.entries));
     else if (m.t === 'ack') this.onEvent({ type: 'acked', ids: m.ids });
+    else if (this.files) this.files.onControl(m);
   }
 
   onHello(m) {

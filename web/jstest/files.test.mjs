@@ -1,0 +1,219 @@
+// Files in pieces (docs/PROTOCOL.md section 5): body checks, frames, and two FileLinks
+// moving files over an in-memory link — whole, with a lying sender, cut and resumed.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  FileLink, MemoryMedia, PIECE_SIZE, parseMeta, metaBody, encodePiece, encodeHashes, decodeFrame, checkControl,
+  missingRanges, hashBlob, rootOf, fromHex, toHex, numPieces, MAX_RANGES, cleanName, setBit,
+} from '../static/js/files.js';
+
+function content(size, seed = 0) {
+  const b = new Uint8Array(size);
+  for (let i = 0; i < size; i++) b[i] = (i * 31 + 7 + seed) % 251;
+  return b;
+}
+
+/** Two FileLinks joined by queues: what one sends the other receives, in order. */
+function linkPair(mediaA, mediaB, announced, opts = {}) {
+  const events = { a: [], b: [] };
+  const sent = { a: 0, b: 0 };
+  let a;
+  let b;
+  const deliver = (to, data) => queueMicrotask(() => {
+    if (opts.cut && opts.cut()) return;
+    if (typeof data === 'string') to.onControl(checkControl(JSON.parse(data)));
+    else to.onFrame(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
+  });
+  const mk = (media, name, other) => new FileLink({
+    media,
+    announced,
+    sendJSON: async (m) => deliver(other(), JSON.stringify(m)),
+    sendFrame: async (f) => {
+      sent[name]++;
+      const out = opts.tamper && name === 'a' ? opts.tamper(f) : f;
+      deliver(other(), out);
+      await new Promise((r) => setImmediate(r)); // let the receiver run, like a channel's buffer
+    },
+    onProgress: (p) => events[name].push(p),
+    stallMs: opts.stallMs || 200,
+  });
+  a = mk(mediaA, 'a', () => b);
+  b = mk(mediaB, 'b', () => a);
+  return { a, b, events, sent };
+}
+
+const settle = async (pred, what = '', ms = 10000) => {
+  const end = Date.now() + ms;
+  while (!pred() && Date.now() < end) await new Promise((r) => setTimeout(r, 2));
+  assert.ok(pred(), `condition not reached: ${what || pred.toString()}`);
+};
+
+async function seeded(size, seed) {
+  const media = new MemoryMedia();
+  const bytes = content(size, seed);
+  const root = await media.addLocal(new Blob([bytes]));
+  return { media, bytes, root, meta: { kind: 'file', root, size, name: 'x.bin', type: '' } };
+}
+
+test('hashes: one piece is its own leaf; padding with zero leaves; known shape', async () => {
+  const one = content(100);
+  const { leaves, root } = await hashBlob(new Blob([one]));
+  assert.equal(leaves.length, 32);
+  assert.equal(root, toHex(new Uint8Array(await crypto.subtle.digest('SHA-256', one))));
+  const three = content(2 * PIECE_SIZE + 5);
+  const h = await hashBlob(new Blob([three]));
+  const l = (i) => h.leaves.subarray(i * 32, i * 32 + 32);
+  const d = async (x, y) => new Uint8Array(await crypto.subtle.digest('SHA-256', new Uint8Array([...x, ...y])));
+  const expect = await d(await d(l(0), l(1)), await d(l(2), new Uint8Array(32)));
+  assert.equal(h.root, toHex(expect));
+  assert.equal(toHex(await rootOf(h.leaves)), h.root);
+});
+
+test('entry bodies: the checks of section 5', () => {
+  const ok = { root: 'ab'.repeat(32), size: 10, name: 'photo.jpg', type: 'image/jpeg' };
+  assert.deepEqual(parseMeta('image', JSON.stringify(ok)), { kind: 'image', ...ok });
+  assert.equal(parseMeta('voice', JSON.stringify({ ...ok, duration: 1500 })).duration, 1500);
+  const bad = [
+    ['text', ok, 'bad-kind'], ['file', { ...ok, root: 'AB'.repeat(32) }, 'bad-root'], ['file', { ...ok, size: 0 }, 'bad-size'],
+    ['file', { ...ok, size: 1.5 }, 'bad-size'], ['file', { ...ok, name: 'a/b' }, 'bad-name'], ['file', { ...ok, name: '' }, 'bad-name'],
+    ['file', { ...ok, name: 'a\u0000' }, 'bad-name'], ['file', { ...ok, name: 'é'.repeat(128) }, 'bad-name'],
+    ['file', { ...ok, type: 'x'.repeat(128) }, 'bad-type'], ['file', { ...ok, duration: 5 }, 'bad-duration'],
+    ['voice', { ...ok, duration: -1 }, 'bad-duration'],
+  ];
+  for (const [kind, body, code] of bad) assert.throws(() => parseMeta(kind, JSON.stringify(body)), { code }, `${kind} ${JSON.stringify(body)}`);
+  assert.throws(() => parseMeta('file', '{'), { code: 'not-json' });
+  assert.throws(() => parseMeta('file', '[]'), { code: 'not-json' });
+  assert.equal(metaBody({ kind: 'file', ...ok }), JSON.stringify(ok));
+  assert.equal(cleanName('../a\\b\n.txt'), '.._a_b_.txt');
+});
+
+test('frames and control messages: round trip and every reject', () => {
+  const root = fromHex('cd'.repeat(32));
+  const p = decodeFrame(encodePiece(root, 7, new Uint8Array([1, 2, 3])).buffer);
+  assert.deepEqual([p.type, p.root, p.index, [...p.data]], ['piece', 'cd'.repeat(32), 7, [1, 2, 3]]);
+  const h = decodeFrame(encodeHashes(root, 4096, new Uint8Array(64)));
+  assert.deepEqual([h.type, h.offset, h.hashes.length], ['hashes', 4096, 64]);
+  for (const bad of [new Uint8Array(37), new Uint8Array(38), new Uint8Array(37 + PIECE_SIZE + 1).fill(1), encodeHashes(root, 0, new Uint8Array(33)),
+    new Uint8Array(37 + 4097 * 32)]) {
+    if (bad[0] === 0 && bad.length === 38) bad[0] = 9; // unknown type
+    assert.throws(() => decodeFrame(bad), { code: 'bad-frame' });
+  }
+  const R = 'ab'.repeat(32);
+  assert.deepEqual(checkControl({ t: 'want', root: R, hashes: true, ranges: [[0, 2], [5, 9]] }).ranges, [[0, 2], [5, 9]]);
+  for (const m of [{ t: 'want', root: R, hashes: 1, ranges: [] }, { t: 'want', root: R, hashes: true, ranges: [[2, 1]] },
+    { t: 'want', root: R, hashes: true, ranges: [[0, 5], [3, 9]] }, { t: 'want', root: R, hashes: true, ranges: [[-1, 2]] },
+    { t: 'want', root: R, hashes: true, ranges: new Array(MAX_RANGES + 1).fill(0).map((_, i) => [2 * i, 2 * i + 1]) },
+    { t: 'got', root: R, pieces: -1 }, { t: 'nope', root: 'x' }]) {
+    assert.throws(() => checkControl(m), { code: 'bad-message' }, JSON.stringify(m).slice(0, 60));
+  }
+  const have = new Uint8Array(2);
+  for (const i of [0, 1, 4, 9]) setBit(have, i);
+  assert.deepEqual(missingRanges(have, 12), [[2, 4], [5, 9], [10, 12]]);
+});
+
+test('a file crosses whole and byte-identical; the sender sees the receiver verify it', async () => {
+  const size = 40 * PIECE_SIZE + 123;
+  const src = await seeded(size, 1);
+  const dst = new MemoryMedia();
+  const { a, b, events } = linkPair(src.media, dst, (r) => (r === src.root ? src.meta : null));
+  await b.fetch(src.meta);
+  await settle(() => events.b.some((e) => e.state === 'complete'));
+  const got = new Uint8Array(await (await dst.blob(src.root)).arrayBuffer());
+  assert.deepEqual(got, src.bytes);
+  assert.equal(a.stats.piecesSent, numPieces(size));
+  await settle(() => events.a.some((e) => e.role === 'send' && e.state === 'complete'));
+});
+
+test('a lying sender: bad pieces are dropped and asked for again; the file completes correctly', async () => {
+  const src = await seeded(20 * PIECE_SIZE, 2);
+  const dst = new MemoryMedia();
+  const lied = new Set();
+  const tamper = (f) => {
+    if (f[0] !== 1) return f;
+    const index = new DataView(f.buffer, f.byteOffset).getUint32(33);
+    if ((index === 3 || index === 19) && !lied.has(index)) {
+      lied.add(index);
+      const g = f.slice();
+      g[40] ^= 0xff;
+      return g;
+    }
+    return f;
+  };
+  const { b, events } = linkPair(src.media, dst, () => src.meta, { tamper });
+  await b.fetch(src.meta);
+  await settle(() => events.b.some((e) => e.state === 'complete'));
+  assert.equal(b.stats.badPieces, 2);
+  assert.deepEqual(new Uint8Array(await (await dst.blob(src.root)).arrayBuffer()), src.bytes);
+});
+
+test('hashes that do not match the root are refused, and after 3 tries the transfer stops with an error', async () => {
+  const src = await seeded(5 * PIECE_SIZE, 3);
+  const tamper = (f) => {
+    if (f[0] !== 2) return f;
+    const g = f.slice();
+    g[50] ^= 1;
+    return g;
+  };
+  const { b, events } = linkPair(src.media, new MemoryMedia(), () => src.meta, { tamper });
+  await b.fetch(src.meta);
+  await settle(() => events.b.some((e) => e.state === 'error'));
+  assert.equal(events.b.find((e) => e.state === 'error').code, 'bad-hashes');
+});
+
+test('a cut transfer resumes on a new link from the verified pieces', async () => {
+  const n = 300;
+  const src = await seeded(n * PIECE_SIZE - 7, 4);
+  const dst = new MemoryMedia();
+  let delivered = 0;
+  let cut = false;
+  const first = linkPair(src.media, dst, () => src.meta, { cut: () => cut || (++delivered > 150 && (cut = true)) });
+  await first.b.fetch(src.meta);
+  await settle(() => cut && first.events.b.some((e) => e.pieces >= 128)); // two batches stored
+  first.a.close();
+  first.b.close();
+  const held = (await dst.info(src.root)).have;
+  const second = linkPair(src.media, dst, () => src.meta);
+  await second.b.fetch(src.meta);
+  await settle(() => second.events.b.some((e) => e.state === 'complete'));
+  assert.deepEqual(new Uint8Array(await (await dst.blob(src.root)).arrayBuffer()), src.bytes);
+  assert.ok(second.a.stats.piecesSent <= n - 128, `resent ${second.a.stats.piecesSent} of ${n}`);
+  assert.ok(held.some((x) => x !== 0));
+});
+
+test('nope for files not held or not announced; cancel from either side stops the transfer', async () => {
+  const src = await seeded(200 * PIECE_SIZE, 5);
+  const { b, events } = linkPair(new MemoryMedia(), new MemoryMedia(), () => src.meta);
+  await b.fetch(src.meta);
+  await settle(() => events.b.some((e) => e.state === 'nope'));
+
+  const two = linkPair(src.media, new MemoryMedia(), () => null);
+  await two.b.fetch(src.meta);
+  await settle(() => two.events.b.some((e) => e.state === 'nope'));
+
+  const three = linkPair(src.media, new MemoryMedia(), () => src.meta);
+  await three.b.fetch(src.meta);
+  await settle(() => three.a.stats.piecesSent > 10);
+  await three.a.cancel(src.root); // the sender cancels
+  await settle(() => three.events.b.some((e) => e.state === 'cancelled'));
+  const sentAtCancel = three.a.stats.piecesSent;
+  await new Promise((r) => setTimeout(r, 30));
+  assert.ok(three.a.stats.piecesSent <= sentAtCancel + 1);
+
+  const four = linkPair(src.media, new MemoryMedia(), () => src.meta);
+  await four.b.fetch(src.meta);
+  await settle(() => four.b.stats.piecesReceived > 10);
+  await four.b.cancel(src.root); // the receiver cancels
+  await settle(() => four.events.a.some((e) => e.role === 'send' && e.state === 'cancelled'));
+});
+
+test('frames nobody asked for, out of range or malformed are dropped; the link goes on', async () => {
+  const src = await seeded(4 * PIECE_SIZE, 6);
+  const { b, events } = linkPair(src.media, new MemoryMedia(), () => src.meta);
+  b.onFrame(new ArrayBuffer(3));
+  b.onFrame(encodePiece(fromHex('ee'.repeat(32)), 0, new Uint8Array(10)).buffer);
+  assert.equal(b.stats.dropped, 2);
+  await b.fetch(src.meta);
+  b.onFrame(encodePiece(fromHex(src.root), 99, new Uint8Array(10)).buffer);
+  await settle(() => events.b.some((e) => e.state === 'complete'));
+  assert.ok(b.stats.dropped >= 3);
+});

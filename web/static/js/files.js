@@ -1,0 +1,556 @@
+// Files in 16 KiB pieces (docs/PROTOCOL.md section 5): the entry body, the BEP 52 hashes
+// with 16 KiB leaves, the binary frames, the want/nope/got/cancel messages, and FileLink,
+// which moves files over one peer connection. Pure module: no DOM; storage is injected
+// (media.js in the page, MemoryMedia in tests). Go: net/pieces.
+
+export const PIECE_SIZE = 16384;
+export const MAX_HASHES_PER_FRAME = 4096;
+export const MAX_RANGES = 256;
+export const MAX_FRAME = 1 + 32 + 4 + MAX_HASHES_PER_FRAME * 32;
+export const MAX_SIZE = Number.MAX_SAFE_INTEGER;
+export const FILE_KINDS = new Set(['image', 'voice', 'file']);
+const FRAME_PIECE = 1;
+const FRAME_HASHES = 2;
+const HEAD = 37; // type, root, index/offset
+const BATCH_PIECES = 64; // pieces stored per transaction (1 MiB)
+const READ_PIECES = 64; // pieces read from storage at once by a sender
+const GOT_EVERY = 64; // a got message per MiB verified
+const MAX_BAD_HASHES = 3;
+export const STALL_MS = 5000;
+
+const reHex64 = /^[0-9a-f]{64}$/;
+const reControl = /\p{Cc}/u;
+const utf8 = new TextEncoder();
+
+export class FileError extends Error {
+  constructor(code, msg) {
+    super(`files: ${code}${msg ? `: ${msg}` : ''}`);
+    this.name = 'FileError';
+    this.code = code;
+  }
+}
+
+export function toHex(bytes) {
+  let s = '';
+  for (const b of bytes) s += b.toString(16).padStart(2, '0');
+  return s;
+}
+
+export function fromHex(s) {
+  const out = new Uint8Array(s.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(s.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
+export function numPieces(size) {
+  return Math.ceil(size / PIECE_SIZE);
+}
+
+export function pieceLength(size, index) {
+  return Math.min(PIECE_SIZE, size - index * PIECE_SIZE);
+}
+
+export async function sha256(bytes) {
+  return new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+}
+
+/** The merkle root of the leaves (n × 32 bytes), padded with zero leaves to a power of two. */
+export async function rootOf(leaves) {
+  let n = leaves.length / 32;
+  if (n === 0) throw new FileError('bad-size', 'no pieces');
+  let width = 1;
+  while (width < n) width *= 2;
+  let level = new Uint8Array(width * 32);
+  level.set(leaves);
+  n = width;
+  while (n > 1) {
+    const next = new Uint8Array((n / 2) * 32);
+    for (let i = 0; i < n / 2; i++) next.set(await sha256(level.subarray(i * 64, i * 64 + 64)), i * 32);
+    level = next;
+    n /= 2;
+  }
+  return level;
+}
+
+/** Leaves and root of a Blob (or anything with slice().arrayBuffer()), read a MiB at a
+ * time. onProgress(bytesDone). */
+export async function hashBlob(blob, onProgress = () => {}) {
+  const n = numPieces(blob.size);
+  if (n === 0) throw new FileError('bad-size', 'empty file');
+  const leaves = new Uint8Array(n * 32);
+  for (let i = 0; i < n; i += READ_PIECES) {
+    const end = Math.min(blob.size, (i + READ_PIECES) * PIECE_SIZE);
+    const buf = new Uint8Array(await blob.slice(i * PIECE_SIZE, end).arrayBuffer());
+    for (let k = 0; k * PIECE_SIZE < buf.length; k++) {
+      leaves.set(await sha256(buf.subarray(k * PIECE_SIZE, (k + 1) * PIECE_SIZE)), (i + k) * 32);
+    }
+    onProgress(end);
+  }
+  return { leaves, root: toHex(await rootOf(leaves)) };
+}
+
+// ---------- the entry body ----------
+
+/** Parses and checks a file entry's body; throws FileError with the vectors' codes. */
+export function parseMeta(kind, body) {
+  if (!FILE_KINDS.has(kind)) throw new FileError('bad-kind', kind);
+  let m;
+  try {
+    m = JSON.parse(body);
+  } catch {
+    throw new FileError('not-json');
+  }
+  if (m === null || typeof m !== 'object' || Array.isArray(m)) throw new FileError('not-json');
+  if (typeof m.root !== 'string' || !reHex64.test(m.root)) throw new FileError('bad-root');
+  if (!Number.isSafeInteger(m.size) || m.size < 1) throw new FileError('bad-size');
+  if (typeof m.name !== 'string' || m.name === '' || utf8.encode(m.name).length > 255 || /[/\\]/.test(m.name) || reControl.test(m.name)) {
+    throw new FileError('bad-name');
+  }
+  if (typeof m.type !== 'string' || utf8.encode(m.type).length > 127 || reControl.test(m.type)) throw new FileError('bad-type');
+  const meta = { kind, root: m.root, size: m.size, name: m.name, type: m.type };
+  if (m.duration !== undefined) {
+    if (kind !== 'voice' || !Number.isSafeInteger(m.duration) || m.duration < 0) throw new FileError('bad-duration');
+    meta.duration = m.duration;
+  }
+  return meta;
+}
+
+export function metaBody(meta) {
+  const o = { root: meta.root, size: meta.size, name: meta.name, type: meta.type };
+  if (meta.kind === 'voice' && meta.duration !== undefined) o.duration = meta.duration;
+  const body = JSON.stringify(o);
+  parseMeta(meta.kind, body);
+  return body;
+}
+
+/** A name safe to announce: path separators and control characters replaced, capped. */
+export function cleanName(name) {
+  let s = String(name || 'file').replace(/[/\\\p{Cc}]/gu, '_').trim() || 'file';
+  while (utf8.encode(s).length > 255) s = s.slice(0, -1);
+  return s;
+}
+
+// ---------- frames ----------
+
+export function encodePiece(root, index, data) {
+  const f = new Uint8Array(HEAD + data.length);
+  f[0] = FRAME_PIECE;
+  f.set(root, 1);
+  new DataView(f.buffer).setUint32(33, index);
+  f.set(data, HEAD);
+  return f;
+}
+
+export function encodeHashes(root, offset, leaves) {
+  const f = new Uint8Array(HEAD + leaves.length);
+  f[0] = FRAME_HASHES;
+  f.set(root, 1);
+  new DataView(f.buffer).setUint32(33, offset);
+  f.set(leaves, HEAD);
+  return f;
+}
+
+/** Decodes a binary frame; throws FileError('bad-frame'). */
+export function decodeFrame(buf) {
+  const b = buf instanceof Uint8Array ? buf : new Uint8Array(buf);
+  if (b.length > MAX_FRAME) throw new FileError('bad-frame', 'too large');
+  if (b.length <= HEAD) throw new FileError('bad-frame', 'too short');
+  const root = toHex(b.subarray(1, 33));
+  const at = new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(33);
+  const rest = b.subarray(HEAD);
+  switch (b[0]) {
+    case FRAME_PIECE:
+      if (rest.length > PIECE_SIZE) throw new FileError('bad-frame', 'piece too large');
+      return { type: 'piece', root, index: at, data: rest };
+    case FRAME_HASHES:
+      if (rest.length % 32 !== 0) throw new FileError('bad-frame', 'hashes not a multiple of 32 bytes');
+      return { type: 'hashes', root, offset: at, hashes: rest };
+    default:
+      throw new FileError('bad-frame', `type ${b[0]}`);
+  }
+}
+
+// ---------- control messages ----------
+
+/** Checks a want/nope/got/cancel message (already JSON-parsed); throws FileError. */
+export function checkControl(m) {
+  if (typeof m.root !== 'string' || !reHex64.test(m.root)) throw new FileError('bad-message', 'root');
+  switch (m.t) {
+    case 'want': {
+      if (typeof m.hashes !== 'boolean' || !Array.isArray(m.ranges) || m.ranges.length > MAX_RANGES) {
+        throw new FileError('bad-message', 'want');
+      }
+      let last = -1;
+      for (const r of m.ranges) {
+        if (!Array.isArray(r) || r.length !== 2 || !Number.isInteger(r[0]) || !Number.isInteger(r[1])
+          || r[0] < Math.max(0, last) || r[1] <= r[0] || r[1] > 0xffffffff) {
+          throw new FileError('bad-message', 'ranges');
+        }
+        last = r[1];
+      }
+      return { t: 'want', root: m.root, hashes: m.hashes, ranges: m.ranges.map((r) => [r[0], r[1]]) };
+    }
+    case 'got':
+      if (!Number.isSafeInteger(m.pieces) || m.pieces < 0) throw new FileError('bad-message', 'got');
+      return { t: 'got', root: m.root, pieces: m.pieces };
+    case 'nope':
+    case 'cancel':
+      return { t: m.t, root: m.root };
+    default:
+      throw new FileError('bad-message', 'type');
+  }
+}
+
+/** The ranges of pieces not in the bitmap, at most MAX_RANGES (the rest is asked later). */
+export function missingRanges(have, n) {
+  const out = [];
+  let i = 0;
+  while (i < n && out.length < MAX_RANGES) {
+    while (i < n && bit(have, i)) i++;
+    if (i >= n) break;
+    const from = i;
+    while (i < n && !bit(have, i)) i++;
+    out.push([from, i]);
+  }
+  return out;
+}
+
+export function bit(bits, i) {
+  return (bits[i >> 3] & (1 << (i & 7))) !== 0;
+}
+
+export function setBit(bits, i) {
+  bits[i >> 3] |= 1 << (i & 7);
+}
+
+export function countBits(bits, n) {
+  let c = 0;
+  for (let i = 0; i < n; i++) if (bit(bits, i)) c++;
+  return c;
+}
+
+// ---------- storage ----------
+
+/** In-memory media storage with the interface media.js implements in IndexedDB. */
+export class MemoryMedia {
+  constructor() {
+    this.files = new Map(); // root → {size, leaves, have, pieces: Map, blob}
+  }
+
+  async info(root) {
+    const f = this.files.get(root);
+    if (!f) return null;
+    return { size: f.size, leaves: f.leaves, have: f.have.slice(), complete: !!f.blob, cancelled: !!f.cancelled };
+  }
+
+  async begin(root, size) {
+    if (!this.files.has(root)) this.files.set(root, { size, leaves: null, have: new Uint8Array(Math.ceil(numPieces(size) / 8)), pieces: new Map(), blob: null });
+  }
+
+  async setLeaves(root, leaves) {
+    this.files.get(root).leaves = leaves;
+  }
+
+  async putPieces(root, pieces) {
+    const f = this.files.get(root);
+    for (const p of pieces) {
+      f.pieces.set(p.index, p.data.slice());
+      setBit(f.have, p.index);
+    }
+  }
+
+  async finish(root) {
+    const f = this.files.get(root);
+    const parts = [];
+    for (let i = 0; i < numPieces(f.size); i++) parts.push(f.pieces.get(i));
+    f.blob = new Blob(parts);
+    f.pieces.clear();
+  }
+
+  async addLocal(blob) {
+    const { leaves, root } = await hashBlob(blob);
+    const n = numPieces(blob.size);
+    const have = new Uint8Array(Math.ceil(n / 8)).fill(0xff);
+    this.files.set(root, { size: blob.size, leaves, have, pieces: new Map(), blob });
+    return root;
+  }
+
+  async read(root, start, end) {
+    return new Uint8Array(await this.files.get(root).blob.slice(start, end).arrayBuffer());
+  }
+
+  async blob(root) {
+    const f = this.files.get(root);
+    return f && f.blob;
+  }
+
+  async setCancelled(root, cancelled) {
+    const f = this.files.get(root);
+    if (f) f.cancelled = cancelled;
+  }
+}
+
+// ---------- moving files over one connection ----------
+
+/**
+ * FileLink moves files over one peer connection, both ways.
+ * options: media (storage), sendJSON(msg) → Promise, sendFrame(Uint8Array) → Promise (both
+ * wait while the channel's buffer is full), announced(root) → meta | null (files announced
+ * by entries of this room), onProgress({root, role: 'recv'|'send', pieces, total, state,
+ * code}) with state running|complete|cancelled|nope|error.
+ */
+export class FileLink {
+  constructor({ media, sendJSON, sendFrame, announced, onProgress = () => {}, stallMs = STALL_MS }) {
+    Object.assign(this, { media, sendJSON, sendFrame, announced, onProgress, stallMs });
+    this.recv = new Map(); // root → receive state
+    this.sending = new Map(); // root → {cancelled}
+    this.closed = false;
+    this.stats = { dropped: 0, badPieces: 0, piecesSent: 0, piecesReceived: 0 };
+  }
+
+  close() {
+    this.closed = true;
+    for (const r of this.recv.values()) clearTimeout(r.stall);
+    for (const s of this.sending.values()) s.cancelled = true;
+  }
+
+  drop(why) {
+    this.stats.dropped++;
+    console.warn('chattorrent: dropped a file frame:', why);
+  }
+
+  // ----- receiving -----
+
+  /** Starts or resumes fetching a file announced in the room; resolves once asked. */
+  async fetch(meta) {
+    if (this.closed || this.recv.has(meta.root)) return;
+    const root = fromHex(meta.root);
+    const n = numPieces(meta.size);
+    await this.media.begin(meta.root, meta.size);
+    const info = await this.media.info(meta.root);
+    if (info.complete) return;
+    const r = {
+      meta, root, n, leaves: info.leaves, have: info.have, done: countBits(info.have, n),
+      hashBuf: null, hashGot: null, badHashes: 0, batch: [], queue: Promise.resolve(), stall: 0, lastAsked: -1, sinceGot: 0,
+    };
+    this.recv.set(meta.root, r);
+    await this.media.setCancelled(meta.root, false);
+    this.progress(r, 'running');
+    await this.ask(r);
+  }
+
+  async ask(r) {
+    if (this.closed || this.recv.get(r.meta.root) !== r) return;
+    const ranges = missingRanges(r.have, r.n);
+    if (!r.leaves) {
+      r.hashBuf = new Uint8Array(r.n * 32);
+      r.hashGot = new Uint8Array(Math.ceil(r.n / 8));
+    }
+    r.lastAsked = ranges.length ? ranges[ranges.length - 1][1] - 1 : -1;
+    this.armStall(r);
+    await this.sendJSON({ t: 'want', root: r.meta.root, hashes: !r.leaves, ranges });
+  }
+
+  armStall(r) {
+    clearTimeout(r.stall);
+    r.stall = setTimeout(() => {
+      r.queue = r.queue.then(() => this.flush(r)).then(() => this.ask(r));
+    }, this.stallMs);
+    r.stall?.unref?.();
+  }
+
+  /** Stops fetching or sending root and tells the peer. */
+  async cancel(root) {
+    const r = this.recv.get(root);
+    if (r) {
+      this.recv.delete(root);
+      clearTimeout(r.stall);
+      r.queue = r.queue.then(() => this.flush(r)); // frames still queued are skipped
+      await r.queue;
+      await this.media.setCancelled(root, true);
+      this.progress(r, 'cancelled');
+    }
+    const s = this.sending.get(root);
+    if (s) s.cancelled = true;
+    if (r || s) await this.sendJSON({ t: 'cancel', root });
+  }
+
+  onFrame(buf) {
+    let f;
+    try {
+      f = decodeFrame(buf);
+    } catch (err) {
+      this.drop(err.message);
+      return;
+    }
+    const r = this.recv.get(f.root);
+    if (!r) {
+      this.drop('a frame for a file not asked for');
+      return;
+    }
+    this.armStall(r);
+    r.queue = r.queue.then(() => (f.type === 'hashes' ? this.onHashes(r, f) : this.onPiece(r, f))).catch((err) => this.failRecv(r, err));
+  }
+
+  async onHashes(r, f) {
+    if (this.recv.get(r.meta.root) !== r) return undefined; // cancelled meanwhile
+    if (r.leaves || !r.hashBuf) return this.drop('hashes not asked for');
+    const count = f.hashes.length / 32;
+    if (f.offset + count > r.n) return this.drop('hashes out of range');
+    r.hashBuf.set(f.hashes, f.offset * 32);
+    for (let i = f.offset; i < f.offset + count; i++) setBit(r.hashGot, i);
+    if (countBits(r.hashGot, r.n) < r.n) return undefined;
+    const root = await rootOf(r.hashBuf);
+    if (toHex(root) !== r.meta.root) {
+      r.badHashes++;
+      this.drop('hashes do not match the root');
+      r.hashBuf = null;
+      if (r.badHashes >= MAX_BAD_HASHES) return this.failRecv(r, new FileError('bad-hashes', 'the peer keeps sending hashes that do not match'));
+      return this.ask(r);
+    }
+    r.leaves = r.hashBuf;
+    r.hashBuf = null;
+    await this.media.setLeaves(r.meta.root, r.leaves);
+    return undefined;
+  }
+
+  async onPiece(r, f) {
+    if (this.recv.get(r.meta.root) !== r) return; // cancelled meanwhile
+    const last = f.index === r.lastAsked;
+    if (!r.leaves) this.drop('a piece before the hashes');
+    else if (f.index >= r.n) this.drop('piece index out of range');
+    else if (bit(r.have, f.index) || r.batch.some((p) => p.index === f.index)) this.drop('a piece already held');
+    else if (f.data.length !== pieceLength(r.meta.size, f.index)) this.bad(r, 'piece of the wrong length');
+    else {
+      const h = await sha256(f.data);
+      const want = r.leaves.subarray(f.index * 32, f.index * 32 + 32);
+      if (h.every((b, i) => b === want[i])) {
+        r.batch.push({ index: f.index, data: f.data.slice() });
+        this.stats.piecesReceived++;
+        if (r.batch.length >= BATCH_PIECES) await this.flush(r);
+      } else this.bad(r, 'piece does not match its hash');
+    }
+    if (r.done + r.batch.length === r.n) {
+      await this.flush(r);
+      await this.complete(r);
+    } else if (last) {
+      await this.flush(r);
+      await this.ask(r); // the stream is over: ask for what is still missing
+    }
+  }
+
+  bad(r, why) {
+    this.stats.badPieces++;
+    this.drop(why);
+  }
+
+  async flush(r) {
+    if (!r.batch.length) return;
+    const batch = r.batch;
+    r.batch = [];
+    await this.media.putPieces(r.meta.root, batch);
+    for (const p of batch) setBit(r.have, p.index);
+    r.done += batch.length;
+    r.sinceGot += batch.length;
+    if (this.recv.get(r.meta.root) !== r) return;
+    this.progress(r, 'running');
+    if (r.sinceGot >= GOT_EVERY) {
+      r.sinceGot = 0;
+      this.sendJSON({ t: 'got', root: r.meta.root, pieces: r.done }).catch(() => {});
+    }
+  }
+
+  async complete(r) {
+    clearTimeout(r.stall);
+    await this.media.finish(r.meta.root);
+    this.recv.delete(r.meta.root);
+    await this.sendJSON({ t: 'got', root: r.meta.root, pieces: r.n });
+    this.progress(r, 'complete');
+  }
+
+  async failRecv(r, err) {
+    clearTimeout(r.stall);
+    this.recv.delete(r.meta.root);
+    console.warn('chattorrent: file transfer stopped:', err && err.message);
+    this.progress(r, 'error', err && err.code ? err.code : 'failed');
+    this.sendJSON({ t: 'cancel', root: r.meta.root }).catch(() => {});
+  }
+
+  progress(r, state, code) {
+    this.onProgress({ root: r.meta.root, role: 'recv', pieces: r.done, total: r.n, state, code });
+  }
+
+  // ----- control from the peer -----
+
+  onControl(m) {
+    switch (m.t) {
+      case 'want':
+        this.serve(m).catch((err) => console.warn('chattorrent: serving a file failed:', err && err.message));
+        break;
+      case 'nope':
+      case 'cancel': {
+        const r = this.recv.get(m.root);
+        if (r) {
+          this.recv.delete(m.root);
+          clearTimeout(r.stall);
+          r.queue.then(() => this.flush(r)).then(() => this.progress(r, m.t === 'nope' ? 'nope' : 'cancelled'));
+        }
+        const s = this.sending.get(m.root);
+        if (s && m.t === 'cancel') {
+          s.cancelled = true;
+          this.onProgress({ root: m.root, role: 'send', pieces: s.sent, total: s.total, state: 'cancelled' });
+        }
+        break;
+      }
+      case 'got': {
+        const s = this.sending.get(m.root);
+        if (s) {
+          const total = s.total;
+          const done = Math.min(m.pieces, total);
+          this.onProgress({ root: m.root, role: 'send', pieces: done, total, state: done === total ? 'complete' : 'running' });
+          if (done === total && s.finished) this.sending.delete(m.root);
+        }
+        break;
+      }
+      default:
+    }
+  }
+
+  // ----- sending -----
+
+  async serve(m) {
+    const meta = this.announced(m.root);
+    const info = meta ? await this.media.info(m.root) : null;
+    if (!info || !info.complete || !info.leaves) {
+      await this.sendJSON({ t: 'nope', root: m.root });
+      return;
+    }
+    const n = numPieces(info.size);
+    const prev = this.sending.get(m.root);
+    if (prev) prev.cancelled = true; // a newer want replaces the running one
+    const s = { cancelled: false, sent: 0, total: n, finished: false };
+    this.sending.set(m.root, s);
+    const root = fromHex(m.root);
+    if (m.hashes) {
+      for (let off = 0; off < n && !s.cancelled && !this.closed; off += MAX_HASHES_PER_FRAME) {
+        const end = Math.min(n, off + MAX_HASHES_PER_FRAME);
+        await this.sendFrame(encodeHashes(root, off, info.leaves.subarray(off * 32, end * 32)));
+      }
+    }
+    this.onProgress({ root: m.root, role: 'send', pieces: 0, total: n, state: 'running' });
+    for (const [from, to0] of m.ranges) {
+      const to = Math.min(to0, n);
+      for (let i = from; i < to && !s.cancelled && !this.closed; i += READ_PIECES) {
+        const end = Math.min(to, i + READ_PIECES);
+        const bytes = await this.media.read(m.root, i * PIECE_SIZE, Math.min(info.size, end * PIECE_SIZE));
+        for (let k = i; k < end && !s.cancelled && !this.closed; k++) {
+          const off = (k - i) * PIECE_SIZE;
+          await this.sendFrame(encodePiece(root, k, bytes.subarray(off, off + pieceLength(info.size, k))));
+          s.sent++;
+          this.stats.piecesSent++;
+        }
+      }
+    }
+    s.finished = true;
+  }
+}
