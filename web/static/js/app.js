@@ -8,6 +8,8 @@ import { Log, signEntry, fingerprint, toB64url, fromB64url, KNOWN_KINDS } from '
 import { makeOffer, makeAnswer, applyAnswer, safetyCode, takeEarly, RTCFailure } from './rtc.js';
 import { Session } from './session.js';
 import { workerVerifier } from './verifier.js';
+import { FileLink, FileError, parseMeta, metaBody, cleanName, FILE_KINDS, PIECE_SIZE } from './files.js';
+import { IndexedMedia } from './media.js';
 import {
   MAX_TORRENT_BYTES, TorrentError, encodeInvitation, decodeInvitation, safeFileName, invitationFileName,
 } from './torrent.js';
@@ -29,6 +31,9 @@ const state = {
   verify: null, // checks entries from peers off the main thread
   box: false, // the page is served by an appliance that can join rooms
   boxRooms: [], // rooms the box keeps: {id, name, entries, last_ts}
+  media: new IndexedMedia(),
+  files: new Map(), // root → {state, role, pieces, total, t0, p0, speed, code, conn}
+  urls: new Map(), // root → object URL of a complete file
 };
 
 // ---------- helpers ----------
@@ -349,7 +354,7 @@ function watch(roomId, pc, channel) {
 
 function startSession(roomId, pc, channel) {
   const l = live(roomId);
-  const conn = { pc, session: null, peer: null, safety: '' };
+  const conn = { pc, session: null, peer: null, safety: '', files: null };
   const arrived = takeEarly(channel);
   conn.session = new Session({
     channel,
@@ -360,6 +365,14 @@ function startSession(roomId, pc, channel) {
     onEvent: (ev) => onSessionEvent(roomId, conn, ev),
     verify: state.verify,
   });
+  conn.files = new FileLink({
+    media: state.media,
+    sendJSON: (m) => conn.session.send(m),
+    sendFrame: (f) => conn.session.sendRaw(f),
+    announced: (root) => announced(roomId, root),
+    onProgress: (p) => onFileProgress(roomId, conn, p),
+  });
+  conn.session.files = conn.files;
   l.conns.set(pc, conn);
   l.waiting = false;
   l.hint = '';
@@ -391,6 +404,14 @@ function dropConn(roomId, pc) {
   if (!conn) return;
   l.conns.delete(pc);
   conn.session.close();
+  conn.files.close();
+  for (const [root, f] of state.files) {
+    if (f.conn === conn && f.state === 'running') {
+      f.state = 'idle';
+      f.conn = null;
+      fileChanged(root);
+    }
+  }
   pc.close();
   if (l.conns.size === 0) l.hint = t('offlineHint');
   if (conn.peer) notify('info', t('disconnected', { name: conn.peer.name }));
@@ -416,6 +437,7 @@ function onSessionEvent(roomId, conn, ev) {
       }
       notify('info', t('connectedWith', { name: ev.peer.name }));
       render();
+      fetchMissing(roomId).catch(fail);
       break;
     }
     case 'added':
@@ -423,6 +445,7 @@ function onSessionEvent(roomId, conn, ev) {
       for (const other of l.conns.values()) {
         if (other !== conn) for (const e of ev.entries) other.session.publish(e);
       }
+      for (const e of ev.entries) if (FILE_KINDS.has(e.kind)) fetchFile(roomId, e, conn).catch(fail);
       render();
       break;
     case 'acked': {
@@ -555,6 +578,347 @@ function exportHistory(roomId) {
   notify('info', t('historyExported', { file }));
 }
 
+
+// ---------- files, images and voice notes (docs/PROTOCOL.md section 5) ----------
+
+const DEFAULT_MAX_FILE_MB = 2048;
+const MAX_VOICE_MS = 5 * 60 * 1000;
+
+function maxFileBytes() {
+  const mb = Number(store.get('max-file-mb', DEFAULT_MAX_FILE_MB));
+  return (Number.isFinite(mb) && mb > 0 ? mb : DEFAULT_MAX_FILE_MB) * 1024 * 1024;
+}
+
+function formatBytes(n) {
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return `${v >= 100 || i === 0 ? Math.round(v) : v.toFixed(1)} ${units[i]}`;
+}
+
+function formatDuration(ms) {
+  const s = Math.max(0, Math.round(ms / 1000));
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+}
+
+function metaOf(e) {
+  try {
+    return parseMeta(e.kind, e.body);
+  } catch {
+    return null;
+  }
+}
+
+/** The file root announced by an entry of the room, or null: only those are served. */
+function announced(roomId, root) {
+  for (const e of live(roomId).log.entries()) {
+    if (FILE_KINDS.has(e.kind) && e.body.includes(root)) {
+      const m = metaOf(e);
+      if (m && m.root === root) return m;
+    }
+  }
+  return null;
+}
+
+function fileState(root) {
+  let f = state.files.get(root);
+  if (!f) {
+    f = { state: 'unknown', role: '', pieces: 0, total: 0, t0: 0, p0: 0, speed: 0, code: '', conn: null };
+    state.files.set(root, f);
+  }
+  return f;
+}
+
+/** Learns from storage what this page holds of a file, once. */
+async function loadFileState(root) {
+  const f = fileState(root);
+  if (f.state !== 'unknown') return f;
+  const info = await state.media.info(root);
+  if (f.state !== 'unknown') return f;
+  if (!info) f.state = 'idle';
+  else if (info.complete) f.state = 'complete';
+  else f.state = info.cancelled ? 'cancelled' : 'idle';
+  fileChanged(root);
+  return f;
+}
+
+/** Fetches a file announced by entry e from conn (or any connected peer). */
+async function fetchFile(roomId, e, conn, manual = false) {
+  const meta = metaOf(e);
+  if (!meta) return;
+  const f = await loadFileState(meta.root);
+  if (f.state === 'complete' || f.state === 'running' || f.state === 'preparing') return;
+  if (!manual && (f.state === 'cancelled' || meta.size > maxFileBytes())) {
+    if (meta.size > maxFileBytes() && f.state !== 'cancelled') {
+      f.state = 'too-big';
+      fileChanged(meta.root);
+    }
+    return;
+  }
+  const l = live(roomId);
+  const conns = [...l.conns.values()].filter((c) => c.peer);
+  const first = conn && conn.peer ? conn : conns[0];
+  if (!first) {
+    f.state = 'waiting';
+    fileChanged(meta.root);
+    return;
+  }
+  f.tried = new Set([first]);
+  f.roomId = roomId;
+  f.entry = e;
+  startFetch(meta, f, first);
+}
+
+function startFetch(meta, f, conn) {
+  Object.assign(f, { state: 'running', role: 'recv', conn, t0: performance.now(), p0: -1, speed: 0, code: '' });
+  fileChanged(meta.root);
+  wakeLock();
+  conn.files.fetch(meta).catch((err) => {
+    f.state = 'error';
+    f.code = err && err.code ? err.code : 'failed';
+    fileChanged(meta.root);
+    if (err && err.code === 'storage-full') notify('error', t('err.storage-full'), 'storage-full');
+  });
+}
+
+/** After a connection: fetch every announced file this page lacks (resuming cut ones). */
+async function fetchMissing(roomId) {
+  for (const e of live(roomId).log.entries()) {
+    if (FILE_KINDS.has(e.kind)) await fetchFile(roomId, e, null);
+  }
+}
+
+function onFileProgress(roomId, conn, p) {
+  const f = fileState(p.root);
+  const now = performance.now();
+  if (p.role === 'send') {
+    if (f.role === 'recv' && f.state !== 'complete') return;
+    f.sendPieces = p.pieces;
+    f.sendTotal = p.total;
+    f.sendState = p.state;
+    fileChanged(p.root, true);
+    return;
+  }
+  if (f.conn && f.conn !== conn) return;
+  if (f.p0 < 0) {
+    f.p0 = p.pieces;
+    f.t0 = now;
+  }
+  f.pieces = p.pieces;
+  f.total = p.total;
+  const secs = (now - f.t0) / 1000;
+  if (secs > 0.2) f.speed = ((p.pieces - f.p0) * PIECE_SIZE) / secs;
+  if (p.state === 'running') {
+    fileChanged(p.root, true);
+    return;
+  }
+  if (p.state === 'nope' && f.entry) {
+    // This peer does not hold it: try another one of the room's peers.
+    const next = [...live(roomId).conns.values()].find((c) => c.peer && !f.tried.has(c));
+    if (next) {
+      f.tried.add(next);
+      startFetch(metaOf(f.entry), f, next);
+      return;
+    }
+    f.state = 'waiting';
+  } else {
+    f.state = p.state === 'error' ? 'error' : p.state;
+    f.code = p.code || '';
+  }
+  f.conn = null;
+  fileChanged(p.root);
+  wakeLock();
+}
+
+/** A file's state changed: its message is drawn again (progress only: updated in place). */
+function fileChanged(root, progressOnly = false) {
+  const f = state.files.get(root);
+  if (progressOnly && f) {
+    for (const n of document.querySelectorAll('.file')) if (n.dataset.root === root) updateProgress(n, f);
+    return;
+  }
+  for (const [id, r] of rendered) if (r.root === root) rendered.delete(id);
+  render();
+}
+
+function updateProgress(n, f) {
+  const bar = n.querySelector('.file-bar');
+  const stats = n.querySelector('.file-stats');
+  if (f.state === 'running' && f.role === 'recv' && bar && stats) {
+    const size = Number(n.dataset.size);
+    const done = Math.min(size, f.pieces * PIECE_SIZE);
+    const pct = size ? Math.floor((100 * done) / size) : 0;
+    bar.max = size;
+    bar.value = done;
+    const eta = f.speed > 0 ? formatDuration(((size - done) / f.speed) * 1000) : '…';
+    stats.textContent = t('fileStats', { pct, done: formatBytes(done), total: formatBytes(size), speed: formatBytes(f.speed), eta });
+  }
+  const sending = n.querySelector('.file-sending');
+  if (sending && f.sendTotal) {
+    sending.hidden = f.sendState === 'complete';
+    sending.textContent = f.sendState === 'cancelled' ? t('fileCancelled') : t('fileSending', { pct: Math.floor((100 * f.sendPieces) / f.sendTotal) });
+  }
+}
+
+async function fileURL(root, type) {
+  if (state.urls.has(root)) return state.urls.get(root);
+  const blob = await state.media.blob(root);
+  if (!blob) return null;
+  const url = URL.createObjectURL(new Blob([blob], { type: type || 'application/octet-stream' }));
+  state.urls.set(root, url);
+  return url;
+}
+
+function renderFile(e, meta, mine) {
+  const f = fileState(meta.root);
+  if (f.state === 'unknown') loadFileState(meta.root).catch(fail);
+  const box = el('div', { class: 'file', 'data-root': meta.root, 'data-size': String(meta.size), 'data-state': f.state });
+  const url = state.urls.get(meta.root);
+  if (f.state === 'complete' && !url) {
+    fileURL(meta.root, meta.type).then((u) => u && fileChanged(meta.root));
+  }
+  if (f.state === 'complete' && url) {
+    if (meta.kind === 'image') {
+      box.append(el('a', { class: 'file-open', href: url, target: '_blank', rel: 'noopener', title: t('fileOpen') },
+        el('img', { class: 'msg-image', src: url, alt: meta.name })));
+    } else if (meta.kind === 'voice') {
+      box.append(el('span', { class: 'file-note', text: t('voiceLabel', { time: formatDuration(meta.duration || 0) }) }));
+      const audio = el('audio', { class: 'msg-audio', controls: true, preload: 'metadata', src: url });
+      if (audio.canPlayType(meta.type.split(';')[0]) === '' && audio.canPlayType(meta.type) === '') {
+        box.append(el('p', { class: 'file-note voice-unplayable', text: t('voiceUnplayable', { type: meta.type }) }));
+      } else box.append(audio);
+    }
+    box.append(el('div', { class: 'file-row' },
+      meta.kind === 'image' ? null : el('span', { class: 'file-name', text: `${meta.name} · ${formatBytes(meta.size)}` }),
+      el('a', { class: 'button file-save', href: url, download: meta.name, text: t('fileSave') })));
+    if (mine) box.append(el('span', { class: 'file-note file-sending', hidden: true }));
+  } else {
+    box.append(el('span', { class: 'file-name', text: `${meta.kind === 'voice' ? t('voiceLabel', { time: formatDuration(meta.duration || 0) }) : meta.name} · ${formatBytes(meta.size)}` }));
+    if (f.state === 'running' || f.state === 'preparing') {
+      box.append(el('progress', { class: 'file-bar', max: meta.size, value: 0 }),
+        el('div', { class: 'file-row' }, el('span', { class: 'file-stats', text: '…' }),
+          f.state === 'running' ? el('button', { type: 'button', class: 'file-cancel', 'data-root': meta.root, text: t('fileCancel') }) : null));
+    } else {
+      const note = { cancelled: t('fileCancelled'), waiting: t('fileWaiting'), error: t('fileFailed', { code: f.code }),
+        'too-big': t('fileTooBig', { max: formatBytes(maxFileBytes()) }) }[f.state];
+      if (note) box.append(el('span', { class: 'file-note', text: note }));
+      if (['cancelled', 'waiting', 'error', 'too-big', 'idle'].includes(f.state)) {
+        box.append(el('button', { type: 'button', class: 'file-fetch', 'data-root': meta.root, 'data-id': e.id, text: t('fileFetch') }));
+      }
+    }
+  }
+  queueMicrotask(() => updateProgress(box, f));
+  return box;
+}
+
+/** Cancels a running transfer of root on both sides. */
+async function cancelFile(root) {
+  const f = fileState(root);
+  if (f.conn) await f.conn.files.cancel(root);
+  f.state = 'cancelled';
+  f.conn = null;
+  fileChanged(root);
+  wakeLock();
+}
+
+async function sendFiles(list, kindOf = (file) => (file.type.startsWith('image/') ? 'image' : 'file'), extra = {}) {
+  const roomId = state.open;
+  if (!roomId) return;
+  for (const file of list) {
+    if (file.size === 0) throw Object.assign(new Error('empty'), { code: 'file-empty' });
+    if (file.size > maxFileBytes()) throw Object.assign(new Error(formatBytes(maxFileBytes())), { code: 'file-too-large' });
+    const name = cleanName(file.name);
+    notify('info', t('filePreparing', { name, pct: 0 }));
+    const root = await state.media.addLocal(file, (done) => {
+      notify('info', t('filePreparing', { name, pct: Math.floor((100 * done) / file.size) }));
+    });
+    const meta = { kind: kindOf(file), root, size: file.size, name, type: (file.type || '').slice(0, 127), ...extra };
+    const f = fileState(root);
+    f.state = 'complete';
+    f.role = 'local';
+    await write(roomId, meta.kind, metaBody(meta));
+    $('notice').hidden = true;
+    render();
+  }
+}
+
+// Voice notes: MediaRecorder in a format the other phones can play where it is offered.
+const recorder = { rec: null, chunks: [], started: 0, timer: 0, stream: null };
+
+function voiceType() {
+  if (typeof MediaRecorder === 'undefined') return null;
+  return ['audio/mp4', 'audio/webm;codecs=opus', 'audio/webm', 'audio/ogg;codecs=opus'].find((x) => MediaRecorder.isTypeSupported(x)) || '';
+}
+
+async function toggleRecording() {
+  const btn = $('record');
+  if (recorder.rec) {
+    recorder.rec.stop();
+    return;
+  }
+  const type = voiceType();
+  if (type === null) throw Object.assign(new Error('MediaRecorder'), { code: 'no-mic' });
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+  } catch (err) {
+    throw Object.assign(new Error(err && err.message ? err.message : String(err)), { code: 'no-mic' });
+  }
+  const rec = new MediaRecorder(stream, type ? { mimeType: type } : {});
+  Object.assign(recorder, { rec, chunks: [], started: performance.now(), stream });
+  rec.ondataavailable = (ev) => {
+    if (ev.data && ev.data.size) recorder.chunks.push(ev.data);
+  };
+  rec.onstop = () => {
+    const ms = Math.round(performance.now() - recorder.started);
+    clearInterval(recorder.timer);
+    for (const tr of stream.getTracks()) tr.stop();
+    recorder.rec = null;
+    delete btn.dataset.recording;
+    btn.textContent = '🎤';
+    btn.setAttribute('aria-label', t('record'));
+    const mime = (rec.mimeType || type || 'audio/webm').split(';')[0];
+    const ext = mime.includes('mp4') ? 'm4a' : mime.includes('ogg') ? 'ogg' : 'webm';
+    const blob = new Blob(recorder.chunks, { type: mime });
+    const name = `voice-${new Date().toISOString().replace(/[:.]/g, '-')}.${ext}`;
+    const file = new File([blob], name, { type: mime });
+    sendFiles([file], () => 'voice', { duration: ms }).catch(fail);
+  };
+  rec.start(1000);
+  btn.dataset.recording = '1';
+  const tick = () => {
+    const ms = performance.now() - recorder.started;
+    btn.textContent = `■ ${formatDuration(ms)}`;
+    btn.setAttribute('aria-label', t('recordStop', { time: formatDuration(ms) }));
+    if (ms >= MAX_VOICE_MS && recorder.rec) recorder.rec.stop();
+  };
+  tick();
+  recorder.timer = setInterval(tick, 500);
+}
+
+// Keep the screen on while a transfer runs, where the browser offers it.
+let lock = null;
+async function wakeLock() {
+  const busy = [...state.files.values()].some((f) => f.state === 'running');
+  try {
+    if (busy && !lock && navigator.wakeLock) {
+      lock = await navigator.wakeLock.request('screen');
+      lock.addEventListener('release', () => {
+        lock = null;
+      });
+    } else if (!busy && lock) {
+      await lock.release();
+      lock = null;
+    }
+  } catch {
+    // not offered, or the page is hidden
+  }
+}
+
 // ---------- rendering ----------
 
 function applyStrings() {
@@ -571,7 +935,12 @@ function lastText(roomId) {
   const h = live(roomId).log;
   const es = h.entries();
   for (let i = es.length - 1; i >= 0; i--) {
-    if (es[i].kind === 'text') return (es[i].author === state.me.author ? t('lastYou') : `${es[i].name}: `) + es[i].body.slice(0, 80);
+    const who = es[i].author === state.me.author ? t('lastYou') : `${es[i].name}: `;
+    if (es[i].kind === 'text') return who + es[i].body.slice(0, 80);
+    if (FILE_KINDS.has(es[i].kind)) {
+      const m = metaOf(es[i]);
+      if (m) return who + (m.kind === 'voice' ? t('voiceLabel', { time: formatDuration(m.duration || 0) }) : m.name);
+    }
   }
   return '';
 }
@@ -626,7 +995,9 @@ function renderMessage(e, l) {
   const mine = e.author === state.me.author;
   const st = mine ? (l.delivered.has(e.id) ? 'delivered' : 'sent') : '';
   const forked = l.log.forked(e.author);
-  const key = `${lang}|${st}|${forked}|${mine ? state.me.name : ''}`;
+  const meta = FILE_KINDS.has(e.kind) ? metaOf(e) : null;
+  const fstate = meta ? `${fileState(meta.root).state}|${state.urls.has(meta.root)}` : '';
+  const key = `${lang}|${st}|${forked}|${mine ? state.me.name : ''}|${fstate}`;
   const hit = rendered.get(e.id);
   if (hit && hit.key === key) return hit.li;
   const iso = new Date(e.ts).toISOString();
@@ -641,14 +1012,15 @@ function renderMessage(e, l) {
       el('span', { class: 'msg-fp', 'data-author': e.author, text: fp(e.author) }),
       forked ? el('span', { class: 'msg-forked', title: t('forkedTitle'), text: t('forked') }) : null);
     const known = KNOWN_KINDS.has(e.kind);
-    const body = el('p', { class: `msg-body${known ? '' : ' unsupported'}`, text: known ? e.body : t('unsupported') });
+    const body = meta ? renderFile(e, meta, mine)
+      : el('p', { class: `msg-body${known ? '' : ' unsupported'}`, text: known ? e.body : t('unsupported') });
     const foot = el('div', { class: 'msg-foot' }, el('time', { class: 'msg-time', datetime: iso, text: formatTime(e.ts, true) }));
     if (mine) {
       foot.append(el('span', { class: 'msg-state', 'data-state': st, title: t(st), 'aria-label': t(st), text: st === 'delivered' ? '✓✓' : '✓' }));
     }
     li = el('li', { class: `msg${mine ? ' mine' : ''}`, 'data-id': e.id, 'data-author': e.author }, head, body, foot);
   }
-  rendered.set(e.id, { key, li });
+  rendered.set(e.id, { key, li, root: meta ? meta.root : '' });
   return li;
 }
 
@@ -825,6 +1197,65 @@ async function main() {
       $('composer').requestSubmit();
     }
   });
+  on('attach-file', 'change', async () => {
+    const input = $('attach-file');
+    const list = [...(input.files || [])];
+    input.value = '';
+    await sendFiles(list);
+  });
+  on('attach', 'keydown', (e) => {
+    if (e.key === 'Enter' || e.key === ' ') {
+      e.preventDefault();
+      $('attach-file').click();
+    }
+  });
+  on('record', 'click', toggleRecording);
+  on('composer-input', 'paste', async (e) => {
+    const list = [...((e.clipboardData && e.clipboardData.files) || [])];
+    if (!list.length) return;
+    e.preventDefault();
+    await sendFiles(list);
+  });
+  const roomPanel = $('room');
+  roomPanel.addEventListener('dragover', (e) => {
+    if (e.dataTransfer && [...e.dataTransfer.types].includes('Files')) {
+      e.preventDefault();
+      roomPanel.classList.add('dropping');
+    }
+  });
+  roomPanel.addEventListener('dragleave', () => roomPanel.classList.remove('dropping'));
+  on('room', 'drop', async (e) => {
+    roomPanel.classList.remove('dropping');
+    const list = [...((e.dataTransfer && e.dataTransfer.files) || [])];
+    if (!list.length) return;
+    e.preventDefault();
+    await sendFiles(list);
+  });
+  on('messages', 'click', async (e) => {
+    const cancel = e.target.closest('.file-cancel');
+    if (cancel) return cancelFile(cancel.dataset.root);
+    const fetchBtn = e.target.closest('.file-fetch');
+    if (fetchBtn) {
+      const entry = live(state.open).log.get(fetchBtn.dataset.id);
+      if (entry) {
+        await state.media.setCancelled(fetchBtn.dataset.root, false).catch(() => {});
+        const f = fileState(fetchBtn.dataset.root);
+        if (f.state !== 'running') f.state = 'idle';
+        await fetchFile(state.open, entry, null, true);
+      }
+    }
+    return undefined;
+  });
+  $('max-file-mb').value = String(Math.round(maxFileBytes() / 1048576));
+  on('max-file-mb', 'change', () => {
+    const mb = Math.floor(Number($('max-file-mb').value));
+    if (!Number.isFinite(mb) || mb < 1) {
+      $('max-file-mb').value = String(Math.round(maxFileBytes() / 1048576));
+      return;
+    }
+    store.set('max-file-mb', mb);
+    render();
+  });
   on('identity-export', 'click', exportIdentity);
   on('identity-file', 'change', async () => {
     const input = $('identity-file');
@@ -840,6 +1271,10 @@ async function main() {
     }
   });
   renderNow();
+  // Read-only counters for tests and curious people: what crossed on each connection.
+  globalThis.chattorrentStats = () => [...state.live.values()].flatMap((l) => [...l.conns.values()].map((c) => ({
+    peer: c.peer && c.peer.name, session: { ...c.session.stats }, files: { ...c.files.stats },
+  })));
   await loadBoxRooms();
   document.body.dataset.ready = '1';
 }

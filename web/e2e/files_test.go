@@ -1,0 +1,200 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// connect walks the seed's flow: a creates room, b imports the offer, a imports the answer.
+func connect(a, b *user, room string) {
+	a.t.Helper()
+	a.do(chromedp.SendKeys(chromedp.CSS("#new-room-name"), room))
+	offer, _ := a.download(chromedp.Click(chromedp.CSS("#create-room")))
+	answer, _ := b.importAndDownload(offer)
+	a.importFile(answer)
+	a.waitStatus("connected")
+	b.waitStatus("connected")
+}
+
+// reconnect makes a fresh offer in a's open room and has b answer it.
+func reconnect(a, b *user) {
+	a.t.Helper()
+	offer, _ := a.download(chromedp.Click(chromedp.CSS("#reconnect")))
+	answer, _ := b.importAndDownload(offer)
+	a.importFile(answer)
+	a.waitStatus("connected")
+	b.waitStatus("connected")
+}
+
+func writePNG(t *testing.T) string {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, 64, 48))
+	for y := range 48 {
+		for x := range 64 {
+			img.Set(x, y, color.RGBA{uint8(4 * x), uint8(5 * y), 200, 255})
+		}
+	}
+	path := filepath.Join(t.TempDir(), "foto del aula.png")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := png.Encode(f, img); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// writeRandom writes n random bytes and returns the path and their SHA-256.
+func writeRandom(t *testing.T, name string, n int64) (string, [32]byte) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	if _, err := io.CopyN(io.MultiWriter(f, h), rand.Reader, n); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path, [32]byte(h.Sum(nil))
+}
+
+func fileSum(t *testing.T, path string) [32]byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return [32]byte(h.Sum(nil))
+}
+
+// fileMsg is the selector of the file box of the message showing name.
+func fileMsg(name string) string {
+	return fmt.Sprintf(`[...document.querySelectorAll('#messages .file')].find(n => n.querySelector('.file-save')?.download === %s || n.querySelector('.msg-image')?.alt === %s)`, js(name), js(name))
+}
+
+// waitLong polls a predicate for up to d (large transfers outlast a step).
+func (u *user) waitLong(pred string, d time.Duration) {
+	u.t.Helper()
+	deadline := time.Now().Add(d)
+	for !evalJS[bool](u, pred) {
+		if time.Now().After(deadline) {
+			u.t.Fatalf("%s: not within %v: %s\n%s", u.name, d, pred, u.state())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestFiles: an image, a voice note and a 64 MiB file cross through the real UI; the image
+// is previewed on both sides and still shown after the browser restarts; the file arrives
+// byte-identical.
+func TestFiles(t *testing.T) {
+	a := newUser(t, "A", "en-US")
+	b := newUser(t, "B", "en-US")
+	a.setName("Ana")
+	b.setName("Bruno")
+	connect(a, b, "Fotos")
+
+	// Image: previewed on both sides (the <img> decoded), opens full size.
+	pic := writePNG(t)
+	a.do(chromedp.SetUploadFiles(chromedp.CSS("#attach-file"), []string{pic}))
+	loaded := `[...document.querySelectorAll('#messages .msg-image')].some(i => i.complete && i.naturalWidth === 64 && i.alt === 'foto del aula.png')`
+	a.waitJS(loaded)
+	b.waitJS(loaded)
+	if href := evalJS[string](b, `document.querySelector('#messages .file-open')?.href ?? ''`); len(href) < 5 || href[:5] != "blob:" {
+		t.Errorf("B: the preview does not open the full image: %q", href)
+	}
+
+	// Voice note from the (fake) microphone: both sides get a player with a duration.
+	a.do(chromedp.Click(chromedp.CSS("#record")))
+	a.waitJS(`document.getElementById('record').dataset.recording === '1'`)
+	time.Sleep(1500 * time.Millisecond)
+	a.do(chromedp.Click(chromedp.CSS("#record")))
+	playable := `(() => { const au = document.querySelector('#messages audio.msg-audio'); return !!au && au.readyState >= 1 && au.duration > 0; })()`
+	b.waitJS(playable)
+	a.waitJS(playable)
+	if label := b.text(`#messages .file[data-state="complete"] .file-note`); label == "" {
+		t.Error("B: the voice note shows no label with its duration")
+	}
+
+	// 64 MiB: progress on both sides, then byte-identical after "Save".
+	big, sum := writeRandom(t, "datos.bin", 64<<20)
+	a.do(chromedp.SetUploadFiles(chromedp.CSS("#attach-file"), []string{big}))
+	b.waitJS(`!!document.querySelector('#messages .file[data-state="running"] progress.file-bar')`)
+	b.waitLong(`!!document.querySelector('#messages .file[data-state="complete"] .file-save[download="datos.bin"]')`, 3*time.Minute)
+	saved, name := b.download(chromedp.Click(chromedp.CSS(`#messages .file-save[download="datos.bin"]`)))
+	if name != "datos.bin" {
+		t.Errorf("saved as %q", name)
+	}
+	if got := fileSum(t, saved); !bytes.Equal(got[:], sum[:]) {
+		t.Fatal("the 64 MiB file arrived changed")
+	}
+	st := evalJS[[]map[string]any](b, `chattorrentStats()`)
+	t.Logf("B's links: %v", st)
+
+	// The browser restarts: the image is still shown (IndexedDB), without any peer.
+	roomID := evalJS[string](b, `document.getElementById('messages').dataset.room`)
+	b.reopen()
+	b.openRoom(roomID)
+	b.waitJS(loaded)
+	a.checkConsole()
+	b.checkConsole()
+}
+
+// TestFileResume: B's browser is closed in the middle of a transfer; after a fresh
+// offer/answer the transfer goes on from B's verified pieces and completes correctly.
+func TestFileResume(t *testing.T) {
+	a := newUser(t, "A", "en-US")
+	b := newUser(t, "B", "en-US")
+	a.setName("Ana")
+	b.setName("Bruno")
+	connect(a, b, "Reanudar")
+	const size = 48 << 20
+	big, sum := writeRandom(t, "grande.bin", size)
+	a.do(chromedp.SetUploadFiles(chromedp.CSS("#attach-file"), []string{big}))
+	// Wait for a third of the file verified and stored on B, then cut.
+	b.waitLong(`(() => { const p = document.querySelector('#messages .file[data-state="running"] progress.file-bar'); return !!p && p.value > p.max / 3; })()`, 2*time.Minute)
+	roomID := evalJS[string](b, `document.getElementById('messages').dataset.room`)
+	b.close()
+	a.waitStatus("offline")
+	b.open()
+	b.openRoom(roomID)
+	reconnect(a, b)
+	b.waitLong(`!!document.querySelector('#messages .file[data-state="complete"] .file-save[download="grande.bin"]')`, 3*time.Minute)
+	got := evalJS[float64](b, `chattorrentStats().reduce((n, s) => n + s.files.piecesReceived, 0)`)
+	total := float64(size / 16384)
+	t.Logf("after the reconnect B received %v of %v pieces", got, total)
+	if got <= 0 || got > total*0.7 {
+		t.Errorf("the resumed transfer moved %v of %v pieces; want fewer than 70%%", got, total)
+	}
+	saved, _ := b.download(chromedp.Click(chromedp.CSS(`#messages .file-save[download="grande.bin"]`)))
+	if got := fileSum(t, saved); !bytes.Equal(got[:], sum[:]) {
+		t.Fatal("the resumed file arrived changed")
+	}
+	a.checkConsole()
+	b.checkConsole()
+}
