@@ -1,15 +1,18 @@
 package e2e
 
 import (
+	"archive/zip"
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"image"
 	"image/color"
 	"image/png"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -156,6 +159,13 @@ func TestFiles(t *testing.T) {
 	st := evalJS[[]map[string]any](b, `chattorrentStats()`)
 	t.Logf("B's links: %v", st)
 
+	// The export with media: history.json (verifiable, listing the media) and the files.
+	zpath, zname := b.download(chromedp.Click(chromedp.CSS("#export-media")))
+	if zname != "Fotos_history.zip" {
+		t.Errorf("zip named %q", zname)
+	}
+	checkMediaZip(t, zpath, sum)
+
 	// The browser restarts: the image is still shown (IndexedDB), without any peer.
 	roomID := evalJS[string](b, `document.getElementById('messages').dataset.room`)
 	b.reopen()
@@ -197,4 +207,67 @@ func TestFileResume(t *testing.T) {
 	}
 	a.checkConsole()
 	b.checkConsole()
+}
+
+func checkMediaZip(t *testing.T, path string, bigSum [32]byte) {
+	t.Helper()
+	zr, err := zip.OpenReader(path)
+	if err != nil {
+		t.Fatalf("the export is not a zip: %v", err)
+	}
+	defer zr.Close()
+	files := map[string]*zip.File{}
+	for _, f := range zr.File {
+		files[f.Name] = f
+	}
+	read := func(f *zip.File) []byte {
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		b, err := io.ReadAll(rc) // checks the CRC-32
+		if err != nil {
+			t.Fatalf("%s: %v", f.Name, err)
+		}
+		return b
+	}
+	hj, ok := files["history.json"]
+	if !ok {
+		t.Fatalf("no history.json in %v", files)
+	}
+	raw := read(hj)
+	var x struct {
+		Media []struct {
+			Kind, Name, Type, Root, Path string
+			Size                         int64
+			Included                     bool
+		}
+	}
+	if err := json.Unmarshal(raw, &x); err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]bool{}
+	for _, m := range x.Media {
+		kinds[m.Kind] = true
+		if !m.Included || files[m.Path] == nil || m.Size <= 0 || len(m.Root) != 64 {
+			t.Errorf("media %+v not in the zip", m)
+			continue
+		}
+		if m.Name == "datos.bin" {
+			if sum := sha256.Sum256(read(files[m.Path])); sum != bigSum {
+				t.Error("datos.bin in the zip differs")
+			}
+		}
+	}
+	if !kinds["image"] || !kinds["voice"] || !kinds["file"] {
+		t.Errorf("media kinds %v, want image, voice and file", kinds)
+	}
+	jp := filepath.Join(t.TempDir(), "history.json")
+	if err := os.WriteFile(jp, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(filepath.Join(server.dir, "chattorrent"), "verify", jp).CombinedOutput(); err != nil {
+		t.Errorf("chattorrent verify on the zip's history.json: %v\n%s", err, out)
+	}
 }

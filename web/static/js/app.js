@@ -10,6 +10,7 @@ import { Session } from './session.js';
 import { workerVerifier } from './verifier.js';
 import { FileLink, FileError, parseMeta, metaBody, cleanName, FILE_KINDS, PIECE_SIZE } from './files.js';
 import { IndexedMedia } from './media.js';
+import { zip, ZipTooLarge } from './zip.js';
 import {
   MAX_TORRENT_BYTES, TorrentError, encodeInvitation, decodeInvitation, safeFileName, invitationFileName,
 } from './torrent.js';
@@ -564,20 +565,56 @@ async function openBoxRoom(id) {
   await connectBox(b.id);
 }
 
+/** The verifiable export (PROTOCOL.md §4), plus a list of the room's media. */
+function historyData(roomId) {
+  const r = roomMeta(roomId);
+  const entries = live(roomId).log.entries();
+  const media = [];
+  for (const e of entries) {
+    const m = FILE_KINDS.has(e.kind) ? metaOf(e) : null;
+    if (m) media.push({ entry: e.id, kind: m.kind, name: m.name, type: m.type, size: m.size, root: m.root });
+  }
+  return { format: 'chattorrent-history', v: 1, room: { id: r.id, name: r.name }, exported: new Date().toISOString(), entries, media };
+}
+
 function exportHistory(roomId) {
   const r = roomMeta(roomId);
-  const data = {
-    format: 'chattorrent-history',
-    v: 1,
-    room: { id: r.id, name: r.name },
-    exported: new Date().toISOString(),
-    entries: live(roomId).log.entries(),
-  };
   const file = `${safeFileName(r.name)}_history.json`;
-  download(file, JSON.stringify(data, null, 1), 'application/json');
+  download(file, JSON.stringify(historyData(roomId), null, 1), 'application/json');
   notify('info', t('historyExported', { file }));
 }
 
+/** The export with the media this page holds, as a zip: history.json and media/. */
+async function exportWithMedia(roomId) {
+  const r = roomMeta(roomId);
+  const data = historyData(roomId);
+  const files = [];
+  const names = new Set();
+  for (const m of data.media) {
+    const blob = await state.media.blob(m.root);
+    if (!blob) {
+      m.included = false;
+      continue;
+    }
+    let name = `media/${m.root.slice(0, 12)}-${safeFileName(m.name)}`;
+    if (names.has(name)) continue;
+    names.add(name);
+    m.included = true;
+    m.path = name;
+    files.push({ name, blob });
+  }
+  files.unshift({ name: 'history.json', blob: new Blob([JSON.stringify(data, null, 1)]) });
+  let z;
+  try {
+    z = await zip(files);
+  } catch (err) {
+    if (err instanceof ZipTooLarge) throw Object.assign(new Error('4 GiB'), { code: 'file-too-large' });
+    throw err;
+  }
+  const file = `${safeFileName(r.name)}_history.zip`;
+  download(file, z, 'application/zip');
+  notify('info', t('historyExported', { file }));
+}
 
 // ---------- files, images and voice notes (docs/PROTOCOL.md section 5) ----------
 
@@ -1172,6 +1209,7 @@ async function main() {
     ol.scrollTop = ol.scrollHeight - fromBottom;
   });
   on('export-history', 'click', () => exportHistory(state.open));
+  on('export-media', 'click', () => exportWithMedia(state.open));
   on('keep-on-box', 'click', () => connectBox(state.open));
   on('box-rooms', 'click', (e) => {
     const b = e.target.closest('.box-open');
