@@ -64,7 +64,7 @@ func writePNG(t *testing.T) string {
 }
 
 // writeRandom writes n random bytes and returns the path and their SHA-256.
-func writeRandom(t *testing.T, name string, n int64) (string, [32]byte) {
+func writeRandom(t testing.TB, name string, n int64) (string, [32]byte) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), name)
 	f, err := os.Create(path)

@@ -32,7 +32,7 @@ function linkPair(mediaA, mediaB, announced, opts = {}) {
       sent[name]++;
       const out = opts.tamper && name === 'a' ? opts.tamper(f) : f;
       deliver(other(), out);
-      await new Promise((r) => setImmediate(r)); // let the receiver run, like a channel's buffer
+      await new Promise((r) => (opts.slow ? setTimeout(r, 1) : setImmediate(r))); // let the receiver run, like a channel's buffer
     },
     onProgress: (p) => events[name].push(p),
     stallMs: opts.stallMs || 200,
@@ -190,7 +190,7 @@ test('nope for files not held or not announced; cancel from either side stops th
   await two.b.fetch(src.meta);
   await settle(() => two.events.b.some((e) => e.state === 'nope'));
 
-  const three = linkPair(src.media, new MemoryMedia(), () => src.meta);
+  const three = linkPair(src.media, new MemoryMedia(), () => src.meta, { slow: true });
   await three.b.fetch(src.meta);
   await settle(() => three.a.stats.piecesSent > 10);
   await three.a.cancel(src.root); // the sender cancels
@@ -199,7 +199,7 @@ test('nope for files not held or not announced; cancel from either side stops th
   await new Promise((r) => setTimeout(r, 30));
   assert.ok(three.a.stats.piecesSent <= sentAtCancel + 1);
 
-  const four = linkPair(src.media, new MemoryMedia(), () => src.meta);
+  const four = linkPair(src.media, new MemoryMedia(), () => src.meta, { slow: true });
   await four.b.fetch(src.meta);
   await settle(() => four.b.stats.piecesReceived > 10);
   await four.b.cancel(src.root); // the receiver cancels

@@ -711,7 +711,7 @@ async function fetchFile(roomId, e, conn, manual = false) {
 }
 
 function startFetch(meta, f, conn) {
-  Object.assign(f, { state: 'running', role: 'recv', conn, t0: performance.now(), p0: -1, speed: 0, code: '' });
+  Object.assign(f, { state: 'running', role: 'recv', conn, t0: performance.now(), p0: -1, speed: 0, code: '', tStart: performance.now() });
   fileChanged(meta.root);
   wakeLock();
   conn.files.fetch(meta).catch((err) => {
@@ -765,6 +765,7 @@ function onFileProgress(roomId, conn, p) {
   } else {
     f.state = p.state === 'error' ? 'error' : p.state;
     f.code = p.code || '';
+    if (f.state === 'complete') f.ms = performance.now() - f.tStart;
   }
   f.conn = null;
   fileChanged(p.root);
@@ -1313,6 +1314,7 @@ async function main() {
   globalThis.chattorrentStats = () => [...state.live.values()].flatMap((l) => [...l.conns.values()].map((c) => ({
     peer: c.peer && c.peer.name, session: { ...c.session.stats }, files: { ...c.files.stats },
   })));
+  globalThis.chattorrentTransfers = () => [...state.files.entries()].map(([root, f]) => ({ root, state: f.state, pieces: f.pieces, ms: f.ms || 0 }));
   await loadBoxRooms();
   document.body.dataset.ready = '1';
 }

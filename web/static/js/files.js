@@ -12,9 +12,9 @@ export const FILE_KINDS = new Set(['image', 'voice', 'file']);
 const FRAME_PIECE = 1;
 const FRAME_HASHES = 2;
 const HEAD = 37; // type, root, index/offset
-const BATCH_PIECES = 64; // pieces stored per transaction (1 MiB)
-const READ_PIECES = 64; // pieces read from storage at once by a sender
-const GOT_EVERY = 64; // a got message per MiB verified
+const BATCH_PIECES = 256; // pieces stored per transaction (4 MiB)
+const READ_PIECES = 256; // pieces read from storage at once by a sender (4 MiB)
+const GOT_EVERY = 64; // a got message at most once a MiB verified (in practice once per stored batch)
 const MAX_BAD_HASHES = 3;
 export const STALL_MS = 5000;
 
@@ -331,7 +331,9 @@ export class FileLink {
     if (info.complete) return;
     const r = {
       meta, root, n, leaves: info.leaves, have: info.have, done: countBits(info.have, n),
-      hashBuf: null, hashGot: null, badHashes: 0, batch: [], queue: Promise.resolve(), stall: 0, lastAsked: -1, sinceGot: 0,
+      got: info.have.slice(), held: countBits(info.have, n), // verified, stored or on the way to storage
+      hashBuf: null, hashGot: null, badHashes: 0, batch: [], queue: Promise.resolve(), writes: Promise.resolve(),
+      stall: 0, lastAsked: -1, sinceGot: 0,
     };
     this.recv.set(meta.root, r);
     await this.media.setCancelled(meta.root, false);
@@ -341,7 +343,7 @@ export class FileLink {
 
   async ask(r) {
     if (this.closed || this.recv.get(r.meta.root) !== r) return;
-    const ranges = missingRanges(r.have, r.n);
+    const ranges = missingRanges(r.got, r.n);
     if (!r.leaves) {
       r.hashBuf = new Uint8Array(r.n * 32);
       r.hashGot = new Uint8Array(Math.ceil(r.n / 8));
@@ -388,8 +390,12 @@ export class FileLink {
       this.drop('a frame for a file not asked for');
       return;
     }
-    this.armStall(r);
-    r.queue = r.queue.then(() => (f.type === 'hashes' ? this.onHashes(r, f) : this.onPiece(r, f))).catch((err) => this.failRecv(r, err));
+    if ((r.frames = (r.frames || 0) + 1) % 64 === 0) this.armStall(r);
+    // Digests run concurrently (each is a hop to another thread); their results are used
+    // in arrival order.
+    const digest = f.type === 'piece' ? sha256(f.data) : null;
+    r.queue = r.queue.then(async () => (f.type === 'hashes' ? this.onHashes(r, f) : this.onPiece(r, f, await digest)))
+      .catch((err) => this.failRecv(r, err));
   }
 
   async onHashes(r, f) {
@@ -414,23 +420,24 @@ export class FileLink {
     return undefined;
   }
 
-  async onPiece(r, f) {
+  async onPiece(r, f, h) {
     if (this.recv.get(r.meta.root) !== r) return; // cancelled meanwhile
     const last = f.index === r.lastAsked;
     if (!r.leaves) this.drop('a piece before the hashes');
     else if (f.index >= r.n) this.drop('piece index out of range');
-    else if (bit(r.have, f.index) || r.batch.some((p) => p.index === f.index)) this.drop('a piece already held');
+    else if (bit(r.got, f.index)) this.drop('a piece already held');
     else if (f.data.length !== pieceLength(r.meta.size, f.index)) this.bad(r, 'piece of the wrong length');
     else {
-      const h = await sha256(f.data);
       const want = r.leaves.subarray(f.index * 32, f.index * 32 + 32);
       if (h.every((b, i) => b === want[i])) {
-        r.batch.push({ index: f.index, data: f.data.slice() });
+        setBit(r.got, f.index);
+        r.held++;
+        r.batch.push({ index: f.index, data: f.data });
         this.stats.piecesReceived++;
-        if (r.batch.length >= BATCH_PIECES) await this.flush(r);
+        if (r.batch.length >= BATCH_PIECES) this.flush(r); // stored while the next pieces are checked
       } else this.bad(r, 'piece does not match its hash');
     }
-    if (r.done + r.batch.length === r.n) {
+    if (r.held === r.n) {
       await this.flush(r);
       await this.complete(r);
     } else if (last) {
@@ -444,20 +451,26 @@ export class FileLink {
     this.drop(why);
   }
 
-  async flush(r) {
-    if (!r.batch.length) return;
-    const batch = r.batch;
-    r.batch = [];
-    await this.media.putPieces(r.meta.root, batch);
-    for (const p of batch) setBit(r.have, p.index);
-    r.done += batch.length;
-    r.sinceGot += batch.length;
-    if (this.recv.get(r.meta.root) !== r) return;
-    this.progress(r, 'running');
-    if (r.sinceGot >= GOT_EVERY) {
-      r.sinceGot = 0;
-      this.sendJSON({ t: 'got', root: r.meta.root, pieces: r.done }).catch(() => {});
+  /** Stores the batch (after the writes before it) and returns when all writes are done. */
+  flush(r) {
+    if (r.batch.length) {
+      const batch = r.batch;
+      r.batch = [];
+      r.writes = r.writes.then(async () => {
+        await this.media.putPieces(r.meta.root, batch);
+        for (const p of batch) setBit(r.have, p.index);
+        r.done += batch.length;
+        r.sinceGot += batch.length;
+        if (this.recv.get(r.meta.root) !== r) return;
+        this.progress(r, 'running');
+        if (r.sinceGot >= GOT_EVERY) {
+          r.sinceGot = 0;
+          this.sendJSON({ t: 'got', root: r.meta.root, pieces: r.done }).catch(() => {});
+        }
+      });
+      r.writes.catch((err) => this.failRecv(r, err));
     }
+    return r.writes;
   }
 
   async complete(r) {
@@ -469,6 +482,7 @@ export class FileLink {
   }
 
   async failRecv(r, err) {
+    if (this.recv.get(r.meta.root) !== r) return; // already stopped
     clearTimeout(r.stall);
     this.recv.delete(r.meta.root);
     console.warn('chattorrent: file transfer stopped:', err && err.message);
@@ -540,9 +554,12 @@ export class FileLink {
     this.onProgress({ root: m.root, role: 'send', pieces: 0, total: n, state: 'running' });
     for (const [from, to0] of m.ranges) {
       const to = Math.min(to0, n);
+    const readAt = (i) => this.media.read(m.root, i * PIECE_SIZE, Math.min(info.size, Math.min(to, i + READ_PIECES) * PIECE_SIZE));
+      let next = from < to ? readAt(from) : null;
       for (let i = from; i < to && !s.cancelled && !this.closed; i += READ_PIECES) {
         const end = Math.min(to, i + READ_PIECES);
-        const bytes = await this.media.read(m.root, i * PIECE_SIZE, Math.min(info.size, end * PIECE_SIZE));
+        const bytes = await next;
+        next = end < to ? readAt(end) : null; // read ahead while this MiB is sent
         for (let k = i; k < end && !s.cancelled && !this.closed; k++) {
           const off = (k - i) * PIECE_SIZE;
           await this.sendFrame(encodePiece(root, k, bytes.subarray(off, off + pieceLength(info.size, k))));

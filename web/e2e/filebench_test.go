@@ -1,0 +1,307 @@
+package e2e
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/profiler"
+	"github.com/chromedp/chromedp"
+)
+
+// rawJS sets up a second, plain peer connection between two pages for the raw baseline:
+// the offerer sends size bytes in 16 KiB messages with the product's flow control; the
+// answerer times first to last byte.
+const rawOfferJS = `(async () => {
+  const pc = new RTCPeerConnection({ iceServers: [] });
+  const ch = pc.createDataChannel('raw', { ordered: true });
+  ch.binaryType = 'arraybuffer';
+  window.rawBench = { pc, ch };
+  await pc.setLocalDescription();
+  await new Promise((r) => { if (pc.iceGatheringState === 'complete') r(); else pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && r()); });
+  return pc.localDescription.sdp;
+})()`
+
+const rawAnswerJS = `(async (sdp, size) => {
+  const pc = new RTCPeerConnection({ iceServers: [] });
+  window.rawBench = { pc, done: new Promise((resolve) => {
+    pc.ondatachannel = (ev) => {
+      const ch = ev.channel;
+      ch.binaryType = 'arraybuffer';
+      let got = 0, t0 = 0;
+      ch.onmessage = (m) => { if (!t0) t0 = performance.now(); got += m.data.byteLength; if (got >= size) resolve(performance.now() - t0); };
+    };
+  }) };
+  await pc.setRemoteDescription({ type: 'offer', sdp });
+  await pc.setLocalDescription();
+  await new Promise((r) => { if (pc.iceGatheringState === 'complete') r(); else pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && r()); });
+  return pc.localDescription.sdp;
+})`
+
+const rawSendJS = `(async (sdp, size) => {
+  const { pc, ch } = window.rawBench;
+  await pc.setRemoteDescription({ type: 'answer', sdp });
+  if (ch.readyState !== 'open') await new Promise((r) => ch.addEventListener('open', r, { once: true }));
+  ch.bufferedAmountLowThreshold = 256 * 1024;
+  const piece = crypto.getRandomValues(new Uint8Array(16384));
+  for (let sent = 0; sent < size; sent += piece.length) {
+    while (ch.bufferedAmount > (1 << 20)) await new Promise((r) => ch.addEventListener('bufferedamountlow', r, { once: true }));
+    ch.send(piece.subarray(0, Math.min(piece.length, size - sent)));
+  }
+  return true;
+})`
+
+const httpsJS = `(async () => {
+  const t0 = performance.now();
+  const res = await fetch('/big.bin', { cache: 'no-store' });
+  const reader = res.body.getReader();
+  let n = 0;
+  for (;;) { const { done, value } = await reader.read(); if (done) break; n += value.length; }
+  return { ms: performance.now() - t0, bytes: n };
+})()`
+
+// startStaticServer runs the appliance binary a second time, serving a copy of the UI with
+// one big file beside it: the plain HTTPS download baseline.
+func startStaticServer(tb testing.TB, size int64) string {
+	tb.Helper()
+	dir := tb.TempDir()
+	static := filepath.Join(dir, "static")
+	if err := os.CopyFS(static, os.DirFS("../static")); err != nil {
+		tb.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(static, "big.bin"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := f.Truncate(size); err != nil {
+		tb.Fatal(err)
+	}
+	f.Close()
+	ready := filepath.Join(dir, "ready.json")
+	cmd := exec.Command(filepath.Join(server.dir, "chattorrent"), "serve", "--data-dir", filepath.Join(dir, "data"),
+		"--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--ready-file", ready, "--hostname", "e2ebox2",
+		"--static-dir", static)
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	})
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		b, err := os.ReadFile(ready)
+		var r struct{ HTTPS string }
+		if err == nil && json.Unmarshal(b, &r) == nil && r.HTTPS != "" {
+			return "https://" + r.HTTPS
+		}
+	}
+	tb.Fatal("static server not ready")
+	return ""
+}
+
+// rendererRSS is the resident memory, in bytes, of the renderer processes under u's browser.
+func rendererRSS(pid int) int64 {
+	children := map[int][]int{}
+	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		fields := strings.Fields(s[i+1:])
+		if len(fields) < 2 {
+			continue
+		}
+		me, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+		pp, _ := strconv.Atoi(fields[1])
+		children[pp] = append(children[pp], me)
+	}
+	var total int64
+	var walk func(int)
+	walk = func(p int) {
+		for _, c := range children[p] {
+			cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", c))
+			if strings.Contains(string(cmd), "--type=renderer") {
+				total += vmRSS(c)
+			}
+			walk(c)
+		}
+	}
+	walk(pid)
+	return total
+}
+
+func vmRSS(pid int) int64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+// BenchmarkBrowserFile reports, between two Chromium processes in the namespace: a file's
+// transfer through the product (16 KiB pieces, SHA-256 each, IndexedDB), the same bytes
+// sent raw over a DataChannel in 16 KiB messages, and a plain HTTPS download from the
+// appliance binary; MB/s each, the ratios, and the receiver's peak renderer memory. Run:
+//
+//	unshare -n sh -c 'ip link set lo up && go test ./web/e2e/ -run ^$ -bench BrowserFile -benchtime 1x'
+func BenchmarkBrowserFile(b *testing.B) {
+	for _, mib := range []int64{64, 256} {
+		b.Run(fmt.Sprintf("MiB=%d", mib), func(b *testing.B) {
+			size := mib << 20
+			a := newUser(b, "A", "en-US")
+			r := newUser(b, "B", "en-US")
+			connect(a, r, "Bench")
+			path, _ := writeRandom(b, "bench.bin", size)
+			var product, raw, https float64
+			var peak, base int64
+			for b.Loop() {
+				// The product, through the UI; the receiver's renderers sampled meanwhile.
+				pid := chromedp.FromContext(r.ctx).Browser.Process().Pid
+				base = rendererRSS(pid)
+				stop := make(chan struct{})
+				var wg sync.WaitGroup
+				wg.Go(func() {
+					for {
+						peak = max(peak, rendererRSS(pid))
+						select {
+						case <-stop:
+							return
+						case <-time.After(100 * time.Millisecond):
+						}
+					}
+				})
+				for _, u := range []*user{a, r} {
+					if _, err := chromedp.Call(u.ctx, profiler.Enable, cdp.Empty{}); err != nil {
+						b.Fatal(err)
+					}
+					if _, err := chromedp.Call(u.ctx, profiler.SetSamplingInterval, profiler.SetSamplingIntervalParams{Interval: 200}); err != nil {
+						b.Fatal(err)
+					}
+					if _, err := chromedp.Call(u.ctx, profiler.Start, cdp.Empty{}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				a.do(chromedp.SetUploadFiles(chromedp.CSS("#attach-file"), []string{path}))
+				r.waitLong(`chattorrentTransfers().some(x => x.state === 'complete' && x.ms > 0)`, 10*time.Minute)
+				close(stop)
+				wg.Wait()
+				product = evalJS[float64](r, `chattorrentTransfers().find(x => x.state === 'complete' && x.ms > 0).ms`)
+				for _, u := range []*user{r, a} {
+					topSelf(b, u)
+				}
+
+				// Raw DataChannel between the same two browsers.
+				raw = rawRun(b, a, r, size)
+
+				// Plain HTTPS download from the appliance, in a tab of the receiver's browser.
+				base2 := startStaticServer(b, size)
+				tab, cancelTab := chromedp.NewContext(r.ctx)
+				tctx, cancel2 := context.WithTimeout(tab, 5*time.Minute)
+				if _, err := chromedp.Run(tctx, chromedp.Navigate(base2+"/")); err != nil {
+					b.Fatal(err)
+				}
+				type dl struct{ Ms, Bytes float64 }
+				d, err := chromedp.Run(tctx, chromedp.Evaluate[dl](httpsJS, chromedp.EvalAwaitPromise))
+				if err != nil || int64(d.Bytes) != size {
+					b.Fatalf("https download: %v %+v", err, d)
+				}
+				https = d.Ms
+				cancel2()
+				cancelTab()
+			}
+			mb := float64(size) / 1e6
+			b.ReportMetric(mb/(product/1000), "product-MB/s")
+			b.ReportMetric(mb/(raw/1000), "raw-MB/s")
+			b.ReportMetric(mb/(https/1000), "https-MB/s")
+			b.ReportMetric(raw/product, "x-raw")
+			b.ReportMetric(https/product, "x-https")
+			b.ReportMetric(float64(peak)/(1<<20), "peak-renderer-MiB")
+			b.ReportMetric(float64(peak-base)/(1<<20), "renderer-growth-MiB")
+		})
+	}
+}
+
+// rawRun connects a to r with a plain DataChannel and returns r's first-to-last-byte ms.
+func rawRun(b *testing.B, a, r *user, size int64) float64 {
+	b.Helper()
+	actx, cancelA := context.WithTimeout(a.ctx, 10*time.Minute)
+	defer cancelA()
+	rctx, cancelR := context.WithTimeout(r.ctx, 10*time.Minute)
+	defer cancelR()
+	offer, err := chromedp.Run(actx, chromedp.Evaluate[string](rawOfferJS, chromedp.EvalAwaitPromise))
+	if err != nil {
+		b.Fatal(err)
+	}
+	answer, err := chromedp.Run(rctx, chromedp.Evaluate[string](fmt.Sprintf("%s(%s, %d)", rawAnswerJS, js(offer), size), chromedp.EvalAwaitPromise))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := chromedp.Run(actx, chromedp.Evaluate[bool](fmt.Sprintf("%s(%s, %d)", rawSendJS, js(answer), size), chromedp.EvalAwaitPromise)); err != nil {
+		b.Fatal(err)
+	}
+	ms, err := chromedp.Run(rctx, chromedp.Evaluate[float64](`window.rawBench.done`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return ms
+}
+
+// topSelf logs the functions that took u's main thread, from a CPU profile of the run:
+// where the time goes.
+func topSelf(b *testing.B, u *user) {
+	b.Helper()
+	res, err := chromedp.Call(u.ctx, profiler.Stop, cdp.Empty{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	prof := res.Profile
+	name := map[int64]string{}
+	parent := map[int64]int64{}
+	for _, n := range prof.Nodes {
+		name[int64(n.ID)] = fmt.Sprintf("%s %s:%d", cmp.Or(n.CallFrame.FunctionName, "(anonymous)"), filepath.Base(n.CallFrame.URL), n.CallFrame.LineNumber)
+		for _, c := range n.Children {
+			parent[c] = int64(n.ID)
+		}
+	}
+	self := map[string]int{}
+	for _, id := range prof.Samples {
+		k := name[int64(id)]
+		if p, ok := parent[int64(id)]; ok {
+			k += " < " + name[p]
+		}
+		self[k]++
+	}
+	keys := slices.Collect(maps.Keys(self))
+	slices.SortFunc(keys, func(x, y string) int { return self[y] - self[x] })
+	for _, k := range keys[:min(8, len(keys))] {
+		b.Logf("%s main thread: %4.1f%% %s", u.name, 100*float64(self[k])/float64(len(prof.Samples)), k)
+	}
+}
