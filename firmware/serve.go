@@ -71,6 +71,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		CAFingerprint: box.CAFingerprint(),
 		Logger:        base,
 		Box:           boxAPI{arch: arch, store: st},
+		Drop:          web.NewDropBox(web.DropOptions{}),
 	}
 	if cfg.StaticDir != "" {
 		if fi, err := os.Stat(cfg.StaticDir); err != nil || !fi.IsDir() {
@@ -117,6 +118,10 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	log.Info("phones trust the box once they install its CA", "url", trustURL, "ca_fingerprint", box.CAFingerprint())
 
 	g, gctx := errgroup.WithContext(ctx)
+	for _, srv := range servers {
+		// Long requests (the drop box's event streams) end when the box stops.
+		srv.BaseContext = func(net.Listener) context.Context { return gctx }
+	}
 	g.Go(func() error { return arch.Run(gctx) })
 	for i, srv := range servers {
 		ln := listeners[i]

@@ -43,6 +43,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Box, when set, serves the appliance-as-a-peer API under /api (see api.go).
 	Box Box
+	// Drop, when set, serves the offer drop box under /api/drop (see dropbox.go).
+	Drop *DropBox
 }
 
 // ContentSecurityPolicy is sent with every response: no inline scripts or styles, nothing
@@ -89,6 +91,15 @@ func New(opts Options) http.Handler {
 		mux.HandleFunc("GET /api/rooms", opts.apiRooms)
 		mux.HandleFunc("POST /api/rooms/connect", opts.apiConnect)
 		mux.HandleFunc("GET /api/rooms/{id}/history.json", opts.apiHistory)
+	}
+	if opts.Drop != nil {
+		mux.HandleFunc("GET /api/drop/offers", opts.dropList)
+		mux.HandleFunc("POST /api/drop/offers", opts.dropPublish)
+		mux.HandleFunc("GET /api/drop/events", opts.dropEvents)
+		mux.HandleFunc("GET /api/drop/offers/{id}/torrent", opts.dropTorrent)
+		mux.HandleFunc("POST /api/drop/offers/{id}/answers", opts.dropAnswer)
+		mux.HandleFunc("GET /api/drop/offers/{id}/answers", opts.dropAnswers)
+		mux.HandleFunc("DELETE /api/drop/offers/{id}", opts.dropWithdraw)
 	}
 	return securityHeaders(mux)
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -75,4 +76,51 @@ func TestBoxAPIRefusesCrossSite(t *testing.T) {
 		t.Errorf("unknown room: %s", got)
 	}
 	u.checkConsole()
+}
+
+// TestDropBoxFlow: A publishes the room's offer on the box; B sees the open room, joins
+// with one tap; A's page gets B's answer by SSE and applies it. No file changes hands.
+func TestDropBoxFlow(t *testing.T) {
+	a := newUser(t, "A", "es-ES")
+	b := newUser(t, "B", "es-ES")
+	a.setName("Ana")
+	b.setName("Bruno")
+	a.do(chromedp.SendKeys(chromedp.CSS("#new-room-name"), "Patio"))
+	a.download(chromedp.Click(chromedp.CSS("#create-room"))) // the file is still offered
+	a.waitJS(`!document.getElementById('publish-offer').hidden`)
+	a.do(chromedp.Click(chromedp.CSS("#publish-offer")))
+	a.waitJS(`document.getElementById('publish-offer').hidden`)
+	b.waitJS(`[...document.querySelectorAll('#drop-offers .drop-offer .room-name')].some(n => n.textContent === 'Patio')`)
+	if got := b.text("#drop-offers .drop-offer .room-last"); got != "invita Ana" {
+		t.Errorf("B sees the offer as %q", got)
+	}
+	before := len(b.downloads())
+	b.do(chromedp.Click(chromedp.CSS("#drop-offers .drop-join")))
+	a.waitStatus("connected")
+	b.waitStatus("connected")
+	if n := len(b.downloads()); n != before {
+		t.Errorf("B downloaded %d files joining through the box", n-before)
+	}
+	a.say("hola por la caja")
+	b.waitMessage("hola por la caja")
+	b.say("recibido")
+	a.waitMessage("recibido")
+	// The answered offer is gone from everyone's list.
+	b.waitJS(`document.querySelectorAll('#drop-offers .drop-offer').length === 0`)
+	a.checkConsole()
+	b.checkConsole()
+}
+
+// downloads lists the files in u's download folder.
+func (u *user) downloads() []string {
+	u.t.Helper()
+	es, err := os.ReadDir(u.dl)
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	var names []string
+	for _, e := range es {
+		names = append(names, e.Name())
+	}
+	return names
 }

@@ -32,6 +32,8 @@ const state = {
   verify: null, // checks entries from peers off the main thread
   box: false, // the page is served by an appliance that can join rooms
   boxRooms: [], // rooms the box keeps: {id, name, entries, last_ts}
+  drop: false, // the box has a drop box for offers
+  dropOffers: [], // open offers on it: {id, room, room_name, peer_name, created, expires}
   media: new IndexedMedia(),
   files: new Map(), // root → {state, role, pieces, total, t0, p0, speed, code, conn}
   urls: new Map(), // root → object URL of a complete file
@@ -247,7 +249,7 @@ async function createRoom() {
     addRoom(id, name);
     await ensureJoined(id);
     watch(id, offer.pc, offer.channel);
-    state.pending.set(session, { pc: offer.pc, channel: offer.channel, room: id });
+    state.pending.set(session, { pc: offer.pc, channel: offer.channel, room: id, bytes, session });
     const file = invitationFileName(name, 'offer');
     download(file, bytes, 'application/x-bittorrent');
     $('new-room-name').value = '';
@@ -277,7 +279,7 @@ async function reconnect(roomId) {
       peer: { id: state.me.author, name: state.me.name },
     });
     watch(roomId, offer.pc, offer.channel);
-    state.pending.set(session, { pc: offer.pc, channel: offer.channel, room: roomId });
+    state.pending.set(session, { pc: offer.pc, channel: offer.channel, room: roomId, bytes, session });
     const file = invitationFileName(r.name, 'offer');
     download(file, bytes, 'application/x-bittorrent');
     setWaiting(roomId, t('afterOffer', { file }));
@@ -305,7 +307,7 @@ async function importFile(file) {
   return importAnswer(inv);
 }
 
-async function importOffer(inv) {
+async function importOffer(inv, dropId = '') {
   if (state.pending.has(inv.session) || state.used.has(inv.session) || inv.peer.id === state.me.author) {
     throw Object.assign(new Error('own offer'), { code: 'own-offer' });
   }
@@ -319,6 +321,20 @@ async function importOffer(inv) {
   store.setRooms(state.rooms);
   await ensureJoined(inv.room);
   ans.channel.then((ch) => watch(inv.room, ans.pc, ch));
+  if (dropId) {
+    // Through the box's drop box: the answer goes back to the creator's page, no file.
+    const res = await fetch(`/api/drop/offers/${dropId}/answers`, {
+      method: 'POST', body: bytes, headers: { ...BOX_HEADERS, 'Content-Type': 'application/x-bittorrent' },
+    });
+    if (!res.ok) {
+      ans.pc.close();
+      throw Object.assign(new Error(await apiErrorText(res)), { code: 'box-failed' });
+    }
+    state.open = inv.room;
+    setWaiting(inv.room, t('dropAnswered'));
+    notify('info', t('dropAnswered'));
+    return;
+  }
   const file = invitationFileName(inv.roomName, 'answer');
   download(file, bytes, 'application/x-bittorrent');
   state.open = inv.room;
@@ -333,6 +349,7 @@ async function importAnswer(inv) {
   if (p.room !== inv.room) throw Object.assign(new Error('other room'), { code: 'wrong-room' });
   await applyAnswer(p.pc, inv.sdp);
   state.pending.delete(inv.session);
+  if (p.drop) withdrawOffer(p);
   state.used.add(inv.session);
   const r = roomMeta(inv.room);
   r.peer = { id: inv.peer.id, name: inv.peer.name };
@@ -614,6 +631,103 @@ async function exportWithMedia(roomId) {
   const file = `${safeFileName(r.name)}_history.zip`;
   download(file, z, 'application/zip');
   notify('info', t('historyExported', { file }));
+}
+
+
+// ---------- the drop box (the box lists offers; answers come back by SSE) ----------
+
+async function apiErrorText(res) {
+  try {
+    const j = await res.json();
+    return j.error || j.code || res.statusText;
+  } catch {
+    return res.statusText;
+  }
+}
+
+/** Follows the box's list of open offers; state.drop stays false without a drop box. */
+function watchDrop() {
+  if (typeof EventSource === 'undefined') return;
+  const es = new EventSource('/api/drop/events');
+  es.addEventListener('offers', (ev) => {
+    let list;
+    try {
+      list = JSON.parse(ev.data);
+    } catch {
+      return;
+    }
+    if (!Array.isArray(list)) return;
+    state.drop = true;
+    state.dropOffers = list.filter((o) => o && /^[0-9a-f]{16}$/.test(o.id) && /^[0-9a-f]{32}$/.test(o.room)
+      && typeof o.room_name === 'string' && typeof o.peer_name === 'string');
+    render();
+  });
+  es.onerror = () => {
+    if (es.readyState === EventSource.CLOSED) state.drop = false;
+  };
+}
+
+function myDropIds() {
+  return new Set([...state.pending.values()].filter((p) => p.drop).map((p) => p.drop.id));
+}
+
+/** Publishes the open room's newest unanswered offer on the box and waits for answers. */
+async function publishOffer(roomId) {
+  const p = [...state.pending.values()].filter((x) => x.room === roomId && !x.drop).pop();
+  if (!p) return;
+  const res = await fetch('/api/drop/offers', {
+    method: 'POST', body: p.bytes, headers: { ...BOX_HEADERS, 'Content-Type': 'application/x-bittorrent' },
+  });
+  if (!res.ok) throw Object.assign(new Error(await apiErrorText(res)), { code: 'box-failed' });
+  const { id, token } = await res.json();
+  p.drop = { id, token, es: null };
+  const es = new EventSource(`/api/drop/offers/${id}/answers?token=${encodeURIComponent(token)}`);
+  p.drop.es = es;
+  es.addEventListener('answer', async (ev) => {
+    try {
+      const bin = atob(JSON.parse(ev.data));
+      const bytes = Uint8Array.from(bin, (c) => c.charCodeAt(0));
+      const inv = await decodeInvitation(bytes);
+      if (inv.role !== 'answer' || inv.session !== p.session) throw Object.assign(new Error('answer'), { code: 'wrong-room' });
+      await importAnswer(inv);
+    } catch (err) {
+      fail(err);
+    }
+  });
+  es.addEventListener('gone', () => es.close());
+  notify('info', t('dropPublished'));
+  render();
+}
+
+function withdrawOffer(p) {
+  if (!p.drop) return;
+  if (p.drop.es) p.drop.es.close();
+  fetch(`/api/drop/offers/${p.drop.id}`, { method: 'DELETE', headers: { ...BOX_HEADERS, 'X-Drop-Token': p.drop.token } }).catch(() => {});
+}
+
+async function joinDrop(id) {
+  const res = await fetch(`/api/drop/offers/${id}/torrent`, { headers: BOX_HEADERS });
+  if (!res.ok) throw Object.assign(new Error(await apiErrorText(res)), { code: 'box-failed' });
+  const buf = new Uint8Array(await res.arrayBuffer());
+  const inv = await decodeInvitation(buf);
+  if (inv.role !== 'offer') throw new TorrentError('wrong-role');
+  await importOffer(inv, id);
+}
+
+function renderDrop() {
+  const section = $('drop');
+  section.hidden = !state.drop;
+  if (!state.drop) return;
+  const mine = myDropIds();
+  const items = state.dropOffers.filter((o) => !mine.has(o.id)).map((o) => el('li', { class: 'drop-offer', 'data-id': o.id },
+    el('span', { class: 'room-name', text: o.room_name }),
+    el('span', { class: 'room-last', text: t('dropBy', { name: o.peer_name }) }),
+    el('button', { type: 'button', class: 'drop-join', 'data-id': o.id, text: t('dropJoin') })));
+  $('drop-offers').replaceChildren(...items);
+  $('drop-empty').hidden = items.length > 0;
+  const open = state.open;
+  const canPublish = !!open && [...state.pending.values()].some((x) => x.room === open && !x.drop);
+  $('publish-offer').hidden = !canPublish;
 }
 
 // ---------- files, images and voice notes (docs/PROTOCOL.md section 5) ----------
@@ -1119,6 +1233,7 @@ function renderNow() {
   renderTimer = 0;
   renderRooms();
   renderBoxRooms();
+  renderDrop();
   renderRoom();
   $('keep-on-box').hidden = !state.box;
 }
@@ -1212,6 +1327,12 @@ async function main() {
   on('export-history', 'click', () => exportHistory(state.open));
   on('export-media', 'click', () => exportWithMedia(state.open));
   on('keep-on-box', 'click', () => connectBox(state.open));
+  on('publish-offer', 'click', () => publishOffer(state.open));
+  on('drop-offers', 'click', (e) => {
+    const b = e.target.closest('.drop-join');
+    if (b) return joinDrop(b.dataset.id);
+    return undefined;
+  });
   on('box-rooms', 'click', (e) => {
     const b = e.target.closest('.box-open');
     if (b) return openBoxRoom(b.dataset.roomId);
@@ -1315,6 +1436,13 @@ async function main() {
     peer: c.peer && c.peer.name, session: { ...c.session.stats }, files: { ...c.files.stats },
   })));
   globalThis.chattorrentTransfers = () => [...state.files.entries()].map(([root, f]) => ({ root, state: f.state, pieces: f.pieces, ms: f.ms || 0 }));
+  watchDrop();
+  window.addEventListener('pagehide', () => {
+    // Offers held by this page die with it: take them off the box's list.
+    for (const p of state.pending.values()) {
+      if (p.drop) fetch(`/api/drop/offers/${p.drop.id}`, { method: 'DELETE', keepalive: true, headers: { ...BOX_HEADERS, 'X-Drop-Token': p.drop.token } }).catch(() => {});
+    }
+  });
   await loadBoxRooms();
   document.body.dataset.ready = '1';
 }
