@@ -217,3 +217,38 @@ test('frames nobody asked for, out of range or malformed are dropped; the link g
   await settle(() => events.b.some((e) => e.state === 'complete'));
   assert.ok(b.stats.dropped >= 3);
 });
+
+test('the shared vectors (net/pieces/testdata/vectors.json): hashes, bodies, frames, control messages agree with Go', async () => {
+  const { readFile } = await import('node:fs/promises');
+  const v = JSON.parse(await readFile(new URL('../../net/pieces/testdata/vectors.json', import.meta.url), 'utf8'));
+  for (const f of v.files) {
+    const b = new Uint8Array(f.size);
+    for (let i = 0; i < f.size; i++) b[i] = (i * 31 + 7) % 251;
+    const h = await hashBlob(new Blob([b]));
+    assert.equal(h.leaves.length / 32, f.pieces, `pieces of ${f.size}`);
+    assert.equal(toHex(h.leaves.subarray(0, 32)), f.first_leaf);
+    assert.equal(toHex(h.leaves.subarray(h.leaves.length - 32)), f.last_leaf);
+    assert.equal(h.root, f.root, `root of ${f.size}`);
+  }
+  for (const c of v.bodies) {
+    if (c.code === '') assert.doesNotThrow(() => parseMeta(c.kind, c.body), c.body);
+    else assert.throws(() => parseMeta(c.kind, c.body), { code: c.code }, `${c.kind} ${c.body.slice(0, 80)}`);
+  }
+  for (const f of v.frames) {
+    const bytes = fromHex(f.hex);
+    if (f.type === '') {
+      assert.throws(() => decodeFrame(bytes.buffer), { code: 'bad-frame' }, f.hex.slice(0, 40));
+      continue;
+    }
+    const d = decodeFrame(bytes.buffer);
+    assert.equal(d.type, f.type);
+    assert.equal(d.root, f.root);
+    assert.equal(d.type === 'piece' ? d.index : d.offset, f.index);
+    assert.equal((d.data || d.hashes).length, f.length);
+  }
+  for (const c of v.controls) {
+    const m = JSON.parse(c.json);
+    if (c.valid) assert.doesNotThrow(() => checkControl(m), c.json.slice(0, 80));
+    else assert.throws(() => checkControl(m), { code: 'bad-message' }, c.json.slice(0, 80));
+  }
+});
