@@ -848,9 +848,16 @@ function onFileProgress(roomId, conn, p) {
   const now = performance.now();
   if (p.role === 'send') {
     if (f.role === 'recv' && f.state !== 'complete') return;
+    if (p.state === 'running' && (f.sendState !== 'running' || p.pieces < (f.sendPieces || 0))) {
+      f.sendT0 = now; // a new transfer to a peer
+      f.sendP0 = p.pieces;
+    }
     f.sendPieces = p.pieces;
     f.sendTotal = p.total;
     f.sendState = p.state;
+    const secs = (now - (f.sendT0 || now)) / 1000;
+    f.sendSpeed = secs > 0.2 ? ((p.pieces - f.sendP0) * PIECE_SIZE) / secs : 0;
+    f.sendConn = conn;
     fileChanged(p.root, true);
     return;
   }
@@ -909,10 +916,23 @@ function updateProgress(n, f) {
     const eta = f.speed > 0 ? formatDuration(((size - done) / f.speed) * 1000) : '…';
     stats.textContent = t('fileStats', { pct, done: formatBytes(done), total: formatBytes(size), speed: formatBytes(f.speed), eta });
   }
+  // The sender's side: what the receiver has verified so far (its got messages).
   const sending = n.querySelector('.file-sending');
   if (sending && f.sendTotal) {
+    const size = Number(n.dataset.size);
+    const running = f.sendState === 'running';
     sending.hidden = f.sendState === 'complete';
-    sending.textContent = f.sendState === 'cancelled' ? t('fileCancelled') : t('fileSending', { pct: Math.floor((100 * f.sendPieces) / f.sendTotal) });
+    const done = Math.min(size, f.sendPieces * PIECE_SIZE);
+    const pct = Math.floor((100 * f.sendPieces) / f.sendTotal);
+    const [note, sbar, sstats, scancel] = sending.children;
+    note.textContent = f.sendState === 'cancelled' ? t('fileCancelled') : t('fileSending', { pct });
+    sbar.hidden = !running;
+    sbar.max = size;
+    sbar.value = done;
+    sstats.hidden = !running;
+    const eta = f.sendSpeed > 0 ? formatDuration(((size - done) / f.sendSpeed) * 1000) : '…';
+    sstats.textContent = t('fileStats', { pct, done: formatBytes(done), total: formatBytes(size), speed: formatBytes(f.sendSpeed || 0), eta });
+    scancel.hidden = !running;
   }
 }
 
@@ -947,7 +967,12 @@ function renderFile(e, meta, mine) {
     box.append(el('div', { class: 'file-row' },
       meta.kind === 'image' ? null : el('span', { class: 'file-name', text: `${meta.name} · ${formatBytes(meta.size)}` }),
       el('a', { class: 'button file-save', href: url, download: meta.name, text: t('fileSave') })));
-    if (mine) box.append(el('span', { class: 'file-note file-sending', hidden: true }));
+    if (mine) {
+      box.append(el('div', { class: 'file-sending', hidden: true },
+        el('span', { class: 'file-note' }), el('progress', { class: 'file-bar', hidden: true }),
+        el('span', { class: 'file-stats', hidden: true }),
+        el('button', { type: 'button', class: 'file-cancel-send', 'data-root': meta.root, hidden: true, text: t('fileCancel') })));
+    }
   } else {
     box.append(el('span', { class: 'file-name', text: `${meta.kind === 'voice' ? t('voiceLabel', { time: formatDuration(meta.duration || 0) }) : meta.name} · ${formatBytes(meta.size)}` }));
     if (f.state === 'running' || f.state === 'preparing') {
@@ -1394,6 +1419,14 @@ async function main() {
   on('messages', 'click', async (e) => {
     const cancel = e.target.closest('.file-cancel');
     if (cancel) return cancelFile(cancel.dataset.root);
+    const cancelSend = e.target.closest('.file-cancel-send');
+    if (cancelSend) {
+      // Stop sending this file to every peer of the room.
+      for (const c of live(state.open).conns.values()) await c.files.cancel(cancelSend.dataset.root);
+      const f = fileState(cancelSend.dataset.root);
+      f.sendState = 'cancelled';
+      fileChanged(cancelSend.dataset.root, true);
+    }
     const fetchBtn = e.target.closest('.file-fetch');
     if (fetchBtn) {
       const entry = live(state.open).log.get(fetchBtn.dataset.id);
