@@ -54,12 +54,13 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 
 	// The box as a peer: rooms it is invited into are kept in the store and served to
 	// whoever connects later.
-	st, err := store.Open(filepath.Join(cfg.DataDir, "store"), store.Options{Logger: base})
+	clock := archiver.NewClock(base) // phones correct a box that booted with a stale time
+	st, err := store.Open(filepath.Join(cfg.DataDir, "store"), store.Options{Logger: base, Now: clock.Now})
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	arch, err := archiver.New(archiver.Options{Store: st, Identity: id, Logger: base,
+	arch, err := archiver.New(archiver.Options{Store: st, Identity: id, Logger: base, Clock: clock,
 		RTC: rtc.Options{IncludeLoopback: cfg.WebRTCLoopback, MDNSResolve: !cfg.WebRTCLoopback, UDPReadBuffer: 4 << 20}})
 	if err != nil {
 		return err

@@ -36,6 +36,9 @@ type Options struct {
 	MaxPeers int
 	// OpenTimeout is how long an answered offer waits for its DataChannel; 0 means 2 minutes.
 	OpenTimeout time.Duration
+	// Clock is the time the box writes and checks entries by; nil means a NewClock. Give
+	// the store the same Clock's Now.
+	Clock *Clock
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -67,6 +70,9 @@ func New(opts Options) (*Archiver, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.Clock == nil {
+		opts.Clock = NewClock(opts.Logger)
 	}
 	opts.RTC.Logger = opts.Logger
 	api, err := rtc.NewAPI(opts.RTC)
@@ -163,7 +169,7 @@ func (a *Archiver) room(id, name string) (*store.RoomHistory, error) {
 	}
 	me := a.opts.Identity
 	if _, ok := rh.At(me.Author(), 1); !ok {
-		join := history.Entry{Author: me.Author(), Name: me.Name, Kind: history.KindJoin, TS: time.Now().UnixMilli()}
+		join := history.Entry{Author: me.Author(), Name: me.Name, Kind: history.KindJoin, TS: a.opts.Clock.Now().UnixMilli()}
 		if _, err := rh.Write(join, me.Sign); err != nil {
 			return nil, fmt.Errorf("archiver: join: %w", err)
 		}
@@ -195,9 +201,14 @@ func (a *Archiver) serve(ctx context.Context, inv *torrent.Invitation, rh *store
 	var s *rtc.Session
 	s, err = rtc.NewSession(rtc.Config{
 		Room: inv.Room, History: rh, Conn: conn, Logger: a.opts.Logger,
-		Self: rtc.PeerInfo{ID: a.opts.Identity.Author(), Name: a.opts.Identity.Name},
+		Self: rtc.PeerInfo{ID: a.opts.Identity.Author(), Name: a.opts.Identity.Name}, Now: a.opts.Clock.Now,
 		OnEvent: func(ev rtc.Event) {
-			if ev.Kind == rtc.EventAdded {
+			switch ev.Kind {
+			case rtc.EventHello:
+				if !ev.PeerNow.IsZero() {
+					a.opts.Clock.Observe(ev.PeerNow) // before the peer's entries are checked
+				}
+			case rtc.EventAdded:
 				a.relay(ctx, inv.Room, s, ev.Entries)
 			}
 		},

@@ -141,3 +141,34 @@ func TestSessionHelloAskBounded(t *testing.T) {
 		t.Error("again: 1 accepted")
 	}
 }
+
+// TestHelloNow: hello states the sender's clock; the peer's arrives with EventHello.
+func TestHelloNow(t *testing.T) {
+	base := `{"t":"hello","v":1,"room":"` + testRoom + `","peer":{"id":"x","name":"X"},"heads":{}`
+	m, err := DecodeMessage([]byte(base + `,"now":1764000000000}`))
+	if err != nil || m.Hello.Now != 1764000000000 {
+		t.Fatalf("now: %+v %v", m.Hello, err)
+	}
+	for _, bad := range []string{`,"now":-1}`, `,"now":"1"}`, `,"now":1.5}`} {
+		if _, err := DecodeMessage([]byte(base + bad)); err == nil {
+			t.Errorf("accepted %s", bad)
+		}
+	}
+	ca, cb := Pipe(4)
+	w := newWatcher()
+	var got time.Time
+	s := newSessionRetry(t, NewMemHistory(history.NewLog(testRoom)), ca, "A", w, time.Hour)
+	s.cfg.OnEvent = func(ev Event) {
+		if ev.Kind == EventHello {
+			got = ev.PeerNow
+		}
+		w.on(ev)
+	}
+	stop := runSession(t, t.Context(), s)
+	defer stop()
+	fakePeer{t: t, conn: cb}.send(base + `,"now":1764000000000}`)
+	waitFor(t, 5*time.Second, func() bool { return w.count(EventHello) == 1 }, w)
+	if !got.Equal(time.UnixMilli(1764000000000)) {
+		t.Errorf("PeerNow %v", got)
+	}
+}

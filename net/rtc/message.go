@@ -43,6 +43,9 @@ type Hello struct {
 	Tips map[string]string `json:"tips,omitempty"`
 	// Again asks the peer for its hello: this side has not received it (PROTOCOL.md §2).
 	Again bool `json:"again,omitempty"`
+	// Now is the sender's clock, ms since 1970 (optional): a box without a real-time clock
+	// learns the time from the phones (PROTOCOL.md §2).
+	Now int64 `json:"now,omitempty"`
 }
 
 // Message is one decoded DataChannel message: T says which field is set.
@@ -188,6 +191,14 @@ func decodeHello(top map[string]json.RawMessage) (*Hello, error) {
 				return nil, malformed("tips: not an entry id")
 			}
 			h.Tips[a] = id
+		}
+	}
+	if _, ok := top["now"]; ok {
+		if err := num(top, "now", &h.Now); err != nil {
+			return nil, err
+		}
+		if h.Now < 0 || h.Now > history.MaxSeq {
+			return nil, malformed("now %d out of range", h.Now)
 		}
 	}
 	if raw, ok := top["again"]; ok {

@@ -43,6 +43,8 @@ type Config struct {
 	// MaxPending caps the received entries held because an earlier entry of their author
 	// had not arrived yet (a gap); 0 means 1000. Beyond it they are refused as gaps.
 	MaxPending int
+	// Now is this side's clock, stated in hello; nil means time.Now.
+	Now func() time.Time
 	// HelloRetry is how long the session waits for the peer's hello before sending its
 	// own again, asking for it; 0 means 2 s.
 	HelloRetry time.Duration
@@ -70,6 +72,7 @@ type Event struct {
 	ID      string // the refused entry's id as claimed (may be empty or wrong)
 	Code    string // the history error code of a refusal ("" for a store failure)
 	Err     error
+	PeerNow time.Time // EventHello: the peer's clock when it said hello (zero when not stated)
 }
 
 // Stats counts what crossed the connection and what became of it.
@@ -206,6 +209,13 @@ func (s *Session) Run(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+func (c Config) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
 }
 
 func (s *Session) event(ev Event) {
@@ -350,7 +360,8 @@ func (s *Session) sendAll(ctx context.Context) error {
 }
 
 func (s *Session) sendHello(ctx context.Context, again bool) error {
-	hello, err := EncodeHello(Hello{V: Version, Room: s.cfg.Room, Peer: s.cfg.Self, Heads: s.cfg.History.Heads(), Tips: s.cfg.History.Tips(), Again: again})
+	hello, err := EncodeHello(Hello{V: Version, Room: s.cfg.Room, Peer: s.cfg.Self, Heads: s.cfg.History.Heads(), Tips: s.cfg.History.Tips(),
+		Again: again, Now: s.cfg.now().UnixMilli()})
 	if err != nil {
 		return fmt.Errorf("rtc: session: %w", err)
 	}
@@ -590,7 +601,11 @@ func (s *Session) onHello(h *Hello) error {
 	s.gotHello.Store(true)
 	s.hello <- h
 	s.log.Info("peer hello", "peer", h.Peer.ID, "name", h.Peer.Name, "authors", len(h.Heads))
-	s.event(Event{Kind: EventHello, Peer: h.Peer})
+	ev := Event{Kind: EventHello, Peer: h.Peer}
+	if h.Now > 0 {
+		ev.PeerNow = time.UnixMilli(h.Now)
+	}
+	s.event(ev)
 	return nil
 }
 

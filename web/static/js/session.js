@@ -67,6 +67,7 @@ export function decodeMessage(data) {
         tips = m.tips;
       }
       if (m.again !== undefined && typeof m.again !== 'boolean') throw new ProtocolError('hello: bad again');
+      if (m.now !== undefined && (!Number.isSafeInteger(m.now) || m.now < 0)) throw new ProtocolError('hello: bad now');
       return { t: 'hello', v: m.v, room: m.room, peer: { id: p.id, name: p.name }, heads: h, tips, again: m.again === true };
     }
     case 'entries':
@@ -119,7 +120,7 @@ export class Session {
 
   sendHello(again) {
     this.enqueue(() => {
-      const m = { t: 'hello', v: VERSION, room: this.room, peer: this.me, heads: this.log.heads(), tips: this.log.tips() };
+      const m = { t: 'hello', v: VERSION, room: this.room, peer: this.me, heads: this.log.heads(), tips: this.log.tips(), now: this.now() };
       if (again) m.again = true;
       return this.send(m);
     });
