@@ -29,6 +29,20 @@ type MsgConn interface {
 	Close() error
 }
 
+// FrameConn is a MsgConn that also carries the binary frames of file pieces
+// (PROTOCOL.md §5). DataChannelConn and Pipe are FrameConns.
+type FrameConn interface {
+	MsgConn
+	// SendFrame queues one binary frame, under the same flow control as Send.
+	SendFrame(ctx context.Context, frame []byte) error
+	// HandleFrames sets the function Recv hands each received binary frame to (from Recv's
+	// goroutine; it must not block). Frames are dropped until it is set.
+	HandleFrames(func(frame []byte))
+}
+
+// MaxFrameIn is the largest binary frame handed on; larger ones are dropped.
+const MaxFrameIn = 1 + 32 + 4 + 4096*32
+
 // Errors of the transports.
 var (
 	ErrClosed   = errors.New("rtc: connection closed")
@@ -53,6 +67,18 @@ type DataChannelConn struct {
 	buf    []byte
 	binary atomic.Int64
 	peak   atomic.Uint64 // the most bytes seen queued after a send
+	frames atomic.Pointer[func([]byte)]
+}
+
+// HandleFrames implements FrameConn.
+func (c *DataChannelConn) HandleFrames(f func([]byte)) { c.frames.Store(&f) }
+
+func (c *DataChannelConn) frame(b []byte) {
+	if f := c.frames.Load(); f != nil && len(b) <= MaxFrameIn {
+		(*f)(append([]byte(nil), b...))
+		return
+	}
+	c.binary.Add(1)
 }
 
 // Open waits for dc to open, detaches it and returns it as a MsgConn. The API must come
@@ -96,21 +122,37 @@ func Open(ctx context.Context, dc *webrtc.DataChannel) (*DataChannelConn, error)
 // Send writes one text message, waiting first while the channel's buffered amount is
 // above the high-water mark.
 func (c *DataChannelConn) Send(ctx context.Context, msg []byte) error {
+	return c.write(ctx, msg, true)
+}
+
+// SendFrame implements FrameConn.
+func (c *DataChannelConn) SendFrame(ctx context.Context, frame []byte) error {
+	return c.write(ctx, frame, false)
+}
+
+func (c *DataChannelConn) write(ctx context.Context, msg []byte, text bool) error {
 	for c.dc.BufferedAmount() > sendHigh {
+		// Two senders (entries and file pieces) may wait at once and one low-water token
+		// wakes one of them: the other re-checks on a short timer.
+		t := time.NewTimer(20 * time.Millisecond)
 		select {
 		case <-c.low:
+		case <-t.C:
 		case <-ctx.Done():
+			t.Stop()
 			return ctx.Err()
 		case <-c.closed:
+			t.Stop()
 			return ErrClosed
 		}
+		t.Stop()
 	}
 	select {
 	case <-c.closed:
 		return ErrClosed
 	default:
 	}
-	if _, err := c.rw.WriteDataChannel(msg, true); err != nil {
+	if _, err := c.rw.WriteDataChannel(msg, text); err != nil {
 		return fmt.Errorf("rtc: send: %w", err)
 	}
 	if q := c.dc.BufferedAmount(); q > c.peak.Load() {
@@ -137,7 +179,7 @@ func (c *DataChannelConn) Recv(ctx context.Context) ([]byte, error) {
 				return nil, err
 			}
 			if !text {
-				c.binary.Add(1)
+				c.binary.Add(1) // over MaxFrameIn anyway
 				continue
 			}
 			return nil, fmt.Errorf("%w: %d bytes", ErrTooLarge, n)
@@ -158,7 +200,7 @@ func (c *DataChannelConn) Recv(ctx context.Context) ([]byte, error) {
 			}
 			return nil, fmt.Errorf("rtc: recv: %w", err)
 		case !text:
-			c.binary.Add(1)
+			c.frame(c.buf[:n])
 			continue
 		}
 		return append([]byte(nil), c.buf[:n]...), nil
@@ -202,15 +244,20 @@ func (c *DataChannelConn) Close() error {
 // Pipe returns two connected in-memory MsgConns with a queue of depth messages each way
 // (a full queue blocks Send, like flow control). Closing either end closes both: the
 // other end's Recv returns what is queued, then io.EOF.
-func Pipe(depth int) (MsgConn, MsgConn) {
-	ab := &pipeHalf{ch: make(chan []byte, depth), done: make(chan struct{})}
-	ba := &pipeHalf{ch: make(chan []byte, depth), done: make(chan struct{})}
+func Pipe(depth int) (FrameConn, FrameConn) {
+	ab := &pipeHalf{ch: make(chan pipeMsg, depth), done: make(chan struct{})}
+	ba := &pipeHalf{ch: make(chan pipeMsg, depth), done: make(chan struct{})}
 	shared := &pipeClose{}
 	return &pipeEnd{out: ab, in: ba, c: shared}, &pipeEnd{out: ba, in: ab, c: shared}
 }
 
+type pipeMsg struct {
+	b     []byte
+	frame bool
+}
+
 type pipeHalf struct {
-	ch   chan []byte
+	ch   chan pipeMsg
 	done chan struct{}
 }
 
@@ -219,16 +266,27 @@ type pipeClose struct{ once sync.Once }
 type pipeEnd struct {
 	out, in *pipeHalf
 	c       *pipeClose
+	frames  atomic.Pointer[func([]byte)]
 }
 
-func (p *pipeEnd) Send(ctx context.Context, msg []byte) error {
+func (p *pipeEnd) Send(ctx context.Context, msg []byte) error { return p.send(ctx, msg, false) }
+
+// SendFrame implements FrameConn.
+func (p *pipeEnd) SendFrame(ctx context.Context, frame []byte) error {
+	return p.send(ctx, frame, true)
+}
+
+// HandleFrames implements FrameConn.
+func (p *pipeEnd) HandleFrames(f func([]byte)) { p.frames.Store(&f) }
+
+func (p *pipeEnd) send(ctx context.Context, msg []byte, frame bool) error {
 	select {
 	case <-p.out.done:
 		return ErrClosed
 	default:
 	}
 	select {
-	case p.out.ch <- append([]byte(nil), msg...):
+	case p.out.ch <- pipeMsg{append([]byte(nil), msg...), frame}:
 		return nil
 	case <-p.out.done:
 		return ErrClosed
@@ -238,6 +296,18 @@ func (p *pipeEnd) Send(ctx context.Context, msg []byte) error {
 }
 
 func (p *pipeEnd) Recv(ctx context.Context) ([]byte, error) {
+	for {
+		m, err := p.recv(ctx)
+		if err != nil || !m.frame {
+			return m.b, err
+		}
+		if f := p.frames.Load(); f != nil && len(m.b) <= MaxFrameIn {
+			(*f)(m.b)
+		}
+	}
+}
+
+func (p *pipeEnd) recv(ctx context.Context) (pipeMsg, error) {
 	select {
 	case m := <-p.in.ch:
 		return m, nil
@@ -251,10 +321,10 @@ func (p *pipeEnd) Recv(ctx context.Context) ([]byte, error) {
 		case m := <-p.in.ch:
 			return m, nil
 		default:
-			return nil, io.EOF
+			return pipeMsg{}, io.EOF
 		}
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return pipeMsg{}, ctx.Err()
 	}
 }
 

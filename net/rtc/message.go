@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 
+	"github.com/chattorrent/chattorrent/net/pieces"
 	"github.com/chattorrent/chattorrent/store/history"
 )
 
@@ -54,6 +55,7 @@ type Message struct {
 	Hello   *Hello
 	Entries []json.RawMessage // each decoded on its own, so one bad entry is refused, not the batch
 	IDs     []string          // ack
+	Control *pieces.Control   // want, nope, got, cancel (PROTOCOL.md §5)
 }
 
 // ErrMalformed is wrapped by every DecodeMessage error.
@@ -118,6 +120,12 @@ func DecodeMessage(data []byte) (Message, error) {
 			}
 		}
 		return Message{T: t, IDs: ids}, nil
+	case "want", "nope", "got", "cancel":
+		c, err := pieces.DecodeControl(data)
+		if err != nil {
+			return Message{}, malformed("%v", err)
+		}
+		return Message{T: t, Control: &c}, nil
 	default:
 		return Message{}, malformed("unknown type %.32q", t)
 	}

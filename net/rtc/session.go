@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/chattorrent/chattorrent/net/pieces"
 	"github.com/chattorrent/chattorrent/store/history"
 )
 
@@ -43,12 +44,22 @@ type Config struct {
 	// MaxPending caps the received entries held because an earlier entry of their author
 	// had not arrived yet (a gap); 0 means 1000. Beyond it they are refused as gaps.
 	MaxPending int
+	// Files, when set, receives the peer's file messages and frames (PROTOCOL.md §5) once
+	// it has said hello; Conn must then be a FrameConn. SendControl and SendFrame answer.
+	Files FileHandler
 	// Now is this side's clock, stated in hello; nil means time.Now.
 	Now func() time.Time
 	// HelloRetry is how long the session waits for the peer's hello before sending its
 	// own again, asking for it; 0 means 2 s.
 	HelloRetry time.Duration
 	Logger     *slog.Logger // nil means slog.Default()
+}
+
+// FileHandler receives what the peer says about files. Calls come from the session's
+// receive goroutine, in order, and must not block.
+type FileHandler interface {
+	Control(c pieces.Control)
+	Frame(frame []byte)
 }
 
 // EventKind says what an Event reports.
@@ -134,6 +145,9 @@ func NewSession(cfg Config) (*Session, error) {
 	case cfg.Conn == nil:
 		return nil, errors.New("rtc: session: no connection")
 	}
+	if _, ok := cfg.Conn.(FrameConn); cfg.Files != nil && !ok {
+		return nil, errors.New("rtc: session: files need a connection that carries frames")
+	}
 	if cfg.MaxPending <= 0 {
 		cfg.MaxPending = 1000
 	}
@@ -194,6 +208,15 @@ func (s *Session) Run(ctx context.Context) error {
 		return errors.New("rtc: session: Run called twice")
 	}
 	defer close(s.done)
+	if fc, ok := s.cfg.Conn.(FrameConn); ok && s.cfg.Files != nil {
+		fc.HandleFrames(func(b []byte) {
+			if !s.gotHello.Load() {
+				s.st.messagesDropped.Add(1)
+				return
+			}
+			s.cfg.Files.Frame(b)
+		})
+	}
 	rctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
@@ -209,6 +232,34 @@ func (s *Session) Run(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// SendControl sends a file control message (want, nope, got, cancel). Safe from any
+// goroutine while Run runs.
+func (s *Session) SendControl(ctx context.Context, c pieces.Control) error {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("rtc: session: %w", err)
+	}
+	if err := s.send(ctx, b); err != nil {
+		return fmt.Errorf("rtc: session: send %s: %w", c.T, err)
+	}
+	return nil
+}
+
+// SendFrame sends a binary frame (a piece or hashes) under the channel's flow control.
+// Safe from any goroutine while Run runs.
+func (s *Session) SendFrame(ctx context.Context, frame []byte) error {
+	fc, ok := s.cfg.Conn.(FrameConn)
+	if !ok {
+		return errors.New("rtc: session: the connection carries no frames")
+	}
+	if err := fc.SendFrame(ctx, frame); err != nil {
+		return fmt.Errorf("rtc: session: send frame: %w", err)
+	}
+	s.st.messagesSent.Add(1)
+	s.st.bytesSent.Add(int64(len(frame)))
+	return nil
 }
 
 func (c Config) now() time.Time {
@@ -562,6 +613,12 @@ func (s *Session) recvLoop(ctx context.Context) error {
 			}
 		case TypeEntries:
 			s.onEntries(m.Entries)
+		case "want", "nope", "got", "cancel":
+			if !s.gotHello.Load() || s.cfg.Files == nil {
+				s.st.messagesDropped.Add(1)
+				continue
+			}
+			s.cfg.Files.Control(*m.Control)
 		case TypeAck:
 			if !s.gotHello.Load() {
 				s.nudgeSender()

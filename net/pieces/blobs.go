@@ -1,0 +1,182 @@
+package pieces
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// Blobs keeps complete files in a directory, each named by its root (64 hex), with its
+// leaves beside it (<root>.leaves, n×32 bytes). Files are written to a temporary name,
+// synced and renamed: a crash leaves a whole file or none.
+type Blobs struct {
+	dir     string
+	maxSize int64
+}
+
+// ErrNoBlob is returned for a root the store does not hold.
+var ErrNoBlob = errors.New("pieces: no such file")
+
+// NewBlobs opens (creating) dir; files over maxSize bytes are refused (0: no limit).
+func NewBlobs(dir string, maxSize int64) (*Blobs, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("pieces: blobs: %w", err)
+	}
+	if maxSize <= 0 {
+		maxSize = MaxSize
+	}
+	return &Blobs{dir: dir, maxSize: maxSize}, nil
+}
+
+func (b *Blobs) path(root [32]byte) string { return filepath.Join(b.dir, hex.EncodeToString(root[:])) }
+
+// Put stores size bytes from r and returns their root.
+func (b *Blobs) Put(r io.Reader, size int64) (root [32]byte, err error) {
+	if size < 1 || size > b.maxSize {
+		return root, fail("bad-size", "%d bytes (limit %d)", size, b.maxSize)
+	}
+	tmp, err := os.CreateTemp(b.dir, "put-*.part")
+	if err != nil {
+		return root, fmt.Errorf("pieces: blobs: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	lw := &leafWriter{h: sha256.New()}
+	n, err := io.Copy(io.MultiWriter(tmp, lw), io.LimitReader(r, size))
+	if err != nil {
+		return root, fmt.Errorf("pieces: blobs: write: %w", err)
+	}
+	if n != size {
+		return root, fmt.Errorf("pieces: blobs: %d of %d bytes arrived", n, size)
+	}
+	lw.flush()
+	root = Root(lw.leaves)
+	if err := tmp.Sync(); err != nil {
+		return root, fmt.Errorf("pieces: blobs: sync: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return root, fmt.Errorf("pieces: blobs: %w", err)
+	}
+	leaves := make([]byte, 0, 32*len(lw.leaves))
+	for _, l := range lw.leaves {
+		leaves = append(leaves, l[:]...)
+	}
+	if err := writeAtomic(b.path(root)+".leaves", leaves); err != nil {
+		return root, err
+	}
+	if err := os.Rename(tmp.Name(), b.path(root)); err != nil {
+		return root, fmt.Errorf("pieces: blobs: %w", err)
+	}
+	return root, syncDir(b.dir)
+}
+
+// leafWriter hashes what passes through it a piece at a time.
+type leafWriter struct {
+	h      hash.Hash
+	n      int
+	leaves [][32]byte
+}
+
+func (w *leafWriter) Write(p []byte) (int, error) {
+	total := len(p)
+	for len(p) > 0 {
+		k := min(len(p), PieceSize-w.n)
+		w.h.Write(p[:k])
+		w.n += k
+		p = p[k:]
+		if w.n == PieceSize {
+			w.flush()
+		}
+	}
+	return total, nil
+}
+
+func (w *leafWriter) flush() {
+	if w.n == 0 {
+		return
+	}
+	var l [32]byte
+	copy(l[:], w.h.Sum(nil))
+	w.leaves = append(w.leaves, l)
+	w.h.Reset()
+	w.n = 0
+}
+
+func writeAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("pieces: blobs: %w", err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return fmt.Errorf("pieces: blobs: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return fmt.Errorf("pieces: blobs: %w", err)
+	}
+	tmp.Close()
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("pieces: blobs: %w", err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("pieces: blobs: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("pieces: blobs: sync dir: %w", err)
+	}
+	return nil
+}
+
+// Open returns the stored file, its size and its leaves; ErrNoBlob when not held.
+func (b *Blobs) Open(root [32]byte) (*os.File, int64, [][32]byte, error) {
+	f, err := os.Open(b.path(root))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, 0, nil, ErrNoBlob
+	}
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("pieces: blobs: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, nil, fmt.Errorf("pieces: blobs: %w", err)
+	}
+	raw, err := os.ReadFile(b.path(root) + ".leaves")
+	if err != nil || len(raw) != 32*NumPieces(fi.Size()) {
+		// Missing or damaged: hash the file again.
+		leaves, lerr := Leaves(f, fi.Size())
+		if lerr != nil {
+			f.Close()
+			return nil, 0, nil, lerr
+		}
+		if Root(leaves) != root {
+			f.Close()
+			return nil, 0, nil, fmt.Errorf("pieces: blobs: %x does not match its name", root[:4])
+		}
+		return f, fi.Size(), leaves, nil
+	}
+	leaves := make([][32]byte, len(raw)/32)
+	for i := range leaves {
+		copy(leaves[i][:], raw[32*i:])
+	}
+	return f, fi.Size(), leaves, nil
+}

@@ -1,0 +1,149 @@
+package pieces
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+)
+
+// Sender is how a Seeder answers: an rtc.Session.
+type Sender interface {
+	SendControl(ctx context.Context, c Control) error
+	SendFrame(ctx context.Context, frame []byte) error
+}
+
+// SeederOptions configure a Seeder.
+type SeederOptions struct {
+	Blobs *Blobs
+	// Announced says whether an entry of the room announces root (hex): only those are
+	// served.
+	Announced func(root string) bool
+	// Corrupt, a test aid, says whether to flip a byte of piece i (once per piece) before
+	// sending it: a lying peer.
+	Corrupt func(root string, index int) bool
+	Logger  *slog.Logger
+}
+
+// Seeder serves the files of Blobs to one peer (PROTOCOL.md §5): hashes, then pieces, in
+// the order asked; nope for what it does not hold; cancel stops. Control and Frame make it
+// an rtc.FileHandler; Run does the sending.
+type Seeder struct {
+	opts  SeederOptions
+	wants chan Control
+
+	mu        sync.Mutex
+	cancelled map[string]bool
+	served    int64
+}
+
+// NewSeeder returns a Seeder; Run serves.
+func NewSeeder(opts SeederOptions) *Seeder {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Seeder{opts: opts, wants: make(chan Control, 32), cancelled: make(map[string]bool)}
+}
+
+// Control takes a peer's message; it never blocks (a flood of wants is dropped).
+func (s *Seeder) Control(c Control) {
+	switch c.T {
+	case "want":
+		s.mu.Lock()
+		delete(s.cancelled, c.Root)
+		s.mu.Unlock()
+		select {
+		case s.wants <- c:
+		default:
+			s.opts.Logger.Warn("file wants dropped: too many at once", "root", c.Root)
+		}
+	case "cancel":
+		s.mu.Lock()
+		s.cancelled[c.Root] = true
+		s.mu.Unlock()
+	}
+}
+
+// Frame drops frames: a Seeder only sends.
+func (s *Seeder) Frame([]byte) {}
+
+// Served is the number of pieces sent so far.
+func (s *Seeder) Served() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.served
+}
+
+func (s *Seeder) isCancelled(root string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cancelled[root]
+}
+
+// Run serves wants until ctx ends.
+func (s *Seeder) Run(ctx context.Context, send Sender) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case w := <-s.wants:
+			if err := s.serve(ctx, send, w); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+		}
+	}
+}
+
+func (s *Seeder) serve(ctx context.Context, send Sender, w Control) error {
+	var root [32]byte
+	raw, _ := hex.DecodeString(w.Root)
+	copy(root[:], raw)
+	if s.opts.Announced == nil || !s.opts.Announced(w.Root) {
+		return send.SendControl(ctx, Control{T: "nope", Root: w.Root})
+	}
+	f, size, leaves, err := s.opts.Blobs.Open(root)
+	if errors.Is(err, ErrNoBlob) {
+		return send.SendControl(ctx, Control{T: "nope", Root: w.Root})
+	}
+	if err != nil {
+		s.opts.Logger.Error("file not served", "root", w.Root, "err", err)
+		return send.SendControl(ctx, Control{T: "nope", Root: w.Root})
+	}
+	defer f.Close()
+	if w.Hashes {
+		for off := 0; off < len(leaves); off += MaxHashesPerFrame {
+			end := min(len(leaves), off+MaxHashesPerFrame)
+			if err := send.SendFrame(ctx, EncodeHashes(root, uint32(off), leaves[off:end])); err != nil {
+				return err
+			}
+		}
+	}
+	buf := make([]byte, PieceSize)
+	for _, r := range w.Ranges {
+		for i := int(r[0]); i < int(min(r[1], int64(len(leaves)))); i++ {
+			if s.isCancelled(w.Root) {
+				return nil
+			}
+			n := PieceLen(size, i)
+			if _, err := f.ReadAt(buf[:n], int64(i)*PieceSize); err != nil {
+				return fmt.Errorf("pieces: read piece %d: %w", i, err)
+			}
+			frame := EncodePiece(root, uint32(i), buf[:n])
+			if s.opts.Corrupt != nil && s.opts.Corrupt(w.Root, i) {
+				frame[len(frame)-1] ^= 0x55
+			}
+			if err := send.SendFrame(ctx, frame); err != nil {
+				return err
+			}
+			s.mu.Lock()
+			s.served++
+			s.mu.Unlock()
+		}
+	}
+	return nil
+}
