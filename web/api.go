@@ -5,10 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
+	"strconv"
+	"time"
 
 	"github.com/chattorrent/chattorrent/net/torrent"
 )
@@ -24,6 +28,25 @@ type Box interface {
 	// ErrNoRoom when the box does not keep it.
 	Export(room string, w io.Writer) (string, error)
 }
+
+// BoxHardware is the box's board (microphone, buttons, LED, USB sticks), when the page
+// may use it: the status page lists what is there, and a room kept on the box can get a
+// voice note from the box's microphone.
+type BoxHardware interface {
+	Status() []BoxFeature
+	// RecordVoice records up to d from the box's microphone and posts it into room.
+	RecordVoice(ctx context.Context, room string, d time.Duration) error
+}
+
+// BoxFeature is one line of the box's status.
+type BoxFeature struct {
+	Feature string `json:"feature"`
+	OK      bool   `json:"ok"`
+	Detail  string `json:"detail"`
+}
+
+// MaxVoiceSeconds bounds a voice note recorded from the page.
+const MaxVoiceSeconds = 120
 
 // BoxRoom is one room the box keeps.
 type BoxRoom struct {
@@ -114,6 +137,37 @@ func (o Options) apiConnect(w http.ResponseWriter, r *http.Request) {
 		o.Logger.Error("connect", "err", err)
 		fail(w, http.StatusInternalServerError, "failed", "the box could not answer")
 	}
+}
+
+func (o Options) apiStatus(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, o.Hardware.Status())
+}
+
+func (o Options) apiVoice(w http.ResponseWriter, r *http.Request) {
+	if !sameOrigin(r) {
+		fail(w, http.StatusForbidden, "forbidden", "cross-site request refused")
+		return
+	}
+	id := r.PathValue("id")
+	if !reRoomID.MatchString(id) {
+		fail(w, http.StatusBadRequest, "bad-room", "a room id is 32 lowercase hex characters")
+		return
+	}
+	secs, err := strconv.Atoi(r.URL.Query().Get("seconds"))
+	if err != nil || secs < 1 || secs > MaxVoiceSeconds {
+		fail(w, http.StatusBadRequest, "bad-seconds", fmt.Sprintf("seconds wants 1..%d", MaxVoiceSeconds))
+		return
+	}
+	rooms, err := o.Box.Rooms()
+	if err != nil || !slices.ContainsFunc(rooms, func(b BoxRoom) bool { return b.ID == id }) {
+		fail(w, http.StatusNotFound, "no-room", "the box keeps no such room")
+		return
+	}
+	if err := o.Hardware.RecordVoice(r.Context(), id, time.Duration(secs)*time.Second); err != nil {
+		fail(w, http.StatusConflict, "record-failed", err.Error())
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (o Options) apiHistory(w http.ResponseWriter, r *http.Request) {

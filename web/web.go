@@ -45,6 +45,8 @@ type Options struct {
 	Box Box
 	// Drop, when set, serves the offer drop box under /api/drop (see dropbox.go).
 	Drop *DropBox
+	// Hardware, when set with Box, serves the board's status and the box's microphone.
+	Hardware BoxHardware
 }
 
 // ContentSecurityPolicy is sent with every response: no inline scripts or styles, nothing
@@ -91,6 +93,10 @@ func New(opts Options) http.Handler {
 		mux.HandleFunc("GET /api/rooms", opts.apiRooms)
 		mux.HandleFunc("POST /api/rooms/connect", opts.apiConnect)
 		mux.HandleFunc("GET /api/rooms/{id}/history.json", opts.apiHistory)
+		if opts.Hardware != nil {
+			mux.HandleFunc("GET /api/box/status", opts.apiStatus)
+			mux.HandleFunc("POST /api/rooms/{id}/voice", opts.apiVoice)
+		}
 	}
 	if opts.Drop != nil {
 		mux.HandleFunc("GET /api/drop/offers", opts.dropList)

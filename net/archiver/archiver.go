@@ -7,12 +7,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/chattorrent/chattorrent/net/pieces"
 	"github.com/chattorrent/chattorrent/net/rtc"
 	"github.com/chattorrent/chattorrent/net/torrent"
 	"github.com/chattorrent/chattorrent/store"
@@ -36,6 +39,9 @@ type Options struct {
 	MaxPeers int
 	// OpenTimeout is how long an answered offer waits for its DataChannel; 0 means 2 minutes.
 	OpenTimeout time.Duration
+	// Blobs, when set, holds the files the box announces itself (voice notes from its
+	// microphone) and serves them to peers (PROTOCOL.md §5).
+	Blobs *pieces.Blobs
 	// Clock is the time the box writes and checks entries by; nil means a NewClock. Give
 	// the store the same Clock's Now.
 	Clock *Clock
@@ -198,8 +204,15 @@ func (a *Archiver) serve(ctx context.Context, inv *torrent.Invitation, rh *store
 		return
 	}
 	defer conn.Close()
+	var seeder *pieces.Seeder
+	var files rtc.FileHandler
+	if a.opts.Blobs != nil {
+		seeder = pieces.NewSeeder(pieces.SeederOptions{Blobs: a.opts.Blobs, Logger: log,
+			Announced: func(root string) bool { return a.announced(inv.Room, root) }})
+		files = seeder
+	}
 	var s *rtc.Session
-	s, err = rtc.NewSession(rtc.Config{
+	s, err = rtc.NewSession(rtc.Config{Files: files,
 		Room: inv.Room, History: rh, Conn: conn, Logger: a.opts.Logger,
 		Self: rtc.PeerInfo{ID: a.opts.Identity.Author(), Name: a.opts.Identity.Name}, Now: a.opts.Clock.Now,
 		OnEvent: func(ev rtc.Event) {
@@ -229,6 +242,17 @@ func (a *Archiver) serve(ctx context.Context, inv *torrent.Invitation, rh *store
 		a.mu.Unlock()
 	}()
 	log.Info("peer connected")
+	if seeder != nil {
+		sctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := seeder.Run(sctx, s); err != nil {
+				log.Warn("serving files stopped", "err", err)
+			}
+		}()
+		defer func() { stop(); <-done }()
+	}
 	if err := s.Run(ctx); err != nil {
 		log.Warn("session ended", "err", err)
 		return
@@ -268,6 +292,57 @@ func (a *Archiver) relay(ctx context.Context, room string, from *rtc.Session, en
 			}
 		}
 	}()
+}
+
+// announced says whether an entry of the room announces the file root (hex).
+func (a *Archiver) announced(room, root string) bool {
+	es, err := a.opts.Store.Entries(room)
+	if err != nil {
+		return false
+	}
+	for _, e := range es {
+		if pieces.IsFileKind(e.Kind) && strings.Contains(e.Body, root) {
+			if m, err := pieces.ParseMeta(e.Kind, e.Body); err == nil && m.Root == root {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// PostFile stores a file the box made (a voice note from its microphone), announces it
+// in the room with an entry of the box's own, and sends that entry to the room's peers,
+// which then fetch the file from the box.
+func (a *Archiver) PostFile(ctx context.Context, room string, meta pieces.Meta, r io.Reader) (history.Entry, error) {
+	if a.opts.Blobs == nil {
+		return history.Entry{}, errors.New("archiver: post file: no blob store")
+	}
+	rh, err := a.opts.Store.RoomHistory(room)
+	if err != nil {
+		return history.Entry{}, fmt.Errorf("archiver: post file: %w", err)
+	}
+	root, err := a.opts.Blobs.Put(r, meta.Size)
+	if err != nil {
+		return history.Entry{}, fmt.Errorf("archiver: post file: %w", err)
+	}
+	meta.Root = pieces.RootHex(root)
+	body, err := meta.Body()
+	if err != nil {
+		return history.Entry{}, fmt.Errorf("archiver: post file: %w", err)
+	}
+	me := a.opts.Identity
+	e, err := rh.Write(history.Entry{Author: me.Author(), Name: me.Name, Kind: meta.Kind, Body: body, TS: a.opts.Clock.Now().UnixMilli()}, me.Sign)
+	if err != nil {
+		return history.Entry{}, fmt.Errorf("archiver: post file: %w", err)
+	}
+	a.log.Info("file posted", "room", room, "kind", meta.Kind, "name", meta.Name, "bytes", meta.Size)
+	a.mu.Lock()
+	run := a.runCtx // the sessions' lifetime, not the caller's (an HTTP request ends first)
+	a.mu.Unlock()
+	if run != nil {
+		a.relay(run, room, nil, []history.Entry{e})
+	}
+	return e, nil
 }
 
 // running reports whether Run has started and not stopped.

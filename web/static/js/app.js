@@ -32,6 +32,7 @@ const state = {
   verify: null, // checks entries from peers off the main thread
   box: false, // the page is served by an appliance that can join rooms
   boxRooms: [], // rooms the box keeps: {id, name, entries, last_ts}
+  boxStatus: [], // the box's hardware: {feature, ok, detail}
   drop: false, // the box has a drop box for offers
   dropOffers: [], // open offers on it: {id, room, room_name, peer_name, created, expires}
   media: new IndexedMedia(),
@@ -504,6 +505,10 @@ async function loadBoxRooms() {
     const rooms = await res.json();
     if (!Array.isArray(rooms)) return;
     state.box = true;
+    fetch('/api/box/status', { headers: BOX_HEADERS }).then((r) => (r.ok ? r.json() : [])).then((st) => {
+      state.boxStatus = Array.isArray(st) ? st.filter((f) => f && typeof f.feature === 'string' && typeof f.detail === 'string') : [];
+      render();
+    }).catch(() => {});
     state.boxRooms = rooms.filter((r) => r && typeof r.id === 'string' && /^[0-9a-f]{32}$/.test(r.id) && typeof r.name === 'string');
   } catch {
     // not a box, or unreachable: the page works without it
@@ -558,10 +563,42 @@ async function connectBox(roomId) {
   }
 }
 
+function boxHasMic() {
+  return state.boxStatus.some((f) => f.feature === 'microphone' && f.ok);
+}
+
+const BOX_VOICE_SECONDS = 10;
+
+/** Records a voice note on the box's microphone into the open room (the box must keep it). */
+async function boxRecord(roomId) {
+  const btn = $('box-record');
+  btn.disabled = true;
+  btn.dataset.busy = '1';
+  btn.textContent = t('boxRecording', { n: BOX_VOICE_SECONDS });
+  try {
+    const res = await fetch(`/api/rooms/${roomId}/voice?seconds=${BOX_VOICE_SECONDS}`, { method: 'POST', headers: BOX_HEADERS });
+    if (!res.ok) throw Object.assign(new Error(await apiErrorText(res)), { code: 'box-failed' });
+  } finally {
+    btn.disabled = false;
+    delete btn.dataset.busy;
+    btn.textContent = t('boxRecord');
+  }
+}
+
+function featureName(f) {
+  const names = (STRINGS[lang] || STRINGS.en).feature || {};
+  return names[f] || f;
+}
+
 function renderBoxRooms() {
   const section = $('box');
   section.hidden = !state.box;
   if (!state.box) return;
+  $('box-status').replaceChildren(...state.boxStatus.map((f) => el('li', { class: `box-feature${f.ok ? '' : ' absent'}`, 'data-feature': f.feature },
+    el('span', { class: 'box-feature-name', text: featureName(f.feature) }),
+    el('span', { class: 'box-feature-detail', text: `${f.ok ? '✓' : '✗'} ${f.detail}` }))));
+  const open = state.open;
+  $('box-record').hidden = !(open && boxHasMic() && state.boxRooms.some((b) => b.id === open));
   const items = state.boxRooms.map((b) => el('li', { class: 'box-room', 'data-room-id': b.id },
     el('span', { class: 'room-name', text: b.name }),
     el('span', { class: 'room-last', text: t('boxEntries', { n: b.entries || 0 }) }),
@@ -1352,6 +1389,7 @@ async function main() {
   on('export-history', 'click', () => exportHistory(state.open));
   on('export-media', 'click', () => exportWithMedia(state.open));
   on('keep-on-box', 'click', () => connectBox(state.open));
+  on('box-record', 'click', () => boxRecord(state.open));
   on('publish-offer', 'click', () => publishOffer(state.open));
   on('drop-offers', 'click', (e) => {
     const b = e.target.closest('.drop-join');
