@@ -52,7 +52,7 @@ for t in "${targets[@]}"; do
     go build -buildvcs=false -trimpath -ldflags "$ldflags" -o "$out" "$PKG" \
     || die "go build for $t failed"
   # Static means no program interpreter (ld.so) in the ELF headers.
-  if command -v readelf >/dev/null && readelf -lW "$out" | grep -q 'program interpreter'; then
+  if command -v readelf >/dev/null && grep -q 'program interpreter' <<<"$(readelf -lW "$out")"; then
     die "$out is dynamically linked"
   fi
   bytes=$(stat -c %s "$out")

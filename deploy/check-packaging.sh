@@ -69,13 +69,13 @@ for t in arm64 armv7 armv6 amd64; do
   # -trimpath keeps -ldflags out of the build info: look for the stamped strings instead.
   grep -qaF -- "$VERSION" "$bin" || fail "$bin: version $VERSION is not stamped in"
   grep -qaF -- "$COMMIT" "$bin" || fail "$bin: commit $COMMIT is not stamped in"
-  if readelf -lW "$bin" | grep -q 'program interpreter'; then fail "$bin is not static"; fi
-  if readelf -SW "$bin" | grep -q '\.symtab'; then fail "$bin is not stripped"; fi
+  if grep -q 'program interpreter' <<<"$(readelf -lW "$bin")"; then fail "$bin is not static"; fi
+  if grep -q '\.symtab' <<<"$(readelf -SW "$bin")"; then fail "$bin is not stripped"; fi
   size=$(stat -c %s "$bin")
   ((size <= MAX_SIZE_MB * 1048576)) || fail "$bin is $size bytes, above the ${MAX_SIZE_MB} MB goal (MAX_SIZE_MB raises it)"
 done
-readelf -h dist/chattorrent_linux_arm64 | grep -q AArch64 || fail "arm64 binary is not AArch64"
-readelf -h dist/chattorrent_linux_armv6 | grep -q 'Machine:.*ARM$' || fail "armv6 binary is not 32-bit ARM"
+grep -q AArch64 <<<"$(readelf -h dist/chattorrent_linux_arm64)" || fail "arm64 binary is not AArch64"
+grep -q 'Machine:.*ARM$' <<<"$(readelf -h dist/chattorrent_linux_armv6)" || fail "armv6 binary is not 32-bit ARM"
 (cd dist && sha256sum --quiet -c SHA256SUMS) || fail "dist/SHA256SUMS does not match"
 # The native binary runs and reports its stamp (no sockets: own network namespace if we can).
 if "dist/chattorrent_linux_$(go env GOARCH)" version > "$tmp/version" 2>&1; then
@@ -212,7 +212,9 @@ done
 deploy/hotspot.sh --dry-run --open --no-captive > "$tmp/hotspot"
 if grep -qE 'wifi-sec|address=/#/' "$tmp/hotspot"; then fail "hotspot --open --no-captive still sets a password or captive DNS"; fi
 if deploy/hotspot.sh --dry-run --password short >/dev/null 2>&1; then fail "hotspot accepts a 5-character password"; fi
-deploy/hotspot.sh --dry-run --remove | grep -q 'nmcli connection delete chattorrent-hotspot' || fail "hotspot --remove"
+# Into a file, not a pipe: grep -q exits at the first match and, under pipefail, the writer's SIGPIPE failed the check now and then.
+deploy/hotspot.sh --dry-run --remove > "$tmp/hotspot"
+grep -qF 'nmcli connection delete chattorrent-hotspot' "$tmp/hotspot" || fail "hotspot --remove"
 echo "  dry-run output as expected"
 
 step "Dockerfile (static checks)"
