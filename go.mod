@@ -38,3 +38,10 @@ require (
 	golang.org/x/sys v0.41.0 // indirect
 	golang.org/x/time v0.14.0 // indirect
 )
+
+require (
+	github.com/gen2brain/alsa v0.6.0
+	github.com/jonboulle/clockwork v0.5.0
+	periph.io/x/conn/v3 v3.7.3
+	periph.io/x/host/v3 v3.8.5
+)

@@ -9,6 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
+
+	"github.com/chattorrent/chattorrent/board"
 )
 
 // Config is everything "serve" needs, filled from flags with CHATTORRENT_* environment
@@ -36,6 +39,12 @@ type Config struct {
 	// WebRTCLoopback lets the box's WebRTC peer offer 127.0.0.1 candidates: for tests and a
 	// single-machine setup. Default false.
 	WebRTCLoopback bool
+	// Board is the hardware: pins, microphone, stick mount points (board.Config).
+	Board board.Config
+	// WAVMic, when set, is a WAV file the box uses as its microphone (--mic wav:FILE).
+	WAVMic string
+	// MaxVoice bounds a voice note from the box's microphone. Default 60 s.
+	MaxVoice time.Duration
 }
 
 // errHelp reports that -h was asked for and the help was printed.
@@ -72,6 +81,20 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	fs.BoolVar(&cfg.WebRTCLoopback, "webrtc-loopback", env("CHATTORRENT_WEBRTC_LOOPBACK", "") == "true",
 		"let the box's WebRTC peer use loopback addresses, for tests and a single-machine setup\n"+
 			"(env CHATTORRENT_WEBRTC_LOOPBACK=true; default false)")
+	fs.StringVar(&cfg.Board.Mic, "mic", env("CHATTORRENT_MIC", "auto"),
+		"the box's microphone: auto, alsa, arecord, none, or wav:FILE (a WAV file, for demos and tests)\n"+
+			"(env CHATTORRENT_MIC)")
+	fs.StringVar(&cfg.Board.MicDevice, "mic-device", env("CHATTORRENT_MIC_DEVICE", ""),
+		"ALSA capture device (hw:1,0; for arecord any -D name); default the first card that captures (env CHATTORRENT_MIC_DEVICE)")
+	fs.StringVar(&cfg.Board.PushToTalkPin, "ptt-pin", env("CHATTORRENT_PTT_PIN", "GPIO17"),
+		"push-to-talk button GPIO, or none (env CHATTORRENT_PTT_PIN)")
+	fs.StringVar(&cfg.Board.ExportPin, "export-pin", env("CHATTORRENT_EXPORT_PIN", "GPIO22"),
+		"export button GPIO, or none (env CHATTORRENT_EXPORT_PIN)")
+	fs.StringVar(&cfg.Board.LEDPin, "led-pin", env("CHATTORRENT_LED_PIN", "GPIO27"),
+		"status LED GPIO, or none (env CHATTORRENT_LED_PIN)")
+	sticks := fs.String("sticks", env("CHATTORRENT_STICKS", "/media/*/*,/media/*"),
+		"comma-separated mount-point globs watched for USB sticks, or none (env CHATTORRENT_STICKS)")
+	fs.DurationVar(&cfg.MaxVoice, "max-voice", 60*time.Second, "longest voice note from the box's microphone")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return Config{}, errHelp
@@ -91,6 +114,13 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 		return Config{}, usageError{err: errors.New("serve: -https-addr must not be empty")}
 	}
 	cfg.Hostname = strings.TrimSuffix(strings.ToLower(cfg.Hostname), ".local")
+	cfg.Board.MountGlobs = strings.Split(*sticks, ",")
+	if path, ok := strings.CutPrefix(cfg.Board.Mic, "wav:"); ok {
+		cfg.WAVMic, cfg.Board.Mic = path, "none"
+	}
+	if cfg.MaxVoice <= 0 || cfg.MaxVoice > 10*time.Minute {
+		return Config{}, usageError{err: errors.New("serve: -max-voice wants 1s..10m")}
+	}
 	return cfg, nil
 }
 

@@ -17,8 +17,10 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/chattorrent/chattorrent/board"
 	"github.com/chattorrent/chattorrent/net/archiver"
 	"github.com/chattorrent/chattorrent/net/cert"
+	"github.com/chattorrent/chattorrent/net/pieces"
 	"github.com/chattorrent/chattorrent/net/rtc"
 	"github.com/chattorrent/chattorrent/store"
 	"github.com/chattorrent/chattorrent/web"
@@ -60,11 +62,27 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	arch, err := archiver.New(archiver.Options{Store: st, Identity: id, Logger: base, Clock: clock,
+	blobs, err := pieces.NewBlobs(filepath.Join(cfg.DataDir, "files"), 0)
+	if err != nil {
+		return err
+	}
+	arch, err := archiver.New(archiver.Options{Store: st, Identity: id, Logger: base, Clock: clock, Blobs: blobs,
 		RTC: rtc.Options{IncludeLoopback: cfg.WebRTCLoopback, MDNSResolve: !cfg.WebRTCLoopback, UDPReadBuffer: 4 << 20}})
 	if err != nil {
 		return err
 	}
+
+	cfg.Board.Logger = base
+	brd, err := board.Open(ctx, cfg.Board)
+	if err != nil {
+		return err
+	}
+	defer brd.Close()
+	if cfg.WAVMic != "" {
+		brd.Mic = wavMic{path: cfg.WAVMic}
+		brd.Status = append(brd.Status, board.FeatureStatus{Feature: "microphone", OK: true, Detail: "a WAV file: " + cfg.WAVMic})
+	}
+	hw := newHardware(brd, arch, st, blobs, cfg.MaxVoice, base)
 
 	webOpts := web.Options{
 		Version:       version,
@@ -73,6 +91,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		Logger:        base,
 		Box:           boxAPI{arch: arch, store: st},
 		Drop:          web.NewDropBox(web.DropOptions{}),
+		Hardware:      hardwareAPI{hw},
 	}
 	if cfg.StaticDir != "" {
 		if fi, err := os.Stat(cfg.StaticDir); err != nil || !fi.IsDir() {
@@ -124,6 +143,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		srv.BaseContext = func(net.Listener) context.Context { return gctx }
 	}
 	g.Go(func() error { return arch.Run(gctx) })
+	g.Go(func() error { return hw.Run(gctx) })
 	for i, srv := range servers {
 		ln := listeners[i]
 		g.Go(func() error {

@@ -124,3 +124,27 @@ func (u *user) downloads() []string {
 	}
 	return names
 }
+
+// TestBoxVoiceNote: the box records a voice note on its microphone (a WAV file here) into
+// a room it keeps; the page gets the entry and the file from the box over WebRTC and plays it.
+func TestBoxVoiceNote(t *testing.T) {
+	a := newUser(t, "A", "en-US")
+	a.setName("Ana")
+	a.do(chromedp.SendKeys(chromedp.CSS("#new-room-name"), "Radio"))
+	a.download(chromedp.Click(chromedp.CSS("#create-room")))
+	a.waitJS(`!document.getElementById('keep-on-box').hidden`)
+	a.do(chromedp.Click(chromedp.CSS("#keep-on-box")))
+	a.waitStatus("connected")
+	a.waitJS(`[...document.querySelectorAll('#box-status .box-feature')].some(n => n.dataset.feature === 'microphone' && !n.classList.contains('absent'))`)
+	a.waitJS(`!document.getElementById('box-record').hidden`)
+	a.do(chromedp.Click(chromedp.CSS("#box-record")))
+	playable := `(() => { const au = document.querySelector('#messages audio.msg-audio'); return !!au && au.readyState >= 1 && au.duration > 1; })()`
+	a.waitJS(playable)
+	if got := a.text(`#messages .msg:not(.mine) .msg-author`); !strings.Contains(got, "") {
+		t.Errorf("author %q", got)
+	}
+	if typ := evalJS[string](a, `document.querySelector('#messages .file[data-state="complete"] .file-save').download`); !strings.HasSuffix(typ, ".wav") {
+		t.Errorf("the note is saved as %q", typ)
+	}
+	a.checkConsole()
+}

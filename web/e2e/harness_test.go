@@ -7,6 +7,10 @@
 package e2e
 
 import (
+	"bytes"
+	"github.com/chattorrent/chattorrent/board"
+	"math"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -101,8 +105,22 @@ func startServer(dir string) (stop func() error, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// The box's microphone is a WAV file: 1.5 s of a 440 Hz tone.
+	tone := &board.Recording{SampleRate: board.SampleRate, Samples: make([]int16, board.SampleRate*3/2)}
+	for i := range tone.Samples {
+		tone.Samples[i] = int16(8000 * math.Sin(2*math.Pi*440*float64(i)/board.SampleRate))
+	}
+	var wav bytes.Buffer
+	if _, err := board.WriteWAV(&wav, tone, 0); err != nil {
+		return nil, err
+	}
+	mic := filepath.Join(dir, "mic.wav")
+	if err := os.WriteFile(mic, wav.Bytes(), 0o600); err != nil {
+		return nil, err
+	}
 	cmd := exec.Command(bin, "serve", "--data-dir", filepath.Join(dir, "data"),
-		"--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--ready-file", ready, "--hostname", "e2ebox", "--webrtc-loopback")
+		"--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--ready-file", ready, "--hostname", "e2ebox", "--webrtc-loopback",
+		"--mic", "wav:"+mic, "--sticks", filepath.Join(dir, "sticks", "*"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return nil, err

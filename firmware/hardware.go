@@ -1,0 +1,324 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/chattorrent/chattorrent/board"
+	"github.com/chattorrent/chattorrent/net/archiver"
+	"github.com/chattorrent/chattorrent/net/pieces"
+	"github.com/chattorrent/chattorrent/store"
+	"github.com/chattorrent/chattorrent/store/history"
+	"github.com/chattorrent/chattorrent/web"
+)
+
+// hardware runs the box's board: push-to-talk voice notes into a room, the export button
+// and USB sticks, the status LED. Every part is optional: what the board lacks was said
+// once by board.Open and is listed by Status.
+type hardware struct {
+	b        *board.Board
+	arch     *archiver.Archiver
+	st       *store.Store
+	blobs    *pieces.Blobs
+	log      *slog.Logger
+	maxVoice time.Duration
+	blink    *board.Blinker
+
+	mu         sync.Mutex
+	busy       bool   // recording or exporting
+	lastExport string // what the last export did, for the status page
+}
+
+func newHardware(b *board.Board, arch *archiver.Archiver, st *store.Store, blobs *pieces.Blobs, maxVoice time.Duration, log *slog.Logger) *hardware {
+	h := &hardware{b: b, arch: arch, st: st, blobs: blobs, log: log.With("component", "hardware"), maxVoice: maxVoice}
+	if b.LED != nil {
+		h.blink = board.NewBlinker(b.LED, board.BlinkerOptions{})
+	}
+	return h
+}
+
+func (h *hardware) pattern(p board.Pattern) {
+	if h.blink != nil {
+		h.blink.Set(p)
+	}
+}
+
+// Run serves the buttons and sticks until ctx ends.
+func (h *hardware) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	if h.blink != nil {
+		g.Go(func() error { return h.blink.Run(ctx) })
+	}
+	h.pattern(board.LEDServing)
+	if h.b.PushToTalk != nil && h.b.Mic != nil {
+		g.Go(func() error { return h.pushToTalk(ctx) })
+	}
+	if h.b.ExportButton != nil {
+		g.Go(func() error { return h.exportButton(ctx) })
+	}
+	if h.b.Volumes != nil {
+		g.Go(func() error { return h.sticks(ctx) })
+	}
+	err := g.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// voiceRoom is the room a push-to-talk note goes to: the one with the latest entry.
+func (h *hardware) voiceRoom() (string, error) {
+	rooms, err := h.st.Rooms()
+	if err != nil {
+		return "", err
+	}
+	best := store.Room{}
+	for _, r := range rooms {
+		if r.LastTS >= best.LastTS {
+			best = r
+		}
+	}
+	if best.ID == "" {
+		return "", errors.New("the box keeps no room yet: invite it into one first")
+	}
+	return best.ID, nil
+}
+
+func (h *hardware) pushToTalk(ctx context.Context) error {
+	for {
+		if err := board.WaitPress(ctx, h.b.PushToTalk); err != nil {
+			return nil
+		}
+		room, err := h.voiceRoom()
+		if err != nil {
+			h.log.Warn("voice note not recorded", "err", err)
+			h.pattern(board.LEDError)
+			continue
+		}
+		released := make(chan struct{})
+		go func() { // the release ends the note
+			defer close(released)
+			for {
+				ev, err := h.b.PushToTalk.Next(ctx)
+				if err != nil || !ev.Pressed {
+					return
+				}
+			}
+		}()
+		if _, err := h.RecordVoice(ctx, room, released, h.maxVoice); err != nil {
+			h.log.Warn("voice note failed", "room", room, "err", err)
+		}
+		<-released
+	}
+}
+
+// RecordVoice records from the box's microphone until stop closes or max, and posts the
+// note into room as the box's own entry.
+func (h *hardware) RecordVoice(ctx context.Context, room string, stop <-chan struct{}, max time.Duration) (history.Entry, error) {
+	if h.b.Mic == nil {
+		return history.Entry{}, errors.New("the box has no microphone")
+	}
+	h.mu.Lock()
+	if h.busy {
+		h.mu.Unlock()
+		return history.Entry{}, errors.New("the box is busy recording or exporting")
+	}
+	h.busy = true
+	h.mu.Unlock()
+	defer func() {
+		h.mu.Lock()
+		h.busy = false
+		h.mu.Unlock()
+	}()
+	h.pattern(board.LEDRecording)
+	defer h.pattern(board.LEDServing)
+	rec, err := board.Record(ctx, h.b.Mic, stop, min(max, h.maxVoice))
+	if err != nil {
+		h.pattern(board.LEDError)
+		return history.Entry{}, fmt.Errorf("record: %w", err)
+	}
+	if rec.Duration() < 200*time.Millisecond {
+		return history.Entry{}, errors.New("the note is too short")
+	}
+	var wav bytes.Buffer
+	if _, err := board.WriteWAV(&wav, rec, h.maxVoice); err != nil {
+		return history.Entry{}, err
+	}
+	name := "voz-caja-" + time.Now().Format("20060102-150405") + ".wav"
+	meta := pieces.Meta{Kind: "voice", Size: int64(wav.Len()), Name: name, Type: "audio/wav", Duration: rec.Duration().Milliseconds()}
+	e, err := h.arch.PostFile(ctx, room, meta, &wav)
+	if err != nil {
+		h.pattern(board.LEDError)
+		return history.Entry{}, err
+	}
+	return e, nil
+}
+
+func (h *hardware) exportButton(ctx context.Context) error {
+	for {
+		if err := board.WaitPress(ctx, h.b.ExportButton); err != nil {
+			return nil
+		}
+		sticks := h.mounted()
+		if len(sticks) == 0 {
+			h.note("export: no USB stick is mounted")
+			h.pattern(board.LEDError)
+			continue
+		}
+		h.ExportTo(ctx, sticks[0])
+	}
+}
+
+func (h *hardware) sticks(ctx context.Context) error {
+	for {
+		path, err := h.b.Volumes.Next(ctx)
+		if err != nil {
+			return nil
+		}
+		h.ExportTo(ctx, path)
+	}
+}
+
+func (h *hardware) mounted() []string {
+	if h.b.Volumes == nil {
+		return nil
+	}
+	m, err := h.b.Volumes.Mounted()
+	if err != nil {
+		h.log.Warn("sticks", "err", err)
+	}
+	return m
+}
+
+func (h *hardware) note(s string) {
+	h.mu.Lock()
+	h.lastExport = s
+	h.mu.Unlock()
+	h.log.Info(s)
+}
+
+// ExportTo writes every room's verifiable history and the box's files to a new dated
+// folder under dst, and says how it went on the LED and the status page.
+func (h *hardware) ExportTo(ctx context.Context, dst string) (string, error) {
+	h.pattern(board.LEDExporting)
+	rooms, err := h.st.Rooms()
+	if err != nil {
+		h.pattern(board.LEDError)
+		return "", err
+	}
+	var out []board.ExportRoom
+	for _, r := range rooms {
+		x := board.ExportRoom{Name: cmpOr(r.Name, r.ID), History: board.WriterFunc(func(w io.Writer) error {
+			ex, err := h.st.Export(r.ID, time.Now())
+			if err != nil {
+				return err
+			}
+			return json.NewEncoder(w).Encode(ex)
+		})}
+		if es, err := h.st.Entries(r.ID); err == nil && h.blobs != nil {
+			for _, e := range es {
+				m, err := pieces.ParseMeta(e.Kind, e.Body)
+				if err != nil {
+					continue
+				}
+				root := m.Root
+				x.Files = append(x.Files, board.ExportFile{Name: root[:12] + "-" + m.Name, Open: func() (io.ReadCloser, error) {
+					var r [32]byte
+					if n, err := hex.Decode(r[:], []byte(root)); err != nil || n != len(r) {
+						return nil, fmt.Errorf("file root %q is not 64 hex digits", root)
+					}
+					f, _, _, err := h.blobs.Open(r)
+					return f, err
+				}})
+			}
+		}
+		out = append(out, x)
+	}
+	dir, err := board.Export(ctx, dst, out)
+	if err != nil {
+		h.note("export to " + dst + " failed: " + err.Error())
+		h.pattern(board.LEDError)
+		return "", err
+	}
+	h.note(fmt.Sprintf("exported %d rooms to %s", len(out), dir))
+	h.pattern(board.LEDDone)
+	return dir, nil
+}
+
+func cmpOr(a, b string) string {
+	if strings.TrimSpace(a) != "" {
+		return a
+	}
+	return b
+}
+
+// Status lists the board's features for the page.
+func (h *hardware) Status() []web.BoxFeature {
+	out := make([]web.BoxFeature, 0, len(h.b.Status)+1)
+	for _, s := range h.b.Status {
+		out = append(out, web.BoxFeature{Feature: s.Feature, OK: s.OK, Detail: s.Detail})
+	}
+	h.mu.Lock()
+	if h.lastExport != "" {
+		out = append(out, web.BoxFeature{Feature: "last-export", OK: !strings.Contains(h.lastExport, "failed"), Detail: h.lastExport})
+	}
+	h.mu.Unlock()
+	return out
+}
+
+// wavMic is a microphone that plays a WAV file (16-bit mono at board.SampleRate): for
+// demonstrations and tests on machines without a sound card (--mic wav:FILE).
+type wavMic struct{ path string }
+
+func (m wavMic) String() string { return "wav:" + m.path }
+
+func (m wavMic) Open(ctx context.Context) (board.Capture, error) {
+	f, err := os.Open(m.path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	rec, err := board.ReadWAV(io.LimitReader(f, 64<<20))
+	if err != nil {
+		return nil, err
+	}
+	if rec.SampleRate != board.SampleRate {
+		return nil, fmt.Errorf("wav mic: %d Hz, want %d", rec.SampleRate, board.SampleRate)
+	}
+	return &wavCapture{samples: rec.Samples}, nil
+}
+
+type wavCapture struct{ samples []int16 }
+
+func (c *wavCapture) ReadSamples(p []int16) (int, error) {
+	if len(c.samples) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, c.samples)
+	c.samples = c.samples[n:]
+	return n, nil
+}
+
+func (c *wavCapture) Close() error { return nil }
+
+// hardwareAPI adapts hardware to web.BoxHardware.
+type hardwareAPI struct{ h *hardware }
+
+func (a hardwareAPI) Status() []web.BoxFeature { return a.h.Status() }
+
+func (a hardwareAPI) RecordVoice(ctx context.Context, room string, d time.Duration) error {
+	_, err := a.h.RecordVoice(ctx, room, nil, d)
+	return err
+}

@@ -1,0 +1,268 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chattorrent/chattorrent/board"
+	"github.com/chattorrent/chattorrent/board/boardtest"
+	"github.com/chattorrent/chattorrent/net/archiver"
+	"github.com/chattorrent/chattorrent/net/pieces"
+	"github.com/chattorrent/chattorrent/store"
+	"github.com/chattorrent/chattorrent/store/history"
+)
+
+// hwRig is the box without its network: a real buntdb store and blob store, the archiver,
+// and a board of fakes (buttons, LED, microphone, sticks: the hardware this machine lacks).
+type hwRig struct {
+	st    *store.Store
+	blobs *pieces.Blobs
+	h     *hardware
+	ptt   *boardtest.Button
+	exp   *boardtest.Button
+	mic   *boardtest.Mic
+	vols  *boardtest.Volumes
+	room  string
+}
+
+func newHWRig(t *testing.T) *hwRig {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	id, err := store.LoadIdentity(dir, "Caja")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs, err := pieces.NewBlobs(filepath.Join(dir, "files"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(t.Output(), nil))
+	arch, err := archiver.New(archiver.Options{Store: st, Identity: id, Blobs: blobs, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := strings.Repeat("a", 32)
+	if err := st.CreateRoom(room, "Patio"); err != nil {
+		t.Fatal(err)
+	}
+	r := &hwRig{st: st, blobs: blobs, room: room,
+		ptt: boardtest.NewButton(t, "ptt"), exp: boardtest.NewButton(t, "export"),
+		mic: boardtest.NewToneMic(440, time.Second), vols: boardtest.NewVolumes(t)}
+	r.mic.Loop, r.mic.Realtime = true, true
+	b := &board.Board{PushToTalk: r.ptt, ExportButton: r.exp, Mic: r.mic, Volumes: r.vols,
+		LED: boardtest.NewLED(t, "led")}
+	r.h = newHardware(b, arch, st, blobs, 30*time.Second, log)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- r.h.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("hardware.Run: %v", err)
+		}
+	})
+	return r
+}
+
+// waitFor polls cond until it holds or the test's deadline comes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		select {
+		case <-t.Context().Done():
+			t.Fatalf("gave up waiting for %s", what)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+func (r *hwRig) voiceEntries(t *testing.T) []history.Entry {
+	t.Helper()
+	es, err := r.st.Entries(r.room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []history.Entry
+	for _, e := range es {
+		if e.Kind == "voice" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Holding the push-to-talk button records a voice note for as long as it is held: the
+// LED shows recording, and on release the note is in the room as the box's entry and its
+// WAV is in the blob store, whole and verifiable by its root.
+func TestPushToTalkPostsVoiceNote(t *testing.T) {
+	r := newHWRig(t)
+	r.ptt.Press()
+	<-r.mic.Opened
+	waitFor(t, "the recording pattern", func() bool { return r.h.blink.Current() == board.LEDRecording })
+	time.Sleep(600 * time.Millisecond) // about this long a note, at the fake mic's real-time pace
+	r.ptt.Release()
+	waitFor(t, "the voice entry", func() bool { return len(r.voiceEntries(t)) == 1 })
+	waitFor(t, "the serving pattern again", func() bool { return r.h.blink.Current() == board.LEDServing })
+
+	e := r.voiceEntries(t)[0]
+	if e.Name != "Caja" {
+		t.Errorf("entry by %q, want the box (Caja)", e.Name)
+	}
+	m, err := pieces.ParseMeta(e.Kind, e.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Type != "audio/wav" || !strings.HasSuffix(m.Name, ".wav") || m.Duration < 500 || m.Duration > 30_000 {
+		t.Errorf("meta %+v: want a WAV note lasting about as long as the button was held", m)
+	}
+	var root [32]byte
+	if _, err := hex.Decode(root[:], []byte(m.Root)); err != nil {
+		t.Fatalf("root %q: %v", m.Root, err)
+	}
+	f, size, _, err := r.blobs.Open(root)
+	if err != nil {
+		t.Fatalf("the note's file is not in the blob store: %v", err)
+	}
+	data, err := io.ReadAll(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if size != m.Size || int64(len(data)) != m.Size {
+		t.Errorf("blob is %d bytes (reported %d), entry says %d", len(data), size, m.Size)
+	}
+	leaves, err := pieces.Leaves(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := pieces.RootHex(pieces.Root(leaves)); got != m.Root {
+		t.Errorf("blob root %s, entry says %s", got, m.Root)
+	}
+	rec, err := board.ReadWAV(bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("the note is not a WAV file: %v", err)
+	}
+	if rec.Duration().Milliseconds() != m.Duration {
+		t.Errorf("WAV lasts %v, entry says %d ms", rec.Duration(), m.Duration)
+	}
+}
+
+// Without a room the button does nothing but say so on the LED.
+func TestPushToTalkWithoutRoom(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	id, err := store.LoadIdentity(dir, "Caja")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs, err := pieces.NewBlobs(filepath.Join(dir, "files"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	arch, err := archiver.New(archiver.Options{Store: st, Identity: id, Blobs: blobs, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ptt := boardtest.NewButton(t, "ptt")
+	mic := boardtest.NewToneMic(440, time.Second)
+	h := newHardware(&board.Board{PushToTalk: ptt, Mic: mic, LED: boardtest.NewLED(t, "led")}, arch, st, blobs, time.Minute, log)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	ptt.Press()
+	waitFor(t, "the error pattern", func() bool { return h.blink.Current() == board.LEDError })
+	select {
+	case <-mic.Opened:
+		t.Error("the microphone was opened with no room to post into")
+	default:
+	}
+}
+
+// A stick plugged in gets every room's history (verifiable JSON) and the box's files in a
+// new dated folder; the export button exports again to a mounted stick; a read-only stick
+// is refused with a note on the status page, and nothing is left behind on it.
+func TestSticksExport(t *testing.T) {
+	r := newHWRig(t)
+	r.ptt.Press()
+	<-r.mic.Opened
+	time.Sleep(300 * time.Millisecond)
+	r.ptt.Release()
+	waitFor(t, "the voice entry", func() bool { return len(r.voiceEntries(t)) == 1 })
+
+	stick := r.vols.Insert(t, "USB")
+	var dirs []string
+	waitFor(t, "the export on the stick", func() bool {
+		dirs, _ = filepath.Glob(filepath.Join(stick, "chattorrent-*"))
+		return len(dirs) == 1 && r.h.blink.Current() == board.LEDDone
+	})
+	hist := filepath.Join(dirs[0], "Patio", "history.json")
+	var out bytes.Buffer
+	if err := verifyCmd([]string{hist}, &out, time.Now()); err != nil {
+		t.Fatalf("verify %s: %v\n%s", hist, err, out.String())
+	}
+	wavs, _ := filepath.Glob(filepath.Join(dirs[0], "Patio", "*.wav"))
+	if len(wavs) != 1 {
+		t.Fatalf("files beside the history: %v, want the voice note", wavs)
+	}
+	if data, err := os.ReadFile(wavs[0]); err != nil {
+		t.Fatal(err)
+	} else if _, err := board.ReadWAV(bytes.NewReader(data)); err != nil {
+		t.Errorf("exported note: %v", err)
+	}
+	if !featureDetail(r.h, "last-export", "exported 1 rooms") {
+		t.Errorf("status after export: %+v", r.h.Status())
+	}
+
+	// The button exports again to the mounted stick, into a second folder.
+	r.exp.Press()
+	time.Sleep(100 * time.Millisecond) // longer than the debounce: a real press
+	r.exp.Release()
+	waitFor(t, "a second export", func() bool {
+		dirs, _ = filepath.Glob(filepath.Join(stick, "chattorrent-*"))
+		return len(dirs) == 2
+	})
+
+	if os.Geteuid() == 0 {
+		t.Log("root ignores directory permissions: the read-only stick case runs only as a user")
+		return
+	}
+	ro := r.vols.Insert(t, "RO")
+	if err := os.Chmod(ro, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the export failure", func() bool { return featureDetail(r.h, "last-export", "failed") })
+	if r.h.blink.Current() != board.LEDError {
+		t.Errorf("LED %q after a failed export, want %q", r.h.blink.Current(), board.LEDError)
+	}
+	if left, _ := os.ReadDir(ro); len(left) != 0 {
+		t.Errorf("a failed export left %d entries on the stick", len(left))
+	}
+}
+
+func featureDetail(h *hardware, feature, sub string) bool {
+	for _, f := range h.Status() {
+		if f.Feature == feature && strings.Contains(f.Detail, sub) {
+			return true
+		}
+	}
+	return false
+}
