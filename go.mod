@@ -3,8 +3,8 @@ module github.com/chattorrent/chattorrent
 go 1.26.8
 
 require (
-	github.com/chromedp/cdproto v0.159.0 // indirect
-	github.com/chromedp/chromedp v0.23.0 // indirect
+	github.com/chromedp/cdproto v0.159.0
+	github.com/chromedp/chromedp v0.23.0
 	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/pion/datachannel v1.6.3
@@ -12,7 +12,7 @@ require (
 	github.com/pion/ice/v4 v4.4.8
 	github.com/pion/interceptor v0.1.51 // indirect
 	github.com/pion/logging v0.2.4
-	github.com/pion/mdns/v2 v2.2.2 // indirect
+	github.com/pion/mdns/v2 v2.2.2
 	github.com/pion/randutil v0.1.0 // indirect
 	github.com/pion/rtcp v1.2.20 // indirect
 	github.com/pion/rtp v1.10.6 // indirect
@@ -33,9 +33,9 @@ require (
 	github.com/tidwall/tinyqueue v0.1.1 // indirect
 	github.com/wlynxg/anet v0.0.5 // indirect
 	golang.org/x/crypto v0.48.0 // indirect
-	golang.org/x/net v0.50.0 // indirect
-	golang.org/x/sync v0.25.0 // indirect
-	golang.org/x/sys v0.41.0 // indirect
+	golang.org/x/net v0.50.0
+	golang.org/x/sync v0.25.0
+	golang.org/x/sys v0.41.0
 	golang.org/x/time v0.14.0 // indirect
 )
 
@@ -45,3 +45,5 @@ require (
 	periph.io/x/conn/v3 v3.7.3
 	periph.io/x/host/v3 v3.8.5
 )
+
+require rsc.io/qr v0.2.0

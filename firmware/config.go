@@ -41,6 +41,8 @@ type Config struct {
 	WebRTCLoopback bool
 	// Board is the hardware: pins, microphone, stick mount points (board.Config).
 	Board board.Config
+	// MDNS: answer mDNS for Hostname.local and advertise the box over DNS-SD. Default true.
+	MDNS bool
 	// WAVMic, when set, is a WAV file the box uses as its microphone (--mic wav:FILE).
 	WAVMic string
 	// MaxVoice bounds a voice note from the box's microphone. Default 60 s.
@@ -81,6 +83,8 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	fs.BoolVar(&cfg.WebRTCLoopback, "webrtc-loopback", env("CHATTORRENT_WEBRTC_LOOPBACK", "") == "true",
 		"let the box's WebRTC peer use loopback addresses, for tests and a single-machine setup\n"+
 			"(env CHATTORRENT_WEBRTC_LOOPBACK=true; default false)")
+	fs.BoolVar(&cfg.MDNS, "mdns", env("CHATTORRENT_MDNS", "true") != "false",
+		"answer mDNS for <hostname>.local and advertise the box over DNS-SD (env CHATTORRENT_MDNS=false turns it off)")
 	fs.StringVar(&cfg.Board.Mic, "mic", env("CHATTORRENT_MIC", "auto"),
 		"the box's microphone: auto, alsa, arecord, none, or wav:FILE (a WAV file, for demos and tests)\n"+
 			"(env CHATTORRENT_MIC)")

@@ -109,6 +109,12 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		return fmt.Errorf("serve: HTTPS: %w", err)
 	}
 	httpsPort := httpsLn.Addr().(*net.TCPAddr).Port
+	responder, err := newMDNS(cfg, httpsPort, base)
+	if err != nil {
+		httpsLn.Close()
+		return fmt.Errorf("serve: %w", err)
+	}
+	webOpts.Addresses = func() []string { return phoneURLs(responder, cfg.Hostname, httpsPort, addrs) }
 	servers := []*http.Server{newServer(web.New(webOpts), base, "https")}
 	servers[0].TLSConfig = box.TLSConfig()
 	listeners := []net.Listener{httpsLn}
@@ -144,6 +150,9 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	}
 	g.Go(func() error { return arch.Run(gctx) })
 	g.Go(func() error { return hw.Run(gctx) })
+	if responder != nil {
+		g.Go(func() error { return runMDNS(gctx, responder, base) })
+	}
 	for i, srv := range servers {
 		ln := listeners[i]
 		g.Go(func() error {

@@ -47,6 +47,9 @@ type Options struct {
 	Drop *DropBox
 	// Hardware, when set with Box, serves the board's status and the box's microphone.
 	Hardware BoxHardware
+	// Addresses, when set, lists the URLs phones open the box at (mDNS name first), served
+	// as text and QR codes under /api/box (see address.go).
+	Addresses func() []string
 }
 
 // ContentSecurityPolicy is sent with every response: no inline scripts or styles, nothing
@@ -97,6 +100,10 @@ func New(opts Options) http.Handler {
 			mux.HandleFunc("GET /api/box/status", opts.apiStatus)
 			mux.HandleFunc("POST /api/rooms/{id}/voice", opts.apiVoice)
 		}
+	}
+	if opts.Addresses != nil {
+		mux.HandleFunc("GET /api/box/address", opts.apiAddress)
+		mux.HandleFunc("GET /api/box/qr.svg", opts.apiQR)
 	}
 	if opts.Drop != nil {
 		mux.HandleFunc("GET /api/drop/offers", opts.dropList)

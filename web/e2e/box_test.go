@@ -18,6 +18,12 @@ func TestBoxKeepsRoom(t *testing.T) {
 	a := newUser(t, "A", "en-US")
 	a.setName("Ana")
 	a.waitJS(`!document.getElementById('box').hidden`)
+	// The landing page shows where other phones open the box: as text and as a QR code
+	// the box drew (the image loaded).
+	a.waitJS(`!document.getElementById('box-address').hidden && document.getElementById('box-qr').complete && document.getElementById('box-qr').naturalWidth > 0`)
+	if urls := evalJS[string](a, `[...document.querySelectorAll('#box-urls .box-url')].map(li => li.textContent).join(' ')`); !strings.HasPrefix(urls, "https://e2ebox.local:") {
+		t.Errorf("addresses on the page: %q, want the box's mDNS name first", urls)
+	}
 	a.do(chromedp.SendKeys(chromedp.CSS("#new-room-name"), "Archivo del aula"))
 	a.download(chromedp.Click(chromedp.CSS("#create-room")))
 	a.waitJS(`document.querySelectorAll('#rooms .room-item').length === 1`)

@@ -33,6 +33,7 @@ const state = {
   box: false, // the page is served by an appliance that can join rooms
   boxRooms: [], // rooms the box keeps: {id, name, entries, last_ts}
   boxStatus: [], // the box's hardware: {feature, ok, detail}
+  boxURLs: [], // addresses phones open the box at (text and QR code)
   drop: false, // the box has a drop box for offers
   dropOffers: [], // open offers on it: {id, room, room_name, peer_name, created, expires}
   media: new IndexedMedia(),
@@ -514,6 +515,34 @@ async function loadBoxRooms() {
     // not a box, or unreachable: the page works without it
   }
   render();
+}
+
+/** Asks the box for the addresses phones open it at: shown as text, the first IP address
+ * (some Android versions do not resolve ".local") also as a QR code. */
+async function loadBoxAddress() {
+  try {
+    const res = await fetch('/api/box/address');
+    if (!res.ok) return;
+    const { urls } = await res.json();
+    if (!Array.isArray(urls)) return;
+    state.boxURLs = urls.filter((u) => typeof u === 'string' && /^https:\/\/[^\s/]{1,200}$/.test(u)).slice(0, 8);
+  } catch {
+    return; // not a box: nothing to show
+  }
+  render();
+}
+
+function renderBoxAddress() {
+  const urls = state.boxURLs || [];
+  $('box-address').hidden = urls.length === 0;
+  if (!urls.length) return;
+  $('box-urls').replaceChildren(...urls.map((u) => el('li', { class: 'box-url', text: u })));
+  const qrURL = urls.find((u) => !u.includes('.local')) || urls[0];
+  const img = $('box-qr');
+  const src = `/api/box/qr.svg?url=${encodeURIComponent(qrURL)}`;
+  if (img.getAttribute('src') !== src) img.src = src;
+  img.alt = t('addressQR', { url: qrURL });
+  img.dataset.url = qrURL;
 }
 
 /** Invites the box into a room: an offer goes to the box over HTTPS, its answer comes back
@@ -1295,6 +1324,7 @@ function renderNow() {
   renderTimer = 0;
   renderRooms();
   renderBoxRooms();
+  renderBoxAddress();
   renderDrop();
   renderRoom();
   $('keep-on-box').hidden = !state.box;
@@ -1514,7 +1544,7 @@ async function main() {
       if (p.drop) fetch(`/api/drop/offers/${p.drop.id}`, { method: 'DELETE', keepalive: true, headers: { ...BOX_HEADERS, 'X-Drop-Token': p.drop.token } }).catch(() => {});
     }
   });
-  await loadBoxRooms();
+  await Promise.all([loadBoxRooms(), loadBoxAddress()]);
   document.body.dataset.ready = '1';
 }
 

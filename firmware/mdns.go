@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"strconv"
+
+	"github.com/chattorrent/chattorrent/net/mdns"
+)
+
+// newMDNS makes the responder that answers for <hostname>.local and advertises the HTTPS
+// port over DNS-SD; nil when turned off (--mdns=false).
+func newMDNS(cfg Config, httpsPort int, log *slog.Logger) (*mdns.Responder, error) {
+	if !cfg.MDNS {
+		return nil, nil
+	}
+	return mdns.New(mdns.Config{Name: cfg.Hostname, Port: httpsPort, Logger: log})
+}
+
+// runMDNS serves mDNS until ctx ends. A responder that cannot serve at all (every candidate
+// name taken) is logged, not fatal: the box stays reachable by its IP addresses.
+func runMDNS(ctx context.Context, r *mdns.Responder, log *slog.Logger) error {
+	if err := r.Run(ctx); err != nil {
+		log.Error("mDNS stopped: phones must use the box's IP address", "err", err)
+	}
+	return nil
+}
+
+// phoneURLs are the addresses phones open the box at: its mDNS name (the one claimed, once
+// claimed), then its LAN addresses, for phones that do not resolve ".local".
+func phoneURLs(r *mdns.Responder, hostname string, port int, lan []netip.Addr) []string {
+	p := ""
+	if port != 443 {
+		p = ":" + strconv.Itoa(port)
+	}
+	name := hostname + ".local"
+	if r != nil && r.Name() != "" {
+		name = r.Name()
+	}
+	urls := []string{"https://" + name + p}
+	for _, a := range lan {
+		if a.IsLoopback() {
+			continue
+		}
+		h := a.String()
+		if a.Is6() {
+			h = "[" + h + "]"
+		}
+		urls = append(urls, "https://"+h+p)
+	}
+	return urls
+}
