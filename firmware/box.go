@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/chattorrent/chattorrent/net/archiver"
+	"github.com/chattorrent/chattorrent/net/pieces"
 	"github.com/chattorrent/chattorrent/store"
+	"github.com/chattorrent/chattorrent/store/bundle"
 	"github.com/chattorrent/chattorrent/web"
 )
 
@@ -16,6 +18,7 @@ import (
 type boxAPI struct {
 	arch  *archiver.Archiver
 	store *store.Store
+	blobs *pieces.Blobs
 }
 
 func (b boxAPI) Connect(ctx context.Context, offer []byte) ([]byte, error) {
@@ -39,6 +42,22 @@ func (b boxAPI) Rooms() ([]web.BoxRoom, error) {
 		out = append(out, web.BoxRoom{ID: r.ID, Name: r.Name, Entries: r.Entries, LastTS: r.LastTS})
 	}
 	return out, nil
+}
+
+func (b boxAPI) ExportZip(room string) (string, func(io.Writer) error, error) {
+	now := time.Now()
+	x, err := b.store.Export(room, now)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil, web.ErrNoRoom
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	var files bundle.Files
+	if b.blobs != nil {
+		files = b.blobs
+	}
+	return x.Room.Name, func(w io.Writer) error { return bundle.Write(w, x, files, now) }, nil
 }
 
 func (b boxAPI) Export(room string, w io.Writer) (string, error) {

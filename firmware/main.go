@@ -75,6 +75,9 @@ Usage:
   chattorrent identity [show|export|import FILE] [-data-dir DIR]
                                      the box's key pair (made on first use); export prints a
                                      backup, import restores one (a browser's backup works too)
+  chattorrent export [-o DIR] [-data-dir DIR] [ROOM-ID...]
+                                     every room the box keeps (or those named) as a zip:
+                                     history.json (verifiable) and the files the box holds
   chattorrent healthcheck [flags]    GET /healthz of the running appliance (same flags as serve)
   chattorrent version                print the version
   chattorrent help                   print this help
@@ -111,6 +114,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return verifyCmd(rest, stdout, time.Now())
 	case "identity":
 		return identityCmd(rest, stdout, stderr)
+	case "export":
+		return exportCmd(ctx, rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 		return nil

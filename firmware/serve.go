@@ -89,7 +89,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		CAPEM:         box.CAPEM(),
 		CAFingerprint: box.CAFingerprint(),
 		Logger:        base,
-		Box:           boxAPI{arch: arch, store: st},
+		Box:           boxAPI{arch: arch, store: st, blobs: blobs},
 		Drop:          web.NewDropBox(web.DropOptions{}),
 		Hardware:      hardwareAPI{hw},
 	}

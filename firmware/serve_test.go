@@ -72,7 +72,7 @@ func TestServe(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"serve", "--data-dir", dataDir, "--https-addr", "127.0.0.1:0",
-			"--http-addr", "127.0.0.1:0", "--ready-file", readyFile, "--hostname", "testbox"}, io.Discard, logs)
+			"--http-addr", "127.0.0.1:0", "--ready-file", readyFile, "--hostname", "testbox", "--mdns=false"}, io.Discard, logs)
 	}()
 	ready := waitReady(t, readyFile, done)
 

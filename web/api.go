@@ -27,6 +27,9 @@ type Box interface {
 	// Export writes a room's verifiable history export (JSON) and returns the room's name;
 	// ErrNoRoom when the box does not keep it.
 	Export(room string, w io.Writer) (string, error)
+	// ExportZip returns the room's name and a func writing its export with the files the
+	// box holds as a zip (PROTOCOL.md §4); ErrNoRoom when the box does not keep it.
+	ExportZip(room string) (string, func(io.Writer) error, error)
 }
 
 // BoxHardware is the box's board (microphone, buttons, LED, USB sticks), when the page
@@ -191,4 +194,30 @@ func (o Options) apiHistory(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Disposition", `attachment; filename="`+torrent.SafeFileName(name)+`_history.json"`)
 	w.Write(buf.Bytes())
+}
+
+func (o Options) apiHistoryZip(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !reRoomID.MatchString(id) {
+		fail(w, http.StatusBadRequest, "bad-room", "a room id is 32 lowercase hex characters")
+		return
+	}
+	name, write, err := o.Box.ExportZip(id)
+	switch {
+	case errors.Is(err, ErrNoRoom):
+		fail(w, http.StatusNotFound, "no-room", "the box keeps no such room")
+		return
+	case err != nil:
+		o.Logger.Error("export zip", "room", id, "err", err)
+		fail(w, http.StatusInternalServerError, "failed", "the box could not export the room")
+		return
+	}
+	w.Header().Set("Content-Type", "application/zip")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+torrent.SafeFileName(name)+`_history.zip"`)
+	// Streamed: the files may be large. A failure midway cuts the response, and the zip
+	// then lacks its central directory, so no tool takes it for whole.
+	if err := write(w); err != nil {
+		o.Logger.Warn("export zip", "room", id, "err", err)
+	}
 }

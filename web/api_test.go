@@ -27,6 +27,13 @@ func (fakeBox) Export(room string, w io.Writer) (string, error) {
 	return "Aula 7", nil
 }
 
+func (fakeBox) ExportZip(room string) (string, func(io.Writer) error, error) {
+	if room != strings.Repeat("a", 32) {
+		return "", nil, ErrNoRoom
+	}
+	return "Aula 7", func(w io.Writer) error { _, err := io.WriteString(w, "PK"); return err }, nil
+}
+
 func TestAPI(t *testing.T) {
 	box := fakeBox{connect: func(b []byte) ([]byte, error) {
 		switch string(b) {
@@ -69,6 +76,9 @@ func TestAPI(t *testing.T) {
 		{"export", "GET", "/api/rooms/" + strings.Repeat("a", 32) + "/history.json", "", nil, 200, "chattorrent-history"},
 		{"export unknown", "GET", "/api/rooms/" + strings.Repeat("b", 32) + "/history.json", "", nil, 404, "no-room"},
 		{"export bad id", "GET", "/api/rooms/..%2f..%2fetc/history.json", "", nil, 400, "bad-room"},
+		{"zip", "GET", "/api/rooms/" + strings.Repeat("a", 32) + "/history.zip", "", nil, 200, "PK"},
+		{"zip unknown", "GET", "/api/rooms/" + strings.Repeat("b", 32) + "/history.zip", "", nil, 404, "no-room"},
+		{"zip bad id", "GET", "/api/rooms/ABC/history.zip", "", nil, 400, "bad-room"},
 		{"GET connect", "GET", "/api/rooms/connect", "", nil, 404, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

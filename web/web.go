@@ -96,6 +96,7 @@ func New(opts Options) http.Handler {
 		mux.HandleFunc("GET /api/rooms", opts.apiRooms)
 		mux.HandleFunc("POST /api/rooms/connect", opts.apiConnect)
 		mux.HandleFunc("GET /api/rooms/{id}/history.json", opts.apiHistory)
+		mux.HandleFunc("GET /api/rooms/{id}/history.zip", opts.apiHistoryZip)
 		if opts.Hardware != nil {
 			mux.HandleFunc("GET /api/box/status", opts.apiStatus)
 			mux.HandleFunc("POST /api/rooms/{id}/voice", opts.apiVoice)

@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"archive/zip"
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -146,11 +149,61 @@ func TestBoxVoiceNote(t *testing.T) {
 	a.do(chromedp.Click(chromedp.CSS("#box-record")))
 	playable := `(() => { const au = document.querySelector('#messages audio.msg-audio'); return !!au && au.readyState >= 1 && au.duration > 1; })()`
 	a.waitJS(playable)
-	if got := a.text(`#messages .msg:not(.mine) .msg-author`); !strings.Contains(got, "") {
-		t.Errorf("author %q", got)
+	if got := a.text(`#messages .msg:not(.mine) .msg-author`); !strings.Contains(got, "ChatTorrent e2ebox") {
+		t.Errorf("the note's author %q, want the box", got)
 	}
 	if typ := evalJS[string](a, `document.querySelector('#messages .file[data-state="complete"] .file-save').download`); !strings.HasSuffix(typ, ".wav") {
 		t.Errorf("the note is saved as %q", typ)
+	}
+
+	// The box's zip of the room holds its history and the note.
+	room := evalJS[string](a, `document.querySelector('#rooms .room-item').dataset.roomId`)
+	sel := fmt.Sprintf(`.box-room[data-room-id=%q] .box-zip`, room)
+	a.waitJS(fmt.Sprintf(`!!document.querySelector(%q)`, sel))
+	path, name := a.download(chromedp.Click(chromedp.CSS(sel)))
+	if name != "Radio_history.zip" {
+		t.Errorf("zip named %q", name)
+	}
+	z, err := zip.OpenReader(path)
+	if err != nil {
+		t.Fatalf("the box's zip: %v", err)
+	}
+	defer z.Close()
+	var x struct {
+		Entries []json.RawMessage
+		Media   []struct {
+			Kind, Path string
+			Included   bool
+		}
+	}
+	files := map[string]*zip.File{}
+	for _, f := range z.File {
+		files[f.Name] = f
+	}
+	readZip := func(name string) []byte {
+		f := files[name]
+		if f == nil {
+			t.Fatalf("%s not in the zip (%d files)", name, len(z.File))
+		}
+		r, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		b, err := io.ReadAll(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	if err := json.Unmarshal(readZip("history.json"), &x); err != nil {
+		t.Fatal(err)
+	}
+	if len(x.Media) != 1 || x.Media[0].Kind != "voice" || !x.Media[0].Included {
+		t.Fatalf("media list %+v", x.Media)
+	}
+	if wav := readZip(x.Media[0].Path); len(wav) < 44 || string(wav[:4]) != "RIFF" || string(wav[8:12]) != "WAVE" {
+		t.Errorf("%s is not the WAV note (%d bytes)", x.Media[0].Path, len(wav))
 	}
 	a.checkConsole()
 }

@@ -632,7 +632,8 @@ function renderBoxRooms() {
     el('span', { class: 'room-name', text: b.name }),
     el('span', { class: 'room-last', text: t('boxEntries', { n: b.entries || 0 }) }),
     el('button', { type: 'button', class: 'box-open', 'data-room-id': b.id, text: t('boxOpen') }),
-    el('a', { class: 'button box-history', href: `/api/rooms/${b.id}/history.json`, download: `${safeFileName(b.name)}_history.json`, text: t('boxHistory') })));
+    el('a', { class: 'button box-history', href: `/api/rooms/${b.id}/history.json`, download: `${safeFileName(b.name)}_history.json`, text: t('boxHistory') }),
+    el('a', { class: 'button box-zip', href: `/api/rooms/${b.id}/history.zip`, download: `${safeFileName(b.name)}_history.zip`, text: t('boxZip') })));
   $('box-rooms').replaceChildren(...items);
   $('box-empty').hidden = items.length > 0;
 }
@@ -679,11 +680,11 @@ async function exportWithMedia(roomId) {
       m.included = false;
       continue;
     }
-    let name = `media/${m.root.slice(0, 12)}-${safeFileName(m.name)}`;
-    if (names.has(name)) continue;
-    names.add(name);
+    const name = `media/${m.root.slice(0, 12)}-${safeFileName(m.name)}`;
     m.included = true;
     m.path = name;
+    if (names.has(name)) continue; // the same file announced again: included once
+    names.add(name);
     files.push({ name, blob });
   }
   files.unshift({ name: 'history.json', blob: new Blob([JSON.stringify(data, null, 1)]) });

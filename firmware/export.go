@@ -1,0 +1,237 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"time"
+
+	"github.com/chattorrent/chattorrent/net/cert"
+	"github.com/chattorrent/chattorrent/net/pieces"
+	"github.com/chattorrent/chattorrent/net/torrent"
+	"github.com/chattorrent/chattorrent/store"
+	"github.com/chattorrent/chattorrent/store/bundle"
+)
+
+var reExportRoom = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// exportCmd runs "chattorrent export [-data-dir D] [-https-addr A] [-o DIR] [ROOM-ID...]":
+// every room the box keeps (or those named) as <name>_<id prefix>_history.zip in DIR, the
+// zip the web page offers (history.json, verifiable, plus the files the box holds). While
+// the service runs it holds the store, so the export asks it over HTTPS on loopback
+// (trusting only the box's CA); otherwise it reads the data directory itself.
+func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("chattorrent export", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	env := func(k, def string) string {
+		if v, ok := os.LookupEnv(k); ok {
+			return v
+		}
+		return def
+	}
+	dataDir := fs.String("data-dir", env("CHATTORRENT_DATA_DIR", defaultDataDir(os.Geteuid(), os.LookupEnv)), "the appliance's data directory (env CHATTORRENT_DATA_DIR)")
+	httpsAddr := fs.String("https-addr", env("CHATTORRENT_HTTPS_ADDR", ":8443"), "the running appliance's HTTPS address (env CHATTORRENT_HTTPS_ADDR)")
+	out := fs.String("o", ".", "directory the zips are written to")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return usageError{err: err, printed: true}
+	}
+	want := fs.Args()
+	for _, id := range want {
+		if !reExportRoom.MatchString(id) {
+			return usageError{err: fmt.Errorf("export: %q is not a room id (32 lowercase hex characters)", id)}
+		}
+	}
+	if fi, err := os.Stat(*out); err != nil || !fi.IsDir() {
+		return fmt.Errorf("export: -o %s is not a directory", *out)
+	}
+
+	var src exportSource
+	st, err := store.Open(filepath.Join(*dataDir, "store"), store.Options{Logger: slog.New(slog.DiscardHandler)})
+	switch {
+	case errors.Is(err, store.ErrLocked):
+		src, err = newRemoteExport(*dataDir, *httpsAddr)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stderr, "the appliance is running: exporting through it")
+	case err != nil:
+		return fmt.Errorf("export: %w", err)
+	default:
+		defer st.Close()
+		var files bundle.Files
+		if _, err := os.Stat(filepath.Join(*dataDir, "files")); err == nil {
+			if b, err := pieces.NewBlobs(filepath.Join(*dataDir, "files"), 0); err == nil {
+				files = b
+			}
+		}
+		src = localExport{st: st, files: files}
+	}
+
+	rooms, err := src.rooms(ctx)
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	n := 0
+	for _, r := range rooms {
+		if len(want) > 0 && !slices.Contains(want, r.ID) {
+			continue
+		}
+		name := filepath.Join(*out, torrent.SafeFileName(r.Name)+"_"+r.ID[:8]+"_history.zip")
+		if err := writeAtomic(name, func(w io.Writer) error { return src.zip(ctx, r.ID, w) }); err != nil {
+			return fmt.Errorf("export %s: %w", r.ID, err)
+		}
+		fmt.Fprintln(stdout, name)
+		n++
+	}
+	if n < len(want) {
+		return fmt.Errorf("export: the box keeps %d of the %d rooms named", n, len(want))
+	}
+	if n == 0 {
+		fmt.Fprintln(stderr, "the box keeps no room yet")
+	}
+	return nil
+}
+
+type exportRoom struct{ ID, Name string }
+
+type exportSource interface {
+	rooms(ctx context.Context) ([]exportRoom, error)
+	zip(ctx context.Context, id string, w io.Writer) error
+}
+
+type localExport struct {
+	st    *store.Store
+	files bundle.Files
+}
+
+func (l localExport) rooms(context.Context) ([]exportRoom, error) {
+	rs, err := l.st.Rooms()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]exportRoom, len(rs))
+	for i, r := range rs {
+		out[i] = exportRoom{ID: r.ID, Name: cmpOr(r.Name, r.ID)}
+	}
+	return out, nil
+}
+
+func (l localExport) zip(_ context.Context, id string, w io.Writer) error {
+	now := time.Now()
+	x, err := l.st.Export(id, now)
+	if err != nil {
+		return err
+	}
+	return bundle.Write(w, x, l.files, now)
+}
+
+// remoteExport asks the running appliance on loopback.
+type remoteExport struct {
+	client *http.Client
+	base   string
+}
+
+func newRemoteExport(dataDir, httpsAddr string) (remoteExport, error) {
+	caPEM, err := os.ReadFile(filepath.Join(dataDir, cert.CAFile))
+	if err != nil {
+		return remoteExport{}, fmt.Errorf("export: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return remoteExport{}, errors.New("export: no certificate in " + filepath.Join(dataDir, cert.CAFile))
+	}
+	_, port, err := net.SplitHostPort(httpsAddr)
+	if err != nil {
+		return remoteExport{}, fmt.Errorf("export: -https-addr: %w", err)
+	}
+	return remoteExport{
+		client: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"}}},
+		base:   "https://" + net.JoinHostPort("127.0.0.1", port),
+	}, nil
+}
+
+func (r remoteExport) get(ctx context.Context, path string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.base+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("GET %s: %s", path, resp.Status)
+	}
+	return resp, nil
+}
+
+func (r remoteExport) rooms(ctx context.Context) ([]exportRoom, error) {
+	resp, err := r.get(ctx, "/api/rooms")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var rs []exportRoom
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 8<<20)).Decode(&rs); err != nil {
+		return nil, fmt.Errorf("rooms: %w", err)
+	}
+	out := rs[:0]
+	for _, x := range rs {
+		if reExportRoom.MatchString(x.ID) {
+			x.Name = cmpOr(x.Name, x.ID)
+			out = append(out, x)
+		}
+	}
+	return out, nil
+}
+
+func (r remoteExport) zip(ctx context.Context, id string, w io.Writer) error {
+	resp, err := r.get(ctx, "/api/rooms/"+id+"/history.zip")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(w, resp.Body)
+	return err
+}
+
+// writeAtomic writes name through a temporary file beside it, synced and renamed: a
+// failed export leaves nothing, never half a zip.
+func writeAtomic(name string, write func(io.Writer) error) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(name), ".export-*.tmp")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if err = write(f); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), name)
+}
