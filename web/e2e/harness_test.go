@@ -172,6 +172,8 @@ type user struct {
 	lang    string // es-ES or en-US
 	profile string
 	dl      string
+	base    string // the page's origin: server.base unless the test serves its own box
+	rules   string // Chromium's --host-resolver-rules
 	ctx     context.Context
 	stop    func()
 
@@ -180,9 +182,18 @@ type user struct {
 	console  []string // the latest console lines of any kind, for failure messages
 }
 
+// noDNS stops Chromium's own start-up lookups: every name fails but the loopback ones.
+const noDNS = "MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE localhost"
+
 func newUser(t testing.TB, name, lang string) *user {
 	t.Helper()
-	u := &user{t: t, name: name, lang: lang, profile: t.TempDir(), dl: t.TempDir()}
+	return newUserAt(t, name, lang, server.base, noDNS)
+}
+
+// newUserAt opens the page at base, with Chromium resolving names by rules.
+func newUserAt(t testing.TB, name, lang, base, rules string) *user {
+	t.Helper()
+	u := &user{t: t, name: name, lang: lang, profile: t.TempDir(), dl: t.TempDir(), base: base, rules: rules}
 	u.open()
 	t.Cleanup(func() {
 		if t.Failed() && u.stop != nil {
@@ -209,7 +220,7 @@ func (u *user) open() {
 		chromedp.Flag("allow-loopback-in-peer-connection", true),
 		chromedp.Flag("use-fake-ui-for-media-stream", true),
 		chromedp.Flag("use-fake-device-for-media-stream", true), // a beeping microphone
-		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE localhost"),
+		chromedp.Flag("host-resolver-rules", u.rules),
 		chromedp.Flag("lang", u.lang),
 		chromedp.Flag("accept-lang", u.lang),
 	)
@@ -267,11 +278,11 @@ func (u *user) open() {
 	// In a loopback-only namespace Chromium gathers ICE candidates only for a page that
 	// holds the microphone permission.
 	if _, err := chromedp.CallBrowser(ctx, browser.SetPermission, browser.SetPermissionParams{
-		Permission: &browser.PermissionDescriptor{Name: "microphone"}, Setting: browser.PermissionSettingGranted, Origin: server.base,
+		Permission: &browser.PermissionDescriptor{Name: "microphone"}, Setting: browser.PermissionSettingGranted, Origin: u.base,
 	}); err != nil {
 		t.Fatalf("%s: permission: %v", u.name, err)
 	}
-	u.do(chromedp.Navigate(server.base + "/"))
+	u.do(chromedp.Navigate(u.base + "/"))
 	u.waitJS(`document.body.dataset.ready === '1'`)
 }
 

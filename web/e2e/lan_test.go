@@ -1,0 +1,209 @@
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/pion/mdns/v2"
+	"golang.org/x/net/ipv4"
+)
+
+// TestLANBoxByName: two hosts. The box runs in a network namespace of its own, joined to
+// this test's namespace (the phones' host) by a veth pair:
+//
+//	this namespace (phones): ctva 10.78.0.2/24  <== veth ==>  box namespace: ctvb 10.78.0.1/24
+//
+// The phones' host resolves chattorrent.local over real multicast (pion's resolver, as a
+// phone's OS would), checks that the box's certificate is valid for that name, and gives
+// the answer to Chromium as its resolver (Chromium on Linux resolves .local through the
+// system's NSS, which has no mDNS module here). Two browsers then load
+// https://chattorrent.local, meet through the box's drop box with no files and chat.
+func TestLANBoxByName(t *testing.T) {
+	ns, err := newBoxNamespace(t)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("two-host setup: %v", err)
+		}
+		t.Skipf("two-host setup: %v (needs root and iproute2)", err)
+	}
+
+	// The box: the real binary with its defaults (mDNS on, name chattorrent), in its host.
+	dir := t.TempDir()
+	ready := filepath.Join(dir, "ready.json")
+	logf, err := os.Create(filepath.Join(dir, "box.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd := exec.Command("ip", "netns", "exec", ns, filepath.Join(server.dir, "chattorrent"), "serve",
+		"--data-dir", filepath.Join(dir, "data"), "--https-addr", ":8443", "--http-addr", "", "--ready-file", ready,
+		"--mic", "none", "--ptt-pin", "none", "--export-pin", "none", "--led-pin", "none", "--sticks", "none")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer func() {
+		cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			log, _ := os.ReadFile(logf.Name())
+			t.Logf("box log:\n%s", log)
+		}
+	}()
+	for {
+		if _, err := os.Stat(ready); err == nil {
+			break
+		}
+		select {
+		case err := <-done:
+			log, _ := os.ReadFile(logf.Name())
+			t.Fatalf("box exited: %v\n%s", err, log)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+
+	// Resolve the name over multicast on the veth.
+	addr := resolveMDNS(t, "ctva", "chattorrent.local")
+	if addr != netip.MustParseAddr("10.78.0.1") {
+		t.Fatalf("chattorrent.local resolved to %v, want the box's 10.78.0.1", addr)
+	}
+
+	// The box's certificate is valid for its mDNS name (against the box's own CA).
+	caPEM, err := os.ReadFile(filepath.Join(dir, "data", "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool},
+		DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
+			if a != "chattorrent.local:8443" {
+				return nil, fmt.Errorf("unexpected dial %s", a)
+			}
+			var d net.Dialer
+			return d.DialContext(ctx, network, netip.AddrPortFrom(addr, 8443).String())
+		},
+	}}
+	resp, err := client.Get("https://chattorrent.local:8443/api/box/address")
+	if err != nil {
+		t.Fatalf("HTTPS to chattorrent.local with the box's CA: %v", err)
+	}
+	var got struct{ URLs []string }
+	json.NewDecoder(resp.Body).Decode(&got)
+	resp.Body.Close()
+	if len(got.URLs) < 2 || got.URLs[0] != "https://chattorrent.local:8443" || got.URLs[1] != "https://10.78.0.1:8443" {
+		t.Errorf("the box lists %v", got.URLs)
+	}
+
+	// Two phones on the phones' host load the page by name and meet through the drop box.
+	base := "https://chattorrent.local:8443"
+	rules := fmt.Sprintf("MAP chattorrent.local %s , %s", addr, noDNS)
+	a := newUserAt(t, "A", "es-ES", base, rules)
+	b := newUserAt(t, "B", "es-ES", base, rules)
+	if href := evalJS[string](a, `location.href`); href != base+"/" {
+		t.Fatalf("A is at %s", href)
+	}
+	a.setName("Ana")
+	b.setName("Bruno")
+	a.do(chromedp.SendKeys(chromedp.CSS("#new-room-name"), "Campamento"))
+	a.download(chromedp.Click(chromedp.CSS("#create-room")))
+	a.waitJS(`!document.getElementById('publish-offer').hidden`)
+	a.do(chromedp.Click(chromedp.CSS("#publish-offer")))
+	b.waitJS(`[...document.querySelectorAll('#drop-offers .drop-offer .room-name')].some(n => n.textContent === 'Campamento')`)
+	before := len(b.downloads())
+	b.do(chromedp.Click(chromedp.CSS("#drop-offers .drop-join")))
+	a.waitStatus("connected")
+	b.waitStatus("connected")
+	if n := len(b.downloads()); n != before {
+		t.Errorf("B downloaded %d files joining through the box", n-before)
+	}
+	a.say("hola desde la tienda")
+	b.waitMessage("hola desde la tienda")
+	b.say("te leo")
+	a.waitMessage("te leo")
+	a.checkConsole()
+	b.checkConsole()
+}
+
+// newBoxNamespace makes the box's namespace and the veth pair to it, with IPv4 only (no
+// IPv6 duplicate-address wait), and removes both when the test ends.
+func newBoxNamespace(t *testing.T) (string, error) {
+	if os.Geteuid() != 0 {
+		return "", fmt.Errorf("not root")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		return "", err
+	}
+	ns := fmt.Sprintf("ctbox%d", os.Getpid())
+	ip := func(args ...string) error {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+		return nil
+	}
+	if err := ip("netns", "add", ns); err != nil {
+		return "", err
+	}
+	t.Cleanup(func() { ip("netns", "del", ns) }) // the veth pair goes with it
+	for _, args := range [][]string{
+		{"link", "add", "ctva", "type", "veth", "peer", "name", "ctvb", "netns", ns},
+		{"addr", "add", "10.78.0.2/24", "dev", "ctva"},
+		{"link", "set", "ctva", "up"},
+		{"-n", ns, "link", "set", "lo", "up"},
+		{"-n", ns, "addr", "add", "10.78.0.1/24", "dev", "ctvb"},
+		{"-n", ns, "link", "set", "ctvb", "up"},
+	} {
+		if err := ip(args...); err != nil {
+			return "", err
+		}
+	}
+	return ns, nil
+}
+
+// resolveMDNS asks for name over multicast on ifname until an IPv4 answer comes (the box
+// probes for its name before it answers).
+func resolveMDNS(t *testing.T, ifname, name string) netip.Addr {
+	t.Helper()
+	ifc, err := net.InterfaceByName(ifname)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l4, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(224, 0, 0, 251), Port: 5353})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := mdns.NewServer(ipv4.NewPacketConn(l4), nil, mdns.WithInterfaces(*ifc), mdns.WithQueryInterval(100*time.Millisecond))
+	if err != nil {
+		l4.Close()
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	_, addr, err := conn.QueryAddr(ctx, name)
+	if err != nil {
+		t.Fatalf("resolve %s over mDNS on %s: %v", name, ifname, err)
+	}
+	return addr.Unmap()
+}
