@@ -176,6 +176,11 @@ func (c *arecordCapture) Close() error {
 		return nil
 	}
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	// arecord blocked writing to a full pipe would not get to its exit: closing our end
+	// fails that write. One that still lingers is killed.
+	_ = c.out.Close()
+	kill := time.AfterFunc(2*time.Second, func() { _ = c.cmd.Process.Kill() })
+	defer kill.Stop()
 	err := c.wait()
 	var exit *exec.ExitError
 	if errors.As(err, &exit) { // stopped by us: not an error
