@@ -40,8 +40,20 @@ type Options struct {
 	// OpenTimeout is how long an answered offer waits for its DataChannel; 0 means 2 minutes.
 	OpenTimeout time.Duration
 	// Blobs, when set, holds the files the box announces itself (voice notes from its
-	// microphone) and serves them to peers (PROTOCOL.md §5).
+	// microphone) and the files it fetches from the peers of the rooms it keeps (every
+	// image, voice and file entry), and serves them to peers (PROTOCOL.md §5).
 	Blobs *pieces.Blobs
+	// MaxFetchSize: files announced in a room and larger than this are not fetched; 0
+	// means pieces.DefaultMaxFetchSize (256 MiB).
+	MaxFetchSize int64
+	// FilesBudget caps the bytes of the Blobs directory; a fetch that would pass it is
+	// refused with a log and nothing is deleted. 0 means pieces.DefaultDiskBudget (2 GiB).
+	FilesBudget int64
+	// MaxFetches caps the files fetched at once; 0 means pieces.DefaultMaxFetches.
+	MaxFetches int
+	// FetchStall is how long a fetch waits for a silent peer before asking again; 0 means
+	// pieces.DefaultStall.
+	FetchStall time.Duration
 	// Clock is the time the box writes and checks entries by; nil means a NewClock. Give
 	// the store the same Clock's Now.
 	Clock *Clock
@@ -51,9 +63,10 @@ type Options struct {
 
 // Archiver answers offers for rooms and runs one sync session per connected peer.
 type Archiver struct {
-	opts Options
-	api  *webrtc.API
-	log  *slog.Logger
+	opts  Options
+	api   *webrtc.API
+	log   *slog.Logger
+	fetch *pieces.Fetcher // nil without Blobs
 
 	mu      sync.Mutex
 	runCtx  context.Context // set by Run; the lifetime of every connection
@@ -85,8 +98,16 @@ func New(opts Options) (*Archiver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("archiver: %w", err)
 	}
-	return &Archiver{opts: opts, api: api, log: opts.Logger.With("component", "archiver"),
-		byRoom: make(map[string]map[*rtc.Session]struct{})}, nil
+	a := &Archiver{opts: opts, api: api, log: opts.Logger.With("component", "archiver"),
+		byRoom: make(map[string]map[*rtc.Session]struct{})}
+	if opts.Blobs != nil {
+		a.fetch, err = pieces.NewFetcher(pieces.FetcherOptions{Blobs: opts.Blobs, MaxFileSize: opts.MaxFetchSize,
+			DiskBudget: opts.FilesBudget, MaxFetches: opts.MaxFetches, Stall: opts.FetchStall, Logger: opts.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("archiver: %w", err)
+		}
+	}
+	return a, nil
 }
 
 // Run lets Connect accept peers until ctx ends, then closes every connection and waits
@@ -95,11 +116,22 @@ func (a *Archiver) Run(ctx context.Context) error {
 	a.mu.Lock()
 	a.runCtx = ctx
 	a.mu.Unlock()
+	fetched := make(chan struct{})
+	go func() {
+		defer close(fetched)
+		if a.fetch == nil {
+			return
+		}
+		if err := a.fetch.Run(ctx); err != nil {
+			a.log.Error("fetching files stopped", "err", err)
+		}
+	}()
 	<-ctx.Done()
 	a.mu.Lock()
 	a.stopped = true
 	a.mu.Unlock()
 	a.wg.Wait()
+	<-fetched
 	return nil
 }
 
@@ -153,12 +185,22 @@ func (a *Archiver) Connect(ctx context.Context, offer []byte) ([]byte, error) {
 		release()
 		return nil, fmt.Errorf("archiver: answer: %w", err)
 	}
+	// A peer that goes away without closing (a phone out of range, its battery flat)
+	// ends the connection when ICE gives up on it (pion: failed after about 30 s of
+	// silence): its session ends and its place among MaxPeers is free again.
+	connCtx, cancelConn := context.WithCancel(runCtx)
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		if st == webrtc.PeerConnectionStateFailed || st == webrtc.PeerConnectionStateClosed {
+			cancelConn()
+		}
+	})
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
 		defer release()
 		defer pc.Close()
-		a.serve(runCtx, inv, rh, channels)
+		defer cancelConn()
+		a.serve(connCtx, inv, rh, channels)
 	}()
 	a.log.Info("answered", "room", inv.Room, "name", inv.RoomName, "peer", inv.Peer.Name)
 	return answer, nil
@@ -206,10 +248,12 @@ func (a *Archiver) serve(ctx context.Context, inv *torrent.Invitation, rh *store
 	defer conn.Close()
 	var seeder *pieces.Seeder
 	var files rtc.FileHandler
+	router := &fileRouter{}
 	if a.opts.Blobs != nil {
 		seeder = pieces.NewSeeder(pieces.SeederOptions{Blobs: a.opts.Blobs, Logger: log,
 			Announced: func(root string) bool { return a.announced(inv.Room, root) }})
-		files = seeder
+		router.seed = seeder
+		files = router
 	}
 	var s *rtc.Session
 	s, err = rtc.NewSession(rtc.Config{Files: files,
@@ -221,14 +265,21 @@ func (a *Archiver) serve(ctx context.Context, inv *torrent.Invitation, rh *store
 				if !ev.PeerNow.IsZero() {
 					a.opts.Clock.Observe(ev.PeerNow) // before the peer's entries are checked
 				}
+				a.fetchKept(inv.Room, router.fetch)
 			case rtc.EventAdded:
 				a.relay(ctx, inv.Room, s, ev.Entries)
+				a.fetchFiles(router.fetch, ev.Entries)
 			}
 		},
 	})
 	if err != nil {
 		log.Error("session", "err", err)
 		return
+	}
+	if a.fetch != nil {
+		// Set before Run: the session's events and frames read it.
+		router.fetch = a.fetch.Link(s, inv.Peer.Name)
+		defer router.fetch.Close()
 	}
 	a.mu.Lock()
 	if a.byRoom[inv.Room] == nil {
@@ -294,6 +345,74 @@ func (a *Archiver) relay(ctx context.Context, room string, from *rtc.Session, en
 	}()
 }
 
+// fileRouter is a session's FileHandler: the peer's wants (and cancels) go to the Seeder,
+// the answers to the box's own wants (frames, nope, cancel) to the Fetcher's link.
+type fileRouter struct {
+	seed  *pieces.Seeder
+	fetch *pieces.FetchLink // nil without a fetcher
+}
+
+func (r *fileRouter) Control(c pieces.Control) {
+	switch c.T {
+	case "want":
+		r.seed.Control(c)
+	case "cancel":
+		r.seed.Control(c)
+		if r.fetch != nil {
+			r.fetch.Control(c)
+		}
+	case "nope":
+		if r.fetch != nil {
+			r.fetch.Control(c)
+		}
+	}
+}
+
+func (r *fileRouter) Frame(b []byte) {
+	if r.fetch != nil {
+		r.fetch.Frame(b)
+	}
+}
+
+// fetchKept queues, once the peer said hello, the files of every entry the box already
+// keeps for the room: the peer may hold some the box lacks. It must not block (it runs in
+// the session's goroutine): the store is read on a goroutine of the archiver's wait group.
+func (a *Archiver) fetchKept(room string, link *pieces.FetchLink) {
+	if link == nil {
+		return
+	}
+	a.wg.Add(1) // the calling session is counted in wg: this never races Run's Wait
+	go func() {
+		defer a.wg.Done()
+		es, err := a.opts.Store.Entries(room)
+		if err != nil {
+			a.log.Warn("files not fetched: the room's entries", "room", room, "err", err)
+			return
+		}
+		a.fetchFiles(link, es)
+	}()
+}
+
+// fetchFiles queues the files the entries announce to be fetched from the link's peer
+// (among others); files the box holds, or over the size limit, are skipped by the Fetcher.
+func (a *Archiver) fetchFiles(link *pieces.FetchLink, es []history.Entry) {
+	if link == nil {
+		return
+	}
+	for _, e := range es {
+		if !pieces.IsFileKind(e.Kind) {
+			continue
+		}
+		m, err := pieces.ParseMeta(e.Kind, e.Body)
+		if err != nil {
+			continue // shown as unsupported; never fetched (§5)
+		}
+		if err := link.Fetch(m); err != nil && !errors.Is(err, pieces.ErrTooLarge) {
+			a.log.Warn("file not fetched", "root", m.Root, "err", err)
+		}
+	}
+}
+
 // announced says whether an entry of the room announces the file root (hex).
 func (a *Archiver) announced(room, root string) bool {
 	es, err := a.opts.Store.Entries(room)
@@ -343,6 +462,17 @@ func (a *Archiver) PostFile(ctx context.Context, room string, meta pieces.Meta, 
 		a.relay(run, room, nil, []history.Entry{e})
 	}
 	return e, nil
+}
+
+// Peers is the number of peer connections open now, over every room.
+func (a *Archiver) Peers() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for _, ss := range a.byRoom {
+		n += len(ss)
+	}
+	return n
 }
 
 // running reports whether Run has started and not stopped.

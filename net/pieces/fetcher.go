@@ -1,0 +1,660 @@
+package pieces
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults of FetcherOptions.
+const (
+	DefaultMaxFetchSize = 256 << 20
+	DefaultDiskBudget   = 2 << 30
+	DefaultMaxFetches   = 2
+	DefaultMaxLies      = 3
+	DefaultStall        = 10 * time.Second
+	maxBadHashes        = 3
+	gotEvery            = 64  // a got message every 64 pieces verified (1 MiB)
+	fetchQueue          = 512 // frames queued per fetch before the excess is dropped (asked again)
+)
+
+// Errors of Fetch.
+var (
+	ErrTooLarge = errors.New("pieces: fetch: the file is over the size limit")
+	errParked   = errors.New("pieces: fetch: no peer to ask")
+)
+
+// FetcherOptions configure a Fetcher.
+type FetcherOptions struct {
+	Blobs *Blobs // where fetched files end up; required
+	// MaxFileSize refuses larger files; 0 means DefaultMaxFetchSize (256 MiB).
+	MaxFileSize int64
+	// DiskBudget caps the bytes of the Blobs directory (the box's own files, fetched files
+	// and files being fetched, counted at their full size); a fetch that would pass it is
+	// refused with a log. Nothing is ever deleted to make room. 0 means DefaultDiskBudget.
+	DiskBudget int64
+	// MaxFetches caps the files fetched at once; 0 means DefaultMaxFetches.
+	MaxFetches int
+	// MaxLies is how many bad pieces (or hashes) a peer may send for one file before it is
+	// no longer asked for that file; 0 means DefaultMaxLies.
+	MaxLies int
+	// Stall is how long a fetch waits for the asked peer's next frame before asking again
+	// (and, the second time, asking another peer if there is one); 0 means DefaultStall.
+	Stall time.Duration
+	// OnComplete, when set, is called (from the fetch's goroutine) with the root (hex) of
+	// each file stored whole.
+	OnComplete func(root string)
+	Logger     *slog.Logger
+}
+
+// FetcherStats counts what the fetcher did.
+type FetcherStats struct {
+	Fetched      int64 // files stored whole
+	Pieces       int64 // pieces verified and written
+	BadPieces    int64 // pieces (or hash lists) that did not match
+	DroppedPeers int64 // peers no longer asked for a file because they lied
+	Refused      int64 // fetches refused: over the size limit or the disk budget
+}
+
+// Fetcher is the receiving side of PROTOCOL.md §5 for the box (files.js FileLink's, in
+// Go): it fetches files announced in a room from the peers that may hold them, checks the
+// hashes against the root and every piece against its leaf, writes verified pieces to a
+// temporary file in the Blobs directory and renames it to its root when whole, after
+// which a Seeder serves it. One Fetcher serves the whole box; each session gets a
+// FetchLink (Link). A fetch cut by a peer leaving resumes from the verified pieces with
+// the next peer, and after a restart of the box from the temporary file, whose pieces are
+// verified again against the leaves.
+type Fetcher struct {
+	opts FetcherOptions
+	log  *slog.Logger
+	kick chan struct{}
+
+	mu        sync.Mutex
+	jobs      map[string]*job
+	order     []*job // queued first, fetched first
+	running   int
+	started   bool
+	warnedBig map[string]bool
+	wg        sync.WaitGroup
+
+	fetched, pieces, bad, dropped, refused atomic.Int64
+}
+
+type job struct {
+	meta  Meta
+	root  [32]byte
+	n     int
+	in    chan fetchEvent
+	peers []*FetchLink        // who may hold the file, in the order they are asked
+	skip  map[*FetchLink]bool // said nope, cancelled or lied too often: not asked again
+	cur   *FetchLink          // the peer asked now; frames from others are dropped
+
+	running bool
+	refused bool // by the budget or a disk error, until Fetch is called again
+
+	// Owned by the goroutine fetching (one at a time); kept between runs for a resume.
+	leaves [][32]byte
+	have   []bool
+	nhave  int
+}
+
+type fetchEvent struct {
+	from  *FetchLink
+	frame Frame
+	ctl   string // "nope" or "cancel"; "" for a frame
+}
+
+// NewFetcher checks opts; Run fetches.
+func NewFetcher(opts FetcherOptions) (*Fetcher, error) {
+	if opts.Blobs == nil {
+		return nil, errors.New("pieces: fetcher: no Blobs")
+	}
+	if opts.MaxFileSize <= 0 {
+		opts.MaxFileSize = DefaultMaxFetchSize
+	}
+	if opts.DiskBudget <= 0 {
+		opts.DiskBudget = DefaultDiskBudget
+	}
+	if opts.MaxFetches <= 0 {
+		opts.MaxFetches = DefaultMaxFetches
+	}
+	if opts.MaxLies <= 0 {
+		opts.MaxLies = DefaultMaxLies
+	}
+	if opts.Stall <= 0 {
+		opts.Stall = DefaultStall
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Fetcher{opts: opts, log: opts.Logger.With("component", "fetcher"), kick: make(chan struct{}, 1),
+		jobs: make(map[string]*job), warnedBig: make(map[string]bool)}, nil
+}
+
+// Stats returns the counters so far.
+func (f *Fetcher) Stats() FetcherStats {
+	return FetcherStats{Fetched: f.fetched.Load(), Pieces: f.pieces.Load(), BadPieces: f.bad.Load(),
+		DroppedPeers: f.dropped.Load(), Refused: f.refused.Load()}
+}
+
+// Pending is the number of files queued or being fetched.
+func (f *Fetcher) Pending() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.order)
+}
+
+// Run starts fetches (at most MaxFetches at once) until ctx ends, then waits for them.
+// Cancellation is not an error. Run may be called once.
+func (f *Fetcher) Run(ctx context.Context) error {
+	f.mu.Lock()
+	if f.started {
+		f.mu.Unlock()
+		return errors.New("pieces: fetcher: Run called twice")
+	}
+	f.started = true
+	f.mu.Unlock()
+	defer f.wg.Wait()
+	for {
+		f.schedule(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-f.kick:
+		}
+	}
+}
+
+func (f *Fetcher) wake() {
+	select {
+	case f.kick <- struct{}{}:
+	default:
+	}
+}
+
+// schedule starts the queued fetches that have a peer to ask, within the caps.
+func (f *Fetcher) schedule(ctx context.Context) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if ctx.Err() != nil {
+		return
+	}
+	for _, j := range slices.Clone(f.order) {
+		if f.running >= f.opts.MaxFetches {
+			return
+		}
+		if j.running || j.refused || f.usable(j, nil) == nil {
+			continue
+		}
+		if f.opts.Blobs.Has(j.root) { // stored meanwhile (the box posted it itself)
+			f.forget(j)
+			continue
+		}
+		if !f.opts.Blobs.PartialExists(j.root) {
+			used, err := f.opts.Blobs.Usage()
+			need := j.meta.Size + 32*int64(j.n)
+			if err != nil || used+need > f.opts.DiskBudget {
+				j.refused = true
+				f.refused.Add(1)
+				f.log.Warn("file not fetched: the disk budget for the box's files is full (nothing is deleted to make room)",
+					"root", j.meta.Root, "name", j.meta.Name, "bytes", j.meta.Size, "used", used, "budget", f.opts.DiskBudget, "err", err)
+				continue
+			}
+		}
+		part, err := f.opts.Blobs.OpenPartial(j.root, j.meta.Size)
+		if err != nil {
+			j.refused = true
+			f.log.Error("file not fetched", "root", j.meta.Root, "err", err)
+			continue
+		}
+		j.running = true
+		f.running++
+		f.wg.Go(func() { f.run(ctx, j, part) })
+	}
+}
+
+// forget removes a finished job; f.mu held.
+func (f *Fetcher) forget(j *job) {
+	delete(f.jobs, j.meta.Root)
+	f.order = slices.DeleteFunc(f.order, func(o *job) bool { return o == j })
+}
+
+// usable returns the first peer of j that may be asked, other than not (nil: any); f.mu held.
+func (f *Fetcher) usable(j *job, not *FetchLink) *FetchLink {
+	for _, p := range j.peers {
+		if p != not && !j.skip[p] && !p.isClosed() {
+			return p
+		}
+	}
+	return nil
+}
+
+func (f *Fetcher) run(ctx context.Context, j *job, part *Partial) {
+	log := f.log.With("root", j.meta.Root, "name", j.meta.Name)
+	err := f.fetch(ctx, j, part, log)
+	if cerr := part.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	f.mu.Lock()
+	j.running = false
+	j.cur = nil
+	f.running--
+	switch {
+	case err == nil:
+		f.forget(j)
+	case errors.Is(err, errParked), ctx.Err() != nil:
+	default:
+		j.refused = true // until a session announces it again
+	}
+	f.mu.Unlock()
+	switch {
+	case err == nil:
+		f.fetched.Add(1)
+		log.Info("file fetched and stored", "bytes", j.meta.Size)
+		if f.opts.OnComplete != nil {
+			f.opts.OnComplete(j.meta.Root)
+		}
+	case errors.Is(err, errParked):
+		log.Info("file fetch waits for a peer that holds it", "verified", j.nhave, "pieces", j.n)
+	case ctx.Err() != nil:
+	default:
+		log.Warn("file fetch stopped", "err", err)
+	}
+	f.wake()
+}
+
+// fetch asks the job's peers in turn until the file is whole (nil), no peer is left
+// (errParked), ctx ends or the disk fails.
+func (f *Fetcher) fetch(ctx context.Context, j *job, part *Partial, log *slog.Logger) error {
+	for drained := false; !drained; { // events left from an earlier run
+		select {
+		case <-j.in:
+		default:
+			drained = true
+		}
+	}
+	if !part.Existed && j.nhave > 0 { // the temporary file went away: start again
+		j.have, j.nhave = make([]bool, j.n), 0
+	}
+	rescan := j.leaves == nil && part.Existed
+	lies := make(map[*FetchLink]int)
+	var (
+		p         *FetchLink
+		hashBuf   [][32]byte
+		hashGot   []bool
+		nhash     int
+		lastAsked int
+		roundBad  bool
+		stalls    int
+		sinceGot  int
+	)
+	stall := time.NewTimer(f.opts.Stall)
+	defer stall.Stop()
+
+	// ask sends p a want for what is missing (the hashes first when they are not known).
+	ask := func() error {
+		c := Control{T: "want", Root: j.meta.Root, Hashes: j.leaves == nil}
+		if c.Hashes && rescan {
+			c.Ranges = [][2]int64{{0, 1}} // the leaves first: the file on disk may hold the rest
+		} else {
+			c.Ranges = missing(j.have)
+		}
+		if c.Hashes {
+			hashBuf, hashGot, nhash = make([][32]byte, j.n), make([]bool, j.n), 0
+		}
+		lastAsked = int(c.Ranges[len(c.Ranges)-1][1]) - 1
+		roundBad = false
+		stall.Reset(f.opts.Stall)
+		return p.send.SendControl(ctx, c)
+	}
+	// next asks the first usable peer other than `not`, or else p again (when allowed).
+	var next func(not *FetchLink, orSame bool) error
+	next = func(not *FetchLink, orSame bool) error {
+		f.mu.Lock()
+		q := f.usable(j, not)
+		if q == nil && orSame && not != nil && !j.skip[not] && !not.isClosed() {
+			q = not
+		}
+		if q != nil && not != nil && q != not {
+			// The peer passed over goes to the back of the line.
+			i := slices.Index(j.peers, not)
+			if i >= 0 {
+				j.peers = append(slices.Delete(j.peers, i, i+1), not)
+			}
+		}
+		j.cur = q
+		f.mu.Unlock()
+		if q == nil {
+			return errParked
+		}
+		if q != p {
+			stalls = 0
+			if p != nil {
+				log.Info("asking another peer for the file", "peer", q.name, "verified", j.nhave, "pieces", j.n)
+			}
+		}
+		p = q
+		if err := ask(); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			log.Info("a peer could not be asked", "peer", p.name, "err", err)
+			f.skip(j, p)
+			return next(nil, false)
+		}
+		return nil
+	}
+	drop := func(q *FetchLink, why string) error {
+		f.skip(j, q)
+		f.dropped.Add(1)
+		log.Warn("peer no longer asked for this file", "peer", q.name, "why", why)
+		if err := q.send.SendControl(ctx, Control{T: "cancel", Root: j.meta.Root}); err != nil && ctx.Err() == nil {
+			log.Debug("cancel not sent", "peer", q.name, "err", err)
+		}
+		return next(nil, false)
+	}
+
+	if err := next(nil, false); err != nil {
+		return err
+	}
+	for {
+		var ev fetchEvent
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-p.done:
+			if err := next(nil, false); err != nil {
+				return err
+			}
+			continue
+		case <-stall.C:
+			stalls++
+			log.Info("no frame from the peer: asking again", "peer", p.name, "stalls", stalls)
+			not := (*FetchLink)(nil)
+			if stalls >= 2 {
+				not = p // another peer, when there is one
+			}
+			if err := next(not, true); err != nil {
+				return err
+			}
+			continue
+		case ev = <-j.in:
+		}
+		if ev.from != p {
+			continue // from a peer asked before
+		}
+		stalls = 0
+		if ev.ctl != "" {
+			log.Info("the peer does not send the file", "peer", p.name, "says", ev.ctl)
+			f.skip(j, p)
+			if err := next(nil, false); err != nil {
+				return err
+			}
+			continue
+		}
+		stall.Reset(f.opts.Stall)
+		fr := ev.frame
+		if fr.Type == FrameHashes {
+			if j.leaves != nil || hashBuf == nil {
+				log.Debug("frame dropped: hashes not asked for", "peer", p.name)
+				continue
+			}
+			if int(fr.Index)+fr.Leaves > j.n {
+				log.Warn("frame dropped: hashes out of range", "peer", p.name)
+				continue
+			}
+			for k := range fr.Leaves {
+				i := int(fr.Index) + k
+				copy(hashBuf[i][:], fr.Data[32*k:])
+				if !hashGot[i] {
+					hashGot[i] = true
+					nhash++
+				}
+			}
+			if nhash < j.n {
+				continue
+			}
+			if Root(hashBuf) != j.root {
+				hashBuf = nil
+				f.bad.Add(1)
+				lies[p]++
+				log.Warn("the peer's hashes do not match the root", "peer", p.name, "times", lies[p])
+				if lies[p] >= min(f.opts.MaxLies, maxBadHashes) {
+					if err := drop(p, "hashes that do not match the root"); err != nil {
+						return err
+					}
+				} else if err := next(nil, false); err != nil {
+					return err
+				}
+				continue
+			}
+			j.leaves, hashBuf = hashBuf, nil
+			if rescan {
+				rescan = false
+				have, err := part.Verified(j.leaves)
+				if err != nil {
+					return err
+				}
+				j.have, j.nhave = have, 0
+				for _, h := range have {
+					if h {
+						j.nhave++
+					}
+				}
+				log.Info("resuming a file fetched before", "verified", j.nhave, "pieces", j.n)
+				if j.nhave == j.n {
+					return f.commit(ctx, j, part, p)
+				}
+			}
+			continue
+		}
+		i := int(fr.Index)
+		switch {
+		case j.leaves == nil:
+			log.Debug("frame dropped: a piece before the hashes", "peer", p.name)
+		case i >= j.n:
+			log.Warn("frame dropped: piece index out of range", "peer", p.name, "index", i)
+		case j.have[i]:
+			log.Debug("frame dropped: a piece already held", "peer", p.name, "index", i)
+		case len(fr.Data) != PieceLen(j.meta.Size, i) || sha256.Sum256(fr.Data) != j.leaves[i]:
+			f.bad.Add(1)
+			lies[p]++
+			roundBad = true
+			log.Warn("bad piece dropped: it does not match its hash", "peer", p.name, "index", i, "times", lies[p])
+			if lies[p] >= f.opts.MaxLies {
+				if err := drop(p, "pieces that do not match their hashes"); err != nil {
+					return err
+				}
+				continue
+			}
+		default:
+			if err := part.WritePiece(i, fr.Data); err != nil {
+				return err
+			}
+			j.have[i] = true
+			j.nhave++
+			f.pieces.Add(1)
+			if sinceGot++; sinceGot >= gotEvery && j.nhave < j.n {
+				sinceGot = 0
+				if err := p.send.SendControl(ctx, Control{T: "got", Root: j.meta.Root, Pieces: int64(j.nhave)}); err != nil {
+					log.Debug("got not sent", "err", err)
+				}
+			}
+		}
+		if j.nhave == j.n {
+			return f.commit(ctx, j, part, p)
+		}
+		if i == lastAsked { // the stream asked for is over: ask for what is still missing
+			not := (*FetchLink)(nil)
+			if roundBad {
+				not = p // a bad piece is asked from another peer, when there is one
+			}
+			if err := next(not, true); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (f *Fetcher) commit(ctx context.Context, j *job, part *Partial, p *FetchLink) error {
+	if err := part.Commit(j.leaves); err != nil {
+		return err
+	}
+	if err := p.send.SendControl(ctx, Control{T: "got", Root: j.meta.Root, Pieces: int64(j.n)}); err != nil {
+		f.log.Debug("got not sent", "err", err)
+	}
+	return nil
+}
+
+func (f *Fetcher) skip(j *job, p *FetchLink) {
+	f.mu.Lock()
+	j.skip[p] = true
+	if j.cur == p {
+		j.cur = nil
+	}
+	f.mu.Unlock()
+}
+
+// missing returns the ranges of pieces not held, at most MaxRanges (the rest is asked for
+// later).
+func missing(have []bool) [][2]int64 {
+	var out [][2]int64
+	for i := 0; i < len(have) && len(out) < MaxRanges; {
+		for i < len(have) && have[i] {
+			i++
+		}
+		if i >= len(have) {
+			break
+		}
+		from := i
+		for i < len(have) && !have[i] {
+			i++
+		}
+		out = append(out, [2]int64{int64(from), int64(i)})
+	}
+	return out
+}
+
+// FetchLink is a Fetcher's side of one session: Fetch queues files the peer may hold;
+// Control and Frame take the peer's answers (it is the receiving half of an
+// rtc.FileHandler); Close when the session ends.
+type FetchLink struct {
+	f      *Fetcher
+	send   Sender
+	name   string
+	done   chan struct{}
+	closed atomic.Bool
+}
+
+// Link returns the fetcher's side of a session whose peer is called name.
+func (f *Fetcher) Link(send Sender, name string) *FetchLink {
+	return &FetchLink{f: f, send: send, name: name, done: make(chan struct{})}
+}
+
+func (l *FetchLink) isClosed() bool { return l.closed.Load() }
+
+// Fetch queues the file m (announced in the session's room) to be fetched, from this
+// peer among others, unless the store holds it already. A file over the size limit is
+// refused (ErrTooLarge); the disk budget is checked when the fetch starts.
+func (l *FetchLink) Fetch(m Meta) error {
+	f := l.f
+	raw, err := hex.DecodeString(m.Root)
+	if err != nil || len(raw) != 32 || m.Size < 1 {
+		return fmt.Errorf("pieces: fetch: bad meta %.16q", m.Root)
+	}
+	root := [32]byte(raw)
+	if m.Size > f.opts.MaxFileSize {
+		f.mu.Lock()
+		warned := f.warnedBig[m.Root]
+		f.warnedBig[m.Root] = true
+		f.mu.Unlock()
+		if !warned {
+			f.refused.Add(1)
+			f.log.Warn("file not fetched: over the size limit", "root", m.Root, "name", m.Name, "bytes", m.Size, "limit", f.opts.MaxFileSize)
+		}
+		return ErrTooLarge
+	}
+	if f.opts.Blobs.Has(root) {
+		return nil
+	}
+	f.mu.Lock()
+	if l.isClosed() {
+		f.mu.Unlock()
+		return nil
+	}
+	j := f.jobs[m.Root]
+	if j == nil {
+		n := NumPieces(m.Size)
+		j = &job{meta: m, root: root, n: n, in: make(chan fetchEvent, fetchQueue), skip: make(map[*FetchLink]bool),
+			have: make([]bool, n)}
+		f.jobs[m.Root] = j
+		f.order = append(f.order, j)
+	}
+	if !slices.Contains(j.peers, l) {
+		j.peers = append(j.peers, l)
+	}
+	j.refused = false
+	f.mu.Unlock()
+	f.wake()
+	return nil
+}
+
+// Close says the session ended: its fetches go on with other peers or wait for one.
+func (l *FetchLink) Close() {
+	if !l.closed.CompareAndSwap(false, true) {
+		return
+	}
+	close(l.done)
+	f := l.f
+	f.mu.Lock()
+	for _, j := range f.jobs {
+		j.peers = slices.DeleteFunc(j.peers, func(p *FetchLink) bool { return p == l })
+		delete(j.skip, l)
+	}
+	f.mu.Unlock()
+}
+
+// route hands an event to the fetch of root if it is asking this peer; it never blocks.
+func (l *FetchLink) route(root string, ev fetchEvent) bool {
+	f := l.f
+	f.mu.Lock()
+	j := f.jobs[root]
+	ok := j != nil && j.running && j.cur == l
+	f.mu.Unlock()
+	if !ok {
+		return false
+	}
+	select {
+	case j.in <- ev:
+		return true
+	default:
+		f.log.Debug("file frame dropped: the fetch is behind (asked again later)", "root", root)
+		return false
+	}
+}
+
+// Control takes the peer's nope and cancel (a want is a Seeder's, got is ignored).
+func (l *FetchLink) Control(c Control) {
+	if c.T == "nope" || c.T == "cancel" {
+		l.route(c.Root, fetchEvent{from: l, ctl: c.T})
+	}
+}
+
+// Frame takes a binary frame from the peer: hashes or a piece of a file asked for.
+func (l *FetchLink) Frame(b []byte) {
+	fr, err := DecodeFrame(b)
+	if err != nil {
+		l.f.log.Warn("file frame dropped", "peer", l.name, "err", err)
+		return
+	}
+	if !l.route(RootHex(fr.Root), fetchEvent{from: l, frame: fr}) {
+		l.f.log.Debug("file frame dropped: not asked for", "peer", l.name, "root", RootHex(fr.Root))
+	}
+}
