@@ -1,0 +1,172 @@
+package store
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// BenchmarkBoxRSS starts the real appliance binary (`chattorrent serve`) twice in one run:
+// on an empty data directory (the baseline) and on one whose store holds 20 rooms ×
+// 10,000 signed entries (written here beforehand, the same file Append makes). It reports
+// the time from start to ready (listening; the store opened and every entry re-checked),
+// the resident memory once ready and a few seconds later (VmRSS), the peak (VmHWM), and
+// the memory per stored entry over the empty box. The binary opens sockets: run it inside
+// a loopback-only network namespace (it skips elsewhere):
+//
+//	unshare -n sh -c 'ip link set lo up && exec "$@"' sh go test ./store/ -run '^$' -bench BoxRSS -benchtime 1x
+func BenchmarkBoxRSS(b *testing.B) {
+	if reason := notLoopbackOnly(); reason != "" {
+		b.Skip(reason)
+	}
+	const rooms, perRoom = 20, 10_000
+	tmp := b.TempDir()
+	bin := filepath.Join(tmp, "chattorrent")
+	if out, err := exec.Command("go", "build", "-o", bin, "../firmware").CombinedOutput(); err != nil {
+		b.Fatalf("build: %v\n%s", err, out)
+	}
+	full := filepath.Join(tmp, "full")
+	b.Logf("writing %d rooms × %d entries", rooms, perRoom)
+	n, err := buildBigStore(b, filepath.Join(full, "store"), rooms, perRoom)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(full, "store", FileName))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var idle, big boxMem
+	b.ResetTimer()
+	for b.Loop() {
+		idle = runBox(b, bin, filepath.Join(tmp, fmt.Sprintf("idle-%d", time.Now().UnixNano())))
+		big = runBox(b, bin, full)
+	}
+	b.StopTimer()
+	mib := func(v int64) float64 { return float64(v) / (1 << 20) }
+	b.ReportMetric(float64(n), "entries")
+	b.ReportMetric(float64(fi.Size())/(1<<20), "file-MiB")
+	b.ReportMetric(idle.ready.Seconds(), "idle-ready-s")
+	b.ReportMetric(big.ready.Seconds(), "full-ready-s")
+	b.ReportMetric(float64(n)/big.ready.Seconds(), "opened-entries/s")
+	b.ReportMetric(mib(idle.rss), "idle-RSS-MiB")
+	b.ReportMetric(mib(idle.settled), "idle-RSS-5s-MiB")
+	b.ReportMetric(mib(idle.hwm), "idle-HWM-MiB")
+	b.ReportMetric(mib(big.rss), "full-RSS-MiB")
+	b.ReportMetric(mib(big.settled), "full-RSS-5s-MiB")
+	b.ReportMetric(mib(big.hwm), "full-HWM-MiB")
+	b.ReportMetric(float64(big.settled-idle.settled)/float64(n), "RSS-B/entry")
+	b.ReportMetric(float64(big.hwm-idle.hwm)/float64(n), "HWM-B/entry")
+	b.ReportMetric(float64(fi.Size())/float64(n), "file-B/entry")
+}
+
+// boxMem is what one start of the binary showed.
+type boxMem struct {
+	ready   time.Duration // start to ready file
+	rss     int64         // VmRSS once ready
+	settled int64         // VmRSS 5 s later
+	hwm     int64         // VmHWM 5 s after ready
+}
+
+// runBox starts `chattorrent serve` on dataDir, waits for its ready file, samples its
+// memory and stops it with SIGTERM.
+func runBox(b *testing.B, bin, dataDir string) boxMem {
+	b.Helper()
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		b.Fatal(err)
+	}
+	ready := filepath.Join(dataDir, "ready.json")
+	logf, err := os.Create(filepath.Join(dataDir, "server.log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(bin, "serve", "--data-dir", dataDir,
+		"--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--ready-file", ready,
+		"--hostname", "rssbox", "--webrtc-loopback", "--mic", "none", "--sticks", filepath.Join(dataDir, "sticks", "*"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	stop := func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	}
+	var m boxMem
+	for {
+		if bs, err := os.ReadFile(ready); err == nil {
+			var r struct{ HTTPS string }
+			if json.Unmarshal(bs, &r) == nil && r.HTTPS != "" {
+				m.ready = time.Since(start)
+				break
+			}
+		}
+		select {
+		case err := <-done:
+			log, _ := os.ReadFile(logf.Name())
+			b.Fatalf("the box exited before ready: %v\n%s", err, log)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Since(start) > 5*time.Minute {
+			stop()
+			b.Fatal("the box was not ready within 5 minutes")
+		}
+	}
+	m.rss, _ = procStatus(cmd.Process.Pid)
+	time.Sleep(5 * time.Second)
+	m.settled, m.hwm = procStatus(cmd.Process.Pid)
+	stop()
+	return m
+}
+
+// procStatus reads VmRSS and VmHWM (bytes) from /proc/PID/status.
+func procStatus(pid int) (rss, hwm int64) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0
+	}
+	defer f.Close()
+	kb := func(v string) int64 {
+		n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		return n << 10
+	}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			rss = kb(v)
+		} else if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			hwm = kb(v)
+		}
+	}
+	return rss, hwm
+}
+
+// notLoopbackOnly says why the binary must not be started here, or "".
+func notLoopbackOnly() string {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return err.Error()
+	}
+	for _, i := range ifs {
+		if i.Flags&net.FlagLoopback == 0 {
+			return "not in a loopback-only network namespace (interface " + i.Name + "): run inside unshare -n"
+		}
+	}
+	return ""
+}
