@@ -45,8 +45,16 @@ type Config struct {
 	MDNS bool
 	// WAVMic, when set, is a WAV file the box uses as its microphone (--mic wav:FILE).
 	WAVMic string
+	// board, when set (tests), is used instead of the hardware board.Open finds.
+	board *board.Board
+	// onLED, when set (tests), is told each pattern the status LED is given.
+	onLED func(board.Pattern)
 	// MaxVoice bounds a voice note from the box's microphone. Default 60 s.
 	MaxVoice time.Duration
+	// WebRTCPort is the one UDP port of the box's WebRTC peer (0: ephemeral, -1: a socket
+	// per connection). Default 50000. TURNPort is the STUN/TURN server's UDP port (0:
+	// ephemeral, -1: off). Default 3478. See turn.go.
+	WebRTCPort, TURNPort int
 }
 
 // errHelp reports that -h was asked for and the help was printed.
@@ -99,6 +107,12 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	sticks := fs.String("sticks", env("CHATTORRENT_STICKS", "/media/*/*,/media/*"),
 		"comma-separated mount-point globs watched for USB sticks, or none (env CHATTORRENT_STICKS)")
 	fs.DurationVar(&cfg.MaxVoice, "max-voice", 60*time.Second, "longest voice note from the box's microphone")
+	fs.IntVar(&cfg.WebRTCPort, "webrtc-port", envInt(env("CHATTORRENT_WEBRTC_PORT", ""), defaultWebRTCPort),
+		"the UDP port of the box's WebRTC peer, for every connection; 0 ephemeral, -1 a port per connection\n"+
+			"(env CHATTORRENT_WEBRTC_PORT)")
+	fs.IntVar(&cfg.TURNPort, "turn-port", envInt(env("CHATTORRENT_TURN_PORT", ""), defaultTURNPort),
+		"the UDP port of the box's STUN/TURN server (phones on a Wi-Fi that isolates clients); 0 ephemeral, -1 off\n"+
+			"(env CHATTORRENT_TURN_PORT)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return Config{}, errHelp
@@ -124,6 +138,9 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	}
 	if cfg.MaxVoice <= 0 || cfg.MaxVoice > 10*time.Minute {
 		return Config{}, usageError{err: errors.New("serve: -max-voice wants 1s..10m")}
+	}
+	if err := checkPorts(cfg); err != nil {
+		return Config{}, usageError{err: err}
 	}
 	return cfg, nil
 }

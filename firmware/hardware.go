@@ -34,24 +34,96 @@ type hardware struct {
 	blobs    *pieces.Blobs
 	log      *slog.Logger
 	maxVoice time.Duration
-	blink    *board.Blinker
+	blink    *board.Blinker // nil: no LED
+	runBlink bool           // Run plays blink (false: its owner does)
+	onLED    func(board.Pattern)
 
 	mu         sync.Mutex
-	busy       bool   // recording or exporting
-	lastExport string // what the last export did, for the status page
+	busy       bool      // recording or exporting
+	lastExport string    // what the last export did, for the status page
+	patternAt  time.Time // when the LED's pattern was last set
 }
+
+// ledHold is how long the LED shows "done" or "error" before it goes back to saying
+// whether a peer is connected.
+const ledHold = 20 * time.Second
 
 func newHardware(b *board.Board, arch *archiver.Archiver, st *store.Store, blobs *pieces.Blobs, maxVoice time.Duration, log *slog.Logger) *hardware {
 	h := &hardware{b: b, arch: arch, st: st, blobs: blobs, log: log.With("component", "hardware"), maxVoice: maxVoice}
 	if b.LED != nil {
-		h.blink = board.NewBlinker(b.LED, board.BlinkerOptions{})
+		h.blink = board.NewBlinker(b.LED, board.BlinkerOptions{Logger: log})
+		h.runBlink = true
 	}
 	return h
 }
 
+// startLED plays "starting" on the board's LED from now on (serve opens the board first,
+// so the LED blinks while the store opens and checks its entries) and returns the Blinker
+// with a stop func that turns the LED off; newHardware's Run then takes it over.
+func startLED(ctx context.Context, led board.LED, log *slog.Logger) (*board.Blinker, func()) {
+	if led == nil {
+		return nil, func() {}
+	}
+	b := board.NewBlinker(led, board.BlinkerOptions{Logger: log})
+	b.Set(board.LEDStarting)
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b.Run(ctx)
+	}()
+	return b, func() { cancel(); <-done }
+}
+
 func (h *hardware) pattern(p board.Pattern) {
-	if h.blink != nil {
-		h.blink.Set(p)
+	if h.blink == nil {
+		return
+	}
+	h.mu.Lock()
+	h.patternAt = time.Now()
+	h.mu.Unlock()
+	h.blink.Set(p)
+	if h.onLED != nil {
+		h.onLED(p)
+	}
+}
+
+// idle is the LED's pattern while the box neither records nor exports.
+func (h *hardware) idle() board.Pattern {
+	if h.arch != nil && h.arch.Peers() > 0 {
+		return board.LEDPeerConnected
+	}
+	return board.LEDServing
+}
+
+// followPeers keeps the idle pattern true as peers come and go, and ends "done" and
+// "error" after ledHold; recording and exporting set what follows them themselves.
+func (h *hardware) followPeers(ctx context.Context) error {
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		h.mu.Lock()
+		busy, at := h.busy, h.patternAt
+		h.mu.Unlock()
+		cur := h.blink.Current()
+		switch {
+		case busy:
+			continue
+		case cur == board.LEDDone || cur == board.LEDError:
+			if time.Since(at) < ledHold {
+				continue
+			}
+		case cur != board.LEDServing && cur != board.LEDPeerConnected:
+			continue
+		}
+		if want := h.idle(); want != cur {
+			h.pattern(want)
+		}
 	}
 }
 
@@ -59,9 +131,12 @@ func (h *hardware) pattern(p board.Pattern) {
 func (h *hardware) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	if h.blink != nil {
-		g.Go(func() error { return h.blink.Run(ctx) })
+		if h.runBlink {
+			g.Go(func() error { return h.blink.Run(ctx) })
+		}
+		g.Go(func() error { return h.followPeers(ctx) })
 	}
-	h.pattern(board.LEDServing)
+	h.pattern(h.idle())
 	if h.b.PushToTalk != nil && h.b.Mic != nil {
 		g.Go(func() error { return h.pushToTalk(ctx) })
 	}
@@ -143,12 +218,12 @@ func (h *hardware) RecordVoice(ctx context.Context, room string, stop <-chan str
 		h.mu.Unlock()
 	}()
 	h.pattern(board.LEDRecording)
-	defer h.pattern(board.LEDServing)
 	rec, err := board.Record(ctx, h.b.Mic, stop, min(max, h.maxVoice))
 	if err != nil {
 		h.pattern(board.LEDError)
 		return history.Entry{}, fmt.Errorf("record: %w", err)
 	}
+	h.pattern(h.idle())
 	if rec.Duration() < 200*time.Millisecond {
 		return history.Entry{}, errors.New("the note is too short")
 	}

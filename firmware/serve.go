@@ -35,6 +35,20 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	log := base.With("component", "firmware")
 	log.Info("starting", "version", version, "commit", commit, "data_dir", cfg.DataDir)
 
+	// The board first: its LED says "starting" while the store opens.
+	cfg.Board.Logger = base
+	brd := cfg.board
+	if brd == nil {
+		var err error
+		brd, err = board.Open(ctx, cfg.Board)
+		if err != nil {
+			return err
+		}
+		defer brd.Close()
+	}
+	blink, stopLED := startLED(ctx, brd.LED, base)
+	defer stopLED() // before the board closes: the LED is left dark
+
 	addrs, err := cert.InterfaceAddrs()
 	if err != nil {
 		return err
@@ -66,23 +80,23 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
+	wnet, err := startWebRTCNet(cfg, addrs, base) // the WebRTC UDP port, STUN/TURN (turn.go)
+	if err != nil {
+		return err
+	}
+	defer wnet.Close()
 	arch, err := archiver.New(archiver.Options{Store: st, Identity: id, Logger: base, Clock: clock, Blobs: blobs,
-		RTC: rtc.Options{IncludeLoopback: cfg.WebRTCLoopback, MDNSResolve: !cfg.WebRTCLoopback, UDPReadBuffer: 4 << 20}})
+		RTC: rtc.Options{IncludeLoopback: cfg.WebRTCLoopback, MDNSResolve: !cfg.WebRTCLoopback, UDPReadBuffer: 4 << 20, UDPMux: wnet.mux}})
 	if err != nil {
 		return err
 	}
 
-	cfg.Board.Logger = base
-	brd, err := board.Open(ctx, cfg.Board)
-	if err != nil {
-		return err
-	}
-	defer brd.Close()
 	if cfg.WAVMic != "" {
 		brd.Mic = wavMic{path: cfg.WAVMic}
 		brd.Status = append(brd.Status, board.FeatureStatus{Feature: "microphone", OK: true, Detail: "a WAV file: " + cfg.WAVMic})
 	}
 	hw := newHardware(brd, arch, st, blobs, cfg.MaxVoice, base)
+	hw.blink, hw.runBlink, hw.onLED = blink, false, cfg.onLED
 
 	webOpts := web.Options{
 		Version:       version,
@@ -92,6 +106,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		Box:           boxAPI{arch: arch, store: st, blobs: blobs},
 		Drop:          web.NewDropBox(web.DropOptions{}),
 		Hardware:      hardwareAPI{hw},
+		ICE:           wnet.ice,
 	}
 	if cfg.StaticDir != "" {
 		if fi, err := os.Stat(cfg.StaticDir); err != nil || !fi.IsDir() {

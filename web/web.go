@@ -47,6 +47,8 @@ type Options struct {
 	Drop *DropBox
 	// Hardware, when set with Box, serves the board's status and the box's microphone.
 	Hardware BoxHardware
+	// ICE, when set, hands pages the box's STUN/TURN servers at GET /api/ice (ice.go).
+	ICE ICE
 	// Addresses, when set, lists the URLs phones open the box at (mDNS name first), served
 	// as text and QR codes under /api/box (see address.go).
 	Addresses func() []string
@@ -105,6 +107,9 @@ func New(opts Options) http.Handler {
 	if opts.Addresses != nil {
 		mux.HandleFunc("GET /api/box/address", opts.apiAddress)
 		mux.HandleFunc("GET /api/box/qr.svg", opts.apiQR)
+	}
+	if opts.ICE != nil {
+		mux.HandleFunc("GET /api/ice", opts.apiICE)
 	}
 	if opts.Drop != nil {
 		mux.HandleFunc("GET /api/drop/offers", opts.dropList)

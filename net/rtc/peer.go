@@ -44,6 +44,12 @@ type Options struct {
 	// UDPReadBuffer is the socket receive buffer asked for on each UDP socket pion opens,
 	// in bytes (4 MiB avoids receive drops at full speed); 0 keeps the OS default.
 	UDPReadBuffer int
+	// UDPMux, when set, carries every peer connection's ICE traffic on its one UDP socket
+	// (ListenUDPMux) instead of a socket per connection. The caller closes it.
+	UDPMux *UDPMux
+	// DTLSCipher is CipherAuto (ChaCha20-Poly1305 first on a CPU without AES
+	// instructions), CipherChaCha or CipherAES.
+	DTLSCipher string
 	// Logger receives this package's logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -62,6 +68,16 @@ func NewAPI(opts Options) (*webrtc.API, error) {
 		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	}
 	se.SetSCTPMaxMessageSize(maxFrame)
+	suites, err := dtlsCipherSuites(opts.DTLSCipher, hasAESHardware())
+	if err != nil {
+		return nil, err
+	}
+	if suites != nil {
+		se.SetDTLSCipherSuites(suites...)
+	}
+	if opts.UDPMux != nil {
+		se.SetICEUDPMux(opts.UDPMux)
+	}
 	n := opts.Net
 	if opts.UDPReadBuffer > 0 {
 		if n == nil {
@@ -110,6 +126,10 @@ func (b *bufferedNet) ListenPacket(network, address string) (net.PacketConn, err
 }
 
 func (b *bufferedNet) grow(c any) {
+	if u, ok := c.(*net.UDPConn); ok {
+		setReadBuffer(u, b.size, b.log) // tries SO_RCVBUFFORCE, warns when capped
+		return
+	}
 	if s, ok := c.(interface{ SetReadBuffer(int) error }); ok {
 		if err := s.SetReadBuffer(b.size); err != nil {
 			b.log.Warn("UDP receive buffer not set", "bytes", b.size, "err", err)

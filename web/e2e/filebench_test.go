@@ -4,17 +4,14 @@ import (
 	"bufio"
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -91,26 +88,7 @@ func startStaticServer(tb testing.TB, size int64) string {
 		tb.Fatal(err)
 	}
 	f.Close()
-	ready := filepath.Join(dir, "ready.json")
-	cmd := exec.Command(filepath.Join(server.dir, "chattorrent"), "serve", "--data-dir", filepath.Join(dir, "data"),
-		"--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--ready-file", ready, "--hostname", "e2ebox2",
-		"--static-dir", static)
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	})
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		b, err := os.ReadFile(ready)
-		var r struct{ HTTPS string }
-		if err == nil && json.Unmarshal(b, &r) == nil && r.HTTPS != "" {
-			return "https://" + r.HTTPS
-		}
-	}
-	tb.Fatal("static server not ready")
-	return ""
+	return startBox(tb, "e2ebox2", "--static-dir", static)
 }
 
 // rendererRSS is the resident memory, in bytes, of the renderer processes under u's browser.

@@ -120,6 +120,7 @@ func startServer(dir string) (stop func() error, err error) {
 	}
 	cmd := exec.Command(bin, "serve", "--data-dir", filepath.Join(dir, "data"),
 		"--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--ready-file", ready, "--hostname", "e2ebox", "--webrtc-loopback",
+		"--webrtc-port", "0", "--turn-port", "0",
 		"--mic", "wav:"+mic, "--sticks", filepath.Join(dir, "sticks", "*"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
@@ -162,6 +163,38 @@ func startServer(dir string) (stop func() error, err error) {
 			return errors.New("did not stop within 15s of SIGTERM")
 		}
 	}, nil
+}
+
+// startBox runs another appliance (the suite's binary, a data directory of its own) with
+// args added to the loopback defaults, for tests that need a fresh one; it stops with tb.
+func startBox(tb testing.TB, hostname string, args ...string) string {
+	tb.Helper()
+	dir := tb.TempDir()
+	ready := filepath.Join(dir, "ready.json")
+	cmd := exec.Command(filepath.Join(server.dir, "chattorrent"), append([]string{"serve", "--data-dir", filepath.Join(dir, "data"),
+		"--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--ready-file", ready, "--hostname", hostname,
+		"--webrtc-port", "0", "--turn-port", "0", "--mdns=false"}, args...)...)
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		if tb.Failed() {
+			tb.Logf("%s's log:\n%s", hostname, logs.String())
+		}
+	})
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		b, err := os.ReadFile(ready)
+		var r struct{ HTTPS string }
+		if err == nil && json.Unmarshal(b, &r) == nil && r.HTTPS != "" {
+			return "https://" + r.HTTPS
+		}
+	}
+	tb.Fatalf("%s not ready", hostname)
+	return ""
 }
 
 // user is one person: one Chromium process with its own profile (so closing and reopening
@@ -369,7 +402,9 @@ func (u *user) state() string {
 	s, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify({
 		notice: document.getElementById('notice')?.textContent, code: document.getElementById('notice')?.dataset.code,
 		status: document.getElementById('room-status')?.dataset.state, peer: document.getElementById('room-peer')?.textContent,
-		messages: [...document.querySelectorAll('#messages .msg-body')].map(n => n.textContent)})`))
+		messages: [...document.querySelectorAll('#messages .msg-body')].map(n => n.textContent),
+		ready: document.readyState, url: location.href,
+		loaded: performance.getEntriesByType('resource').map(e => e.name.replace(location.origin, '') + ' ' + Math.round(e.duration) + 'ms ' + e.responseStatus)})`))
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return fmt.Sprintf("page: %s\nproblems: %s\nconsole:\n%s", s, strings.Join(u.problems, "\n"), strings.Join(u.console, "\n"))

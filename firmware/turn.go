@@ -1,0 +1,108 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/chattorrent/chattorrent/net/rtc"
+	"github.com/chattorrent/chattorrent/net/turn"
+	"github.com/chattorrent/chattorrent/web"
+)
+
+// udpReadBuffer is the receive buffer of the box's WebRTC socket: with the OS default
+// (208 KiB) pion drops packets at full speed (PERFORMANCE.md).
+const udpReadBuffer = 4 << 20
+
+// webrtcNet is the box's UDP side: the one WebRTC port its pion peer uses for every
+// connection, and the STUN/TURN server pages get from /api/ice.
+type webrtcNet struct {
+	mux  *rtc.UDPMux  // nil: a socket per connection (--webrtc-port -1)
+	turn *turn.Server // nil: no STUN/TURN (--turn-port -1, or no LAN address)
+	ice  web.ICE      // nil when turn is nil
+}
+
+// startWebRTCNet opens the WebRTC port and the STUN/TURN server. A TURN server that
+// cannot start is logged and left out: rooms work without it on a Wi-Fi that does not
+// isolate clients.
+func startWebRTCNet(cfg Config, lan []netip.Addr, log *slog.Logger) (*webrtcNet, error) {
+	n := &webrtcNet{}
+	if cfg.WebRTCPort >= 0 {
+		mux, err := rtc.ListenUDPMux(cfg.WebRTCPort, udpReadBuffer, log)
+		if err != nil {
+			return nil, err
+		}
+		n.mux = mux
+	}
+	if cfg.TURNPort >= 0 {
+		addrs := append([]netip.Addr(nil), lan...)
+		if cfg.WebRTCLoopback {
+			addrs = append(addrs, netip.MustParseAddr("127.0.0.1"))
+		}
+		srv, err := turn.Start(turn.Options{Port: cfg.TURNPort, Addrs: addrs, AllowLoopback: cfg.WebRTCLoopback, Logger: log})
+		if err != nil {
+			log.Warn("no STUN/TURN: phones on a Wi-Fi that isolates clients will not connect", "err", err)
+		} else {
+			n.turn = srv
+			n.ice = iceAPI{srv}
+		}
+	}
+	return n, nil
+}
+
+func (n *webrtcNet) Close() {
+	if n.turn != nil {
+		n.turn.Close()
+	}
+	if n.mux != nil {
+		n.mux.Close()
+	}
+}
+
+// iceAPI hands pages the box's STUN and TURN server on the address they reached it at.
+type iceAPI struct{ srv *turn.Server }
+
+func (a iceAPI) ICEServers(local, client netip.Addr) []web.ICEServer {
+	if !a.srv.Serves(local) {
+		return nil
+	}
+	host := net.JoinHostPort(local.String(), strconv.Itoa(a.srv.Port()))
+	user, pass, _ := a.srv.Credentials(client.String(), time.Now())
+	return []web.ICEServer{
+		{URLs: []string{"stun:" + host}},
+		{URLs: []string{"turn:" + host + "?transport=udp"}, Username: user, Credential: pass},
+	}
+}
+
+// Default UDP ports (OPERATIONS.md lists them for firewalls).
+const (
+	defaultWebRTCPort = 50000
+	defaultTURNPort   = turn.DefaultPort
+)
+
+// envInt parses an environment value, def when empty or not a number (checkPorts then
+// sees the default; a bad flag is refused by the flag package).
+func envInt(v string, def int) int {
+	if n, err := strconv.Atoi(v); err == nil {
+		return n
+	}
+	return def
+}
+
+func checkPorts(cfg Config) error {
+	for _, p := range []struct {
+		name string
+		v    int
+	}{{"-webrtc-port", cfg.WebRTCPort}, {"-turn-port", cfg.TURNPort}} {
+		if p.v < -1 || p.v > 65535 {
+			return fmt.Errorf("serve: %s %d: want 1..65535, 0 (ephemeral) or -1", p.name, p.v)
+		}
+	}
+	if cfg.WebRTCPort > 0 && cfg.WebRTCPort == cfg.TURNPort {
+		return fmt.Errorf("serve: -webrtc-port and -turn-port are both %d", cfg.TURNPort)
+	}
+	return nil
+}
