@@ -954,6 +954,7 @@ function onFileProgress(roomId, conn, p) {
     f.state = p.state === 'error' ? 'error' : p.state;
     f.code = p.code || '';
     if (f.state === 'complete') f.ms = performance.now() - f.tStart;
+    if (f.code === 'storage-full') notify('error', t('err.storage-full'), 'storage-full');
   }
   f.conn = null;
   fileChanged(p.root);
@@ -1047,7 +1048,7 @@ function renderFile(e, meta, mine) {
         el('div', { class: 'file-row' }, el('span', { class: 'file-stats', text: '…' }),
           f.state === 'running' ? el('button', { type: 'button', class: 'file-cancel', 'data-root': meta.root, text: t('fileCancel') }) : null));
     } else {
-      const note = { cancelled: t('fileCancelled'), waiting: t('fileWaiting'), error: t('fileFailed', { code: f.code }),
+      const note = { cancelled: t('fileCancelled'), waiting: t('fileWaiting'), error: f.code === 'storage-full' ? t('err.storage-full') : t('fileFailed', { code: f.code }),
         'too-big': t('fileTooBig', { max: formatBytes(maxFileBytes()) }) }[f.state];
       if (note) box.append(el('span', { class: 'file-note', text: note }));
       if (['cancelled', 'waiting', 'error', 'too-big', 'idle'].includes(f.state)) {
