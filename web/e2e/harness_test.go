@@ -207,6 +207,7 @@ type user struct {
 	dl      string
 	base    string // the page's origin: server.base unless the test serves its own box
 	rules   string // Chromium's --host-resolver-rules
+	noMic   bool   // no microphone permission: Chromium hides its addresses behind .local names
 	ctx     context.Context
 	stop    func()
 
@@ -223,10 +224,14 @@ func newUser(t testing.TB, name, lang string) *user {
 	return newUserAt(t, name, lang, server.base, noDNS)
 }
 
-// newUserAt opens the page at base, with Chromium resolving names by rules.
-func newUserAt(t testing.TB, name, lang, base, rules string) *user {
+// newUserAt opens the page at base, with Chromium resolving names by rules; opts adjust
+// the user before the browser starts.
+func newUserAt(t testing.TB, name, lang, base, rules string, opts ...func(*user)) *user {
 	t.Helper()
 	u := &user{t: t, name: name, lang: lang, profile: t.TempDir(), dl: t.TempDir(), base: base, rules: rules}
+	for _, o := range opts {
+		o(u)
+	}
 	u.open()
 	t.Cleanup(func() {
 		if t.Failed() && u.stop != nil {
@@ -251,12 +256,15 @@ func (u *user) open() {
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("allow-loopback-in-peer-connection", true),
-		chromedp.Flag("use-fake-ui-for-media-stream", true),
+		chromedp.Flag("use-fake-ui-for-media-stream", !u.noMic), // (it also counts as a granted microphone)
 		chromedp.Flag("use-fake-device-for-media-stream", true), // a beeping microphone
 		chromedp.Flag("host-resolver-rules", u.rules),
 		chromedp.Flag("lang", u.lang),
 		chromedp.Flag("accept-lang", u.lang),
 	)
+	if dir := os.Getenv("E2E_NETLOG"); dir != "" { // debugging: Chromium's own network log
+		opts = append(opts, chromedp.Flag("log-net-log", filepath.Join(dir, u.name+"-netlog.json")))
+	}
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(allocCtx)
 	u.ctx = ctx
@@ -310,10 +318,12 @@ func (u *user) open() {
 	}
 	// In a loopback-only namespace Chromium gathers ICE candidates only for a page that
 	// holds the microphone permission.
-	if _, err := chromedp.CallBrowser(ctx, browser.SetPermission, browser.SetPermissionParams{
-		Permission: &browser.PermissionDescriptor{Name: "microphone"}, Setting: browser.PermissionSettingGranted, Origin: u.base,
-	}); err != nil {
-		t.Fatalf("%s: permission: %v", u.name, err)
+	if !u.noMic {
+		if _, err := chromedp.CallBrowser(ctx, browser.SetPermission, browser.SetPermissionParams{
+			Permission: &browser.PermissionDescriptor{Name: "microphone"}, Setting: browser.PermissionSettingGranted, Origin: u.base,
+		}); err != nil {
+			t.Fatalf("%s: permission: %v", u.name, err)
+		}
 	}
 	u.do(chromedp.Navigate(u.base + "/"))
 	u.waitJS(`document.body.dataset.ready === '1'`)

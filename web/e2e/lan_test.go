@@ -40,7 +40,8 @@ func TestLANBoxByName(t *testing.T) {
 		t.Skipf("two-host setup: %v (needs root and iproute2)", err)
 	}
 
-	// The box: the real binary with its defaults (mDNS on, name chattorrent), in its host.
+	// The box: the real binary with its defaults (mDNS on, name chattorrent), in its host,
+	// without STUN/TURN (see D below; TestRelayThroughBox tests those).
 	dir := t.TempDir()
 	ready := filepath.Join(dir, "ready.json")
 	logf, err := os.Create(filepath.Join(dir, "box.log"))
@@ -50,7 +51,7 @@ func TestLANBoxByName(t *testing.T) {
 	defer logf.Close()
 	cmd := exec.Command("ip", "netns", "exec", ns, filepath.Join(server.dir, "chattorrent"), "serve",
 		"--data-dir", filepath.Join(dir, "data"), "--https-addr", ":8443", "--http-addr", "", "--ready-file", ready,
-		"--mic", "none", "--ptt-pin", "none", "--export-pin", "none", "--led-pin", "none", "--sticks", "none")
+		"--turn-port", "-1", "--mic", "none", "--ptt-pin", "none", "--export-pin", "none", "--led-pin", "none", "--sticks", "none")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -142,12 +143,54 @@ func TestLANBoxByName(t *testing.T) {
 	b.waitMessage("hola desde la tienda")
 	b.say("te leo")
 	a.waitMessage("te leo")
+
+	// A phone that never granted the microphone: Chromium hides its addresses behind
+	// random .local names in its offer, and answers for them over mDNS itself. The box
+	// (pion, in its own host) resolves them over multicast and joins D's room.
+	d := newUserAt(t, "D", "es-ES", base, rules, func(u *user) { u.noMic = true })
+	d.setName("Dora")
+	d.do(chromedp.SendKeys(chromedp.CSS("#new-room-name"), "Radio"))
+	offer, _ := d.download(chromedp.Click(chromedp.CSS("#create-room")))
+	names := 0
+	for _, c := range candidates(t, offer) {
+		f := strings.Fields(c)
+		switch {
+		case len(f) < 8:
+			t.Fatalf("D's offer: %s", c)
+		case f[7] != "host":
+			// The box here serves no STUN/TURN (--turn-port -1): a server-reflexive
+			// candidate would show D's address and let pion connect without resolving.
+			t.Fatalf("D's offer has a %s candidate: %s", f[7], c)
+		case strings.HasSuffix(f[4], ".local"):
+			names++
+		case f[4] != "127.0.0.1" && f[4] != "::1": // loopback is shown (the harness allows it)
+			t.Fatalf("D's offer shows its LAN address as a host candidate, not a .local name: %s", c)
+		}
+	}
+	if names == 0 {
+		t.Fatalf("D's offer has no .local candidate: %q", candidates(t, offer))
+	}
+	d.do(chromedp.Click(chromedp.CSS("#keep-on-box")))
+	d.waitStatus("connected")
+	d.waitJS(`document.getElementById('room-peer').textContent.includes('ChatTorrent chattorrent')`)
+	d.say("la caja me encontró")
+	d.waitJS(`[...document.querySelectorAll('#messages .msg.mine .msg-state')].every(n => n.dataset.state === 'delivered')`)
+
+	// The box is switched off (killed, as a plug pulled): the phones' room goes on.
+	cmd.Process.Kill()
+	<-done
+	done <- nil // for the deferred stop
+	a.say("sin la caja")
+	b.waitMessage("sin la caja")
+	b.say("seguimos")
+	a.waitMessage("seguimos")
 	a.checkConsole()
 	b.checkConsole()
+	d.checkConsole()
 }
 
-// newBoxNamespace makes the box's namespace and the veth pair to it, with IPv4 only (no
-// IPv6 duplicate-address wait), and removes both when the test ends.
+// newBoxNamespace makes the box's namespace and the veth pair to it, with IPv4 only, and
+// removes both when the test ends.
 func newBoxNamespace(t *testing.T) (string, error) {
 	if os.Geteuid() != 0 {
 		return "", fmt.Errorf("not root")
@@ -168,11 +211,22 @@ func newBoxNamespace(t *testing.T) (string, error) {
 	t.Cleanup(func() { ip("netns", "del", ns) }) // the veth pair goes with it
 	for _, args := range [][]string{
 		{"link", "add", "ctva", "type", "veth", "peer", "name", "ctvb", "netns", ns},
+		// No IPv6 link-local addresses: one appearing a second or two after the link comes
+		// up (once duplicate-address detection ends) is a network change to Chromium, which
+		// then closes every connection and fails the requests in flight
+		// (ERR_NETWORK_CHANGED): the page's modules did not load, now and then.
+		{"link", "set", "ctva", "addrgenmode", "none"},
+		{"-n", ns, "link", "set", "ctvb", "addrgenmode", "none"},
 		{"addr", "add", "10.78.0.2/24", "dev", "ctva"},
 		{"link", "set", "ctva", "up"},
 		{"-n", ns, "link", "set", "lo", "up"},
 		{"-n", ns, "addr", "add", "10.78.0.1/24", "dev", "ctvb"},
 		{"-n", ns, "link", "set", "ctvb", "up"},
+		// The phones' host routes everything to the box, as a phone on the box's Wi-Fi
+		// does: Chromium without a microphone grant offers only its default route's
+		// address (behind a .local name), and finds none without a default route. Nothing
+		// leaves: the box's namespace has no other link and does not forward.
+		{"route", "add", "default", "via", "10.78.0.1", "dev", "ctva"},
 	} {
 		if err := ip(args...); err != nil {
 			return "", err
