@@ -71,11 +71,13 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	// The box as a peer: rooms it is invited into are kept in the store and served to
 	// whoever connects later.
 	clock := archiver.NewClock(base) // phones correct a box that booted with a stale time
+	setMemoryLimit(log)
 	st, err := store.Open(filepath.Join(cfg.DataDir, "store"), store.Options{Logger: base, Now: clock.Now})
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	releaseMemory()
 	blobs, err := pieces.NewBlobs(filepath.Join(cfg.DataDir, "files"), 0)
 	if err != nil {
 		return err
