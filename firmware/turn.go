@@ -32,6 +32,12 @@ func startWebRTCNet(cfg Config, lan []netip.Addr, log *slog.Logger) (*webrtcNet,
 	n := &webrtcNet{}
 	if cfg.WebRTCPort >= 0 {
 		mux, err := rtc.ListenUDPMux(cfg.WebRTCPort, udpReadBuffer, log)
+		if err != nil && cfg.WebRTCPort > 0 {
+			// Taken (another box on this machine, another program): rooms work on any
+			// port, only a firewall rule for this one would miss it.
+			log.Warn("WebRTC UDP port taken: using another one", "port", cfg.WebRTCPort, "err", err)
+			mux, err = rtc.ListenUDPMux(0, udpReadBuffer, log)
+		}
 		if err != nil {
 			return nil, err
 		}
