@@ -80,11 +80,9 @@ func (v *GlobVolumes) usable(dir string) bool {
 	if err != nil || !st.IsDir() {
 		return false
 	}
-	if v.opts.RequireMount && !isMountPoint(dir, st) {
-		return false
-	}
-	// access(2) says EROFS for a read-only mount even to root.
-	return syscall.Access(dir, 2 /* W_OK */) == nil
+	// A read-only stick is usable too: exporting to it fails with a clear error on the
+	// status page and the LED (ignoring it would leave the person waiting).
+	return !v.opts.RequireMount || isMountPoint(dir, st)
 }
 
 func isMountPoint(dir string, st os.FileInfo) bool {

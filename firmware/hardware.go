@@ -41,6 +41,7 @@ type hardware struct {
 	mu         sync.Mutex
 	busy       bool      // recording or exporting
 	lastExport string    // what the last export did, for the status page
+	lastFailed bool      // and whether it failed
 	patternAt  time.Time // when the LED's pattern was last set
 }
 
@@ -248,7 +249,7 @@ func (h *hardware) exportButton(ctx context.Context) error {
 		}
 		sticks := h.mounted()
 		if len(sticks) == 0 {
-			h.note("export: no USB stick is mounted")
+			h.note("export: no USB stick is mounted", true)
 			h.pattern(board.LEDError)
 			continue
 		}
@@ -277,11 +278,17 @@ func (h *hardware) mounted() []string {
 	return m
 }
 
-func (h *hardware) note(s string) {
+// note keeps what the last export did for the status page and logs it (a failure as an
+// error: a full or read-only stick).
+func (h *hardware) note(s string, failed bool) {
 	h.mu.Lock()
-	h.lastExport = s
+	h.lastExport, h.lastFailed = s, failed
 	h.mu.Unlock()
-	h.log.Info(s)
+	if failed {
+		h.log.Error(s)
+	} else {
+		h.log.Info(s)
+	}
 }
 
 // ExportTo writes every room's verifiable history and the box's files to a new dated
@@ -323,11 +330,11 @@ func (h *hardware) ExportTo(ctx context.Context, dst string) (string, error) {
 	}
 	dir, err := board.Export(ctx, dst, out)
 	if err != nil {
-		h.note("export to " + dst + " failed: " + err.Error())
+		h.note("export to "+dst+" failed: "+err.Error(), true)
 		h.pattern(board.LEDError)
 		return "", err
 	}
-	h.note(fmt.Sprintf("exported %d rooms to %s", len(out), dir))
+	h.note(fmt.Sprintf("exported %d rooms to %s", len(out), dir), false)
 	h.pattern(board.LEDDone)
 	return dir, nil
 }
@@ -347,7 +354,7 @@ func (h *hardware) Status() []web.BoxFeature {
 	}
 	h.mu.Lock()
 	if h.lastExport != "" {
-		out = append(out, web.BoxFeature{Feature: "last-export", OK: !strings.Contains(h.lastExport, "failed"), Detail: h.lastExport})
+		out = append(out, web.BoxFeature{Feature: "last-export", OK: !h.lastFailed, Detail: h.lastExport})
 	}
 	h.mu.Unlock()
 	return out

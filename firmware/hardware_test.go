@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -241,21 +242,51 @@ func TestSticksExport(t *testing.T) {
 		return len(dirs) == 2
 	})
 
-	if os.Geteuid() == 0 {
-		t.Log("root ignores directory permissions: the read-only stick case runs only as a user")
-		return
+	// A read-only stick and a full one: a clear failure on the status page and the LED,
+	// nothing left behind. As root (CI) they are real file systems: tmpfs mounted read-only,
+	// and one of two pages; as a user, a directory without write permission.
+	cases := []struct{ name, opts, says string }{{"RO", "ro,size=1m", "read-only"}, {"FULL", "size=8k", "full"}}
+	if os.Geteuid() != 0 {
+		cases = cases[:1]
 	}
-	ro := r.vols.Insert(t, "RO")
-	if err := os.Chmod(ro, 0o555); err != nil {
+	for _, c := range cases {
+		var stick string
+		if os.Geteuid() == 0 {
+			stick = tmpfsStick(t, r.vols, c.name, c.opts)
+		} else {
+			stick = r.vols.Insert(t, c.name)
+			if err := os.Chmod(stick, 0o555); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitFor(t, "the export failure on "+c.name, func() bool {
+			return featureDetail(r.h, "last-export", "failed") && featureDetail(r.h, "last-export", c.name)
+		})
+		if !featureDetail(r.h, "last-export", c.says) {
+			t.Errorf("%s: the status page says %+v, want it to say %q", c.name, r.h.Status(), c.says)
+		}
+		if r.h.blink.Current() != board.LEDError {
+			t.Errorf("%s: LED %q after a failed export, want %q", c.name, r.h.blink.Current(), board.LEDError)
+		}
+		if left, _ := os.ReadDir(stick); len(left) != 0 {
+			t.Errorf("%s: a failed export left %d entries on the stick", c.name, len(left))
+		}
+	}
+}
+
+// tmpfsStick mounts a tmpfs with opts outside the watched folder and links it in as the
+// stick name (the watcher then sees it whole, already mounted). Root only.
+func tmpfsStick(t *testing.T, v *boardtest.Volumes, name, opts string) string {
+	t.Helper()
+	mp := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", opts, "tmpfs", mp).CombinedOutput(); err != nil {
+		t.Fatalf("mount a tmpfs stick: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", mp).Run() })
+	if err := os.Symlink(mp, filepath.Join(v.Root, name)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the export failure", func() bool { return featureDetail(r.h, "last-export", "failed") })
-	if r.h.blink.Current() != board.LEDError {
-		t.Errorf("LED %q after a failed export, want %q", r.h.blink.Current(), board.LEDError)
-	}
-	if left, _ := os.ReadDir(ro); len(left) != 0 {
-		t.Errorf("a failed export left %d entries on the stick", len(left))
-	}
+	return mp
 }
 
 func featureDetail(h *hardware, feature, sub string) bool {
