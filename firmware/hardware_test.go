@@ -78,13 +78,17 @@ func newHWRig(t *testing.T) *hwRig {
 	return r
 }
 
-// waitFor polls cond until it holds or the test's deadline comes.
+// waitFor polls cond until it holds; a minute without it fails the test (only so that a
+// broken test does not hang until go test's own timeout).
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
+	deadline := time.After(time.Minute)
 	for !cond() {
 		select {
 		case <-t.Context().Done():
 			t.Fatalf("gave up waiting for %s", what)
+		case <-deadline:
+			t.Fatalf("no %s within a minute", what)
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
