@@ -34,15 +34,21 @@ const Realm = "chattorrent"
 
 // Defaults for Options.
 const (
-	DefaultPort           = 3478
-	DefaultCredentialTTL  = 12 * time.Hour
-	DefaultMaxAllocations = 128
-	DefaultMaxPerUser     = 16
-	DefaultLifetime       = 10 * time.Minute // an allocation lives this long unless refreshed
-	DefaultBandwidth      = 16 << 20         // bytes/s per allocation and direction
-	maxPeerLen            = 64               // bytes of the "peer" part of a username
-	lifetimeCap           = 60 * time.Minute // RFC 8656 lets a server cap what clients ask
-	credentialCap         = 7 * 24 * time.Hour
+	DefaultPort          = 3478
+	DefaultCredentialTTL = 12 * time.Hour
+	// Every peer connection of a page gathers a relay, used or not (a browser may keep it
+	// while the connection lives): a phone in a room of 30 may hold 29. The caps bound what a
+	// misbehaving page can take, not what a full classroom needs.
+	DefaultMaxAllocations = 512
+	DefaultMaxPerUser     = 64
+	// An allocation lives this long unless refreshed. Browsers refresh by the lifetime the
+	// server grants; relays of a page that vanished (closed, killed, out of range) end
+	// after it, and free their place in the per-phone cap.
+	DefaultLifetime  = 3 * time.Minute
+	DefaultBandwidth = 16 << 20         // bytes/s per allocation and direction
+	maxPeerLen       = 64               // bytes of the "peer" part of a username
+	lifetimeCap      = 60 * time.Minute // RFC 8656 lets a server cap what clients ask
+	credentialCap    = 7 * 24 * time.Hour
 )
 
 // Options configure Start.
