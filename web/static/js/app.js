@@ -506,11 +506,12 @@ async function loadBoxRooms() {
     const rooms = await res.json();
     if (!Array.isArray(rooms)) return;
     state.box = true;
-    fetch('/api/box/status', { headers: BOX_HEADERS }).then((r) => (r.ok ? r.json() : [])).then((st) => {
-      state.boxStatus = Array.isArray(st) ? st.filter((f) => f && typeof f.feature === 'string' && typeof f.detail === 'string') : [];
-      render();
-    }).catch(() => {});
     state.boxRooms = rooms.filter((r) => r && typeof r.id === 'string' && /^[0-9a-f]{32}$/.test(r.id) && typeof r.name === 'string');
+    // Awaited: the page is ready once the box's parts are listed, so nothing above the
+    // controls moves after that (a click aimed at a button then lands on it).
+    await fetch('/api/box/status', { headers: BOX_HEADERS }).then((r) => (r.ok ? r.json() : [])).then((st) => {
+      state.boxStatus = Array.isArray(st) ? st.filter((f) => f && typeof f.feature === 'string' && typeof f.detail === 'string') : [];
+    }).catch(() => {});
   } catch {
     // not a box, or unreachable: the page works without it
   }
@@ -713,10 +714,20 @@ async function apiErrorText(res) {
 }
 
 /** Follows the box's list of open offers; state.drop stays false without a drop box. */
+/** Follows the box's open offers. Resolves at the first list (or an error, or after
+ * DROP_FIRST_MS): the page counts as ready then, so the list does not appear later and
+ * push the controls below it away from where a finger (or a test) aims. */
 function watchDrop() {
-  if (typeof EventSource === 'undefined') return;
+  if (typeof EventSource === 'undefined') return Promise.resolve();
   const es = new EventSource('/api/drop/events');
+  let first;
+  const shown = new Promise((resolve) => {
+    first = resolve;
+    setTimeout(resolve, DROP_FIRST_MS);
+  });
+  es.addEventListener('error', () => first());
   es.addEventListener('offers', (ev) => {
+    first();
     let list;
     try {
       list = JSON.parse(ev.data);
@@ -732,7 +743,10 @@ function watchDrop() {
   es.onerror = () => {
     if (es.readyState === EventSource.CLOSED) state.drop = false;
   };
+  return shown;
 }
+
+const DROP_FIRST_MS = 2000;
 
 function myDropIds() {
   return new Set([...state.pending.values()].filter((p) => p.drop).map((p) => p.drop.id));
@@ -1539,14 +1553,14 @@ async function main() {
     peer: c.peer && c.peer.name, session: { ...c.session.stats }, files: { ...c.files.stats },
   })));
   globalThis.chattorrentTransfers = () => [...state.files.entries()].map(([root, f]) => ({ root, state: f.state, pieces: f.pieces, ms: f.ms || 0 }));
-  watchDrop();
+  const dropShown = watchDrop();
   window.addEventListener('pagehide', () => {
     // Offers held by this page die with it: take them off the box's list.
     for (const p of state.pending.values()) {
       if (p.drop) fetch(`/api/drop/offers/${p.drop.id}`, { method: 'DELETE', keepalive: true, headers: { ...BOX_HEADERS, 'X-Drop-Token': p.drop.token } }).catch(() => {});
     }
   });
-  await Promise.all([loadBoxRooms(), loadBoxAddress()]);
+  await Promise.all([loadBoxRooms(), loadBoxAddress(), dropShown]);
   document.body.dataset.ready = '1';
 }
 
