@@ -533,11 +533,24 @@ async function loadBoxAddress() {
   render();
 }
 
+const listKeys = new WeakMap();
+
+/** Fills list with build()'s items, but only when key (what they show) changed: render()
+ * runs on every event, and swapping a button for an identical new one under a finger (or a
+ * test's click) loses the tap. Returns the number of items shown. */
+function fillList(list, key, build) {
+  if (listKeys.get(list) !== key) {
+    list.replaceChildren(...build());
+    listKeys.set(list, key);
+  }
+  return list.children.length;
+}
+
 function renderBoxAddress() {
   const urls = state.boxURLs || [];
   $('box-address').hidden = urls.length === 0;
   if (!urls.length) return;
-  $('box-urls').replaceChildren(...urls.map((u) => el('li', { class: 'box-url', text: u })));
+  fillList($('box-urls'), JSON.stringify(urls), () => urls.map((u) => el('li', { class: 'box-url', text: u })));
   const qrURL = urls.find((u) => !u.includes('.local')) || urls[0];
   const img = $('box-qr');
   const src = `/api/box/qr.svg?url=${encodeURIComponent(qrURL)}`;
@@ -624,19 +637,18 @@ function renderBoxRooms() {
   const section = $('box');
   section.hidden = !state.box;
   if (!state.box) return;
-  $('box-status').replaceChildren(...state.boxStatus.map((f) => el('li', { class: `box-feature${f.ok ? '' : ' absent'}`, 'data-feature': f.feature },
+  fillList($('box-status'), JSON.stringify([lang, state.boxStatus]), () => state.boxStatus.map((f) => el('li', { class: `box-feature${f.ok ? '' : ' absent'}`, 'data-feature': f.feature },
     el('span', { class: 'box-feature-name', text: featureName(f.feature) }),
     el('span', { class: 'box-feature-detail', text: `${f.ok ? '✓' : '✗'} ${f.detail}` }))));
   const open = state.open;
   $('box-record').hidden = !(open && boxHasMic() && state.boxRooms.some((b) => b.id === open));
-  const items = state.boxRooms.map((b) => el('li', { class: 'box-room', 'data-room-id': b.id },
+  const shown = fillList($('box-rooms'), JSON.stringify([lang, state.boxRooms]), () => state.boxRooms.map((b) => el('li', { class: 'box-room', 'data-room-id': b.id },
     el('span', { class: 'room-name', text: b.name }),
     el('span', { class: 'room-last', text: t('boxEntries', { n: b.entries || 0 }) }),
     el('button', { type: 'button', class: 'box-open', 'data-room-id': b.id, text: t('boxOpen') }),
     el('a', { class: 'button box-history', href: `/api/rooms/${b.id}/history.json`, download: `${safeFileName(b.name)}_history.json`, text: t('boxHistory') }),
-    el('a', { class: 'button box-zip', href: `/api/rooms/${b.id}/history.zip`, download: `${safeFileName(b.name)}_history.zip`, text: t('boxZip') })));
-  $('box-rooms').replaceChildren(...items);
-  $('box-empty').hidden = items.length > 0;
+    el('a', { class: 'button box-zip', href: `/api/rooms/${b.id}/history.zip`, download: `${safeFileName(b.name)}_history.zip`, text: t('boxZip') }))));
+  $('box-empty').hidden = shown > 0;
 }
 
 /** Opens a room the box keeps: the room is made here and connected to the box, which
@@ -800,12 +812,12 @@ function renderDrop() {
   section.hidden = !state.drop;
   if (!state.drop) return;
   const mine = myDropIds();
-  const items = state.dropOffers.filter((o) => !mine.has(o.id)).map((o) => el('li', { class: 'drop-offer', 'data-id': o.id },
+  const offers = state.dropOffers.filter((o) => !mine.has(o.id));
+  const shown = fillList($('drop-offers'), JSON.stringify([lang, offers]), () => offers.map((o) => el('li', { class: 'drop-offer', 'data-id': o.id },
     el('span', { class: 'room-name', text: o.room_name }),
     el('span', { class: 'room-last', text: t('dropBy', { name: o.peer_name }) }),
-    el('button', { type: 'button', class: 'drop-join', 'data-id': o.id, text: t('dropJoin') })));
-  $('drop-offers').replaceChildren(...items);
-  $('drop-empty').hidden = items.length > 0;
+    el('button', { type: 'button', class: 'drop-join', 'data-id': o.id, text: t('dropJoin') }))));
+  $('drop-empty').hidden = shown > 0;
   const open = state.open;
   const canPublish = !!open && [...state.pending.values()].some((x) => x.room === open && !x.drop);
   $('publish-offer').hidden = !canPublish;
