@@ -161,7 +161,9 @@ var fileRounds = flag.Int("e2e.filerounds", 3, "BenchmarkBrowserFile: product ru
 // to the next on a 2-core machine: one pair of runs said more about the noise than about
 // the product. Run:
 //
-//	unshare -n sh -c 'ip link set lo up && go test ./web/e2e/ -run ^$ -bench BrowserFile -benchtime 1x'
+//	unshare -n sh -c 'ip link set lo up && go test ./web/e2e/ -run ^$ -bench BrowserFile -benchtime 1x -v'
+//
+// (-v: without it go test prints only the first lines a benchmark logs).
 func BenchmarkBrowserFile(b *testing.B) {
 	for _, mib := range []int64{64, 256} {
 		b.Run(fmt.Sprintf("MiB=%d", mib), func(b *testing.B) {
@@ -203,8 +205,11 @@ func BenchmarkBrowserFile(b *testing.B) {
 					// CPU is sampled from the moment B fetches, not while A hashes the file.
 					r.waitLong(`chattorrentTransfers().some(x => x.state === 'running')`, 10*time.Minute)
 					ca0, cr0, t0 := sampleCPU(apid), sampleCPU(rpid), time.Now()
+					th0, tha0 := threadTicks(rpid), threadTicks(apid)
 					r.waitLong(fmt.Sprintf(`chattorrentTransfers().filter(x => x.state === 'complete' && x.ms > 0).length > %d`, round), 10*time.Minute)
 					logCPUSecs(b, fmt.Sprintf("product %d", round+1), ca0, cr0, sampleCPU(apid), sampleCPU(rpid), time.Since(t0))
+					logThreads(b, "product receiver", th0, threadTicks(rpid))
+					logThreads(b, "product sender", tha0, threadTicks(apid))
 					close(stop)
 					wg.Wait()
 					// The newest complete transfer: the page lists files in the order it met them.
@@ -264,8 +269,11 @@ func median(xs []float64) float64 {
 func rawPhase(b *testing.B, a, r *user, apid, rpid int, size int64, name string) float64 {
 	b.Helper()
 	ca0, cr0, t0 := sampleCPU(apid), sampleCPU(rpid), time.Now()
+	th0, tha0 := threadTicks(rpid), threadTicks(apid)
 	ms := rawRun(b, a, r, size)
 	logCPUSecs(b, name, ca0, cr0, sampleCPU(apid), sampleCPU(rpid), time.Since(t0))
+	logThreads(b, name+" receiver", th0, threadTicks(rpid))
+	logThreads(b, name+" sender", tha0, threadTicks(apid))
 	return ms
 }
 
@@ -353,4 +361,72 @@ func topSelf(b *testing.B, u *user) {
 	for _, k := range keys[:min(8, len(keys))] {
 		b.Logf("%s main thread: %4.1f%% %s", u.name, 100*float64(self[k])/float64(len(prof.Samples)), k)
 	}
+}
+
+// threadTicks sums CPU seconds by thread name over the renderer processes under a browser
+// (a renderer's main thread carries the process's name, chromium: called "main" here).
+func threadTicks(browserPid int) map[string]float64 {
+	out := map[string]float64{}
+	children := map[int][]int{}
+	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, p := range procs {
+		bs, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		s := string(bs)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		me, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+		pp, _ := strconv.Atoi(f[1])
+		children[pp] = append(children[pp], me)
+	}
+	var walk func(int)
+	walk = func(pid int) {
+		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if strings.Contains(string(cmd), "--type=renderer") {
+			tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+			for _, t := range tasks {
+				bs, err := os.ReadFile(t)
+				if err != nil {
+					continue
+				}
+				s := string(bs)
+				i, j := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+				if i < 0 || j < i {
+					continue
+				}
+				f := strings.Fields(s[j+1:])
+				ut, _ := strconv.ParseFloat(f[11], 64)
+				st, _ := strconv.ParseFloat(f[12], 64)
+				name := s[i+1 : j]
+				if name == "chromium" {
+					name = "main"
+				}
+				out[name] += (ut + st) / 100
+			}
+		}
+		for _, c := range children[pid] {
+			walk(c)
+		}
+	}
+	walk(browserPid)
+	return out
+}
+
+// logThreads logs the renderers' CPU seconds in a phase by thread, the busiest first.
+func logThreads(b *testing.B, phase string, t0, t1 map[string]float64) {
+	b.Helper()
+	var parts []string
+	keys := slices.Collect(maps.Keys(t1))
+	slices.SortFunc(keys, func(x, y string) int { return cmp.Compare(t1[y]-t0[y], t1[x]-t0[x]) })
+	for _, k := range keys {
+		if d := t1[k] - t0[k]; d >= 0.02 {
+			parts = append(parts, fmt.Sprintf("%s %.2f", k, d))
+		}
+	}
+	b.Logf("renderer threads, %s: %s", phase, strings.Join(parts, ", "))
 }
