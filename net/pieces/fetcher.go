@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -300,7 +301,7 @@ func (f *Fetcher) fetch(ctx context.Context, j *job, part *Partial, log *slog.Lo
 
 	// ask sends p a want for what is missing (the hashes first when they are not known).
 	ask := func() error {
-		c := Control{T: "want", Root: j.meta.Root, Hashes: j.leaves == nil}
+		c := Control{T: "want", Root: j.meta.Root, Hashes: j.leaves == nil, Multi: true}
 		if c.Hashes && rescan {
 			c.Ranges = [][2]int64{{0, 1}} // the leaves first: the file on disk may hold the rest
 		} else {
@@ -654,7 +655,22 @@ func (l *FetchLink) Frame(b []byte) {
 		l.f.log.Warn("file frame dropped", "peer", l.name, "err", err)
 		return
 	}
-	if !l.route(RootHex(fr.Root), fetchEvent{from: l, frame: fr}) {
-		l.f.log.Debug("file frame dropped: not asked for", "peer", l.name, "root", RootHex(fr.Root))
+	if fr.Type != FramePieces {
+		if !l.route(RootHex(fr.Root), fetchEvent{from: l, frame: fr}) {
+			l.f.log.Debug("file frame dropped: not asked for", "peer", l.name, "root", RootHex(fr.Root))
+		}
+		return
+	}
+	// A pieces frame is its pieces one after another, cut every PieceSize bytes.
+	for k := 0; k*PieceSize < len(fr.Data); k++ {
+		if fr.Index > math.MaxUint32-uint32(k) {
+			l.f.log.Warn("file frame dropped: piece index out of range", "peer", l.name)
+			return
+		}
+		p := Frame{Type: FramePiece, Root: fr.Root, Index: fr.Index + uint32(k), Data: fr.Data[k*PieceSize : min(len(fr.Data), (k+1)*PieceSize)]}
+		if !l.route(RootHex(fr.Root), fetchEvent{from: l, frame: p}) {
+			l.f.log.Debug("file frame dropped: not asked for", "peer", l.name, "root", RootHex(fr.Root))
+			return
+		}
 	}
 }

@@ -26,12 +26,16 @@ const (
 	head              = 1 + 32 + 4
 	MaxFrame          = head + MaxHashesPerFrame*32
 	MaxSize           = 1<<53 - 1
+	// PiecesPerFrame is the most pieces a pieces frame carries: 49189 bytes, under the
+	// 64 KiB every WebRTC stack takes in one message.
+	PiecesPerFrame = 3
 )
 
 // Frame types.
 const (
 	FramePiece  byte = 1
 	FrameHashes byte = 2
+	FramePieces byte = 3 // consecutive pieces from Index, cut every PieceSize bytes
 )
 
 // Error carries one of §5's codes: bad-kind, not-json, bad-root, bad-size, bad-name,
@@ -201,8 +205,8 @@ func (m Meta) Body() (string, error) {
 type Frame struct {
 	Type   byte
 	Root   [32]byte
-	Index  uint32 // piece index, or the first leaf's index for hashes
-	Data   []byte // the piece, or n×32 bytes of leaves (aliases the input)
+	Index  uint32 // piece index (the first one's for pieces), or the first leaf's for hashes
+	Data   []byte // the piece or pieces, or n×32 bytes of leaves (aliases the input)
 	Leaves int    // hashes frames: n
 }
 
@@ -213,6 +217,14 @@ func EncodePiece(root [32]byte, index uint32, data []byte) []byte {
 	copy(f[1:33], root[:])
 	binary.BigEndian.PutUint32(f[33:37], index)
 	copy(f[head:], data)
+	return f
+}
+
+// EncodePieces returns a pieces frame: data is pieces index, index+1, … laid end to end,
+// each PieceSize bytes but a file's last, at most PiecesPerFrame of them.
+func EncodePieces(root [32]byte, index uint32, data []byte) []byte {
+	f := EncodePiece(root, index, data)
+	f[0] = FramePieces
 	return f
 }
 
@@ -243,6 +255,10 @@ func DecodeFrame(b []byte) (Frame, error) {
 		if len(f.Data) > PieceSize {
 			return Frame{}, fail("bad-frame", "piece of %d bytes", len(f.Data))
 		}
+	case FramePieces:
+		if len(f.Data) > PiecesPerFrame*PieceSize {
+			return Frame{}, fail("bad-frame", "pieces of %d bytes", len(f.Data))
+		}
 	case FrameHashes:
 		if len(f.Data)%32 != 0 {
 			return Frame{}, fail("bad-frame", "hashes not a multiple of 32 bytes")
@@ -259,6 +275,7 @@ type Control struct {
 	T      string     `json:"t"`
 	Root   string     `json:"root"`
 	Hashes bool       `json:"hashes,omitempty"`
+	Multi  bool       `json:"multi,omitempty"` // want: the receiver takes pieces frames
 	Ranges [][2]int64 `json:"ranges,omitempty"`
 	Pieces int64      `json:"pieces,omitempty"`
 }
@@ -282,6 +299,12 @@ func DecodeControl(b []byte) (Control, error) {
 			return Control{}, fail("bad-message", "want: hashes")
 		}
 		c.Hashes = string(m["hashes"]) == "true"
+		if raw, ok := m["multi"]; ok {
+			if s := string(raw); s != "true" && s != "false" {
+				return Control{}, fail("bad-message", "want: multi")
+			}
+			c.Multi = string(raw) == "true"
+		}
 		var rs [][]json.RawMessage
 		if json.Unmarshal(m["ranges"], &rs) != nil || rs == nil || len(rs) > MaxRanges {
 			return Control{}, fail("bad-message", "want: ranges")

@@ -123,25 +123,34 @@ func (s *Seeder) serve(ctx context.Context, send Sender, w Control) error {
 			}
 		}
 	}
-	buf := make([]byte, PieceSize)
+	// Up to PiecesPerFrame pieces a frame to a receiver that takes pieces frames.
+	per, encode := 1, EncodePiece
+	if w.Multi {
+		per, encode = PiecesPerFrame, EncodePieces
+	}
+	buf := make([]byte, per*PieceSize)
 	for _, r := range w.Ranges {
-		for i := int(r[0]); i < int(min(r[1], int64(len(leaves)))); i++ {
+		end := int(min(r[1], int64(len(leaves))))
+		for i := int(r[0]); i < end; i += per {
 			if s.isCancelled(w.Root) {
 				return nil
 			}
-			n := PieceLen(size, i)
+			count := min(per, end-i)
+			n := (count-1)*PieceSize + PieceLen(size, i+count-1)
 			if _, err := f.ReadAt(buf[:n], int64(i)*PieceSize); err != nil {
-				return fmt.Errorf("pieces: read piece %d: %w", i, err)
+				return fmt.Errorf("pieces: read pieces %d…%d: %w", i, i+count-1, err)
 			}
-			frame := EncodePiece(root, uint32(i), buf[:n])
-			if s.opts.Corrupt != nil && s.opts.Corrupt(w.Root, i) {
-				frame[len(frame)-1] ^= 0x55
+			frame := encode(root, uint32(i), buf[:n])
+			for k := range count {
+				if s.opts.Corrupt != nil && s.opts.Corrupt(w.Root, i+k) {
+					frame[head+k*PieceSize+PieceLen(size, i+k)-1] ^= 0x55
+				}
 			}
 			if err := send.SendFrame(ctx, frame); err != nil {
 				return err
 			}
 			s.mu.Lock()
-			s.served++
+			s.served += int64(count)
 			s.mu.Unlock()
 		}
 	}

@@ -37,7 +37,7 @@ type vectors struct {
 	} `json:"bodies"`
 	Frames []struct {
 		Hex    string `json:"hex"`
-		Type   string `json:"type"` // piece, hashes, or "" when invalid
+		Type   string `json:"type"` // piece, pieces, hashes, or "" when invalid
 		Root   string `json:"root,omitempty"`
 		Index  uint32 `json:"index"`
 		Length int    `json:"length"`
@@ -119,9 +119,12 @@ func makeVectors(t *testing.T) vectors {
 	frame(EncodePiece(r, 7, []byte{1, 2, 3}), "piece", 7, 3)
 	frame(EncodePiece(r, 1<<32-1, content(PieceSize)), "piece", 1<<32-1, PieceSize)
 	frame(EncodeHashes(r, 4096, make([][32]byte, 2)), "hashes", 4096, 64)
+	frame(EncodePieces(r, 9, content(PiecesPerFrame*PieceSize)), "pieces", 9, PiecesPerFrame*PieceSize)
+	frame(EncodePieces(r, 0, content(PieceSize+5)), "pieces", 0, PieceSize+5)
 	frame(make([]byte, 37), "", 0, 0)                                          // too short
 	frame(append([]byte{9}, make([]byte, 40)...), "", 0, 0)                    // unknown type
 	frame(EncodePiece(r, 0, content(PieceSize+1)), "", 0, 0)                   // piece too large
+	frame(EncodePieces(r, 0, content(PiecesPerFrame*PieceSize+1)), "", 0, 0)   // pieces too large
 	frame(append(EncodeHashes(r, 0, make([][32]byte, 1)), 0), "", 0, 0)        // not a multiple of 32
 	frame(EncodeHashes(r, 0, make([][32]byte, MaxHashesPerFrame+1)), "", 0, 0) // too many leaves
 	control := func(s string, valid bool) {
@@ -133,6 +136,8 @@ func makeVectors(t *testing.T) vectors {
 	R := `"root":"` + root + `"`
 	control(`{"t":"want",`+R+`,"hashes":true,"ranges":[[0,2],[5,9]]}`, true)
 	control(`{"t":"want",`+R+`,"hashes":false,"ranges":[]}`, true)
+	control(`{"t":"want",`+R+`,"hashes":false,"ranges":[[0,9]],"multi":true}`, true)
+	control(`{"t":"want",`+R+`,"hashes":false,"ranges":[[0,9]],"multi":1}`, false)
 	control(`{"t":"want",`+R+`,"hashes":false,"ranges":[[0,2],[2,9]]}`, true)
 	control(`{"t":"got",`+R+`,"pieces":12}`, true)
 	control(`{"t":"nope",`+R+`}`, true)
@@ -169,7 +174,8 @@ func TestVectors(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || got.Index != f.Index || len(got.Data) != f.Length || RootHex(got.Root) != f.Root {
+		types := map[byte]string{FramePiece: "piece", FrameHashes: "hashes", FramePieces: "pieces"}
+		if err != nil || types[got.Type] != f.Type || got.Index != f.Index || len(got.Data) != f.Length || RootHex(got.Root) != f.Root {
 			t.Errorf("frame %.40s…: %+v %v", f.Hex, got, err)
 		}
 	}

@@ -52,12 +52,12 @@ const rawAnswerJS = `(async (sdp, size) => {
   return pc.localDescription.sdp;
 })`
 
-const rawSendJS = `(async (sdp, size) => {
+const rawSendJS = `(async (sdp, size, msg) => {
   const { pc, ch } = window.rawBench;
   await pc.setRemoteDescription({ type: 'answer', sdp });
   if (ch.readyState !== 'open') await new Promise((r) => ch.addEventListener('open', r, { once: true }));
   ch.bufferedAmountLowThreshold = 256 * 1024;
-  const piece = crypto.getRandomValues(new Uint8Array(16384));
+  const piece = crypto.getRandomValues(new Uint8Array(msg));
   for (let sent = 0; sent < size; sent += piece.length) {
     while (ch.bufferedAmount > (1 << 20)) await new Promise((r) => ch.addEventListener('bufferedamountlow', r, { once: true }));
     ch.send(piece.subarray(0, Math.min(piece.length, size - sent)));
@@ -146,6 +146,8 @@ func vmRSS(pid int) int64 {
 	}
 	return 0
 }
+
+var rawMessage = flag.Int("e2e.rawmessage", 16384, "BenchmarkBrowserFile: the raw runs' message size in bytes (16384 is the issue's baseline; the product sends up to 3 pieces a message, 49189 bytes)")
 
 var fileRounds = flag.Int("e2e.filerounds", 3, "BenchmarkBrowserFile: product runs per size, each bracketed by raw runs (raw, product, raw, product, ..., raw)")
 
@@ -321,7 +323,7 @@ func rawRun(b *testing.B, a, r *user, size int64) float64 {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := chromedp.Run(actx, chromedp.Evaluate[bool](fmt.Sprintf("%s(%s, %d)", rawSendJS, js(answer), size), chromedp.EvalAwaitPromise)); err != nil {
+	if _, err := chromedp.Run(actx, chromedp.Evaluate[bool](fmt.Sprintf("%s(%s, %d, %d)", rawSendJS, js(answer), size, *rawMessage), chromedp.EvalAwaitPromise)); err != nil {
 		b.Fatal(err)
 	}
 	ms, err := chromedp.Run(rctx, chromedp.Evaluate[float64](`window.rawBench.done`, chromedp.EvalAwaitPromise))

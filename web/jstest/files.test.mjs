@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  FileLink, MemoryMedia, PIECE_SIZE, parseMeta, metaBody, encodePiece, encodeHashes, decodeFrame, checkControl,
+  FileLink, MemoryMedia, PIECE_SIZE, parseMeta, metaBody, encodePiece, encodePieces, PIECES_PER_FRAME, encodeHashes, decodeFrame, checkControl,
   missingRanges, hashBlob, rootOf, fromHex, toHex, numPieces, MAX_RANGES, cleanName, setBit,
 } from '../static/js/files.js';
 
@@ -27,7 +27,9 @@ function linkPair(mediaA, mediaB, announced, opts = {}) {
   const mk = (media, name, other) => new FileLink({
     media,
     announced,
-    sendJSON: async (m) => deliver(other(), JSON.stringify(m)),
+    // opts.single: the receiver is an older page (or the box's fetcher) that does not ask
+    // for pieces frames.
+    sendJSON: async (m) => deliver(other(), JSON.stringify(opts.single && m.t === 'want' ? { ...m, multi: undefined } : m)),
     sendFrame: async (f) => {
       sent[name]++;
       const out = opts.tamper && name === 'a' ? opts.tamper(f) : f;
@@ -93,8 +95,14 @@ test('frames and control messages: round trip and every reject', () => {
   assert.deepEqual([p.type, p.root, p.index, [...p.data]], ['piece', 'cd'.repeat(32), 7, [1, 2, 3]]);
   const h = decodeFrame(encodeHashes(root, 4096, new Uint8Array(64)));
   assert.deepEqual([h.type, h.offset, h.hashes.length], ['hashes', 4096, 64]);
+  const ps = decodeFrame(encodePieces(root, 9, new Uint8Array(PIECES_PER_FRAME * PIECE_SIZE)));
+  assert.deepEqual([ps.type, ps.index, ps.data.length], ['pieces', 9, 3 * PIECE_SIZE]);
+  const ps1 = decodeFrame(encodePieces(root, 0, new Uint8Array(5)));
+  assert.deepEqual([ps1.type, ps1.index, ps1.data.length], ['pieces', 0, 5]);
+  assert.deepEqual(checkControl({ t: 'want', root: 'ab'.repeat(32), hashes: false, ranges: [], multi: true }).multi, true);
+  assert.deepEqual(checkControl({ t: 'want', root: 'ab'.repeat(32), hashes: false, ranges: [] }).multi, false);
   for (const bad of [new Uint8Array(37), new Uint8Array(38), new Uint8Array(37 + PIECE_SIZE + 1).fill(1), encodeHashes(root, 0, new Uint8Array(33)),
-    new Uint8Array(37 + 4097 * 32)]) {
+    new Uint8Array(37 + 4097 * 32), encodePieces(root, 0, new Uint8Array(PIECES_PER_FRAME * PIECE_SIZE + 1))]) {
     if (bad[0] === 0 && bad.length === 38) bad[0] = 9; // unknown type
     assert.throws(() => decodeFrame(bad), { code: 'bad-frame' });
   }
@@ -103,7 +111,7 @@ test('frames and control messages: round trip and every reject', () => {
   for (const m of [{ t: 'want', root: R, hashes: 1, ranges: [] }, { t: 'want', root: R, hashes: true, ranges: [[2, 1]] },
     { t: 'want', root: R, hashes: true, ranges: [[0, 5], [3, 9]] }, { t: 'want', root: R, hashes: true, ranges: [[-1, 2]] },
     { t: 'want', root: R, hashes: true, ranges: new Array(MAX_RANGES + 1).fill(0).map((_, i) => [2 * i, 2 * i + 1]) },
-    { t: 'got', root: R, pieces: -1 }, { t: 'nope', root: 'x' }]) {
+    { t: 'got', root: R, pieces: -1 }, { t: 'nope', root: 'x' }, { t: 'want', root: R, hashes: true, ranges: [], multi: 1 }]) {
     assert.throws(() => checkControl(m), { code: 'bad-message' }, JSON.stringify(m).slice(0, 60));
   }
   const have = new Uint8Array(2);
@@ -124,27 +132,35 @@ test('a file crosses whole and byte-identical; the sender sees the receiver veri
   await settle(() => events.a.some((e) => e.role === 'send' && e.state === 'complete'));
 });
 
-test('a lying sender: bad pieces are dropped and asked for again; the file completes correctly', async () => {
-  const src = await seeded(20 * PIECE_SIZE, 2);
-  const dst = new MemoryMedia();
-  const lied = new Set();
-  const tamper = (f) => {
-    if (f[0] !== 1) return f;
-    const index = new DataView(f.buffer, f.byteOffset).getUint32(33);
-    if ((index === 3 || index === 19) && !lied.has(index)) {
-      lied.add(index);
-      const g = f.slice();
-      g[40] ^= 0xff;
-      return g;
-    }
-    return f;
-  };
-  const { b, events } = linkPair(src.media, dst, () => src.meta, { tamper });
-  await b.fetch(src.meta);
-  await settle(() => events.b.some((e) => e.state === 'complete'));
-  assert.equal(b.stats.badPieces, 2);
-  assert.deepEqual(new Uint8Array(await (await dst.blob(src.root)).arrayBuffer()), src.bytes);
-});
+for (const single of [false, true]) {
+  test(`a lying sender: bad pieces are dropped and asked for again; the file completes correctly (${single ? 'a piece a frame' : 'pieces frames'})`, async () => {
+    const src = await seeded(20 * PIECE_SIZE, 2);
+    const dst = new MemoryMedia();
+    const lied = new Set();
+    const types = new Set();
+    const tamper = (f) => {
+      if (f[0] !== 1 && f[0] !== 3) return f;
+      types.add(f[0]);
+      const first = new DataView(f.buffer, f.byteOffset).getUint32(33);
+      const count = Math.ceil((f.length - 37) / PIECE_SIZE);
+      for (const index of [3, 19]) {
+        if (index >= first && index < first + count && !lied.has(index)) {
+          lied.add(index);
+          const g = f.slice();
+          g[37 + (index - first) * PIECE_SIZE + 3] ^= 0xff;
+          return g;
+        }
+      }
+      return f;
+    };
+    const { b, events } = linkPair(src.media, dst, () => src.meta, { tamper, single });
+    await b.fetch(src.meta);
+    await settle(() => events.b.some((e) => e.state === 'complete'));
+    assert.equal(b.stats.badPieces, 2);
+    assert.deepEqual([...types], [single ? 1 : 3]);
+    assert.deepEqual(new Uint8Array(await (await dst.blob(src.root)).arrayBuffer()), src.bytes);
+  });
+}
 
 test('hashes that do not match the root are refused, and after 3 tries the transfer stops with an error', async () => {
   const src = await seeded(5 * PIECE_SIZE, 3);
@@ -166,7 +182,7 @@ test('a cut transfer resumes on a new link from the verified pieces', async () =
   const dst = new MemoryMedia();
   let delivered = 0;
   let cut = false;
-  const first = linkPair(src.media, dst, () => src.meta, { cut: () => cut || (++delivered > 150 && (cut = true)) });
+  const first = linkPair(src.media, dst, () => src.meta, { cut: () => cut || (++delivered > 60 && (cut = true)) }); // 3 pieces a frame
   await first.b.fetch(src.meta);
   await settle(() => cut && first.events.b.some((e) => e.pieces >= 128)); // two batches stored
   first.a.close();
@@ -243,7 +259,7 @@ test('the shared vectors (net/pieces/testdata/vectors.json): hashes, bodies, fra
     const d = decodeFrame(bytes.buffer);
     assert.equal(d.type, f.type);
     assert.equal(d.root, f.root);
-    assert.equal(d.type === 'piece' ? d.index : d.offset, f.index);
+    assert.equal(d.type === 'hashes' ? d.offset : d.index, f.index);
     assert.equal((d.data || d.hashes).length, f.length);
   }
   for (const c of v.controls) {

@@ -9,8 +9,10 @@ export const MAX_RANGES = 256;
 export const MAX_FRAME = 1 + 32 + 4 + MAX_HASHES_PER_FRAME * 32;
 export const MAX_SIZE = Number.MAX_SAFE_INTEGER;
 export const FILE_KINDS = new Set(['image', 'voice', 'file']);
+export const PIECES_PER_FRAME = 3; // a pieces frame carries 1..3 pieces: at most 49189 bytes, under 64 KiB
 const FRAME_PIECE = 1;
 const FRAME_HASHES = 2;
+const FRAME_PIECES = 3;
 const HEAD = 37; // type, root, index/offset
 const BATCH_PIECES = 256; // pieces stored per transaction (4 MiB)
 const READ_PIECES = 256; // pieces read from storage at once by a sender (4 MiB)
@@ -141,6 +143,13 @@ export function encodePiece(root, index, data) {
   return f;
 }
 
+/** A pieces frame: consecutive pieces index, index+1, … (each 16 KiB but a file's last). */
+export function encodePieces(root, index, data) {
+  const f = encodePiece(root, index, data);
+  f[0] = FRAME_PIECES;
+  return f;
+}
+
 export function encodeHashes(root, offset, leaves) {
   const f = new Uint8Array(HEAD + leaves.length);
   f[0] = FRAME_HASHES;
@@ -162,6 +171,9 @@ export function decodeFrame(buf) {
     case FRAME_PIECE:
       if (rest.length > PIECE_SIZE) throw new FileError('bad-frame', 'piece too large');
       return { type: 'piece', root, index: at, data: rest };
+    case FRAME_PIECES:
+      if (rest.length > PIECES_PER_FRAME * PIECE_SIZE) throw new FileError('bad-frame', 'pieces too large');
+      return { type: 'pieces', root, index: at, data: rest };
     case FRAME_HASHES:
       if (rest.length % 32 !== 0) throw new FileError('bad-frame', 'hashes not a multiple of 32 bytes');
       return { type: 'hashes', root, offset: at, hashes: rest };
@@ -177,7 +189,8 @@ export function checkControl(m) {
   if (typeof m.root !== 'string' || !reHex64.test(m.root)) throw new FileError('bad-message', 'root');
   switch (m.t) {
     case 'want': {
-      if (typeof m.hashes !== 'boolean' || !Array.isArray(m.ranges) || m.ranges.length > MAX_RANGES) {
+      if (typeof m.hashes !== 'boolean' || !Array.isArray(m.ranges) || m.ranges.length > MAX_RANGES
+        || (m.multi !== undefined && typeof m.multi !== 'boolean')) {
         throw new FileError('bad-message', 'want');
       }
       let last = -1;
@@ -188,7 +201,7 @@ export function checkControl(m) {
         }
         last = r[1];
       }
-      return { t: 'want', root: m.root, hashes: m.hashes, ranges: m.ranges.map((r) => [r[0], r[1]]) };
+      return { t: 'want', root: m.root, hashes: m.hashes, ranges: m.ranges.map((r) => [r[0], r[1]]), multi: m.multi === true };
     }
     case 'got':
       if (!Number.isSafeInteger(m.pieces) || m.pieces < 0) throw new FileError('bad-message', 'got');
@@ -351,7 +364,7 @@ export class FileLink {
     }
     r.lastAsked = ranges.length ? ranges[ranges.length - 1][1] - 1 : -1;
     this.armStall(r);
-    await this.sendJSON({ t: 'want', root: r.meta.root, hashes: !r.leaves, ranges });
+    await this.sendJSON({ t: 'want', root: r.meta.root, hashes: !r.leaves, ranges, multi: true });
   }
 
   armStall(r) {
@@ -391,12 +404,20 @@ export class FileLink {
       this.drop('a frame for a file not asked for');
       return;
     }
-    if ((r.frames = (r.frames || 0) + 1) % 64 === 0) this.armStall(r);
-    // Digests run concurrently (each is a hop to another thread); their results are used
-    // in arrival order.
-    const digest = f.type === 'piece' ? sha256(f.data) : null;
-    r.queue = r.queue.then(async () => (f.type === 'hashes' ? this.onHashes(r, f) : this.onPiece(r, f, await digest)))
-      .catch((err) => this.failRecv(r, err));
+    if ((r.frames = (r.frames || 0) + 1) % 32 === 0) this.armStall(r);
+    if (f.type === 'hashes') {
+      r.queue = r.queue.then(() => this.onHashes(r, f)).catch((err) => this.failRecv(r, err));
+      return;
+    }
+    // A pieces frame is its pieces one after another, cut every 16 KiB.
+    for (let off = 0; off < f.data.length || off === 0; off += PIECE_SIZE) {
+      const p = f.type === 'piece' ? f : { type: 'piece', root: f.root, index: f.index + off / PIECE_SIZE, data: f.data.subarray(off, off + PIECE_SIZE) };
+      // Digests run concurrently (each is a hop to another thread); their results are used
+      // in arrival order.
+      const digest = sha256(p.data);
+      r.queue = r.queue.then(async () => this.onPiece(r, p, await digest)).catch((err) => this.failRecv(r, err));
+      if (f.type === 'piece') break;
+    }
   }
 
   async onHashes(r, f) {
@@ -553,10 +574,11 @@ export class FileLink {
       }
     }
     this.onProgress({ root: m.root, role: 'send', pieces: 0, total: n, state: 'running' });
-    // One frame buffer for every piece: sendFrame copies it before it resolves (as
-    // RTCDataChannel.send does), and 16 KiB of garbage a piece cost the sender's page more
-    // CPU than the copy.
-    const frame = encodePiece(root, 0, new Uint8Array(PIECE_SIZE));
+    // Up to PIECES_PER_FRAME pieces a frame when the receiver takes pieces frames (fewer
+    // messages: less work a byte for both pages), in one frame buffer reused for every frame:
+    // sendFrame copies it before it resolves (as RTCDataChannel.send does).
+    const per = m.multi ? PIECES_PER_FRAME : 1;
+    const frame = (m.multi ? encodePieces : encodePiece)(root, 0, new Uint8Array(per * PIECE_SIZE));
     const at = new DataView(frame.buffer);
     for (const [from, to0] of m.ranges) {
       const to = Math.min(to0, n);
@@ -566,14 +588,15 @@ export class FileLink {
         const end = Math.min(to, i + READ_PIECES);
         const bytes = await next;
         next = end < to ? readAt(end) : null; // read ahead while these pieces are sent
-        for (let k = i; k < end && !s.cancelled && !this.closed; k++) {
+        for (let k = i; k < end && !s.cancelled && !this.closed; k += per) {
+          const count = Math.min(per, end - k);
           const off = (k - i) * PIECE_SIZE;
-          const len = pieceLength(info.size, k);
+          const len = (count - 1) * PIECE_SIZE + pieceLength(info.size, k + count - 1);
           at.setUint32(33, k);
           frame.set(bytes.subarray(off, off + len), HEAD);
           await this.sendFrame(frame.subarray(0, HEAD + len));
-          s.sent++;
-          this.stats.piecesSent++;
+          s.sent += count;
+          this.stats.piecesSent += count;
         }
       }
     }
