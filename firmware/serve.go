@@ -20,6 +20,7 @@ import (
 	"github.com/chattorrent/chattorrent/board"
 	"github.com/chattorrent/chattorrent/net/archiver"
 	"github.com/chattorrent/chattorrent/net/cert"
+	"github.com/chattorrent/chattorrent/net/mdns"
 	"github.com/chattorrent/chattorrent/net/pieces"
 	"github.com/chattorrent/chattorrent/net/rtc"
 	"github.com/chattorrent/chattorrent/store"
@@ -53,10 +54,16 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The certificate covers every name mDNS may take on a clash (name-2 … name-16).
+	alts, err := mdns.Candidates(cfg.Hostname)
+	if err != nil {
+		return fmt.Errorf("serve: --hostname: %w", err)
+	}
 	box, err := cert.Load(cfg.DataDir, cert.Options{
-		Hostname: cfg.Hostname,
-		Addrs:    func() ([]netip.Addr, error) { return addrs, nil },
-		Logger:   base,
+		Hostname:     cfg.Hostname,
+		AltHostnames: alts[1:],
+		Addrs:        func() ([]netip.Addr, error) { return addrs, nil },
+		Logger:       base,
 	})
 	if err != nil {
 		return err

@@ -109,6 +109,19 @@ func TestServe(t *testing.T) {
 	if resp.Header.Get("Content-Security-Policy") == "" {
 		t.Error("no CSP header")
 	}
+	// The certificate also covers the names mDNS takes when another host holds testbox.local.
+	for _, name := range []string{"testbox.local", "testbox-2.local", "testbox-16.local"} {
+		conn, err := tls.Dial("tcp", ready.HTTPS, &tls.Config{RootCAs: roots, ServerName: name})
+		if err != nil {
+			t.Errorf("TLS as %s: %v", name, err)
+			continue
+		}
+		conn.Close()
+	}
+	if conn, err := tls.Dial("tcp", ready.HTTPS, &tls.Config{RootCAs: roots, ServerName: "testbox-17.local"}); err == nil {
+		conn.Close()
+		t.Error("the certificate covers testbox-17.local, a name mDNS never takes")
+	}
 
 	// The plain-HTTP side redirects to HTTPS but hands out the CA itself.
 	resp, err = client.Get("http://" + ready.HTTP + "/some/page?q=1")

@@ -77,6 +77,9 @@ type Options struct {
 	// Hostname is the box's mDNS name without ".local"; the certificate covers
 	// "<Hostname>.local". Default DefaultHostname ("chattorrent").
 	Hostname string
+	// AltHostnames are more mDNS names without ".local" the certificate covers: those the
+	// box may answer for instead when another host holds Hostname ("chattorrent-2", …).
+	AltHostnames []string
 	// MachineHostname is the operating system's host name, also covered by the certificate
 	// when it is a valid DNS name. Default os.Hostname().
 	MachineHostname string
@@ -243,6 +246,15 @@ func (o Options) wanted() ([]string, []netip.Addr, error) {
 		return nil, nil, fmt.Errorf("cert: hostname %q is not a valid DNS name", o.Hostname)
 	}
 	names := []string{"localhost", host + ".local"}
+	for _, alt := range o.AltHostnames {
+		alt = strings.ToLower(strings.TrimSuffix(alt, ".local"))
+		if !validDNSName(alt) {
+			return nil, nil, fmt.Errorf("cert: hostname %q is not a valid DNS name", alt)
+		}
+		if !slices.Contains(names, alt+".local") {
+			names = append(names, alt+".local")
+		}
+	}
 	if m := strings.ToLower(strings.TrimSuffix(o.MachineHostname, ".")); validDNSName(m) && !slices.Contains(names, m) {
 		names = append(names, m)
 	}

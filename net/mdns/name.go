@@ -47,6 +47,21 @@ func normalizeName(name string) (string, error) {
 	return strings.ToLower(name), nil
 }
 
+// Candidates returns every name Run may take for name (already valid: see Config.Name),
+// in the order it tries them: name, name-2 … name-16. The box's certificate covers them
+// all, so a box that took "chattorrent-2" on a clash is still served without a warning.
+func Candidates(name string) ([]string, error) {
+	base, err := normalizeName(name)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, maxCandidates)
+	for n := 1; n <= maxCandidates; n++ {
+		out = append(out, candidate(base, n))
+	}
+	return out, nil
+}
+
 // candidate returns the n-th name to try for base: base itself for n <= 1,
 // then "base-2", "base-3", … The base is shortened (and any '-' it then ends
 // with dropped) so that the result stays within 63 bytes.

@@ -108,3 +108,20 @@ func TestCandidate(t *testing.T) {
 		}
 	}
 }
+
+func TestCandidates(t *testing.T) {
+	got, err := Candidates("Box")
+	if err != nil || len(got) != maxCandidates || got[0] != "box" || got[1] != "box-2" || got[15] != "box-16" {
+		t.Errorf("Candidates(Box) = %q, %v", got, err)
+	}
+	long := strings.Repeat("a", 63)
+	got, _ = Candidates(long)
+	for _, c := range got {
+		if len(c) > 63 {
+			t.Errorf("candidate %q is longer than a label", c)
+		}
+	}
+	if _, err := Candidates("a.local"); !errors.Is(err, ErrInvalidName) {
+		t.Errorf("Candidates(a.local): %v", err)
+	}
+}
