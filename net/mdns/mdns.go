@@ -5,7 +5,8 @@
 //
 // The wire protocol is github.com/pion/mdns/v2; this package adds what an
 // appliance needs around it: a validated name, a simplified probe for name
-// clashes (RFC 6762 §8.1) with "-2", "-3", … suffixes, slog logging, and
+// clashes (RFC 6762 §8.1) with "-2", "-3", … suffixes, a periodic check for
+// a host that claimed the same name at the same moment, slog logging, and
 // re-opening the sockets when the interfaces or their addresses change.
 package mdns
 
@@ -143,7 +144,9 @@ func (r *Responder) Ready() <-chan struct{} { return r.ready }
 // Run probes for a free name, then answers queries until ctx ends. It
 // re-reads the interfaces every few seconds; when they or their addresses
 // change it closes its sockets, probes again (keeping the name it holds
-// unless someone else now answers for it) and serves again. With no usable
+// unless someone else now answers for it) and serves again. Otherwise it
+// checks that no other host answers for its name too, and moves on to the
+// next name when one does and has the lower address (see rival). With no usable
 // interface it waits for one. Run returns nil when ctx ends, after closing
 // every socket and joining every goroutine, and an error only when it
 // cannot serve at all: Run called twice, or every candidate name taken.
@@ -166,6 +169,22 @@ func (r *Responder) Run(ctx context.Context) error {
 			r.closeConn(conn)
 		}
 	}()
+	// claimed handles claim's error: whether Run must return, and what.
+	claimed := func(err error) (bool, error) {
+		if ctx.Err() != nil {
+			return true, nil
+		}
+		if err != nil {
+			if errors.Is(err, errListen) {
+				retry = true // try again at the next rescan
+			}
+			if errors.Is(err, errAllTaken) {
+				return true, err
+			}
+			r.log.Warn("cannot serve", "err", err)
+		}
+		return false, nil
+	}
 	for {
 		ifaces, fp, err := currentInterfaces(r.ifaces)
 		switch {
@@ -188,17 +207,30 @@ func (r *Responder) Run(ctx context.Context) error {
 			}
 			waiting = false
 			conn, n, err = r.claim(ctx, ifaces, n)
+			if stop, err := claimed(err); stop {
+				return err
+			}
+		case conn != nil:
+			// Our name is ours alone? (Two boxes that started together both found it free.)
+			name := candidate(r.base, n)
+			holder, other, err := r.rival(ctx, ifaces, name)
 			if ctx.Err() != nil {
 				return nil
 			}
 			if err != nil {
-				if errors.Is(err, errListen) {
-					retry = true // try again at the next rescan
-				}
-				if errors.Is(err, errAllTaken) {
+				r.log.Debug("name conflict check failed", "err", err)
+				break
+			}
+			if other.IsValid() && !holder.IsValid() {
+				r.log.Debug("another host answers for this name; ours is the lower address", "name", name+".local", "other", other.String())
+			}
+			if holder.IsValid() {
+				r.log.Warn("another host answers for this name too and keeps it (its address is lower)", "name", name+".local", "holder", holder.String())
+				r.closeConn(conn)
+				conn, n, err = r.claim(ctx, ifaces, n+1)
+				if stop, err := claimed(err); stop {
 					return err
 				}
-				r.log.Warn("cannot serve", "err", err)
 			}
 		}
 		select {

@@ -73,9 +73,41 @@ func TestNetnsChild(t *testing.T) {
 		childQuerier(t)
 	case "probe":
 		childProbe(t)
+	case "squatter":
+		childSquatter(t)
 	default:
 		t.Fatalf("unknown %s=%q", childEnv, role)
 	}
+}
+
+// childSquatter answers for chattorrent.local over MDNS_NETNS_IFACE with pion directly,
+// without probing, until its stdin closes: a host that claimed the name at the same moment
+// as the responder under test. It prints MDNS_SQUATTING once it answers.
+func childSquatter(t *testing.T) {
+	ifc, err := net.InterfaceByName(os.Getenv("MDNS_NETNS_IFACE"))
+	if err != nil {
+		t.Fatalf("MDNS_NETNS_IFACE: %v", err)
+	}
+	l, err := net.ListenUDP("udp4", &net.UDPAddr{IP: mdnsGroup4, Port: mdnsPort})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: childLogLevel()}))
+	conn, err := mdns.NewServer(ipv4.NewPacketConn(l), nil,
+		mdns.WithName("squatter"),
+		mdns.WithInterfaces(*ifc),
+		mdns.WithLocalNames(DefaultName+".local"),
+		mdns.WithLoggerFactory(pionLogger{log}),
+		mdns.WithCacheRefresh(false))
+	if err != nil {
+		t.Fatalf("pion server on %s: %v", ifc.Name, err)
+	}
+	fmt.Println("MDNS_SQUATTING")
+	io.Copy(io.Discard, os.Stdin)
+	if err := conn.Close(); err != nil {
+		t.Errorf("close: %v", err)
+	}
+	fmt.Println("MDNS_STOPPED")
 }
 
 func inTestNamespace() bool {

@@ -92,6 +92,56 @@ func TestNetns(t *testing.T) {
 	t.Logf("namespace test took %v", time.Since(start).Round(time.Millisecond))
 }
 
+// TestNetnsNameConflict: two boxes powered on together can both find chattorrent.local
+// free while probing (neither answers yet) and both claim it. Each checks at every rescan
+// whether another host answers for its name too; the one with the higher address moves on.
+// The other host here is a squatter (pion answering for the name, no probing), so both
+// sides of the tie-break are shown every time.
+func TestNetnsNameConflict(t *testing.T) {
+	if os.Getenv(childEnv) != "" {
+		t.Skip("inside a child process")
+	}
+	e := newNetnsEnv(t)
+	if e.emulated {
+		e.probeEmulatedMulticast(t)
+	}
+	// 1. The box in B (10.77.0.2) holds chattorrent.local; then A (10.77.0.1, lower)
+	// answers for it too: B moves to chattorrent-2.local, and says why.
+	rb := e.startResponder(t, e.b, "MDNS_NETNS_IFACE=vb", "MDNS_NETNS_RESCAN=200ms")
+	if got := rb.waitReady(t); got != "chattorrent.local" {
+		t.Fatalf("B claimed %q", got)
+	}
+	sa := e.startChild(t, e.a, "squatter", "MDNS_NETNS_IFACE=va")
+	sa.waitReady(t)
+	rb.waitOutput(t, "msg=answering component=mdns name=chattorrent-2.local")
+	if out := rb.output(); !strings.Contains(out, "another host answers for this name too") || !strings.Contains(out, "holder="+addrA) {
+		t.Errorf("B moved without saying why:\n%s", out)
+	}
+	e.runQuerier(t, e.a, "MDNS_NETNS_IFACE=va", "MDNS_NETNS_CHECK=resolve",
+		"MDNS_NETNS_NAME=chattorrent-2.local", "MDNS_NETNS_WANT="+addrB)
+	rb.stop(t)
+	sa.stop(t)
+
+	// 2. The box in A (lower) holds its name against a squatter in B: after several checks
+	// that heard the squatter, it still answers as chattorrent.local.
+	ra := e.startResponder(t, e.a, "MDNS_NETNS_IFACE=va", "MDNS_NETNS_RESCAN=200ms", "MDNS_NETNS_DEBUG=1")
+	if got := ra.waitReady(t); got != "chattorrent.local" {
+		t.Fatalf("A claimed %q", got)
+	}
+	sb := e.startChild(t, e.b, "squatter", "MDNS_NETNS_IFACE=vb")
+	sb.waitReady(t)
+	for range 3 {
+		n := strings.Count(ra.output(), "msg=\"another host answers for this name; ours is the lower address\"")
+		ra.waitOutputCount(t, "msg=\"another host answers for this name; ours is the lower address\"", n+1)
+	}
+	if out := ra.output(); strings.Contains(out, "chattorrent-2") {
+		t.Errorf("A, the lower address, gave up its name:\n%s", out)
+	}
+	e.runQuerier(t, e.b, "MDNS_NETNS_CHECK=resolve", "MDNS_NETNS_NAME=chattorrent.local", "MDNS_NETNS_WANT="+addrA)
+	ra.stop(t)
+	sb.stop(t)
+}
+
 // netnsEnv is two fresh namespaces and how to run this binary inside them.
 type netnsEnv struct {
 	a, b string   // namespace names
@@ -293,9 +343,15 @@ type responderChild struct {
 
 func (e *netnsEnv) startResponder(t *testing.T, ns string, env ...string) *responderChild {
 	t.Helper()
+	return e.startChild(t, ns, "responder", env...)
+}
+
+// startChild runs a responder or squatter child; waitReady returns once it serves.
+func (e *netnsEnv) startChild(t *testing.T, ns, role string, env ...string) *responderChild {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	c := &responderChild{ready: make(chan string, 1), cancel: cancel, done: make(chan struct{})}
-	c.cmd = e.command(ctx, ns, append([]string{childEnv + "=responder"}, env...)...)
+	c.cmd = e.command(ctx, ns, append([]string{childEnv + "=" + role}, env...)...)
 	var err error
 	if c.stdin, err = c.cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
@@ -317,7 +373,7 @@ func (e *netnsEnv) startResponder(t *testing.T, ns string, env ...string) *respo
 			c.mu.Lock()
 			c.out.WriteString(line + "\n")
 			c.mu.Unlock()
-			if name, ok := strings.CutPrefix(line, "MDNS_READY "); ok {
+			if name, ok := strings.CutPrefix(line, "MDNS_READY "); ok || line == "MDNS_SQUATTING" {
 				select {
 				case c.ready <- name:
 				default:
@@ -341,6 +397,25 @@ func (c *responderChild) output() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.out.String()
+}
+
+// waitOutput waits until the child has written s.
+func (c *responderChild) waitOutput(t *testing.T, s string) {
+	t.Helper()
+	c.waitOutputCount(t, s, 1)
+}
+
+// waitOutputCount waits until the child has written s n times. The deadline is for a
+// broken child, not a performance threshold.
+func (c *responderChild) waitOutputCount(t *testing.T, s string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for strings.Count(c.output(), s) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("the child did not write %q %d times:\n%s", s, n, c.output())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func (c *responderChild) waitReady(t *testing.T) string {
