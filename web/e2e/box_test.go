@@ -207,3 +207,40 @@ func TestBoxVoiceNote(t *testing.T) {
 	}
 	a.checkConsole()
 }
+
+// overflowJS lists what sticks out of the page's width: the document scrolling sideways, or
+// a visible element under sel whose right edge is past the viewport.
+const overflowJS = `((sel) => {
+  const w = document.documentElement.clientWidth;
+  const out = [];
+  if (document.documentElement.scrollWidth > w + 1) out.push('page ' + document.documentElement.scrollWidth + ' > ' + w);
+  for (const n of document.querySelectorAll(sel)) {
+    const r = n.getBoundingClientRect();
+    if (r.width > 0 && r.right > w + 1) out.push((n.className || n.tagName) + ' ' + JSON.stringify(n.textContent.slice(0, 30)) + ' ends at ' + Math.round(r.right) + ' > ' + w);
+  }
+  return out.join('; ');
+})`
+
+// TestPhoneFitsBoxList: on a 360 px phone in Spanish (the longest labels), the box's list of
+// kept rooms (a name and three buttons each) and the room around it fit the screen: nothing
+// scrolls sideways, no button is cut off.
+func TestPhoneFitsBoxList(t *testing.T) {
+	a := newUser(t, "A", "es-ES")
+	a.do(chromedp.EmulateViewport(360, 740))
+	a.setName("Ana")
+	a.do(chromedp.SendKeys(chromedp.CSS("#new-room-name"), "Una sala con un nombre bastante largo"))
+	a.download(chromedp.Click(chromedp.CSS("#create-room")))
+	a.waitJS(`document.querySelectorAll('#rooms .room-item').length === 1`)
+	room := evalJS[string](a, `document.querySelector('#rooms .room-item').dataset.roomId`)
+	a.do(chromedp.Click(chromedp.CSS("#keep-on-box")))
+	a.waitStatus("connected")
+	if got := evalJS[string](a, overflowJS+`('#room *')`); got != "" {
+		t.Errorf("the room overflows a 360 px screen: %s", got)
+	}
+	a.do(chromedp.Click(chromedp.CSS("#back")))
+	a.waitJS(fmt.Sprintf(`!!document.querySelector('.box-room[data-room-id=%q]') && document.querySelector('.box-room').getBoundingClientRect().width > 0`, room))
+	if got := evalJS[string](a, overflowJS+`('.home *')`); got != "" {
+		t.Errorf("the home screen with the box's rooms overflows a 360 px screen: %s", got)
+	}
+	a.checkConsole()
+}

@@ -29,3 +29,14 @@ test('placeholders and unknown keys', () => {
   assert.equal(t('err.own-offer').startsWith('This is your own offer'), true);
   assert.equal(t('no.such.key'), 'no.such.key');
 });
+
+test('plural forms follow the count', () => {
+  const es = translator('es');
+  const en = translator('en');
+  assert.equal(es('boxEntries', { n: 1 }), '1 mensaje');
+  assert.equal(es('boxEntries', { n: 0 }), '0 mensajes');
+  assert.equal(es('boxEntries', { n: 12 }), '12 mensajes');
+  assert.equal(en('boxEntries', { n: 1 }), '1 message');
+  assert.equal(en('boxEntries', { n: 2 }), '2 messages');
+  assert.equal(en('boxEntries'), '{n} messages');
+});

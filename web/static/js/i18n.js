@@ -34,7 +34,7 @@ const es = {
   boxKept: 'La caja guarda una copia de esta sala y se la dará a quien se una después.',
   boxRooms: 'Salas guardadas en esta caja',
   boxEmpty: 'La caja todavía no guarda ninguna sala. En una sala, pulsa «Guardar copia en esta caja».',
-  boxEntries: '{n} mensajes',
+  boxEntries: { one: '{n} mensaje', other: '{n} mensajes' },
   boxOpen: 'Abrir',
   boxHistory: 'Historial (JSON)',
   boxZip: 'Historial y archivos (zip)',
@@ -151,7 +151,7 @@ const en = {
   boxKept: 'The box keeps a copy of this room and gives it to whoever joins later.',
   boxRooms: 'Rooms kept on this box',
   boxEmpty: 'The box keeps no room yet. In a room, press “Keep a copy on this box”.',
-  boxEntries: '{n} messages',
+  boxEntries: { one: '{n} message', other: '{n} messages' },
   boxOpen: 'Open',
   boxHistory: 'History (JSON)',
   boxZip: 'History and files (zip)',
@@ -250,12 +250,19 @@ export function pickLang(stored, browserLangs = []) {
   return 'en';
 }
 
-/** A translator for lang: t('key', {name}) or t('err.code'). Unknown keys return the key. */
+/** A translator for lang: t('key', {name}) or t('err.code'). Unknown keys return the key.
+ * A string with plural forms ({one, other}) is chosen by vars.n. */
 export function translator(lang) {
   const table = STRINGS[lang] || en;
+  const plural = new Intl.PluralRules(STRINGS[lang] ? lang : 'en');
+  const find = (tbl, key) => key.split('.').reduce((o, k) => (o && typeof o === 'object' ? o[k] : undefined), tbl);
+  const usable = (s) => typeof s === 'string' || (!!s && typeof s.other === 'string');
   return (key, vars = {}) => {
-    let s = key.split('.').reduce((o, k) => (o && typeof o === 'object' ? o[k] : undefined), table);
-    if (typeof s !== 'string') s = key.split('.').reduce((o, k) => (o && typeof o === 'object' ? o[k] : undefined), en);
+    let s = find(table, key);
+    if (!usable(s)) s = find(en, key);
+    if (usable(s) && typeof s !== 'string') {
+      s = (typeof vars.n === 'number' && s[plural.select(vars.n)]) || s.other;
+    }
     if (typeof s !== 'string') return key;
     return s.replace(/\{(\w+)\}/g, (m, k) => (k in vars ? String(vars[k]) : m));
   };
