@@ -725,10 +725,10 @@ async function apiErrorText(res) {
   }
 }
 
-/** Follows the box's list of open offers; state.drop stays false without a drop box. */
-/** Follows the box's open offers. Resolves at the first list (or an error, or after
- * DROP_FIRST_MS): the page counts as ready then, so the list does not appear later and
- * push the controls below it away from where a finger (or a test) aims. */
+/** Follows the box's open offers (state.drop stays false without a drop box). Resolves at
+ * the first list (or an error, or after DROP_FIRST_MS): the page counts as ready then, so
+ * the list does not appear later and push the controls below it away from where a finger
+ * (or a test) aims. */
 function watchDrop() {
   if (typeof EventSource === 'undefined') return Promise.resolve();
   const es = new EventSource('/api/drop/events');
@@ -758,7 +758,7 @@ function watchDrop() {
   return shown;
 }
 
-const DROP_FIRST_MS = 2000;
+const DROP_FIRST_MS = 10000; // a box under load; without a box the stream fails at once
 
 function myDropIds() {
   return new Set([...state.pending.values()].filter((p) => p.drop).map((p) => p.drop.id));
