@@ -279,7 +279,7 @@ func rawPhase(b *testing.B, a, r *user, apid, rpid int, size int64, name string)
 	return ms
 }
 
-var pageProfile = flag.Bool("e2e.pageprofile", false, "BenchmarkBrowserFile: sample both pages' main threads during the product's runs and log where the time went (the sampler costs CPU the raw runs do not pay: the ratio is then lower)")
+var pageProfile = flag.Bool("e2e.pageprofile", false, "BenchmarkBrowserFile and BenchmarkPionFile: sample the pages' main threads during the product's runs and log where the time went (the sampler costs CPU the raw runs do not pay: the ratio is then lower)")
 
 // profiled is the users whose pages are profiled during the product's run: none unless
 // -e2e.pageprofile.
