@@ -42,13 +42,7 @@ const (
 )
 
 func TestNetns(t *testing.T) {
-	if os.Getenv(childEnv) != "" {
-		t.Skip("inside a child process")
-	}
-	e := newNetnsEnv(t)
-	if e.emulated {
-		e.probeEmulatedMulticast(t)
-	}
+	e := setupNetns(t)
 	start := time.Now()
 
 	// 1. The box in A, on every usable interface (the default: only va
@@ -98,13 +92,7 @@ func TestNetns(t *testing.T) {
 // The other host here is a squatter (pion answering for the name, no probing), so both
 // sides of the tie-break are shown every time.
 func TestNetnsNameConflict(t *testing.T) {
-	if os.Getenv(childEnv) != "" {
-		t.Skip("inside a child process")
-	}
-	e := newNetnsEnv(t)
-	if e.emulated {
-		e.probeEmulatedMulticast(t)
-	}
+	e := setupNetns(t)
 	// 1. The box in B (10.77.0.2) holds chattorrent.local; then A (10.77.0.1, lower)
 	// answers for it too: B moves to chattorrent-2.local, and says why.
 	rb := e.startResponder(t, e.b, "MDNS_NETNS_IFACE=vb", "MDNS_NETNS_RESCAN=200ms")
@@ -140,6 +128,20 @@ func TestNetnsNameConflict(t *testing.T) {
 	e.runQuerier(t, e.b, "MDNS_NETNS_CHECK=resolve", "MDNS_NETNS_NAME=chattorrent.local", "MDNS_NETNS_WANT="+addrA)
 	ra.stop(t)
 	sb.stop(t)
+}
+
+// setupNetns makes the two namespaces for a parent test (a child process skips it) and
+// skips under an emulator that cannot join a multicast group.
+func setupNetns(t *testing.T) *netnsEnv {
+	t.Helper()
+	if os.Getenv(childEnv) != "" {
+		t.Skip("inside a child process")
+	}
+	e := newNetnsEnv(t)
+	if e.emulated {
+		e.probeEmulatedMulticast(t)
+	}
+	return e
 }
 
 // netnsEnv is two fresh namespaces and how to run this binary inside them.

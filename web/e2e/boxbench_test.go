@@ -210,30 +210,7 @@ func sampleCPU(browserPid int) cpuTimes {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	c := cpuTimes{goSecs: tv(ru.Utime) + tv(ru.Stime), chromium: map[string]float64{}, udpDrops: udpRcvbufErrors()}
-	children := map[int][]int{}
-	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
-	ticks := map[int]float64{}
-	for _, p := range procs {
-		bs, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		s := string(bs)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) < 13 {
-			continue
-		}
-		me, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
-		pp, _ := strconv.Atoi(f[1])
-		children[pp] = append(children[pp], me)
-		ut, _ := strconv.ParseFloat(f[11], 64) // utime, field 14
-		st, _ := strconv.ParseFloat(f[12], 64) // stime, field 15
-		ticks[me] = (ut + st) / 100            // USER_HZ
-	}
+	children, ticks := processTree()
 	var walk func(int)
 	walk = func(pid int) {
 		kind := "browser"

@@ -94,40 +94,69 @@ func startStaticServer(tb testing.TB, size int64) string {
 	return startBox(tb, "e2ebox2", "--static-dir", static)
 }
 
-// rendererRSS is the resident memory, in bytes, of the renderer processes under u's browser.
-func rendererRSS(pid int) int64 {
-	children := map[int][]int{}
+// readStat parses a /proc stat file: the command name (between the parentheses) and the
+// fields after it (fields[1] is the parent pid, fields[11] and [12] utime and stime).
+func readStat(path string) (name string, fields []string, ok bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", nil, false
+	}
+	s := string(b)
+	i, j := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if i < 0 || j < i {
+		return "", nil, false
+	}
+	fields = strings.Fields(s[j+1:])
+	return s[i+1 : j], fields, len(fields) >= 13
+}
+
+// statTicks is a stat file's user+system CPU seconds.
+func statTicks(fields []string) float64 {
+	ut, _ := strconv.ParseFloat(fields[11], 64)
+	st, _ := strconv.ParseFloat(fields[12], 64)
+	return (ut + st) / 100 // USER_HZ
+}
+
+// processTree maps every process to its children, and to its CPU seconds so far.
+func processTree() (children map[int][]int, ticks map[int]float64) {
+	children, ticks = map[int][]int{}, map[int]float64{}
 	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
 	for _, p := range procs {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		fields := strings.Fields(s[i+1:])
-		if len(fields) < 2 {
+		_, f, ok := readStat(p)
+		if !ok {
 			continue
 		}
 		me, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
-		pp, _ := strconv.Atoi(fields[1])
+		pp, _ := strconv.Atoi(f[1])
 		children[pp] = append(children[pp], me)
+		ticks[me] = statTicks(f)
 	}
-	var total int64
+	return children, ticks
+}
+
+// renderers lists the renderer processes under a browser.
+func renderers(browserPid int) []int {
+	children, _ := processTree()
+	var out []int
 	var walk func(int)
 	walk = func(p int) {
 		for _, c := range children[p] {
-			cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", c))
-			if strings.Contains(string(cmd), "--type=renderer") {
-				total += vmRSS(c)
+			if cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", c)); strings.Contains(string(cmd), "--type=renderer") {
+				out = append(out, c)
 			}
 			walk(c)
 		}
 	}
-	walk(pid)
+	walk(browserPid)
+	return out
+}
+
+// rendererRSS is the resident memory, in bytes, of the renderer processes under u's browser.
+func rendererRSS(pid int) int64 {
+	var total int64
+	for _, r := range renderers(pid) {
+		total += vmRSS(r)
+	}
 	return total
 }
 
@@ -369,53 +398,19 @@ func topSelf(b *testing.B, u *user) {
 // (a renderer's main thread carries the process's name, chromium: called "main" here).
 func threadTicks(browserPid int) map[string]float64 {
 	out := map[string]float64{}
-	children := map[int][]int{}
-	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, p := range procs {
-		bs, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		s := string(bs)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		me, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
-		pp, _ := strconv.Atoi(f[1])
-		children[pp] = append(children[pp], me)
-	}
-	var walk func(int)
-	walk = func(pid int) {
-		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		if strings.Contains(string(cmd), "--type=renderer") {
-			tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
-			for _, t := range tasks {
-				bs, err := os.ReadFile(t)
-				if err != nil {
-					continue
-				}
-				s := string(bs)
-				i, j := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-				if i < 0 || j < i {
-					continue
-				}
-				f := strings.Fields(s[j+1:])
-				ut, _ := strconv.ParseFloat(f[11], 64)
-				st, _ := strconv.ParseFloat(f[12], 64)
-				name := s[i+1 : j]
-				if name == "chromium" {
-					name = "main"
-				}
-				out[name] += (ut + st) / 100
+	for _, r := range renderers(browserPid) {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", r))
+		for _, t := range tasks {
+			name, f, ok := readStat(t)
+			if !ok {
+				continue
 			}
-		}
-		for _, c := range children[pid] {
-			walk(c)
+			if name == "chromium" {
+				name = "main"
+			}
+			out[name] += statTicks(f)
 		}
 	}
-	walk(browserPid)
 	return out
 }
 
