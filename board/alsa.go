@@ -58,7 +58,7 @@ func parseHW(s string) (card, dev uint, err error) {
 func firstCaptureDevice() (card, dev uint, err error) {
 	cards, err := alsa.EnumerateCards()
 	if err != nil {
-		return 0, 0, &AbsentError{Feature: FeatureMic, Reason: "no sound cards (no /proc/asound)", Err: err}
+		return 0, 0, &AbsentError{Feature: FeatureMic, Code: AbsentNoSound, Reason: "no sound cards (no /proc/asound)", Err: err}
 	}
 	for _, c := range cards {
 		for _, d := range c.Devices {
@@ -67,7 +67,7 @@ func firstCaptureDevice() (card, dev uint, err error) {
 			}
 		}
 	}
-	return 0, 0, &AbsentError{Feature: FeatureMic, Reason: "no sound card with a capture device (plug in a USB microphone)"}
+	return 0, 0, &AbsentError{Feature: FeatureMic, Code: AbsentNoSound, Reason: "no sound card with a capture device (plug in a USB microphone)"}
 }
 
 // String implements Mic.

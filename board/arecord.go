@@ -56,7 +56,7 @@ func NewArecordMic(opts ArecordOptions) (*ArecordMic, error) {
 	}
 	path, err := exec.LookPath(opts.Path)
 	if err != nil {
-		return nil, &AbsentError{Feature: FeatureMic, Reason: "arecord is not installed (apt install alsa-utils)", Err: err}
+		return nil, &AbsentError{Feature: FeatureMic, Code: AbsentNoArecord, Reason: "arecord is not installed (apt install alsa-utils)", Err: err}
 	}
 	return &ArecordMic{path: path, opts: opts}, nil
 }

@@ -1,6 +1,7 @@
 package board
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -30,9 +31,20 @@ var ErrAbsent = errors.New("absent")
 // AbsentError says that a piece of hardware is not there (or is turned off), and why.
 type AbsentError struct {
 	Feature string // one of the Feature constants
+	Code    string // why, for a translated status page: one of the Absent… codes
 	Reason  string // a plain English sentence for logs and the status page
 	Err     error  // the underlying error, if any
 }
+
+// Codes of AbsentError: why a feature is absent, in words a page can translate.
+const (
+	AbsentOff       = "off"        // turned off in the configuration
+	AbsentNoGPIO    = "no-gpio"    // GPIO drivers failed, or no GPIO device at all
+	AbsentNoPin     = "no-pin"     // no pin by that name
+	AbsentNoSound   = "no-sound"   // no sound card with a capture device
+	AbsentNoArecord = "no-arecord" // the arecord fallback is not installed
+	AbsentCannotUse = "cannot-use" // present but failed (Reason and Err say how)
+)
 
 func (e *AbsentError) Error() string {
 	s := "board: no " + e.Feature + ": " + e.Reason
@@ -90,6 +102,7 @@ type FeatureStatus struct {
 	Feature string // one of the Feature constants
 	OK      bool
 	Detail  string // a plain English sentence: what is used, or why it is absent
+	Code    string // "" when OK, else the AbsentError's code
 	Err     error  // nil when OK; an *AbsentError (errors.Is ErrAbsent) when absent
 }
 
@@ -126,10 +139,10 @@ func Open(ctx context.Context, cfg Config) (*Board, error) {
 		if err != nil {
 			var ae *AbsentError
 			if errors.As(err, &ae) {
-				st.Detail = ae.Reason
+				st.Detail, st.Code = ae.Reason, cmp.Or(ae.Code, AbsentCannotUse)
 			} else {
-				st.Detail = err.Error()
-				st.Err = &AbsentError{Feature: feature, Reason: "cannot be used", Err: err}
+				st.Detail, st.Code = err.Error(), AbsentCannotUse
+				st.Err = &AbsentError{Feature: feature, Code: AbsentCannotUse, Reason: "cannot be used", Err: err}
 			}
 			log.Warn("board: feature absent", "feature", feature, "err", st.Err)
 		} else {
@@ -146,22 +159,23 @@ func Open(ctx context.Context, cfg Config) (*Board, error) {
 			name = def
 		}
 		if name == "none" {
-			return nil, &AbsentError{Feature: feature, Reason: "turned off in the configuration"}
+			return nil, &AbsentError{Feature: feature, Code: AbsentOff, Reason: "turned off in the configuration"}
 		}
 		if gpioErr != nil {
 			return nil, gpioErr
 		}
 		if _, err := host.Init(); err != nil {
-			gpioErr = &AbsentError{Feature: feature, Reason: "GPIO drivers failed to start", Err: err}
+			gpioErr = &AbsentError{Feature: feature, Code: AbsentNoGPIO, Reason: "GPIO drivers failed to start", Err: err}
 			return nil, gpioErr
 		}
 		p := gpioreg.ByName(name)
 		if p == nil {
-			reason := fmt.Sprintf("no GPIO pin named %q", name)
+			reason, code := fmt.Sprintf("no GPIO pin named %q", name), AbsentNoPin
 			if chips, _ := filepath.Glob("/dev/gpiochip*"); len(chips) == 0 {
 				reason += " (no /dev/gpiochip*: not a Raspberry Pi, or the GPIO device is hidden from the service)"
+				code = AbsentNoGPIO
 			}
-			return nil, &AbsentError{Feature: feature, Reason: reason}
+			return nil, &AbsentError{Feature: feature, Code: code, Reason: reason}
 		}
 		return p, nil
 	}
@@ -205,7 +219,7 @@ func Open(ctx context.Context, cfg Config) (*Board, error) {
 	}
 
 	if len(cfg.MountGlobs) == 1 && cfg.MountGlobs[0] == "none" {
-		report(FeatureVolumes, "", &AbsentError{Feature: FeatureVolumes, Reason: "turned off in the configuration"})
+		report(FeatureVolumes, "", &AbsentError{Feature: FeatureVolumes, Code: AbsentOff, Reason: "turned off in the configuration"})
 	} else {
 		v, err := NewGlobVolumes(VolumeOptions{Globs: cfg.MountGlobs, Interval: cfg.PollInterval, RequireMount: true})
 		if err != nil {
@@ -224,7 +238,7 @@ func Open(ctx context.Context, cfg Config) (*Board, error) {
 func openMic(ctx context.Context, cfg Config) (Mic, error) {
 	switch cfg.Mic {
 	case "none":
-		return nil, &AbsentError{Feature: FeatureMic, Reason: "turned off in the configuration"}
+		return nil, &AbsentError{Feature: FeatureMic, Code: AbsentOff, Reason: "turned off in the configuration"}
 	case "alsa":
 		m, err := NewALSAMic(cfg.MicDevice)
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -276,13 +277,23 @@ func TestOpenReportsAbsence(t *testing.T) {
 		t.Fatalf("board: %+v", b)
 	}
 	absent := 0
+	codes := []string{board.AbsentOff, board.AbsentNoGPIO, board.AbsentNoPin, board.AbsentNoSound, board.AbsentNoArecord, board.AbsentCannotUse}
 	for _, st := range b.Status {
-		t.Logf("%s: ok=%v %s", st.Feature, st.OK, st.Detail)
+		t.Logf("%s: ok=%v code=%s %s", st.Feature, st.OK, st.Code, st.Detail)
 		if !st.OK {
 			absent++
 			if !errors.Is(st.Err, board.ErrAbsent) || st.Detail == "" {
 				t.Errorf("%s: %v, %q", st.Feature, st.Err, st.Detail)
 			}
+			// The page translates the code; an absent feature always has one.
+			if !slices.Contains(codes, st.Code) {
+				t.Errorf("%s: code %q", st.Feature, st.Code)
+			}
+			if st.Feature == board.FeatureExportButton && st.Code != board.AbsentOff {
+				t.Errorf("export button turned off: code %q, want %q", st.Code, board.AbsentOff)
+			}
+		} else if st.Code != "" {
+			t.Errorf("%s works but has code %q", st.Feature, st.Code)
 		}
 	}
 	if absent != 4 {

@@ -350,7 +350,7 @@ func cmpOr(a, b string) string {
 func (h *hardware) Status() []web.BoxFeature {
 	out := make([]web.BoxFeature, 0, len(h.b.Status)+1)
 	for _, s := range h.b.Status {
-		out = append(out, web.BoxFeature{Feature: s.Feature, OK: s.OK, Detail: s.Detail})
+		out = append(out, web.BoxFeature{Feature: s.Feature, OK: s.OK, Detail: s.Detail, Code: s.Code})
 	}
 	h.mu.Lock()
 	if h.lastExport != "" {

@@ -45,7 +45,8 @@ type BoxHardware interface {
 type BoxFeature struct {
 	Feature string `json:"feature"`
 	OK      bool   `json:"ok"`
-	Detail  string `json:"detail"`
+	Detail  string `json:"detail"`         // English, for the log and as the page's fallback
+	Code    string `json:"code,omitempty"` // why it is absent, for the page to translate (board.Absent…)
 }
 
 // MaxVoiceSeconds bounds a voice note recorded from the page.

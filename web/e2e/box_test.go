@@ -242,5 +242,17 @@ func TestPhoneFitsBoxList(t *testing.T) {
 	if got := evalJS[string](a, overflowJS+`('.home *')`); got != "" {
 		t.Errorf("the home screen with the box's rooms overflows a 360 px screen: %s", got)
 	}
+	// The box's absent parts say why in Spanish (the box's English words stay as the title).
+	details := evalJS[[]string](a, `[...document.querySelectorAll('#box-status .box-feature-detail[data-code]:not([data-code=""])')].map(n => n.dataset.code + ': ' + n.textContent + ' | ' + n.title)`)
+	if len(details) == 0 {
+		t.Error("no absent part of the box listed with a reason code")
+	}
+	for _, d := range details {
+		code, rest, _ := strings.Cut(d, ": ")
+		shown, english, _ := strings.Cut(rest, " | ")
+		if code != "cannot-use" && strings.Contains(shown, english) {
+			t.Errorf("absent part (%s) shown in the box's English: %q", code, shown)
+		}
+	}
 	a.checkConsole()
 }

@@ -633,13 +633,21 @@ function featureName(f) {
   return names[f] || f;
 }
 
+/** What the box says of one of its parts: why it is absent in this page's language when
+ * the box gives a known reason code, else its own (English) words. */
+function featureDetail(f) {
+  const absent = (STRINGS[lang] || STRINGS.en).absent || {};
+  if (!f.ok && typeof f.code === 'string' && Object.hasOwn(absent, f.code)) return absent[f.code].replace('{detail}', f.detail);
+  return f.detail;
+}
+
 function renderBoxRooms() {
   const section = $('box');
   section.hidden = !state.box;
   if (!state.box) return;
   fillList($('box-status'), JSON.stringify([lang, state.boxStatus]), () => state.boxStatus.map((f) => el('li', { class: `box-feature${f.ok ? '' : ' absent'}`, 'data-feature': f.feature },
     el('span', { class: 'box-feature-name', text: featureName(f.feature) }),
-    el('span', { class: 'box-feature-detail', text: `${f.ok ? '✓' : '✗'} ${f.detail}` }))));
+    el('span', { class: 'box-feature-detail', title: f.detail, 'data-code': f.code || '', text: `${f.ok ? '✓' : '✗'} ${featureDetail(f)}` }))));
   const open = state.open;
   $('box-record').hidden = !(open && boxHasMic() && state.boxRooms.some((b) => b.id === open));
   const shown = fillList($('box-rooms'), JSON.stringify([lang, state.boxRooms]), () => state.boxRooms.map((b) => el('li', { class: 'box-room', 'data-room-id': b.id },
