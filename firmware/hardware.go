@@ -329,13 +329,14 @@ func (h *hardware) ExportTo(ctx context.Context, dst string) (string, error) {
 		out = append(out, x)
 	}
 	dir, err := board.Export(ctx, dst, out)
+	// The LED first, then the status page: whoever reads the page sees the LED already says so.
 	if err != nil {
-		h.note("export to "+dst+" failed: "+err.Error(), true)
 		h.pattern(board.LEDError)
+		h.note("export to "+dst+" failed: "+err.Error(), true)
 		return "", err
 	}
-	h.note(fmt.Sprintf("exported %d rooms to %s", len(out), dir), false)
 	h.pattern(board.LEDDone)
+	h.note(fmt.Sprintf("exported %d rooms to %s", len(out), dir), false)
 	return dir, nil
 }
 
