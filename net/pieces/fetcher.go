@@ -655,19 +655,19 @@ func (l *FetchLink) Frame(b []byte) {
 		l.f.log.Warn("file frame dropped", "peer", l.name, "err", err)
 		return
 	}
-	if fr.Type != FramePieces {
-		if !l.route(RootHex(fr.Root), fetchEvent{from: l, frame: fr}) {
-			l.f.log.Debug("file frame dropped: not asked for", "peer", l.name, "root", RootHex(fr.Root))
+	frames := []Frame{fr}
+	if fr.Type == FramePieces {
+		// A pieces frame is its pieces one after another, cut every PieceSize bytes.
+		frames = frames[:0]
+		for k := 0; k*PieceSize < len(fr.Data); k++ {
+			if fr.Index > math.MaxUint32-uint32(k) {
+				l.f.log.Warn("file frame dropped: piece index out of range", "peer", l.name)
+				return
+			}
+			frames = append(frames, Frame{Type: FramePiece, Root: fr.Root, Index: fr.Index + uint32(k), Data: fr.Data[k*PieceSize : min(len(fr.Data), (k+1)*PieceSize)]})
 		}
-		return
 	}
-	// A pieces frame is its pieces one after another, cut every PieceSize bytes.
-	for k := 0; k*PieceSize < len(fr.Data); k++ {
-		if fr.Index > math.MaxUint32-uint32(k) {
-			l.f.log.Warn("file frame dropped: piece index out of range", "peer", l.name)
-			return
-		}
-		p := Frame{Type: FramePiece, Root: fr.Root, Index: fr.Index + uint32(k), Data: fr.Data[k*PieceSize : min(len(fr.Data), (k+1)*PieceSize)]}
+	for _, p := range frames {
 		if !l.route(RootHex(fr.Root), fetchEvent{from: l, frame: p}) {
 			l.f.log.Debug("file frame dropped: not asked for", "peer", l.name, "root", RootHex(fr.Root))
 			return

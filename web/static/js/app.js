@@ -636,9 +636,10 @@ function featureName(f) {
 /** What the box says of one of its parts: why it is absent in this page's language when
  * the box gives a known reason code, else its own (English) words. */
 function featureDetail(f) {
-  const absent = (STRINGS[lang] || STRINGS.en).absent || {};
-  if (!f.ok && typeof f.code === 'string' && Object.hasOwn(absent, f.code)) return absent[f.code].replace('{detail}', f.detail);
-  return f.detail;
+  if (f.ok || typeof f.code !== 'string') return f.detail;
+  const key = `absent.${f.code}`;
+  const s = t(key, { detail: f.detail });
+  return s === key ? f.detail : s; // a code this page does not know
 }
 
 function renderBoxRooms() {

@@ -150,6 +150,15 @@ export function encodePieces(root, index, data) {
   return f;
 }
 
+/** The pieces of a decoded pieces frame, as piece frames. */
+function splitPieces(f) {
+  const out = [];
+  for (let off = 0; off < f.data.length; off += PIECE_SIZE) {
+    out.push({ type: 'piece', root: f.root, index: f.index + off / PIECE_SIZE, data: f.data.subarray(off, off + PIECE_SIZE) });
+  }
+  return out;
+}
+
 export function encodeHashes(root, offset, leaves) {
   const f = new Uint8Array(HEAD + leaves.length);
   f[0] = FRAME_HASHES;
@@ -409,14 +418,11 @@ export class FileLink {
       r.queue = r.queue.then(() => this.onHashes(r, f)).catch((err) => this.failRecv(r, err));
       return;
     }
-    // A pieces frame is its pieces one after another, cut every 16 KiB.
-    for (let off = 0; off < f.data.length || off === 0; off += PIECE_SIZE) {
-      const p = f.type === 'piece' ? f : { type: 'piece', root: f.root, index: f.index + off / PIECE_SIZE, data: f.data.subarray(off, off + PIECE_SIZE) };
-      // Digests run concurrently (each is a hop to another thread); their results are used
-      // in arrival order.
+    // A pieces frame is its pieces one after another, cut every 16 KiB. Digests run
+    // concurrently (each is a hop to another thread); their results are used in arrival order.
+    for (const p of f.type === 'piece' ? [f] : splitPieces(f)) {
       const digest = sha256(p.data);
       r.queue = r.queue.then(async () => this.onPiece(r, p, await digest)).catch((err) => this.failRecv(r, err));
-      if (f.type === 'piece') break;
     }
   }
 
