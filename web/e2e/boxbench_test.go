@@ -204,12 +204,27 @@ type cpuTimes struct {
 	goSecs   float64
 	chromium map[string]float64
 	udpDrops int64 // the namespace's UDP RcvbufErrors: datagrams a full socket buffer dropped
+	machine  [8]float64 // /proc/stat's first line, seconds: user nice system idle iowait irq softirq steal
+}
+
+// machineCPU reads the whole machine's CPU seconds by state from /proc/stat.
+func machineCPU() (out [8]float64) {
+	bs, _ := os.ReadFile("/proc/stat")
+	line, _, _ := strings.Cut(string(bs), "\n")
+	f := strings.Fields(line)
+	for i := range out {
+		if i+1 < len(f) {
+			v, _ := strconv.ParseFloat(f[i+1], 64)
+			out[i] = v / 100 // USER_HZ
+		}
+	}
+	return out
 }
 
 func sampleCPU(browserPid int) cpuTimes {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	c := cpuTimes{goSecs: tv(ru.Utime) + tv(ru.Stime), chromium: map[string]float64{}, udpDrops: udpRcvbufErrors()}
+	c := cpuTimes{goSecs: tv(ru.Utime) + tv(ru.Stime), chromium: map[string]float64{}, udpDrops: udpRcvbufErrors(), machine: machineCPU()}
 	children, ticks := processTree()
 	var walk func(int)
 	walk = func(pid int) {

@@ -178,6 +178,8 @@ func vmRSS(pid int) int64 {
 
 var rawMessage = flag.Int("e2e.rawmessage", 16384, "BenchmarkBrowserFile: the raw runs' message size in bytes (16384 is the issue's baseline; the product sends up to 3 pieces a message, 49189 bytes)")
 
+var fileSizes = flag.String("e2e.filesizes", "64,256", "BenchmarkBrowserFile: the file sizes in MiB, comma-separated")
+
 var fileRounds = flag.Int("e2e.filerounds", 3, "BenchmarkBrowserFile: product runs per size, each bracketed by raw runs (raw, product, raw, product, ..., raw)")
 
 // BenchmarkBrowserFile reports, between two Chromium processes in the namespace: a file's
@@ -196,7 +198,11 @@ var fileRounds = flag.Int("e2e.filerounds", 3, "BenchmarkBrowserFile: product ru
 //
 // (-v: without it go test prints only the first lines a benchmark logs).
 func BenchmarkBrowserFile(b *testing.B) {
-	for _, mib := range []int64{64, 256} {
+	for _, field := range strings.Split(*fileSizes, ",") {
+		mib, err := strconv.ParseInt(strings.TrimSpace(field), 10, 64)
+		if err != nil || mib < 1 {
+			b.Fatalf("-e2e.filesizes: %q is not a size in MiB", field)
+		}
 		b.Run(fmt.Sprintf("MiB=%d", mib), func(b *testing.B) {
 			size := mib << 20
 			a := newUser(b, "A", "en-US")
@@ -334,7 +340,12 @@ func logCPUSecs(b *testing.B, phase string, a0, r0, a1, r1 cpuTimes, wall time.D
 		}
 		return fmt.Sprintf("%.2f s (%s)", total, strings.Join(parts, ", "))
 	}
-	b.Logf("CPU %s, %.2f s wall: sender %s; receiver %s", phase, wall.Seconds(), side(a0, a1), side(r0, r1))
+	var m [8]float64
+	for i := range m {
+		m[i] = r1.machine[i] - r0.machine[i]
+	}
+	b.Logf("CPU %s, %.2f s wall: sender %s; receiver %s; the machine: busy %.2f s (system %.2f, softirq %.2f), idle %.2f s, iowait %.2f s, steal %.2f s",
+		phase, wall.Seconds(), side(a0, a1), side(r0, r1), m[0]+m[1]+m[2]+m[5]+m[6], m[2], m[6], m[3], m[4], m[7])
 }
 
 // rawRun connects a to r with a plain DataChannel and returns r's first-to-last-byte ms.

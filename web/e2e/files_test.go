@@ -394,3 +394,40 @@ func TestFileOneGiB(t *testing.T) {
 	a.checkConsole()
 	b.checkConsole()
 }
+
+// TestMediaUpgrade: a browser holding files in the first version of the media database (the
+// leaves inside each file's record) opens it with today's page: the leaves move to their own
+// store, the file still reads back whole, and a half-fetched file keeps its pieces.
+func TestMediaUpgrade(t *testing.T) {
+	u := newUser(t, "A", "en-US")
+	type result struct {
+		Leaves, Bytes, Held, Have int
+		Old                       bool
+	}
+	got := evalJS[result](u, `(async () => {
+  const req = (r) => new Promise((res, rej) => { r.onsuccess = () => res(r.result); r.onerror = () => rej(r.error); });
+  const v1 = indexedDB.open('upgrade-test', 1);
+  v1.onupgradeneeded = () => {
+    v1.result.createObjectStore('files', { keyPath: 'root' });
+    v1.result.createObjectStore('batches', { keyPath: ['root', 'first'] });
+  };
+  const db = await req(v1);
+  const tx = db.transaction(['files', 'batches'], 'readwrite');
+  const body = new Uint8Array(20000).fill(7);
+  tx.objectStore('batches').put({ root: 'aa', first: 0, count: 2, blob: new Blob([body]) });
+  tx.objectStore('files').put({ root: 'aa', size: 20000, leaves: new Uint8Array(64).fill(1).buffer, have: new Uint8Array([3]), complete: true, cancelled: false });
+  tx.objectStore('batches').put({ root: 'bb', first: 1, indexes: [1], blob: new Blob([new Uint8Array(100)]) });
+  tx.objectStore('files').put({ root: 'bb', size: 16484, leaves: new Uint8Array(64).fill(2).buffer, have: new Uint8Array([2]), complete: false, cancelled: false });
+  await new Promise((r) => { tx.oncomplete = r; });
+  db.close();
+  const { IndexedMedia } = await import('/js/media.js');
+  const m = new IndexedMedia('upgrade-test');
+  const a = await m.info('aa'), b = await m.info('bb');
+  const bytes = await m.read('aa', 0, 20000);
+  const rec = await req(m.db.transaction('files').objectStore('files').get('aa'));
+  return { Leaves: a.leaves.length + b.leaves.length, Bytes: bytes.filter((x) => x === 7).length, Held: await m.held('bb'), Have: b.have[0], Old: 'leaves' in rec };
+})()`)
+	if got != (result{Leaves: 128, Bytes: 20000, Held: 16384, Have: 2}) {
+		t.Fatalf("after the upgrade: %+v", got)
+	}
+}

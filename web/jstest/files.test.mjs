@@ -6,6 +6,7 @@ import {
   FileLink, MemoryMedia, PIECE_SIZE, parseMeta, metaBody, encodePiece, encodePieces, PIECES_PER_FRAME, encodeHashes, decodeFrame, checkControl,
   missingRanges, hashBlob, rootOf, fromHex, toHex, numPieces, MAX_RANGES, cleanName, setBit,
 } from '../static/js/files.js';
+import { sha256Node } from '../static/js/sha256.js';
 
 function content(size, seed = 0) {
   const b = new Uint8Array(size);
@@ -69,6 +70,20 @@ test('hashes: one piece is its own leaf; padding with zero leaves; known shape',
   const expect = await d(await d(l(0), l(1)), await d(l(2), new Uint8Array(32)));
   assert.equal(h.root, toHex(expect));
   assert.equal(toHex(await rootOf(h.leaves)), h.root);
+});
+
+test('sha256Node: the SHA-256 of 64 bytes at any offset, as WebCrypto computes it', async () => {
+  const zero = new Uint8Array(32);
+  sha256Node(new Uint8Array(64), 0, zero, 0);
+  assert.equal(toHex(zero), 'f5a5fd42d16a20302798ef6ed309979b43003d2320d9f0e8ea9831a92759fb4b');
+  for (let k = 0; k < 500; k++) {
+    const src = crypto.getRandomValues(new Uint8Array(64 + 9));
+    const dst = new Uint8Array(32 + 5).fill(0xee);
+    sha256Node(src, k % 10, dst, 5);
+    const want = new Uint8Array(await crypto.subtle.digest('SHA-256', src.subarray(k % 10, (k % 10) + 64)));
+    assert.equal(toHex(dst.subarray(5)), toHex(want));
+    assert.deepEqual([...dst.subarray(0, 5)], [0xee, 0xee, 0xee, 0xee, 0xee]); // nothing written before `at`
+  }
 });
 
 test('entry bodies: the checks of section 5', () => {

@@ -3,6 +3,8 @@
 // which moves files over one peer connection. Pure module: no DOM; storage is injected
 // (media.js in the page, MemoryMedia in tests). Go: net/pieces.
 
+import { sha256Node } from './sha256.js';
+
 export const PIECE_SIZE = 16384;
 export const MAX_HASHES_PER_FRAME = 4096;
 export const MAX_RANGES = 256;
@@ -56,7 +58,8 @@ export async function sha256(bytes) {
   return new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
 }
 
-/** The merkle root of the leaves (n × 32 bytes), padded with zero leaves to a power of two. */
+/** The merkle root of the leaves (n × 32 bytes), padded with zero leaves to a power of two.
+ * (Async for its callers: it was WebCrypto's, a hop per node.) */
 export async function rootOf(leaves) {
   let n = leaves.length / 32;
   if (n === 0) throw new FileError('bad-size', 'no pieces');
@@ -67,7 +70,7 @@ export async function rootOf(leaves) {
   n = width;
   while (n > 1) {
     const next = new Uint8Array((n / 2) * 32);
-    for (let i = 0; i < n / 2; i++) next.set(await sha256(level.subarray(i * 64, i * 64 + 64)), i * 32);
+    for (let i = 0; i < n / 2; i++) sha256Node(level, i * 64, next, i * 32);
     level = next;
     n /= 2;
   }
@@ -83,9 +86,11 @@ export async function hashBlob(blob, onProgress = () => {}) {
   for (let i = 0; i < n; i += READ_PIECES) {
     const end = Math.min(blob.size, (i + READ_PIECES) * PIECE_SIZE);
     const buf = new Uint8Array(await blob.slice(i * PIECE_SIZE, end).arrayBuffer());
-    for (let k = 0; k * PIECE_SIZE < buf.length; k++) {
-      leaves.set(await sha256(buf.subarray(k * PIECE_SIZE, (k + 1) * PIECE_SIZE)), (i + k) * 32);
-    }
+    // The pieces of a read are hashed concurrently: one digest at a time, each a hop to
+    // another thread and back, left both threads idle between them.
+    const sums = [];
+    for (let k = 0; k * PIECE_SIZE < buf.length; k++) sums.push(sha256(buf.subarray(k * PIECE_SIZE, (k + 1) * PIECE_SIZE)));
+    (await Promise.all(sums)).forEach((h, k) => leaves.set(h, (i + k) * 32));
     onProgress(end);
   }
   return { leaves, root: toHex(await rootOf(leaves)) };
