@@ -203,7 +203,7 @@ func (p *pionSeed) rawPion(b *testing.B, u *user, size int64) float64 {
 type cpuTimes struct {
 	goSecs   float64
 	chromium map[string]float64
-	udpDrops int64 // the namespace's UDP RcvbufErrors: datagrams a full socket buffer dropped
+	udpDrops int64      // the namespace's UDP RcvbufErrors: datagrams a full socket buffer dropped
 	machine  [8]float64 // /proc/stat's first line, seconds: user nice system idle iowait irq softirq steal
 }
 
