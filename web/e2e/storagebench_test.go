@@ -15,8 +15,9 @@ import (
 
 // storeJS writes size bytes in 4 MiB batches of 16 KiB pieces with one method and returns
 // the milliseconds it took. The pieces lie in 49189-byte messages, as a pieces frame's.
-const storeJS = `(async (method, size) => {
-  const PIECE = 16384, BATCH = 256;
+const storeJS = `(async (how, size) => {
+  const [method, batch] = how.split(':');
+  const PIECE = 16384, BATCH = Number(batch || 256);
   const msgs = [];
   for (let i = 0; i < BATCH / 3 + 1; i++) msgs.push(crypto.getRandomValues(new Uint8Array(37 + 3 * PIECE)));
   const batchParts = () => {
@@ -26,7 +27,7 @@ const storeJS = `(async (method, size) => {
   };
   const req = (r) => new Promise((res, rej) => { r.onsuccess = () => res(r.result); r.onerror = () => rej(r.error); });
   const done = (tx) => new Promise((res, rej) => { tx.oncomplete = res; tx.onerror = () => rej(tx.error); tx.onabort = () => rej(tx.error); });
-  const name = 'bench-' + method + '-' + Math.random();
+  const name = 'bench-' + method + batch + '-' + Math.random();
   let db;
   if (method.startsWith('idb')) {
     const r = indexedDB.open(name, 1);
@@ -121,7 +122,7 @@ func BenchmarkBrowserStorage(b *testing.B) {
 	const size = 256 << 20
 	for b.Loop() {
 		for range 2 {
-			for _, m := range []string{"none", "idb-blob-parts", "idb-blob-one", "idb-blob-relaxed", "idb-buffer", "cache", "opfs", "opfs-flush", "opfs-parts"} {
+			for _, m := range []string{"none", "idb-blob-parts", "idb-blob-parts:512", "idb-blob-parts:1024", "idb-blob-one", "idb-blob-relaxed", "idb-buffer", "cache", "opfs", "opfs-flush", "opfs-parts"} {
 				c0 := sampleCPU(pid)
 				ms, err := chromedp.Run(u.ctx, chromedp.Evaluate[float64](fmt.Sprintf("%s(%q, %d)", storeJS, m, size), chromedp.EvalAwaitPromise))
 				if err != nil {

@@ -66,8 +66,16 @@ export class IndexedMedia {
         };
       }
     };
-    this.db = await req(r);
-    return this.db;
+    // A tab still running an older page holds the old version open: the upgrade waits
+    // until it closes. Pages from now on let go of the database when a newer page asks.
+    r.onblocked = () => console.warn('chattorrent: media storage upgrade waits for another tab to close');
+    const db = await req(r);
+    db.onversionchange = () => {
+      db.close();
+      if (this.db === db) this.db = null;
+    };
+    this.db = db;
+    return db;
   }
 
   async get(root) {
