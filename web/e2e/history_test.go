@@ -35,8 +35,9 @@ func archive(t *testing.T, room string, n int) []history.Entry {
 	return out
 }
 
-// seedStorage writes a room and its entries into the page's localStorage in the layout of
-// web/static/js/storage.js (chunks of 200), then reloads the page.
+// seedStorage writes a room and its entries into the page's localStorage in the layout
+// pages kept histories in before entries.js (chunks of 200), then reloads the page, which
+// moves them to IndexedDB.
 func (u *user) seedStorage(room, name string, entries []history.Entry) {
 	u.t.Helper()
 	rooms, _ := json.Marshal([]map[string]any{{"id": room, "name": name, "created": time.Now().UnixMilli(), "peer": nil}})
@@ -70,7 +71,7 @@ func TestLongHistory(t *testing.T) {
 	start := time.Now()
 	a.importFile(answer)
 	b.waitStatus("connected")
-	b.waitJS(fmt.Sprintf(`(() => { const n = +localStorage.getItem('chattorrent:v1:room:%s:n'); let c = 0; for (let i = 0; i < n; i++) c += JSON.parse(localStorage.getItem('chattorrent:v1:room:%s:c' + i)).length; return c >= %d; })()`, room, room, n+1))
+	b.waitLong(fmt.Sprintf(`chattorrentStoredEntries(%q).then((c) => c >= %d)`, room, n+1), time.Minute)
 	b.waitMessage(fmt.Sprintf("mensaje %d del archivo", n-1))
 	b.waitJS(`document.getElementById('show-earlier').hidden === false`)
 	t.Logf("B synced %d entries in %v; B's long tasks (ms): %v", n, time.Since(start).Round(time.Millisecond), evalJS[[]float64](b, `window.__long`))
@@ -93,6 +94,50 @@ func TestLongHistory(t *testing.T) {
 	}
 	a.checkConsole()
 	b.checkConsole()
+}
+
+// TestHistoryBeyondLocalStorage: a 30,000-entry history (12 MB of entries: more than
+// localStorage holds for an origin, about 5 M characters) is kept by A, syncs to a new guest
+// B, who stores all of it, and both still have it after a reload.
+func TestHistoryBeyondLocalStorage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: 30,000 entries")
+	}
+	const n = 30000
+	room := strings.Repeat("6b", 16)
+	entries := archive(t, room, n)
+	size := 0
+	a := newUser(t, "A", "en-US")
+	rooms, _ := json.Marshal([]map[string]any{{"id": room, "name": "Grande", "created": time.Now().UnixMilli(), "peer": nil}})
+	evalJS[chromedp.Void](a, fmt.Sprintf(`localStorage.setItem('chattorrent:v1:rooms', %s)`, js(string(rooms))))
+	for i := 0; i < n; i += 5000 {
+		b, _ := json.Marshal(entries[i:min(i+5000, n)])
+		size += len(b)
+		evalJS[chromedp.Void](a, fmt.Sprintf(`import('/js/entries.js').then(({ EntryStore }) => new EntryStore(null).append(%q, %s))`, room, b))
+	}
+	t.Logf("%d entries, %.1f MB of JSON", n, float64(size)/1e6)
+	a.do(chromedp.Reload())
+	a.waitJS(`document.body.dataset.ready === '1'`)
+	a.openRoom(room)
+	a.waitMessage(fmt.Sprintf("mensaje %d del archivo", n-1))
+
+	b := newUser(t, "B", "en-US")
+	offer, _ := a.download(chromedp.Click(chromedp.CSS("#reconnect")))
+	answer, _ := b.importAndDownload(offer)
+	a.importFile(answer)
+	b.waitStatus("connected")
+	b.waitLong(fmt.Sprintf(`chattorrentStoredEntries(%q).then((c) => c >= %d)`, room, n+1), 3*time.Minute) // A's and B's joins too
+	b.waitMessage(fmt.Sprintf("mensaje %d del archivo", n-1))
+	for _, u := range []*user{a, b} {
+		u.do(chromedp.Reload())
+		u.waitJS(`document.body.dataset.ready === '1'`)
+		u.openRoom(room)
+		u.waitMessage(fmt.Sprintf("mensaje %d del archivo", n-1))
+		if got := evalJS[int](u, fmt.Sprintf(`chattorrentStoredEntries(%q)`, room)); got < n+1 {
+			t.Errorf("%s stores %d entries after a reload", u.name, got)
+		}
+		u.checkConsole()
+	}
 }
 
 // TestIdentityBackup: a person keeps their identity (key and name) by exporting it and

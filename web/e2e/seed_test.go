@@ -280,14 +280,14 @@ func TestImportErrors(t *testing.T) {
 
 	expectError := func(u *user, code string, action func()) {
 		t.Helper()
-		before := evalJS[string](u, `JSON.stringify([document.querySelectorAll('#rooms .room-item').length, document.querySelectorAll('#messages .msg').length, localStorage.length])`)
+		before := evalJS[string](u, `chattorrentStoredEntries().then((n) => JSON.stringify([document.querySelectorAll('#rooms .room-item').length, document.querySelectorAll('#messages .msg').length, localStorage.length, n]))`)
 		evalJS[chromedp.Void](u, `(() => { const n = document.getElementById('notice'); delete n.dataset.code; delete n.dataset.kind; })()`)
 		action()
 		u.waitJS(fmt.Sprintf(`document.getElementById('notice').dataset.code === %q && document.getElementById('notice').dataset.kind === 'error'`, code))
 		if msg := u.text("#notice"); len(msg) < 20 {
 			t.Errorf("%s: %s: the message %q says too little", u.name, code, msg)
 		}
-		after := evalJS[string](u, `JSON.stringify([document.querySelectorAll('#rooms .room-item').length, document.querySelectorAll('#messages .msg').length, localStorage.length])`)
+		after := evalJS[string](u, `chattorrentStoredEntries().then((n) => JSON.stringify([document.querySelectorAll('#rooms .room-item').length, document.querySelectorAll('#messages .msg').length, localStorage.length, n]))`)
 		if before != after {
 			t.Errorf("%s: %s changed the page or storage: %s → %s", u.name, code, before, after)
 		}

@@ -10,6 +10,7 @@ import { Session } from './session.js';
 import { workerVerifier } from './verifier.js';
 import { FileLink, FileError, parseMeta, metaBody, cleanName, FILE_KINDS, PIECE_SIZE } from './files.js';
 import { IndexedMedia } from './media.js';
+import { EntryStore } from './entries.js';
 import { zip, ZipTooLarge } from './zip.js';
 import {
   MAX_TORRENT_BYTES, TorrentError, encodeInvitation, decodeInvitation, safeFileName, invitationFileName,
@@ -18,6 +19,7 @@ import {
 const $ = (id) => document.getElementById(id);
 const PAGE = 200; // messages shown at once; "show earlier" adds as many again
 const store = new Storage();
+const entryStore = new EntryStore(store);
 let lang = pickLang(store.lang(), navigator.languages || [navigator.language]);
 let t = translator(lang);
 
@@ -175,7 +177,7 @@ function live(id) {
   let l = state.live.get(id);
   if (!l) {
     l = {
-      log: Log.restore(id, store.entries(id)),
+      log: Log.restore(id, entryStore.take(id)),
       delivered: store.delivered(id),
       waiting: false, // an offer or answer of ours is out
       conns: new Map(), // RTCPeerConnection → {pc, session, peer, safety}: a room can have several peers
@@ -203,7 +205,7 @@ async function write(roomId, kind, body) {
   return l.log.queue(async () => {
     const next = l.log.next(state.me.author);
     const e = await signEntry({ room: roomId, name: state.me.name, seq: next.seq, prev: next.prev, ts: Date.now(), kind, body }, state.me);
-    store.appendEntries(roomId, [e]); // throws StorageFullError: nothing changed
+    await entryStore.append(roomId, [e]); // throws StorageFullError: nothing changed
     l.log.append(e);
     for (const c of l.conns.values()) c.session.publish(e);
     return e;
@@ -381,7 +383,7 @@ function startSession(roomId, pc, channel) {
     room: roomId,
     me: { id: state.me.author, name: state.me.name },
     log: l.log,
-    persist: (entries) => store.appendEntries(roomId, entries),
+    persist: (entries) => entryStore.append(roomId, entries),
     onEvent: (ev) => onSessionEvent(roomId, conn, ev),
     verify: state.verify,
   });
@@ -1381,6 +1383,17 @@ function on(id, ev, fn) {
   });
 }
 
+/** Reads the histories of the rooms this page has not opened yet (IndexedDB is
+ * asynchronous; a room's log is then built synchronously from them). */
+async function loadHistories() {
+  try {
+    await entryStore.load(state.rooms.map((r) => r.id).filter((id) => !state.live.has(id)));
+  } catch (err) {
+    if (err instanceof StorageFullError) notify('error', t('err.storage-full'), 'storage-full');
+    else throw err;
+  }
+}
+
 async function main() {
   applyStrings();
   if (!globalThis.crypto || !crypto.subtle) {
@@ -1390,6 +1403,7 @@ async function main() {
   state.verify = workerVerifier();
   state.me = await loadIdentity();
   state.rooms = store.rooms();
+  await loadHistories();
   $('my-name').value = state.me.name;
   fp(state.me.author);
 
@@ -1565,7 +1579,7 @@ async function main() {
     // Another tab of this browser changed the rooms: show them.
     if (e.key && e.key.startsWith('chattorrent:v1:rooms')) {
       state.rooms = store.rooms();
-      render();
+      loadHistories().then(render, fail);
     }
   });
   renderNow();
@@ -1573,6 +1587,7 @@ async function main() {
   globalThis.chattorrentStats = () => [...state.live.values()].flatMap((l) => [...l.conns.values()].map((c) => ({
     peer: c.peer && c.peer.name, session: { ...c.session.stats }, files: { ...c.files.stats },
   })));
+  globalThis.chattorrentStoredEntries = (room) => entryStore.count(room); // a Promise
   globalThis.chattorrentTransfers = () => [...state.files.entries()].map(([root, f]) => ({ root, state: f.state, pieces: f.pieces, ms: f.ms || 0 }));
   const dropShown = watchDrop();
   window.addEventListener('pagehide', () => {

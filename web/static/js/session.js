@@ -311,7 +311,7 @@ export class Session {
     }
     if (fresh.length) {
       try {
-        this.persist(fresh);
+        await this.persist(fresh); // stored before the peer hears it was
       } catch (err) {
         this.onEvent({ type: 'error', error: err });
         this.close();

@@ -1,7 +1,8 @@
-// Rooms, histories and the identity in localStorage (the seed's promise: everything
-// survives closing the browser). A room's entries are kept in chunks of CHUNK entries, so
-// appending rewrites one small chunk, not the whole history. Each write is one setItem:
-// when the quota is exceeded it throws StorageFullError and the previous value stays.
+// Rooms, the identity and settings in localStorage (the seed's promise: everything
+// survives closing the browser). Each write is one setItem: when the quota is exceeded it
+// throws StorageFullError and the previous value stays. Histories are in IndexedDB
+// (entries.js); pages before 2026-12-04 kept a room's entries here, in chunks of CHUNK
+// entries: entries.js reads them once with entries(), then removes them.
 
 const P = 'chattorrent:v1:';
 export const CHUNK = 200;
@@ -49,7 +50,7 @@ export class Storage {
   }
   setRooms(rooms) { this.set('rooms', rooms); }
 
-  /** All stored entries of a room, in the order they were stored. */
+  /** All entries of a room kept here by an earlier page, in the order they were stored. */
   entries(room) {
     const n = this.get(`room:${room}:n`, 0);
     const out = [];
@@ -60,26 +61,16 @@ export class Storage {
     return out;
   }
 
-  /** Appends entries to a room. The chunk is written before the count, so a failure
-   * leaves what was stored before intact. */
-  appendEntries(room, entries) {
-    let n = this.get(`room:${room}:n`, 0);
-    let last = n > 0 ? this.get(`room:${room}:c${n - 1}`, []) : [];
-    let idx = n > 0 ? n - 1 : 0;
-    let pending = [...entries];
-    while (pending.length) {
-      if (last.length >= CHUNK) {
-        idx++;
-        last = [];
-      }
-      const take = pending.splice(0, CHUNK - last.length);
-      last = last.concat(take);
-      this.set(`room:${room}:c${idx}`, last);
-      if (idx + 1 > n) {
-        n = idx + 1;
-        this.set(`room:${room}:n`, n);
-      }
-    }
+  /** Whether a room has entries here (pages before entries.js kept them in localStorage). */
+  hasEntries(room) {
+    return this.get(`room:${room}:n`, 0) > 0;
+  }
+
+  /** Removes a room's entries (once entries.js holds them). */
+  dropEntries(room) {
+    const n = this.get(`room:${room}:n`, 0);
+    for (let i = 0; i < n; i++) this.ls.removeItem(P + `room:${room}:c${i}`);
+    this.ls.removeItem(P + `room:${room}:n`); // last: a page stopped halfway removes the rest next time
   }
 
   delivered(room) {
