@@ -313,16 +313,20 @@ func TestFileCancel(t *testing.T) {
 func TestFileStorageFull(t *testing.T) {
 	a := newUser(t, "A", "en-US")
 	b := newUser(t, "B", "es-ES")
+	// Chromium applies a new quota to IndexedDB databases opened after it is set: the page
+	// opens its history at start, so it is reloaded.
+	quota := float64(4 << 20)
+	if _, err := chromedp.Call(b.ctx, storage.OverrideQuotaForOrigin, storage.OverrideQuotaForOriginParams{Origin: server.base, QuotaSize: &quota}); err != nil {
+		t.Fatalf("quota: %v", err)
+	}
+	b.do(chromedp.Reload())
+	b.waitJS(`document.body.dataset.ready === '1'`)
 	a.setName("Ana")
 	b.setName("Bruno")
 	connect(a, b, "Cuota")
 	a.say("antes del archivo")
 	b.waitMessage("antes del archivo")
 
-	quota := float64(4 << 20)
-	if _, err := chromedp.Call(b.ctx, storage.OverrideQuotaForOrigin, storage.OverrideQuotaForOriginParams{Origin: server.base, QuotaSize: &quota}); err != nil {
-		t.Fatalf("quota: %v", err)
-	}
 	path, _ := writeRandom(t, "grande.bin", 16<<20)
 	a.do(chromedp.SetUploadFiles(chromedp.CSS("#attach-file"), []string{path}))
 	b.waitLong(`document.getElementById('notice').dataset.code === 'storage-full'`, 2*time.Minute)

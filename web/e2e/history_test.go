@@ -250,3 +250,26 @@ func TestForkedAuthor(t *testing.T) {
 	a.checkConsole()
 	b.checkConsole()
 }
+
+// TestHistoryMove: a history an earlier page kept in localStorage is moved to IndexedDB when
+// the page starts; what an old tab writes there afterwards, overlapping what was moved, is
+// moved at the next start, each entry kept once; localStorage keeps no entries.
+func TestHistoryMove(t *testing.T) {
+	const n = 500
+	room := strings.Repeat("7c", 16)
+	entries := archive(t, room, n)
+	u := newUser(t, "A", "en-US")
+	legacy := fmt.Sprintf(`Object.keys(localStorage).filter((k) => k.startsWith('chattorrent:v1:room:%s:') && !k.endsWith(':delivered')).length`, room)
+	for _, part := range [][]history.Entry{entries[:300], entries[200:]} {
+		u.seedStorage(room, "Mudanza", part)
+		if got := evalJS[int](u, legacy); got != 0 {
+			t.Errorf("%d history keys left in localStorage", got)
+		}
+	}
+	if got := evalJS[int](u, fmt.Sprintf(`chattorrentStoredEntries(%q)`, room)); got != n {
+		t.Errorf("%d entries stored, want %d", got, n)
+	}
+	u.openRoom(room)
+	u.waitMessage(fmt.Sprintf("mensaje %d del archivo", n-1))
+	u.checkConsole()
+}

@@ -247,3 +247,41 @@ test('hellos are bounded when the peer never answers, and a repeated hello witho
   assert.equal(hellos(cc)[1].again, undefined, 'an answer never asks back');
   c.close();
 });
+
+test('received entries are acknowledged only once stored; a failed store closes the session without an ack', async () => {
+  for (const fails of [false, true]) {
+    const [ca, cb] = pair();
+    const ana = await identity();
+    const bruno = await identity();
+    const la = new Log(ROOM);
+    const lb = new Log(ROOM);
+    for (let i = 0; i < 3; i++) await write(la, ana, 'Ana', `a${i}`, 1000 + i);
+    let release;
+    const gate = new Promise((r) => { release = r; });
+    const ea = [], eb = [], sa = [], sb = [];
+    const a = session(ca, la, ana, 'Ana', ea, sa);
+    const b = session(cb, lb, bruno, 'Bruno', eb, sb, {
+      persist: async (es) => {
+        await gate; // a slow disk
+        if (fails) throw Object.assign(new Error('full'), { code: 'storage-full' });
+        sb.push(...es);
+      },
+    });
+    a.start();
+    b.start();
+    await settle(() => lb.size === 3);
+    await new Promise((r) => setTimeout(r, 20));
+    const acks = () => cb.sent.map((s) => JSON.parse(s)).filter((m) => m.t === 'ack');
+    assert.equal(acks().length, 0, 'no ack before the entries are stored');
+    release();
+    if (fails) {
+      await settle(() => eb.some((e) => e.type === 'error') && b.closed);
+      assert.equal(acks().length, 0);
+      assert.equal(eb.find((e) => e.type === 'error').error.code, 'storage-full');
+    } else {
+      await settle(() => acks().length > 0);
+      assert.deepEqual(acks().flatMap((m) => m.ids).sort(), la.entries().map((e) => e.id).sort());
+      assert.equal(sb.length, 3);
+    }
+  }
+});

@@ -383,7 +383,7 @@ function startSession(roomId, pc, channel) {
     room: roomId,
     me: { id: state.me.author, name: state.me.name },
     log: l.log,
-    persist: (entries) => entryStore.append(roomId, entries),
+    persist: (entries) => entryStore.append(roomId, entries, { relaxed: true }),
     onEvent: (ev) => onSessionEvent(roomId, conn, ev),
     verify: state.verify,
   });
@@ -1389,8 +1389,12 @@ async function loadHistories() {
   try {
     await entryStore.load(state.rooms.map((r) => r.id).filter((id) => !state.live.has(id)));
   } catch (err) {
+    // The page still opens (rooms, files, connections); what it cannot store it says so.
     if (err instanceof StorageFullError) notify('error', t('err.storage-full'), 'storage-full');
-    else throw err;
+    else {
+      console.warn('chattorrent: history storage:', err);
+      notify('error', t('err.storage-failed', { detail: err && err.message ? err.message : String(err) }), 'storage-failed');
+    }
   }
 }
 

@@ -1,17 +1,22 @@
 // Rooms' histories in IndexedDB. localStorage held about 10,000 text entries per origin
 // (5 M characters in Chromium) before the page said storage-full; IndexedDB's quota is a
-// share of the disk. Every entry is one record with an automatic key, added in the order it
-// was stored (two tabs appending to one room never overwrite each other); an index on the
-// room reads a room back in that order. The page reads each room once, at start or when
-// another tab adds the room (load), and takes them into its log (take, synchronous). Histories stored by earlier pages in
-// localStorage (storage.js's chunks) are moved here once, then removed from localStorage.
+// share of the disk. Every entry is one record keyed [room, entry id]: storing an entry
+// twice (two tabs, two peers, a move cut short) keeps one copy, and a key range reads a
+// room back (in id order: Log.restore orders entries by author and seq). The page reads
+// each room once, at start or when another tab adds the room (load), and takes the entries
+// into its log (take, synchronous). Histories earlier pages kept in localStorage
+// (storage.js's chunks) are copied here, then removed there; an old tab that still writes
+// there is copied at the next start.
 
 import { StorageFullError } from './storage.js';
 
 const DB = 'chattorrent-history';
 const VERSION = 1;
-const ENTRIES = 'entries'; // auto key → {room, e}
-const MOVED = 'moved'; // room → {room}: its localStorage chunks were copied here
+const ENTRIES = 'entries'; // [room, e.id] → e
+
+function range(room) {
+  return IDBKeyRange.bound([room, ''], [room, []]); // every string sorts before an array
+}
 
 function req(r) {
   return new Promise((resolve, reject) => {
@@ -48,8 +53,7 @@ export class EntryStore {
     const r = indexedDB.open(this.name, VERSION);
     r.onupgradeneeded = () => {
       const db = r.result;
-      db.createObjectStore(ENTRIES, { autoIncrement: true }).createIndex('room', 'room');
-      db.createObjectStore(MOVED, { keyPath: 'room' });
+      db.createObjectStore(ENTRIES);
     };
     r.onblocked = () => console.warn('chattorrent: history storage upgrade waits for another tab to close');
     const db = await req(r);
@@ -62,24 +66,30 @@ export class EntryStore {
   }
 
   /** Reads the rooms' histories, moving any still in localStorage first. When a move
-   * fails (the disk is full), the room is read from both places and the error thrown once
-   * every room is read: nothing is lost, the move is tried again next time. */
+   * fails (the disk is full, IndexedDB cannot be opened), the room is read from what can be
+   * read and the first error thrown once every room is read: nothing is lost, the move is
+   * tried again next time. */
   async load(rooms) {
     let failed = null;
     for (const room of rooms) {
       if (this.loaded.has(room)) continue;
       let old = [];
+      let stored = [];
       try {
         await this.move(room);
       } catch (err) {
         failed = failed || err;
-        old = this.legacy.entries(room);
+        old = this.legacy ? this.legacy.entries(room) : [];
       }
-      const db = await this.open();
-      const recs = await req(db.transaction(ENTRIES).objectStore(ENTRIES).index('room').getAll(room));
+      try {
+        const db = await this.open();
+        stored = await req(db.transaction(ENTRIES).objectStore(ENTRIES).getAll(range(room)));
+      } catch (err) {
+        failed = failed || err;
+      }
       if (this.loaded.has(room)) continue; // taken meanwhile
       this.loaded.add(room);
-      this.rooms.set(room, old.concat(recs.map((x) => x.e)));
+      this.rooms.set(room, old.concat(stored));
     }
     if (failed) throw failed;
   }
@@ -88,12 +98,10 @@ export class EntryStore {
   async move(room) {
     if (!this.legacy || !this.legacy.hasEntries(room)) return;
     const db = await this.open();
-    const tx = db.transaction([ENTRIES, MOVED], 'readwrite');
-    const moved = await req(tx.objectStore(MOVED).get(room));
-    if (!moved) {
-      // A page closed between the commit and the removal already copied them.
-      for (const e of this.legacy.entries(room)) tx.objectStore(ENTRIES).add({ room, e });
-      tx.objectStore(MOVED).put({ room });
+    const tx = db.transaction(ENTRIES, 'readwrite');
+    const s = tx.objectStore(ENTRIES);
+    for (const e of this.legacy.entries(room)) {
+      if (e && typeof e.id === 'string') s.put(e, [room, e.id]);
     }
     try {
       await done(tx);
@@ -112,12 +120,15 @@ export class EntryStore {
     return list;
   }
 
-  /** Stores entries of a room in one transaction: all or none (StorageFullError). */
-  async append(room, entries) {
+  /** Stores entries of a room in one transaction: all or none (StorageFullError). My own
+   * entries are flushed to disk before this resolves (lost after a power cut, my next entry
+   * would take the same seq: a fork); entries from peers (relaxed: true) are not waited for,
+   * as localStorage never was: lost ones come back with the next sync. */
+  async append(room, entries, { relaxed = false } = {}) {
     const db = await this.open();
-    const tx = db.transaction(ENTRIES, 'readwrite');
+    const tx = db.transaction(ENTRIES, 'readwrite', { durability: relaxed ? 'relaxed' : 'strict' });
     const s = tx.objectStore(ENTRIES);
-    for (const e of entries) s.add({ room, e });
+    for (const e of entries) s.put(e, [room, e.id]);
     try {
       await done(tx);
     } catch (err) {
@@ -131,6 +142,6 @@ export class EntryStore {
   async count(room) {
     const db = await this.open();
     const s = db.transaction(ENTRIES).objectStore(ENTRIES);
-    return req(room === undefined ? s.count() : s.index('room').count(room));
+    return req(room === undefined ? s.count() : s.count(range(room)));
   }
 }

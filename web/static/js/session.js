@@ -309,17 +309,20 @@ export class Session {
         this.onEvent({ type: 'refused', code, entry: e, author: e && e.author });
       }
     }
-    if (fresh.length) {
-      try {
-        await this.persist(fresh); // stored before the peer hears it was
-      } catch (err) {
-        this.onEvent({ type: 'error', error: err });
-        this.close();
-        return;
-      }
-      this.stats.received += fresh.length;
-      this.onEvent({ type: 'added', entries: fresh });
+    const ack = () => {
+      if (stored.length) this.enqueue(() => this.send({ t: 'ack', ids: stored }));
+    };
+    if (!fresh.length) {
+      ack();
+      return;
     }
-    if (stored.length) this.enqueue(() => this.send({ t: 'ack', ids: stored }));
+    this.stats.received += fresh.length;
+    this.onEvent({ type: 'added', entries: fresh });
+    // Stored before the peer hears they were; the next batch is checked meanwhile (the
+    // writes keep their order: IndexedDB runs them one after another).
+    Promise.resolve().then(() => this.persist(fresh)).then(ack, (err) => {
+      this.onEvent({ type: 'error', error: err });
+      this.close();
+    });
   }
 }
