@@ -180,7 +180,7 @@ var rawMessage = flag.Int("e2e.rawmessage", 16384, "BenchmarkBrowserFile: the ra
 
 var fileSizes = flag.String("e2e.filesizes", "64,256", "BenchmarkBrowserFile: the file sizes in MiB, comma-separated")
 
-var fileRounds = flag.Int("e2e.filerounds", 3, "BenchmarkBrowserFile: product runs per size, each bracketed by raw runs (raw, product, raw, product, ..., raw)")
+var fileRounds = flag.Int("e2e.filerounds", 5, "BenchmarkBrowserFile: product runs per size, each bracketed by raw runs (raw, product, raw, product, ..., raw)")
 
 // BenchmarkBrowserFile reports, between two Chromium processes in the namespace: a file's
 // transfer through the product (16 KiB pieces, SHA-256 each, IndexedDB) against the same
@@ -344,8 +344,8 @@ func logCPUSecs(b *testing.B, phase string, a0, r0, a1, r1 cpuTimes, wall time.D
 	for i := range m {
 		m[i] = r1.machine[i] - r0.machine[i]
 	}
-	b.Logf("CPU %s, %.2f s wall: sender %s; receiver %s; the machine: busy %.2f s (system %.2f, softirq %.2f), idle %.2f s, iowait %.2f s, steal %.2f s",
-		phase, wall.Seconds(), side(a0, a1), side(r0, r1), m[0]+m[1]+m[2]+m[5]+m[6], m[2], m[6], m[3], m[4], m[7])
+	b.Logf("CPU %s, %.2f s wall: sender %s; receiver %s; the machine: busy %.2f s (system %.2f, softirq %.2f), idle %.2f s, iowait %.2f s, steal %.2f s; UDP datagrams dropped (receive buffer full): %d",
+		phase, wall.Seconds(), side(a0, a1), side(r0, r1), m[0]+m[1]+m[2]+m[5]+m[6], m[2], m[6], m[3], m[4], m[7], r1.udpDrops-r0.udpDrops)
 }
 
 // rawRun connects a to r with a plain DataChannel and returns r's first-to-last-byte ms.
