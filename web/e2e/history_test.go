@@ -273,3 +273,46 @@ func TestHistoryMove(t *testing.T) {
 	u.waitMessage(fmt.Sprintf("mensaje %d del archivo", n-1))
 	u.checkConsole()
 }
+
+// TestTwoTabs: the same person in two tabs of one browser. A room created in the first tab
+// appears in the second with what was said in it; then each tab shows what the other says,
+// as it is said, and the person's entries stay one chain (no fork from two tabs writing).
+func TestTwoTabs(t *testing.T) {
+	a := newUser(t, "A", "es-ES")
+	a.setName("Ana")
+	tabCtx, cancel := chromedp.NewContext(a.ctx)
+	defer cancel()
+	tab := &user{t: t, name: "A, second tab", lang: a.lang, profile: a.profile, dl: a.dl, base: a.base, rules: a.rules, ctx: tabCtx}
+	if err := chromedp.Do(tabCtx); err != nil { // the tab lives as long as tabCtx, not a step's
+		t.Fatal(err)
+	}
+	tab.do(chromedp.Navigate(a.base + "/"))
+	tab.waitJS(`document.body.dataset.ready === '1'`)
+
+	a.do(chromedp.SendKeys(chromedp.CSS("#new-room-name"), "Pestañas"))
+	a.download(chromedp.Click(chromedp.CSS("#create-room")))
+	a.say("uno")
+	room := evalJS[string](a, `document.getElementById('messages').dataset.room`)
+	tab.waitJS(fmt.Sprintf(`!!document.querySelector('.room-item[data-room-id=%q]')`, room))
+	tab.openRoom(room)
+	tab.waitMessage("uno")
+	a.say("dos")
+	tab.waitMessage("dos")
+	tab.say("tres")
+	a.waitMessage("tres")
+	a.say("cuatro")
+	tab.waitMessage("cuatro")
+	for _, u := range []*user{a, tab} {
+		if got := u.bodies(); !slices.Equal(got[len(got)-4:], []string{"uno", "dos", "tres", "cuatro"}) {
+			t.Errorf("%s shows %q", u.name, got)
+		}
+	}
+	a.do(chromedp.Reload())
+	a.waitJS(`document.body.dataset.ready === '1'`)
+	a.openRoom(room)
+	a.waitMessage("cuatro")
+	if got := evalJS[int](a, fmt.Sprintf(`chattorrentStoredEntries(%q)`, room)); got != 5 { // a join and four messages
+		t.Errorf("%d entries stored, want 5", got)
+	}
+	a.checkConsole()
+}

@@ -1383,11 +1383,35 @@ function on(id, ev, fn) {
   });
 }
 
+/** Entries another tab of this browser stored in a room this page has open (the same person
+ * writing in two tabs, or a peer connected to the other tab): into the log when they follow
+ * it (files are not fetched: the other tab does), on to this tab's peers; the rest comes with
+ * the next sync or reload. */
+function fromOtherTab(roomId, entries) {
+  const l = state.live.get(roomId);
+  if (!l) return;
+  const added = [];
+  for (const e of entries) {
+    try {
+      if (l.log.checkChain(e)) {
+        l.log.append(e);
+        added.push(e);
+      }
+    } catch {
+      // a gap or a fork: the sync sorts it out
+    }
+  }
+  if (!added.length) return;
+  for (const c of l.conns.values()) for (const e of added) c.session.publish(e); // as from a peer
+  render();
+}
+
 /** Reads the histories of the rooms this page has not opened yet (IndexedDB is
- * asynchronous; a room's log is then built synchronously from them). */
-async function loadHistories() {
+ * asynchronous; a room's log is then built synchronously from them, so a room is listed in
+ * state.rooms only once its history is read). */
+async function loadHistories(rooms) {
   try {
-    await entryStore.load(state.rooms.map((r) => r.id).filter((id) => !state.live.has(id)));
+    await entryStore.load(rooms.map((r) => r.id).filter((id) => !state.live.has(id)));
   } catch (err) {
     // The page still opens (rooms, files, connections); what it cannot store it says so.
     if (err instanceof StorageFullError) notify('error', t('err.storage-full'), 'storage-full');
@@ -1406,8 +1430,10 @@ async function main() {
   }
   state.verify = workerVerifier();
   state.me = await loadIdentity();
-  state.rooms = store.rooms();
-  await loadHistories();
+  const rooms = store.rooms();
+  await loadHistories(rooms);
+  state.rooms = rooms;
+  entryStore.onOther = fromOtherTab;
   $('my-name').value = state.me.name;
   fp(state.me.author);
 
@@ -1582,8 +1608,11 @@ async function main() {
   window.addEventListener('storage', (e) => {
     // Another tab of this browser changed the rooms: show them.
     if (e.key && e.key.startsWith('chattorrent:v1:rooms')) {
-      state.rooms = store.rooms();
-      loadHistories().then(render, fail);
+      const rooms = store.rooms();
+      loadHistories(rooms).then(() => {
+        state.rooms = rooms;
+        render();
+      }, fail);
     }
   });
   renderNow();

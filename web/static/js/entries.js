@@ -6,7 +6,7 @@
 // each room once, at start or when another tab adds the room (load), and takes the entries
 // into its log (take, synchronous). Histories earlier pages kept in localStorage
 // (storage.js's chunks) are copied here, then removed there; an old tab that still writes
-// there is copied at the next start.
+// there is copied at the next start. Tabs tell each other what they store (BroadcastChannel).
 
 import { StorageFullError } from './storage.js';
 
@@ -46,6 +46,19 @@ export class EntryStore {
     this.db = null;
     this.rooms = new Map(); // room → its entries as read, until the page takes them
     this.loaded = new Set(); // rooms read (or taken): from then on the page's log is the truth
+    this.onOther = () => {}; // (room, entries) another tab stored for a room this page took
+    // Other tabs of this browser say what they stored: a room read but not yet taken gets
+    // the entries too, and the page hears of those for the rooms it took.
+    this.channel = typeof BroadcastChannel === 'function' ? new BroadcastChannel(name) : null;
+    if (this.channel) {
+      this.channel.onmessage = (ev) => {
+        const { room, entries } = ev.data || {};
+        if (typeof room !== 'string' || !Array.isArray(entries)) return;
+        const list = this.rooms.get(room);
+        if (list) list.push(...entries);
+        else if (this.loaded.has(room)) this.onOther(room, entries);
+      };
+    }
   }
 
   async open() {
@@ -136,6 +149,7 @@ export class EntryStore {
     }
     const list = this.rooms.get(room); // read but not yet taken
     if (list) list.push(...entries);
+    if (this.channel) this.channel.postMessage({ room, entries });
   }
 
   /** How many entries are stored for room, or in all (for tests and the curious). */
