@@ -217,9 +217,11 @@ async function ensureJoined(roomId) {
   if (!l.log.head(state.me.author)) await write(roomId, 'join', '');
 }
 
-/** connected while any peer is, waiting while an offer or answer of ours is out. */
+/** connected while any peer is (once it said who it is: the status and "Connected with …"
+ * change together, nothing moves under a finger between them), waiting while an offer or
+ * answer of ours is out. */
 function roomStatus(l) {
-  if (l.conns.size > 0) return 'connected';
+  for (const c of l.conns.values()) if (c.peer) return 'connected';
   return l.waiting ? 'waiting' : 'offline';
 }
 

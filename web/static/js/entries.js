@@ -46,6 +46,7 @@ export class EntryStore {
     this.db = null;
     this.rooms = new Map(); // room → its entries as read, until the page takes them
     this.loaded = new Set(); // rooms read (or taken): from then on the page's log is the truth
+    this.loading = new Map(); // room → entries other tabs stored while it was being read
     this.onOther = () => {}; // (room, entries) another tab stored for a room this page took
     // Other tabs of this browser say what they stored: a room read but not yet taken gets
     // the entries too, and the page hears of those for the rooms it took.
@@ -57,6 +58,7 @@ export class EntryStore {
         const list = this.rooms.get(room);
         if (list) list.push(...entries);
         else if (this.loaded.has(room)) this.onOther(room, entries);
+        else if (this.loading.has(room)) this.loading.get(room).push(...entries);
       };
     }
   }
@@ -86,6 +88,8 @@ export class EntryStore {
     let failed = null;
     for (const room of rooms) {
       if (this.loaded.has(room)) continue;
+      const early = [];
+      this.loading.set(room, early);
       let old = [];
       let stored = [];
       try {
@@ -100,9 +104,10 @@ export class EntryStore {
       } catch (err) {
         failed = failed || err;
       }
+      this.loading.delete(room);
       if (this.loaded.has(room)) continue; // taken meanwhile
       this.loaded.add(room);
-      this.rooms.set(room, old.concat(stored));
+      this.rooms.set(room, old.concat(stored, early)); // Log.restore keeps one of each id
     }
     if (failed) throw failed;
   }
