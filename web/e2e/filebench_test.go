@@ -325,27 +325,30 @@ func profiled(users ...*user) []*user {
 	return users
 }
 
+// chromiumCPU is the CPU seconds a browser's processes used between two samples: the total,
+// then by kind of process ("1.23 s (browser 0.05, renderer 0.70, ...)").
+func chromiumCPU(x0, x1 cpuTimes) string {
+	var parts []string
+	var total float64
+	for _, k := range slices.Sorted(maps.Keys(x1.chromium)) {
+		d := x1.chromium[k] - x0.chromium[k]
+		total += d
+		if d >= 0.01 {
+			parts = append(parts, fmt.Sprintf("%s %.2f", k, d))
+		}
+	}
+	return fmt.Sprintf("%.2f s (%s)", total, strings.Join(parts, ", "))
+}
+
 // logCPUSecs logs the CPU seconds each browser's processes used in a phase, by kind.
 func logCPUSecs(b *testing.B, phase string, a0, r0, a1, r1 cpuTimes, wall time.Duration) {
 	b.Helper()
-	side := func(x0, x1 cpuTimes) string {
-		var parts []string
-		var total float64
-		for _, k := range slices.Sorted(maps.Keys(x1.chromium)) {
-			d := x1.chromium[k] - x0.chromium[k]
-			total += d
-			if d >= 0.01 {
-				parts = append(parts, fmt.Sprintf("%s %.2f", k, d))
-			}
-		}
-		return fmt.Sprintf("%.2f s (%s)", total, strings.Join(parts, ", "))
-	}
 	var m [8]float64
 	for i := range m {
 		m[i] = r1.machine[i] - r0.machine[i]
 	}
 	b.Logf("CPU %s, %.2f s wall: sender %s; receiver %s; the machine: busy %.2f s (system %.2f, softirq %.2f), idle %.2f s, iowait %.2f s, steal %.2f s; UDP datagrams dropped (receive buffer full): %d",
-		phase, wall.Seconds(), side(a0, a1), side(r0, r1), m[0]+m[1]+m[2]+m[5]+m[6], m[2], m[6], m[3], m[4], m[7], r1.udpDrops-r0.udpDrops)
+		phase, wall.Seconds(), chromiumCPU(a0, a1), chromiumCPU(r0, r1), m[0]+m[1]+m[2]+m[5]+m[6], m[2], m[6], m[3], m[4], m[7], r1.udpDrops-r0.udpDrops)
 }
 
 // rawRun connects a to r with a plain DataChannel and returns r's first-to-last-byte ms.

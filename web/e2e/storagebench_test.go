@@ -2,11 +2,8 @@ package e2e
 
 import (
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -129,17 +126,7 @@ func BenchmarkBrowserStorage(b *testing.B) {
 					b.Fatalf("%s: %v", m, err)
 				}
 				time.Sleep(time.Second) // late work (blob files written after the transaction) counts too
-				c1 := sampleCPU(pid)
-				var parts []string
-				var total float64
-				for _, k := range slices.Sorted(maps.Keys(c1.chromium)) {
-					d := c1.chromium[k] - c0.chromium[k]
-					total += d
-					if d >= 0.01 {
-						parts = append(parts, fmt.Sprintf("%s %.2f", k, d))
-					}
-				}
-				b.Logf("%-17s %6.0f ms  CPU %.2f s (%s)", m, ms, total, strings.Join(parts, ", "))
+				b.Logf("%-19s %6.0f ms  CPU %s", m, ms, chromiumCPU(c0, sampleCPU(pid)))
 			}
 		}
 	}

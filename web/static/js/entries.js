@@ -9,6 +9,7 @@
 // there is copied at the next start. Tabs tell each other what they store (BroadcastChannel).
 
 import { StorageFullError } from './storage.js';
+import { done, isFull, openDB, req } from './idb.js';
 
 const DB = 'chattorrent-history';
 const VERSION = 1;
@@ -18,24 +19,8 @@ function range(room) {
   return IDBKeyRange.bound([room, ''], [room, []]); // every string sorts before an array
 }
 
-function req(r) {
-  return new Promise((resolve, reject) => {
-    r.onsuccess = () => resolve(r.result);
-    r.onerror = () => reject(r.error);
-  });
-}
-
-function done(tx) {
-  return new Promise((resolve, reject) => {
-    tx.oncomplete = () => resolve();
-    tx.onerror = () => reject(tx.error);
-    tx.onabort = () => reject(tx.error || new Error('aborted'));
-  });
-}
-
 function storageError(err) {
-  if (err && (err.name === 'QuotaExceededError' || err.name === 'UnknownError')) return new StorageFullError(err);
-  return err;
+  return isFull(err) ? new StorageFullError(err) : err;
 }
 
 export class EntryStore {
@@ -65,17 +50,9 @@ export class EntryStore {
 
   async open() {
     if (this.db) return this.db;
-    const r = indexedDB.open(this.name, VERSION);
-    r.onupgradeneeded = () => {
-      const db = r.result;
-      db.createObjectStore(ENTRIES);
-    };
-    r.onblocked = () => console.warn('chattorrent: history storage upgrade waits for another tab to close');
-    const db = await req(r);
-    db.onversionchange = () => {
-      db.close();
+    const db = await openDB(this.name, VERSION, (d) => d.createObjectStore(ENTRIES), () => {
       if (this.db === db) this.db = null;
-    };
+    });
     this.db = db;
     return db;
   }

@@ -5,6 +5,7 @@
 // (writing it again as one Blob cost 1.8 s for 64 MiB, a third of the transfer).
 
 import { FileError, hashBlob, numPieces, pieceLength, PIECE_SIZE, setBit } from './files.js';
+import { done, isFull, openDB, req } from './idb.js';
 
 const DB = 'chattorrent-media';
 const VERSION = 2;
@@ -12,26 +13,8 @@ const FILES = 'files'; // root → {root, size, have, complete, cancelled}: rewr
 const LEAVES = 'leaves'; // root → {root, leaves}: written once (32 bytes a piece: 2 MiB for 1 GiB)
 const BATCHES = 'batches'; // [root, first index] → {root, first, indexes | count, blob}
 
-function req(r) {
-  return new Promise((resolve, reject) => {
-    r.onsuccess = () => resolve(r.result);
-    r.onerror = () => reject(r.error);
-  });
-}
-
-function done(tx) {
-  return new Promise((resolve, reject) => {
-    tx.oncomplete = () => resolve();
-    tx.onerror = () => reject(tx.error);
-    tx.onabort = () => reject(tx.error || new Error('aborted'));
-  });
-}
-
 function storageError(err) {
-  if (err && (err.name === 'QuotaExceededError' || err.name === 'UnknownError')) {
-    return new FileError('storage-full', err.message);
-  }
-  return err;
+  return isFull(err) ? new FileError('storage-full', err.message) : err;
 }
 
 export class IndexedMedia {
@@ -43,19 +26,16 @@ export class IndexedMedia {
 
   async open() {
     if (this.db) return this.db;
-    const r = indexedDB.open(this.name, VERSION);
-    r.onupgradeneeded = (ev) => {
-      const db = r.result;
+    const db = await openDB(this.name, VERSION, (d, ev, tx) => {
       if (ev.oldVersion < 1) {
-        db.createObjectStore(FILES, { keyPath: 'root' });
-        db.createObjectStore(BATCHES, { keyPath: ['root', 'first'] });
+        d.createObjectStore(FILES, { keyPath: 'root' });
+        d.createObjectStore(BATCHES, { keyPath: ['root', 'first'] });
       }
       if (ev.oldVersion < 2) {
         // Version 1 kept the leaves in the file's record, which every stored batch read and
         // wrote again: for a 256 MiB file, 32 MiB more written than the file itself.
-        const leaves = db.createObjectStore(LEAVES, { keyPath: 'root' });
-        const files = r.transaction.objectStore(FILES);
-        files.openCursor().onsuccess = (e) => {
+        const leaves = d.createObjectStore(LEAVES, { keyPath: 'root' });
+        tx.objectStore(FILES).openCursor().onsuccess = (e) => {
           const c = e.target.result;
           if (!c) return;
           const f = c.value;
@@ -65,15 +45,9 @@ export class IndexedMedia {
           c.continue();
         };
       }
-    };
-    // A tab still running an older page holds the old version open: the upgrade waits
-    // until it closes. Pages from now on let go of the database when a newer page asks.
-    r.onblocked = () => console.warn('chattorrent: media storage upgrade waits for another tab to close');
-    const db = await req(r);
-    db.onversionchange = () => {
-      db.close();
+    }, () => {
       if (this.db === db) this.db = null;
-    };
+    });
     this.db = db;
     return db;
   }
