@@ -70,3 +70,19 @@ func (b boxAPI) Export(room string, w io.Writer) (string, error) {
 	}
 	return x.Room.Name, json.NewEncoder(w).Encode(x)
 }
+
+func (b boxAPI) Member(room string, authors []string) (bool, error) {
+	rh, err := b.store.RoomHistory(room)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, web.ErrNoRoom
+	}
+	if err != nil {
+		return false, err
+	}
+	for _, a := range authors {
+		if _, ok := rh.At(a, 1); ok { // a stored chain starts at seq 1
+			return true, nil
+		}
+	}
+	return false, nil
+}

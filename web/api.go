@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"slices"
 	"strconv"
 	"time"
 
@@ -30,6 +29,9 @@ type Box interface {
 	// ExportZip returns the room's name and a func writing its export with the files the
 	// box holds as a zip (PROTOCOL.md §4); ErrNoRoom when the box does not keep it.
 	ExportZip(room string) (string, func(io.Writer) error, error)
+	// Member reports whether one of authors (identity keys) wrote in the room's stored
+	// history; ErrNoRoom when the box does not keep the room.
+	Member(room string, authors []string) (bool, error)
 }
 
 // BoxHardware is the box's board (microphone, buttons, LED, USB sticks), when the page
@@ -101,17 +103,24 @@ func sameOrigin(r *http.Request) bool {
 	return err == nil && u.Scheme == "https" && u.Host == r.Host
 }
 
+// apiRooms lists the rooms the box keeps of which the request proved a member's key;
+// a stranger gets an empty list.
 func (o Options) apiRooms(w http.ResponseWriter, r *http.Request) {
-	rooms, err := o.Box.Rooms()
-	if err != nil {
-		o.Logger.Error("rooms", "err", err)
-		fail(w, http.StatusInternalServerError, "failed", "the box could not list its rooms")
-		return
+	mine := []BoxRoom{}
+	if authors := o.Members.Authors(r); len(authors) > 0 {
+		rooms, err := o.Box.Rooms()
+		if err != nil {
+			o.Logger.Error("rooms", "err", err)
+			fail(w, http.StatusInternalServerError, "failed", "the box could not list its rooms")
+			return
+		}
+		for _, b := range rooms {
+			if ok, err := o.Box.Member(b.ID, authors); err == nil && ok {
+				mine = append(mine, b)
+			}
+		}
 	}
-	if rooms == nil {
-		rooms = []BoxRoom{}
-	}
-	writeJSON(w, http.StatusOK, rooms)
+	writeJSON(w, http.StatusOK, mine)
 }
 
 func (o Options) apiConnect(w http.ResponseWriter, r *http.Request) {
@@ -124,8 +133,16 @@ func (o Options) apiConnect(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusRequestEntityTooLarge, torrent.CodeTooLarge, "an invitation is at most 65536 bytes")
 		return
 	}
-	answer, err := o.Box.Connect(r.Context(), body)
+	// A room the box keeps is joined only by a member (it would hand the joiner the
+	// room's whole history); a room it does not keep is made for whoever invites it.
 	var te *torrent.Error
+	if inv, err := torrent.Decode(body); err == nil {
+		if ok, err := o.Box.Member(inv.Room, o.Members.Authors(r)); err == nil && !ok {
+			notFound(w)
+			return
+		}
+	}
+	answer, err := o.Box.Connect(r.Context(), body)
 	switch {
 	case err == nil:
 		w.Header().Set("Content-Type", "application/x-bittorrent")
@@ -162,9 +179,8 @@ func (o Options) apiVoice(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "bad-seconds", fmt.Sprintf("seconds wants 1..%d", MaxVoiceSeconds))
 		return
 	}
-	rooms, err := o.Box.Rooms()
-	if err != nil || !slices.ContainsFunc(rooms, func(b BoxRoom) bool { return b.ID == id }) {
-		fail(w, http.StatusNotFound, "no-room", "the box keeps no such room")
+	if !o.memberOf(r, id) {
+		notFound(w)
 		return
 	}
 	if err := o.Hardware.RecordVoice(r.Context(), id, time.Duration(secs)*time.Second); err != nil {
@@ -178,6 +194,10 @@ func (o Options) apiHistory(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if !reRoomID.MatchString(id) {
 		fail(w, http.StatusBadRequest, "bad-room", "a room id is 32 lowercase hex characters")
+		return
+	}
+	if !o.memberOf(r, id) {
+		notFound(w)
 		return
 	}
 	var buf bytes.Buffer
@@ -201,6 +221,10 @@ func (o Options) apiHistoryZip(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if !reRoomID.MatchString(id) {
 		fail(w, http.StatusBadRequest, "bad-room", "a room id is 32 lowercase hex characters")
+		return
+	}
+	if !o.memberOf(r, id) {
+		notFound(w)
 		return
 	}
 	name, write, err := o.Box.ExportZip(id)

@@ -1,14 +1,18 @@
 package web
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/chattorrent/chattorrent/net/torrent"
+	"github.com/chattorrent/chattorrent/store/history"
 )
 
 type fakeBox struct {
@@ -34,6 +38,17 @@ func (fakeBox) ExportZip(room string) (string, func(io.Writer) error, error) {
 	return "Aula 7", func(w io.Writer) error { _, err := io.WriteString(w, "PK"); return err }, nil
 }
 
+// Member: the fake box keeps room "a…a", written in by memberKey only.
+func (fakeBox) Member(room string, authors []string) (bool, error) {
+	if room != strings.Repeat("a", 32) {
+		return false, ErrNoRoom
+	}
+	return slices.Contains(authors, history.EncodeKey(memberKey.Public().(ed25519.PublicKey))), nil
+}
+
+// memberKey is the identity key of the fake box's room's one author.
+var memberKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, 32))
+
 func TestAPI(t *testing.T) {
 	box := fakeBox{connect: func(b []byte) ([]byte, error) {
 		switch string(b) {
@@ -48,11 +63,13 @@ func TestAPI(t *testing.T) {
 		return nil, err
 	}}
 	h := New(Options{Box: box})
+	member := prove(t, h, "https://box.local", memberKey)
 	do := func(method, path, body string, hdr map[string]string) *httptest.ResponseRecorder {
 		r := httptest.NewRequest(method, "https://box.local"+path, strings.NewReader(body))
 		for k, v := range hdr {
 			r.Header.Set(k, v)
 		}
+		r.AddCookie(member)
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
 		return w

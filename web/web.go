@@ -43,6 +43,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Box, when set, serves the appliance-as-a-peer API under /api (see api.go).
 	Box Box
+	// Members holds who proved which identity key (member.go); default: a new one.
+	Members *Members
+	// Activity says what the box does in members' rooms (activity.go); default: a new one
+	// that nothing sets.
+	Activity *Activity
 	// Drop, when set, serves the offer drop box under /api/drop (see dropbox.go).
 	Drop *DropBox
 	// Hardware, when set with Box, serves the board's status and the box's microphone.
@@ -78,6 +83,12 @@ func (o Options) withDefaults() Options {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	o.Logger = o.Logger.With("component", "web")
+	if o.Members == nil {
+		o.Members = NewMembers(nil)
+	}
+	if o.Activity == nil {
+		o.Activity = NewActivity()
+	}
 	return o
 }
 
@@ -95,6 +106,9 @@ func New(opts Options) http.Handler {
 	mux.HandleFunc("GET /trust", func(w http.ResponseWriter, r *http.Request) { opts.trust(w, r, "/") })
 	mux.Handle("GET /", staticHandler{fsys: opts.Static, log: opts.Logger})
 	if opts.Box != nil {
+		mux.HandleFunc("POST /api/member/challenge", opts.memberChallenge)
+		mux.HandleFunc("POST /api/member/proof", opts.memberProof)
+		mux.HandleFunc("GET /api/member/events", opts.memberEvents)
 		mux.HandleFunc("GET /api/rooms", opts.apiRooms)
 		mux.HandleFunc("POST /api/rooms/connect", opts.apiConnect)
 		mux.HandleFunc("GET /api/rooms/{id}/history.json", opts.apiHistory)
