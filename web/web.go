@@ -52,6 +52,14 @@ type Options struct {
 	// Addresses, when set, lists the URLs phones open the box at (mDNS name first), served
 	// as text and QR codes under /api/box (see address.go).
 	Addresses func() []string
+	// BoxHost, when set, says whether a request's host (lowercase, without port or
+	// brackets) is one of the box's own names or addresses. New then refuses /api requests
+	// to any other host (host.go), and NewRedirect sends a request for any other name (the
+	// generic chattorrent.local that several boxes may answer) to CanonicalHost.
+	BoxHost func(host string) bool
+	// CanonicalHost, when set with BoxHost, returns the name NewRedirect sends requests for
+	// a name that is not the box's to, such as "chattorrent-3f9a1c.local".
+	CanonicalHost func() string
 }
 
 // ContentSecurityPolicy is sent with every response: no inline scripts or styles, nothing
@@ -120,21 +128,33 @@ func New(opts Options) http.Handler {
 		mux.HandleFunc("GET /api/drop/offers/{id}/answers", opts.dropAnswers)
 		mux.HandleFunc("DELETE /api/drop/offers/{id}", opts.dropWithdraw)
 	}
-	return securityHeaders(mux)
+	return securityHeaders(opts.checkHost(mux))
 }
 
 // NewRedirect returns the plain-HTTP handler: GET /ca.crt and /trust are served as in New;
-// every other request is redirected (308) to the same host and path on httpsPort.
-// A missing, malformed or over-long Host header is refused with 400.
+// every other request is redirected (308) to the same path on httpsPort, at the same host
+// when it is one of the box's (Options.BoxHost), else at Options.CanonicalHost: the HTTPS
+// certificate covers only the box's own names, so a phone that typed the generic
+// chattorrent.local is sent to this box's unique name. A missing, malformed or over-long
+// Host header is refused with 400.
 func NewRedirect(httpsPort int, opts Options) http.Handler {
 	opts = opts.withDefaults()
+	target := func(r *http.Request) string {
+		h := hostOf(r)
+		if opts.BoxHost != nil && opts.CanonicalHost != nil && !opts.BoxHost(h) {
+			if c, ok := cleanHost(opts.CanonicalHost()); ok {
+				return c
+			}
+		}
+		return h
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ca.crt", opts.caCert)
 	mux.HandleFunc("GET /trust", func(w http.ResponseWriter, r *http.Request) {
-		opts.trust(w, r, httpsURL(hostOf(r), httpsPort, "/", ""))
+		opts.trust(w, r, httpsURL(target(r), httpsPort, "/", ""))
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, httpsURL(hostOf(r), httpsPort, r.URL.EscapedPath(), r.URL.RawQuery), http.StatusPermanentRedirect)
+		http.Redirect(w, r, httpsURL(target(r), httpsPort, r.URL.EscapedPath(), r.URL.RawQuery), http.StatusPermanentRedirect)
 	})
 	return securityHeaders(validHost(mux))
 }
