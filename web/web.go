@@ -271,6 +271,8 @@ var trustPage = template.Must(template.New("trust").Parse(`<!doctype html>
 <p>La caja usa su propio certificado. Instálalo una vez y el navegador abrirá el chat sin avisos
 (el micrófono y el cifrado lo necesitan).</p>
 <p><a href="/ca.crt" download="chattorrent-ca.crt">Descargar el certificado (chattorrent-ca.crt)</a></p>
+<p>El certificado solo sirve para esta caja: no permite suplantar otras webs, otras cajas ni
+el router. Bórralo de los ajustes cuando dejes de usar la caja.</p>
 <p>Comprueba que la huella SHA-256 coincide con la que muestra el teléfono:</p>
 <p><code>{{.Fingerprint}}</code></p>
 <ul>
@@ -286,6 +288,8 @@ var trustPage = template.Must(template.New("trust").Parse(`<!doctype html>
 <p>The box uses its own certificate. Install it once and the browser opens the chat without
 warnings (the microphone and encryption need that).</p>
 <p><a href="/ca.crt" download="chattorrent-ca.crt">Download the certificate (chattorrent-ca.crt)</a></p>
+<p>The certificate is good for this box only: it cannot be used to impersonate other
+sites, other boxes or the router. Remove it in your settings when you stop using the box.</p>
 <p>Check that the SHA-256 fingerprint matches the one your device shows:</p>
 <p><code>{{.Fingerprint}}</code></p>
 <ul>
