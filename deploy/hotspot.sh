@@ -106,9 +106,13 @@ fi
 
 # DNS for the hotspot. NetworkManager starts dnsmasq for a "shared" connection and reads
 # this directory; address=/#/ answers every name with the Pi, so phones' connectivity checks
-# reach the firmware's plain-HTTP listener, which redirects to https://chattorrent.local/.
+# reach the firmware's plain-HTTP listener, which redirects to the box's own name.
+# The box's name is chattorrent-<6 hex>.local (its certificate covers only that, not the
+# generic chattorrent.local that people type): phones that do not resolve mDNS (Android
+# browsers) must find it by DNS too, so every .local name is the Pi on its own hotspot.
 dns="# Written by chattorrent-hotspot: DNS on the ChatTorrent hotspot.
-address=/chattorrent.local/$ADDR"
+address=/chattorrent.local/$ADDR
+address=/local/$ADDR"
 if $captive; then
   dns="$dns
 # Every other name too (captive portal): phones land on the chat page.

@@ -26,7 +26,8 @@ type Config struct {
 	// HTTPAddr serves the CA and the trust page and redirects the rest to HTTPS. Default
 	// ":8080" (the unit passes ":80"); empty turns it off.
 	HTTPAddr string
-	// Hostname is the box's mDNS name without ".local". Default "chattorrent".
+	// Hostname is the box's mDNS name without ".local". Default "" (serve then uses
+	// "chattorrent-<6 hex>" from the box's identity key, see hostname.go).
 	Hostname string
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel slog.Level
@@ -41,7 +42,8 @@ type Config struct {
 	WebRTCLoopback bool
 	// Board is the hardware: pins, microphone, stick mount points (board.Config).
 	Board board.Config
-	// MDNS: answer mDNS for Hostname.local and advertise the box over DNS-SD. Default true.
+	// MDNS: answer mDNS for Hostname.local (and chattorrent.local with the default name)
+	// and advertise the box over DNS-SD. Default true.
 	MDNS bool
 	// WAVMic, when set, is a WAV file the box uses as its microphone (--mic wav:FILE).
 	WAVMic string
@@ -79,8 +81,9 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", env("CHATTORRENT_HTTP_ADDR", ":8080"),
 		"plain-HTTP listen address: CA download, trust page, redirect to HTTPS; empty disables it\n"+
 			"(env CHATTORRENT_HTTP_ADDR; the systemd unit uses :80)")
-	fs.StringVar(&cfg.Hostname, "hostname", env("CHATTORRENT_HOSTNAME", "chattorrent"),
-		"the box's name on the LAN, without .local; the certificate covers <hostname>.local (env CHATTORRENT_HOSTNAME)")
+	fs.StringVar(&cfg.Hostname, "hostname", env("CHATTORRENT_HOSTNAME", ""),
+		"the box's name on the LAN, without .local; the certificate covers <hostname>.local (env CHATTORRENT_HOSTNAME;\n"+
+			"default chattorrent-<6 hex> from the box's identity, which also answers chattorrent.local)")
 	level := fs.String("log-level", env("CHATTORRENT_LOG_LEVEL", "info"),
 		"log level: debug, info, warn or error (env CHATTORRENT_LOG_LEVEL)")
 	fs.StringVar(&cfg.ReadyFile, "ready-file", env("CHATTORRENT_READY_FILE", ""),

@@ -78,6 +78,9 @@ Usage:
   chattorrent export [-o DIR] [-data-dir DIR] [ROOM-ID...]
                                      every room the box keeps (or those named) as a zip:
                                      history.json (verifiable) and the files the box holds
+  chattorrent new-ca [-data-dir DIR] set the box's CA aside (into DIR/retired-ca-<time>/) so that the
+                                     next start makes a new one for the box's current name and
+                                     addresses; every phone must then install it again
   chattorrent healthcheck [flags]    GET /healthz of the running appliance (same flags as serve)
   chattorrent version                print the version
   chattorrent help                   print this help
@@ -116,6 +119,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return identityCmd(rest, stdout, stderr)
 	case "export":
 		return exportCmd(ctx, rest, stdout, stderr)
+	case "new-ca":
+		return newCACmd(rest, stdout, stderr, time.Now())
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 		return nil

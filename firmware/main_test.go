@@ -118,7 +118,7 @@ func TestParseConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.HTTPSAddr != ":8443" || cfg.HTTPAddr != ":8080" || cfg.Hostname != "chattorrent" || cfg.LogLevel.String() != "INFO" || cfg.ReadyFile != "" {
+	if cfg.HTTPSAddr != ":8443" || cfg.HTTPAddr != ":8080" || cfg.Hostname != "" || cfg.LogLevel.String() != "INFO" || cfg.ReadyFile != "" {
 		t.Errorf("defaults = %+v", cfg)
 	}
 	wantDir := "/home/u/.local/state/chattorrent"

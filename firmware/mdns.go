@@ -6,16 +6,23 @@ import (
 	"net/netip"
 	"strconv"
 
+	"github.com/chattorrent/chattorrent/net/cert"
 	"github.com/chattorrent/chattorrent/net/mdns"
 )
 
 // newMDNS makes the responder that answers for <hostname>.local and advertises the HTTPS
-// port over DNS-SD; nil when turned off (--mdns=false).
-func newMDNS(cfg Config, httpsPort int, log *slog.Logger) (*mdns.Responder, error) {
+// port over DNS-SD; nil when turned off (--mdns=false). A box with the default unique name
+// (generic true) also answers the generic chattorrent.local, which people may type; the
+// plain-HTTP side redirects it to the unique name (web.Options.CanonicalHost).
+func newMDNS(cfg Config, generic bool, httpsPort int, log *slog.Logger) (*mdns.Responder, error) {
 	if !cfg.MDNS {
 		return nil, nil
 	}
-	return mdns.New(mdns.Config{Name: cfg.Hostname, Port: httpsPort, Logger: log})
+	mc := mdns.Config{Name: cfg.Hostname, Port: httpsPort, Logger: log}
+	if generic {
+		mc.Aliases = []string{cert.DefaultHostname}
+	}
+	return mdns.New(mc)
 }
 
 // runMDNS serves mDNS until ctx ends. A responder that cannot serve at all (every candidate

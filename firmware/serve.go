@@ -54,6 +54,14 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The box's name: --hostname, else chattorrent-<6 hex> from its identity key.
+	explicitHost := cfg.Hostname != ""
+	host, id, err := boxHostname(cfg.DataDir, cfg.Hostname)
+	if err != nil {
+		return err
+	}
+	cfg.Hostname = host
+	logHostname(log, cfg.Hostname, explicitHost)
 	// The certificate covers every name mDNS may take on a clash (name-2 … name-16).
 	alts, err := mdns.Candidates(cfg.Hostname)
 	if err != nil {
@@ -69,10 +77,6 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		return err
 	}
 
-	id, err := store.LoadIdentity(cfg.DataDir, "ChatTorrent "+cfg.Hostname)
-	if err != nil {
-		return err
-	}
 	log.Info("identity", "name", id.Name, "fingerprint", id.Fingerprint())
 
 	// The box as a peer: rooms it is invited into are kept in the store and served to
@@ -133,12 +137,22 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		return fmt.Errorf("serve: HTTPS: %w", err)
 	}
 	httpsPort := httpsLn.Addr().(*net.TCPAddr).Port
-	responder, err := newMDNS(cfg, httpsPort, base)
+	responder, err := newMDNS(cfg, !explicitHost, httpsPort, base)
 	if err != nil {
 		httpsLn.Close()
 		return fmt.Errorf("serve: %w", err)
 	}
 	webOpts.Addresses = func() []string { return phoneURLs(responder, cfg.Hostname, httpsPort, addrs) }
+	// The API answers only requests addressed to the box (DNS rebinding); the plain-HTTP
+	// side sends the generic name to the one the box holds, which its certificate covers.
+	names := newBoxNames(cfg.Hostname, alts[1:], addrs)
+	webOpts.BoxHost = names.has
+	webOpts.CanonicalHost = func() string {
+		if responder != nil && responder.Name() != "" {
+			return responder.Name()
+		}
+		return cfg.Hostname + ".local"
+	}
 	servers := []*http.Server{newServer(web.New(webOpts), base, "https")}
 	servers[0].TLSConfig = box.TLSConfig()
 	listeners := []net.Listener{httpsLn}

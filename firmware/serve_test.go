@@ -132,6 +132,29 @@ func TestServe(t *testing.T) {
 	if want := "https://" + ready.HTTPS + "/some/page?q=1"; resp.StatusCode != http.StatusPermanentRedirect || resp.Header.Get("Location") != want {
 		t.Errorf("redirect: %d %q, want 308 %q", resp.StatusCode, resp.Header.Get("Location"), want)
 	}
+	// The API answers only requests addressed to the box (DNS rebinding): not another name
+	// that resolves to it, not the generic chattorrent.local.
+	for host, want := range map[string]int{"testbox.local": 200, "testbox-2.local": 200, "localhost": 200, ready.HTTPS: 200,
+		"evil.example": http.StatusMisdirectedRequest, "chattorrent.local": http.StatusMisdirectedRequest, "192.168.1.1": http.StatusMisdirectedRequest} {
+		req, _ := http.NewRequest("GET", "https://"+ready.HTTPS+"/api/rooms", nil)
+		req.Host = host
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET /api/rooms with Host %q: %d, want %d", host, resp.StatusCode, want)
+		}
+	}
+	// The plain-HTTP side sends the generic name to the box's own.
+	req, _ := http.NewRequest("GET", "http://"+ready.HTTP+"/x", nil)
+	req.Host = "chattorrent.local"
+	if resp, err := client.Do(req); err != nil {
+		t.Fatal(err)
+	} else if resp.Body.Close(); !strings.HasPrefix(resp.Header.Get("Location"), "https://testbox.local:") {
+		t.Errorf("redirect of chattorrent.local: %q", resp.Header.Get("Location"))
+	}
 	resp, err = client.Get("http://" + ready.HTTP + "/ca.crt")
 	if err != nil {
 		t.Fatal(err)

@@ -57,6 +57,14 @@ type Options struct {
 	// Addresses, when set, lists the URLs phones open the box at (mDNS name first), served
 	// as text and QR codes under /api/box (see address.go).
 	Addresses func() []string
+	// BoxHost, when set, says whether a request's host (lowercase, without port or
+	// brackets) is one of the box's own names or addresses. New then refuses /api requests
+	// to any other host (host.go), and NewRedirect sends a request for any other name (the
+	// generic chattorrent.local that several boxes may answer) to CanonicalHost.
+	BoxHost func(host string) bool
+	// CanonicalHost, when set with BoxHost, returns the name NewRedirect sends requests for
+	// a name that is not the box's to, such as "chattorrent-3f9a1c.local".
+	CanonicalHost func() string
 }
 
 // ContentSecurityPolicy is sent with every response: no inline scripts or styles, nothing
@@ -134,21 +142,33 @@ func New(opts Options) http.Handler {
 		mux.HandleFunc("GET /api/drop/offers/{id}/answers", opts.dropAnswers)
 		mux.HandleFunc("DELETE /api/drop/offers/{id}", opts.dropWithdraw)
 	}
-	return securityHeaders(mux)
+	return securityHeaders(opts.checkHost(mux))
 }
 
 // NewRedirect returns the plain-HTTP handler: GET /ca.crt and /trust are served as in New;
-// every other request is redirected (308) to the same host and path on httpsPort.
-// A missing, malformed or over-long Host header is refused with 400.
+// every other request is redirected (308) to the same path on httpsPort, at the same host
+// when it is one of the box's (Options.BoxHost), else at Options.CanonicalHost: the HTTPS
+// certificate covers only the box's own names, so a phone that typed the generic
+// chattorrent.local is sent to this box's unique name. A missing, malformed or over-long
+// Host header is refused with 400.
 func NewRedirect(httpsPort int, opts Options) http.Handler {
 	opts = opts.withDefaults()
+	target := func(r *http.Request) string {
+		h := hostOf(r)
+		if opts.BoxHost != nil && opts.CanonicalHost != nil && !opts.BoxHost(h) {
+			if c, ok := cleanHost(opts.CanonicalHost()); ok {
+				return c
+			}
+		}
+		return h
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ca.crt", opts.caCert)
 	mux.HandleFunc("GET /trust", func(w http.ResponseWriter, r *http.Request) {
-		opts.trust(w, r, httpsURL(hostOf(r), httpsPort, "/", ""))
+		opts.trust(w, r, httpsURL(target(r), httpsPort, "/", ""))
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, httpsURL(hostOf(r), httpsPort, r.URL.EscapedPath(), r.URL.RawQuery), http.StatusPermanentRedirect)
+		http.Redirect(w, r, httpsURL(target(r), httpsPort, r.URL.EscapedPath(), r.URL.RawQuery), http.StatusPermanentRedirect)
 	})
 	return securityHeaders(validHost(mux))
 }
@@ -265,6 +285,8 @@ var trustPage = template.Must(template.New("trust").Parse(`<!doctype html>
 <p>La caja usa su propio certificado. Instálalo una vez y el navegador abrirá el chat sin avisos
 (el micrófono y el cifrado lo necesitan).</p>
 <p><a href="/ca.crt" download="chattorrent-ca.crt">Descargar el certificado (chattorrent-ca.crt)</a></p>
+<p>El certificado solo sirve para esta caja: no permite suplantar otras webs, otras cajas ni
+el router. Bórralo de los ajustes cuando dejes de usar la caja.</p>
 <p>Comprueba que la huella SHA-256 coincide con la que muestra el teléfono:</p>
 <p><code>{{.Fingerprint}}</code></p>
 <ul>
@@ -280,6 +302,8 @@ var trustPage = template.Must(template.New("trust").Parse(`<!doctype html>
 <p>The box uses its own certificate. Install it once and the browser opens the chat without
 warnings (the microphone and encryption need that).</p>
 <p><a href="/ca.crt" download="chattorrent-ca.crt">Download the certificate (chattorrent-ca.crt)</a></p>
+<p>The certificate is good for this box only: it cannot be used to impersonate other
+sites, other boxes or the router. Remove it in your settings when you stop using the box.</p>
 <p>Check that the SHA-256 fingerprint matches the one your device shows:</p>
 <p><code>{{.Fingerprint}}</code></p>
 <ul>

@@ -162,7 +162,7 @@ func TestTrustPage(t *testing.T) {
 		if w.Code != 200 || w.Header().Get("Content-Type") != "text/html; charset=utf-8" {
 			t.Errorf("%s: %d %q", name, w.Code, w.Header().Get("Content-Type"))
 		}
-		for _, want := range []string{"AB:CD&lt;script&gt;", `href="/ca.crt"`, "Confiar", "Trust this", "Android", "iPhone"} {
+		for _, want := range []string{"AB:CD&lt;script&gt;", `href="/ca.crt"`, "Confiar", "Trust this", "Android", "iPhone", "this box only", "solo sirve para esta caja"} {
 			if !strings.Contains(body, want) {
 				t.Errorf("%s: trust page lacks %q", name, want)
 			}

@@ -13,15 +13,25 @@
 //	server.crt   the server certificate (PEM), signed by the CA
 //	server.key   its private key (PEM, PKCS #8), mode 0600
 //
-// Every file is written atomically (temporary file, fsync, rename). The CA is never replaced
-// behind the user's back: a missing half or a corrupt CA file is an error that names the file
-// and says what to do. The server certificate is re-issued (same CA) whenever it is missing,
-// corrupt, near expiry, or does not cover the box's current names and addresses.
+// Every file is written atomically (temporary file, fsync, rename). A valid CA is never
+// replaced behind the user's back: a missing half or a corrupt CA file is an error that names
+// the file and says what to do, and Retire (the "chattorrent new-ca" command) sets the CA
+// aside so that the next start makes a new one. Only an expired CA, which no phone accepts
+// any more, is retired automatically. The server certificate is re-issued (same CA) whenever
+// it is missing, corrupt, near expiry, or does not cover the box's current names and
+// addresses.
 //
-// The CA carries X.509 name constraints: it can only vouch for local names (.local,
-// localhost, home.arpa, the names the box had when the CA was made) and private, loopback
-// and link-local addresses. A phone that trusts it therefore cannot be fooled about any
-// public site even if the box's key leaks.
+// The CA carries critical X.509 name constraints limited to this box: the DNS names it was
+// made for (<hostname>.local, the clash alternates <hostname>-2.local … <hostname>-16.local,
+// and localhost) and the exact addresses the box had then (127.0.0.1, ::1 and its private,
+// link-local or shared-range interface addresses, each as a single address). It may also
+// sign only TLS server certificates (extended key usage). A phone that trusts one box
+// therefore cannot be fooled by that box's key about any other name or address: not a public
+// site, not another box's or the router's name, not another .local or home.arpa name, not an
+// address of the subnet other than the box's own. Certificates are valid from a day before
+// the box's clock (Backdate) so that a box or phone whose clock is slightly wrong still
+// connects. An older box's broad CA (every .local name and private range) is kept, with a
+// warning at each start, until the owner runs "chattorrent new-ca" (see OPERATIONS.md).
 package cert
 
 import (
@@ -60,14 +70,28 @@ const (
 
 // Lifetimes and the re-issue margin.
 const (
-	CALifetime   = 10 * 365 * 24 * time.Hour
+	// CALifetime bounds how long a leaked ca.key (a lost SD card) stays useful. Three
+	// years: phones install the CA by hand, so it should not expire often; an expired CA
+	// is retired and a new one made at the next start.
+	CALifetime = 3 * 365 * 24 * time.Hour
+	// LeafLifetime stays under the 825 days Apple's platforms accept for a server
+	// certificate.
 	LeafLifetime = 2 * 365 * 24 * time.Hour
 	// RenewBefore is how long before expiry the server certificate is re-issued.
 	RenewBefore = 30 * 24 * time.Hour
+	// Backdate is how long before the clock certificates become valid, so that a clock
+	// that is wrong by less than a day (a Pi without a real-time clock, a phone set by
+	// hand) still accepts them.
+	Backdate = 24 * time.Hour
 )
 
-// DefaultHostname is the box's mDNS name without ".local".
+// DefaultHostname is the generic mDNS name without ".local". Boxes add a suffix of their
+// own (firmware's default is "chattorrent-<6 hex>"), so that the CA can be limited to a
+// name no other box has.
 const DefaultHostname = "chattorrent"
+
+// RetiredPrefix starts the name of the directories Retire moves old CA files into.
+const RetiredPrefix = "retired-ca-"
 
 // ErrCorrupt is wrapped by the errors Load returns for unreadable CA files.
 var ErrCorrupt = errors.New("corrupt certificate file")
@@ -79,10 +103,9 @@ type Options struct {
 	Hostname string
 	// AltHostnames are more mDNS names without ".local" the certificate covers: those the
 	// box may answer for instead when another host holds Hostname ("chattorrent-2", …).
+	// A new CA is limited to Hostname, AltHostnames and localhost: changing them later
+	// needs a new CA (Retire).
 	AltHostnames []string
-	// MachineHostname is the operating system's host name, also covered by the certificate
-	// when it is a valid DNS name. Default os.Hostname().
-	MachineHostname string
 	// Addrs lists the addresses the certificate must cover besides 127.0.0.1 and ::1.
 	// Default InterfaceAddrs (every non-loopback unicast address of the machine, read once).
 	Addrs func() ([]netip.Addr, error)
@@ -116,15 +139,31 @@ func Load(dir string, opts Options) (*Box, error) {
 	}
 
 	ca, caKey, caPEM, err := loadCA(dir, now)
+	if errors.Is(err, errExpired) {
+		// No phone accepts an expired CA: every phone must install a new one anyway.
+		moved, rerr := Retire(dir, now)
+		if rerr != nil {
+			return nil, fmt.Errorf("%w (and setting it aside failed: %w)", err, rerr)
+		}
+		log.Warn("the certificate authority expired; it was set aside and a new one is made: every phone must install the new one",
+			"expired", ca.NotAfter.Format(time.DateOnly), "old", moved)
+		ca, caKey, caPEM, err = nil, nil, nil, fmt.Errorf("cert: CA retired: %w", fs.ErrNotExist)
+	}
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		ca, caKey, caPEM, err = createCA(dir, opts.Hostname, names, now)
+		ca, caKey, caPEM, err = createCA(dir, opts.Hostname, names, addrs, now)
 		if err != nil {
 			return nil, err
 		}
-		log.Info("created a new certificate authority", "file", filepath.Join(dir, CAFile), "fingerprint", Fingerprint(ca))
+		log.Info("created a new certificate authority", "file", filepath.Join(dir, CAFile), "fingerprint", Fingerprint(ca),
+			"names", ca.PermittedDNSDomains, "addrs", ipRanges(ca), "expires", ca.NotAfter.Format(time.DateOnly))
 	case err != nil:
 		return nil, err
+	}
+	if broad := Broad(ca); len(broad) > 0 {
+		log.Warn("this box's certificate authority was made by an older version and may vouch for names that are not this box's; "+
+			"run \"chattorrent new-ca\" and have phones install the new CA (docs/OPERATIONS.md, \"Re-minting the CA\")",
+			"broad", broad)
 	}
 
 	// Names the CA may not vouch for cannot be in the server certificate: a client that
@@ -145,7 +184,8 @@ func Load(dir string, opts Options) (*Box, error) {
 		return false
 	})
 	if len(skipped) > 0 {
-		log.Warn("the certificate authority cannot vouch for these names; browsers will warn there", "names", skipped)
+		log.Warn("the certificate authority was made for other names or addresses and cannot vouch for these; browsers will warn there "+
+			"(the box's name and its addresses when the CA was made still work; \"chattorrent new-ca\" makes a CA for the current ones)", "names", skipped)
 	}
 
 	leaf, tlsCert, why := loadLeaf(dir, ca, names, addrs, now)
@@ -224,9 +264,6 @@ func (o Options) withDefaults() Options {
 	if o.Hostname == "" {
 		o.Hostname = DefaultHostname
 	}
-	if o.MachineHostname == "" {
-		o.MachineHostname, _ = os.Hostname()
-	}
 	if o.Addrs == nil {
 		o.Addrs = InterfaceAddrs
 	}
@@ -254,9 +291,6 @@ func (o Options) wanted() ([]string, []netip.Addr, error) {
 		if !slices.Contains(names, alt+".local") {
 			names = append(names, alt+".local")
 		}
-	}
-	if m := strings.ToLower(strings.TrimSuffix(o.MachineHostname, ".")); validDNSName(m) && !slices.Contains(names, m) {
-		names = append(names, m)
 	}
 	found, err := o.Addrs()
 	if err != nil {
@@ -289,8 +323,10 @@ func validDNSName(s string) bool {
 	return true
 }
 
-// permittedRanges are the address ranges the CA may vouch for.
-var permittedRanges = []netip.Prefix{
+// privateRanges are where the box's addresses must lie for the CA to vouch for them:
+// private, shared (CGNAT), loopback, link-local and unique-local. A public address of the box
+// is left out of the CA, so a leaked key can never vouch for a public address.
+var privateRanges = []netip.Prefix{
 	netip.MustParsePrefix("10.0.0.0/8"),
 	netip.MustParsePrefix("172.16.0.0/12"),
 	netip.MustParsePrefix("192.168.0.0/16"),
@@ -302,32 +338,42 @@ var permittedRanges = []netip.Prefix{
 	netip.MustParsePrefix("fe80::/10"),
 }
 
-func createCA(dir, hostname string, names []string, now time.Time) (*x509.Certificate, crypto.Signer, []byte, error) {
+func private(a netip.Addr) bool {
+	return slices.ContainsFunc(privateRanges, func(p netip.Prefix) bool { return p.Contains(a) })
+}
+
+// createCA makes a CA limited to exactly names (each DNS name and, as X.509 name
+// constraints go, names under it) and the private addresses among addrs, each as a single
+// address. Exact addresses rather than the box's subnets: a subnet such as 192.168.1.0/24
+// holds the router and the NAS of millions of LANs. The price is that an address the box
+// gets later (another DHCP lease, another network) is not covered until a new CA is made;
+// its mDNS name still is.
+func createCA(dir, hostname string, names []string, addrs []netip.Addr, now time.Time) (*x509.Certificate, crypto.Signer, []byte, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("cert: generate CA key: %w", err)
 	}
-	domains := []string{"local", "localhost", "home.arpa"}
-	for _, n := range names {
-		if !slices.ContainsFunc(domains, func(d string) bool { return dnsUnder(n, d) }) {
-			domains = append(domains, n)
-		}
-	}
 	var ipNets []*net.IPNet
-	for _, p := range permittedRanges {
-		ipNets = append(ipNets, &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())})
+	for _, a := range addrs {
+		if a = a.Unmap().WithZone(""); private(a) {
+			ipNets = append(ipNets, &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(a.BitLen(), a.BitLen())})
+		}
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          randomSerial(),
 		Subject:               pkix.Name{CommonName: "ChatTorrent box " + hostname + " CA", Organization: []string{"ChatTorrent"}},
-		NotBefore:             now.Add(-time.Hour),
+		NotBefore:             now.Add(-Backdate),
 		NotAfter:              now.Add(CALifetime),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 		MaxPathLenZero:        true,
-		PermittedDNSDomains:   domains,
-		PermittedIPRanges:     ipNets,
+		// Critical, as RFC 5280 asks: a client that does not understand name constraints
+		// must refuse the CA rather than trust it for every name.
+		PermittedDNSDomainsCritical: true,
+		PermittedDNSDomains:         slices.Clone(names),
+		PermittedIPRanges:           ipNets,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
@@ -351,7 +397,11 @@ func createCA(dir, hostname string, names []string, now time.Time) (*x509.Certif
 	return ca, key, caPEM, nil
 }
 
-// loadCA returns an error wrapping fs.ErrNotExist only when neither CA file exists.
+// errExpired is what loadCA returns, with the CA, when the CA has expired.
+var errExpired = errors.New("cert: the CA expired")
+
+// loadCA returns an error wrapping fs.ErrNotExist only when neither CA file exists, and
+// errExpired with the CA when it has expired.
 func loadCA(dir string, now time.Time) (*x509.Certificate, crypto.Signer, []byte, error) {
 	certPath, keyPath := filepath.Join(dir, CAFile), filepath.Join(dir, CAKeyFile)
 	certPEM, certErr := os.ReadFile(certPath)
@@ -387,8 +437,7 @@ func loadCA(dir string, now time.Time) (*x509.Certificate, crypto.Signer, []byte
 		return nil, nil, nil, corrupt(keyPath, "CA key", errors.New("it does not belong to "+CAFile))
 	}
 	if now.After(ca.NotAfter) {
-		return nil, nil, nil, fmt.Errorf("cert: the CA in %s expired on %s: delete %s and %s to make a new one (every phone must then install it)",
-			certPath, ca.NotAfter.Format(time.DateOnly), certPath, keyPath)
+		return ca, nil, nil, fmt.Errorf("%w on %s (%s)", errExpired, ca.NotAfter.Format(time.DateOnly), certPath)
 	}
 	return ca, key, certPEM, nil
 }
@@ -445,7 +494,7 @@ func issueLeaf(dir string, ca *x509.Certificate, caKey crypto.Signer, names []st
 	tmpl := &x509.Certificate{
 		SerialNumber: randomSerial(),
 		Subject:      pkix.Name{CommonName: commonName(names), Organization: []string{"ChatTorrent"}},
-		NotBefore:    now.Add(-time.Hour),
+		NotBefore:    now.Add(-Backdate),
 		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
@@ -482,6 +531,76 @@ func commonName(names []string) string {
 		}
 	}
 	return "localhost"
+}
+
+// Broad lists what ca may vouch for beyond one box: name constraints on whole domains
+// (".local", "home.arpa") or address ranges wider than one address, or no constraint at all
+// ("any name", "any address"). Empty for a CA this version makes. CAs made before name
+// constraints were limited to one box permit "local", "localhost", "home.arpa" and every
+// private range.
+func Broad(ca *x509.Certificate) []string {
+	var out []string
+	if len(ca.PermittedDNSDomains) == 0 {
+		out = append(out, "any name")
+	}
+	for _, d := range ca.PermittedDNSDomains {
+		// One box's names are "<label>.local" (and localhost, which never leaves the
+		// device); "local", "home.arpa" or a bare host name ("raspberrypi") are everyone's.
+		label, ok := strings.CutSuffix(d, ".local")
+		if d != "localhost" && (!ok || label == "" || strings.Contains(label, ".")) {
+			out = append(out, d)
+		}
+	}
+	if len(ca.PermittedIPRanges) == 0 {
+		out = append(out, "any address")
+	}
+	for _, n := range ca.PermittedIPRanges {
+		if ones, bits := n.Mask.Size(); ones != bits {
+			out = append(out, n.String())
+		}
+	}
+	return out
+}
+
+// Retire moves the CA and server certificate files out of dir's way, into a new
+// directory dir/retired-ca-<time>, and returns its path. The next Load makes a new CA (phones
+// must install it). Nothing else in dir is touched: rooms, files and the box's identity stay.
+// A dir without a CA is not an error: Retire returns "".
+func Retire(dir string, now time.Time) (string, error) {
+	var present []string
+	for _, f := range []string{CAFile, CAKeyFile, LeafFile, LeafKeyFile} {
+		if _, err := os.Lstat(filepath.Join(dir, f)); err == nil {
+			present = append(present, f)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("cert: retire: %w", err)
+		}
+	}
+	if len(present) == 0 {
+		return "", nil
+	}
+	dest := filepath.Join(dir, RetiredPrefix+now.UTC().Format("20060102T150405Z"))
+	if err := os.Mkdir(dest, 0o700); err != nil {
+		return "", fmt.Errorf("cert: retire: %w", err)
+	}
+	// Should a rename fail half-way, Load reports the missing half and names both files.
+	for _, f := range present {
+		if err := os.Rename(filepath.Join(dir, f), filepath.Join(dest, f)); err != nil {
+			return dest, fmt.Errorf("cert: retire %s: %w", f, err)
+		}
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return dest, nil
+}
+
+func ipRanges(ca *x509.Certificate) []string {
+	out := make([]string, 0, len(ca.PermittedIPRanges))
+	for _, n := range ca.PermittedIPRanges {
+		out = append(out, n.String())
+	}
+	return out
 }
 
 func parseCert(b []byte) (*x509.Certificate, error) {

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,6 +66,15 @@ type Config struct {
 	// "<Name>-3", … (see Responder.Name).
 	Name string
 
+	// Aliases are more host labels answered for ("<alias>.local", A and AAAA only)
+	// without probing, without DNS-SD records and without moving on when another host
+	// answers too: names that several boxes may answer for at once, such as the generic
+	// "chattorrent" beside a box's unique "chattorrent-3f9a1c". A phone then gets
+	// whichever box answers first, so an alias must never be a name the box's certificate
+	// covers; the box's plain-HTTP side redirects it to the unique name. An alias equal to
+	// a name Run may claim is dropped.
+	Aliases []string
+
 	// Port is the HTTPS port put in the DNS-SD SRV records. Default 443.
 	Port int
 
@@ -82,6 +92,7 @@ type Config struct {
 // and call Run once.
 type Responder struct {
 	base    string
+	aliases []string // labels, without ".local"
 	port    uint16
 	ifaces  []net.Interface
 	log     *slog.Logger
@@ -112,17 +123,28 @@ func New(cfg Config) (*Responder, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	var aliases []string
+	for _, a := range cfg.Aliases {
+		a, err := normalizeName(a)
+		if err != nil {
+			return nil, fmt.Errorf("alias: %w", err)
+		}
+		if !slices.Contains(aliases, a) && !isCandidate(base, a) {
+			aliases = append(aliases, a)
+		}
+	}
 	var ifaces []net.Interface
 	if cfg.Interfaces != nil {
 		ifaces = append([]net.Interface{}, cfg.Interfaces...)
 	}
 	return &Responder{
-		base:   base,
-		port:   uint16(port),
-		ifaces: ifaces,
-		log:    log.With("component", "mdns"),
-		rescan: defaultRescan,
-		ready:  make(chan struct{}),
+		base:    base,
+		aliases: aliases,
+		port:    uint16(port),
+		ifaces:  ifaces,
+		log:     log.With("component", "mdns"),
+		rescan:  defaultRescan,
+		ready:   make(chan struct{}),
 	}, nil
 }
 
@@ -267,7 +289,7 @@ func (r *Responder) claim(ctx context.Context, ifaces []net.Interface, n int) (*
 		if name != wanted {
 			r.log.Warn("name in use on the network, using another", "wanted", wanted+".local", "name", name+".local")
 		}
-		r.log.Info("answering", "name", name+".local", "port", r.port, "interfaces", ifaceNames(ifaces))
+		r.log.Info("answering", "name", name+".local", "aliases", r.aliases, "port", r.port, "interfaces", ifaceNames(ifaces))
 		r.readyOnce.Do(func() { close(r.ready) })
 		return conn, n, nil
 	}
@@ -299,8 +321,12 @@ func (r *Responder) probe(ctx context.Context, ifaces []net.Interface, name stri
 // serve opens the sockets that answer for name.local and its services.
 func (r *Responder) serve(ifaces []net.Interface, name string) (*mdns.Conn, error) {
 	host := name + ".local"
+	names := []string{host}
+	for _, a := range r.aliases {
+		names = append(names, a+".local")
+	}
 	return r.open(ifaces,
-		mdns.WithLocalNames(host),
+		mdns.WithLocalNames(names...),
 		mdns.WithService(mdns.ServiceInstance{
 			Instance: name,
 			Service:  serviceHTTPS,

@@ -75,3 +75,13 @@ func candidate(base string, n int) string {
 	}
 	return base + suffix
 }
+
+// isCandidate reports whether label is one of the names Run may claim for base.
+func isCandidate(base, label string) bool {
+	for n := 1; n <= maxCandidates; n++ {
+		if candidate(base, n) == label {
+			return true
+		}
+	}
+	return false
+}

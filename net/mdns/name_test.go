@@ -69,6 +69,21 @@ func TestNewValidates(t *testing.T) {
 	}
 }
 
+// Aliases are validated, and one that Run might claim as the box's own name is dropped
+// (answering it unprobed would defeat the clash check).
+func TestNewAliases(t *testing.T) {
+	if _, err := New(Config{Name: "box-1a2b3c", Aliases: []string{"bad.alias"}}); !errors.Is(err, ErrInvalidName) {
+		t.Errorf("New with a dotted alias: err = %v, want ErrInvalidName", err)
+	}
+	r, err := New(Config{Name: "box-1a2b3c", Aliases: []string{"Box", "box", "box-1a2b3c", "box-1a2b3c-2", "box-1a2b3c-16"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.aliases) != 1 || r.aliases[0] != "box" {
+		t.Errorf("aliases %q, want [box]", r.aliases)
+	}
+}
+
 func TestCandidate(t *testing.T) {
 	for _, tc := range []struct {
 		base string

@@ -36,8 +36,9 @@ import (
 //	MDNS_STOPPED        when Run has returned nil and every pion goroutine is gone
 //
 // with MDNS_NETNS_IFACE (empty: every usable interface; else that one
-// interface), MDNS_NETNS_RESCAN (a duration, default the package's) and
-// MDNS_NETNS_PORT (the SRV port).
+// interface), MDNS_NETNS_RESCAN (a duration, default the package's),
+// MDNS_NETNS_PORT (the SRV port), MDNS_NETNS_BOXNAME (Config.Name) and
+// MDNS_NETNS_ALIASES (Config.Aliases, comma-separated).
 //
 // MDNS_NETNS_CHILD=probe joins the mDNS group on MDNS_NETNS_IFACE and
 // prints "MDNS_PROBE ok", or "MDNS_PROBE enoprotoopt" when the socket
@@ -121,6 +122,10 @@ func inTestNamespace() bool {
 
 func childResponder(t *testing.T) {
 	cfg := Config{Logger: slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: childLogLevel()}))}
+	cfg.Name = os.Getenv("MDNS_NETNS_BOXNAME")
+	if a := os.Getenv("MDNS_NETNS_ALIASES"); a != "" {
+		cfg.Aliases = strings.Split(a, ",")
+	}
 	if name := os.Getenv("MDNS_NETNS_IFACE"); name != "" {
 		ifc, err := net.InterfaceByName(name)
 		if err != nil {

@@ -86,6 +86,19 @@ func TestNetns(t *testing.T) {
 	t.Logf("namespace test took %v", time.Since(start).Round(time.Millisecond))
 }
 
+// TestNetnsAlias: a box with a unique name also answers the generic alias, so a phone that
+// types chattorrent.local finds it, and still answers its own name.
+func TestNetnsAlias(t *testing.T) {
+	e := setupNetns(t)
+	r := e.startResponder(t, e.a, "MDNS_NETNS_IFACE=va", "MDNS_NETNS_BOXNAME=chattorrent-1a2b3c", "MDNS_NETNS_ALIASES=chattorrent")
+	if got := r.waitReady(t); got != "chattorrent-1a2b3c.local" {
+		t.Fatalf("responder claimed %q, want chattorrent-1a2b3c.local", got)
+	}
+	e.runQuerier(t, e.b, "MDNS_NETNS_CHECK=resolve", "MDNS_NETNS_NAME=chattorrent.local", "MDNS_NETNS_WANT="+addrA)
+	e.runQuerier(t, e.b, "MDNS_NETNS_CHECK=resolve", "MDNS_NETNS_NAME=chattorrent-1a2b3c.local", "MDNS_NETNS_WANT="+addrA)
+	r.stop(t)
+}
+
 // TestNetnsNameConflict: two boxes powered on together can both find chattorrent.local
 // free while probing (neither answers yet) and both claim it. Each checks at every rescan
 // whether another host answers for its name too; the one with the higher address moves on.

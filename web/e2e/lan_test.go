@@ -9,9 +9,11 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -26,11 +28,13 @@ import (
 //
 //	this namespace (phones): ctva 10.78.0.2/24  <== veth ==>  box namespace: ctvb 10.78.0.1/24
 //
-// The phones' host resolves chattorrent.local over real multicast (pion's resolver, as a
-// phone's OS would), checks that the box's certificate is valid for that name, and gives
-// the answer to Chromium as its resolver (Chromium on Linux resolves .local through the
-// system's NSS, which has no mDNS module here). Two browsers then load
-// https://chattorrent.local, meet through the box's drop box with no files and chat.
+// The phones' host resolves the generic chattorrent.local over real multicast (pion's
+// resolver, as a phone's OS would), is redirected by the box's plain-HTTP side to the box's
+// unique name chattorrent-<6 hex>.local, resolves that too, checks that the box's
+// certificate is valid for it (and not for the generic name, which every box answers), and
+// gives the answer to Chromium as its resolver (Chromium on Linux resolves .local through
+// the system's NSS, which has no mDNS module here). Two browsers then load the unique name,
+// meet through the box's drop box with no files and chat.
 func TestLANBoxByName(t *testing.T) {
 	ns, err := newBoxNamespace(t)
 	if err != nil {
@@ -40,7 +44,7 @@ func TestLANBoxByName(t *testing.T) {
 		t.Skipf("two-host setup: %v (needs root and iproute2)", err)
 	}
 
-	// The box: the real binary with its defaults (mDNS on, name chattorrent), in its host,
+	// The box: the real binary with its defaults (mDNS on, name chattorrent-<6 hex>), in its host,
 	// without STUN/TURN (see D below; TestRelayThroughBox tests those).
 	dir := t.TempDir()
 	ready := filepath.Join(dir, "ready.json")
@@ -50,7 +54,7 @@ func TestLANBoxByName(t *testing.T) {
 	}
 	defer logf.Close()
 	cmd := exec.Command("ip", "netns", "exec", ns, filepath.Join(server.dir, "chattorrent"), "serve",
-		"--data-dir", filepath.Join(dir, "data"), "--https-addr", ":8443", "--http-addr", "", "--ready-file", ready,
+		"--data-dir", filepath.Join(dir, "data"), "--https-addr", ":8443", "--http-addr", ":8080", "--ready-file", ready,
 		"--turn-port", "-1", "--mic", "none", "--ptt-pin", "none", "--export-pin", "none", "--led-pin", "none", "--sticks", "none")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
@@ -83,10 +87,31 @@ func TestLANBoxByName(t *testing.T) {
 		}
 	}
 
-	// Resolve the name over multicast on the veth.
-	addr := resolveMDNS(t, "ctva", "chattorrent.local")
+	// Resolve the generic name over multicast on the veth; its plain-HTTP side names the
+	// box's own.
+	generic := resolveMDNS(t, "ctva", "chattorrent.local")
+	if generic != netip.MustParseAddr("10.78.0.1") {
+		t.Fatalf("chattorrent.local resolved to %v, want the box's 10.78.0.1", generic)
+	}
+	plain := &http.Client{Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Transport: &http.Transport{DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, netip.AddrPortFrom(generic, 8080).String())
+		}}}
+	resp, err := plain.Get("http://chattorrent.local:8080/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusPermanentRedirect || loc == nil || !regexp.MustCompile(`^chattorrent-[0-9a-f]{6}\.local$`).MatchString(loc.Hostname()) || loc.Port() != "8443" {
+		t.Fatalf("http://chattorrent.local/ answered %d, Location %q; want the box's unique name", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	name := loc.Hostname()
+	addr := resolveMDNS(t, "ctva", name)
 	if addr != netip.MustParseAddr("10.78.0.1") {
-		t.Fatalf("chattorrent.local resolved to %v, want the box's 10.78.0.1", addr)
+		t.Fatalf("%s resolved to %v, want the box's 10.78.0.1", name, addr)
 	}
 
 	// The box's certificate is valid for its mDNS name (against the box's own CA).
@@ -99,27 +124,32 @@ func TestLANBoxByName(t *testing.T) {
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: pool},
 		DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
-			if a != "chattorrent.local:8443" {
+			if a != name+":8443" && a != "chattorrent.local:8443" {
 				return nil, fmt.Errorf("unexpected dial %s", a)
 			}
 			var d net.Dialer
 			return d.DialContext(ctx, network, netip.AddrPortFrom(addr, 8443).String())
 		},
 	}}
-	resp, err := client.Get("https://chattorrent.local:8443/api/box/address")
+	resp, err = client.Get("https://" + name + ":8443/api/box/address")
 	if err != nil {
-		t.Fatalf("HTTPS to chattorrent.local with the box's CA: %v", err)
+		t.Fatalf("HTTPS to %s with the box's CA: %v", name, err)
 	}
 	var got struct{ URLs []string }
 	json.NewDecoder(resp.Body).Decode(&got)
 	resp.Body.Close()
-	if len(got.URLs) < 2 || got.URLs[0] != "https://chattorrent.local:8443" || got.URLs[1] != "https://10.78.0.1:8443" {
+	if len(got.URLs) < 2 || got.URLs[0] != "https://"+name+":8443" || got.URLs[1] != "https://10.78.0.1:8443" {
 		t.Errorf("the box lists %v", got.URLs)
+	}
+	// The generic name, which any box (or anyone) may answer, is not covered.
+	if resp, err := client.Get("https://chattorrent.local:8443/healthz"); err == nil {
+		resp.Body.Close()
+		t.Error("the box's certificate is valid for the generic chattorrent.local")
 	}
 
 	// Two phones on the phones' host load the page by name and meet through the drop box.
-	base := "https://chattorrent.local:8443"
-	rules := fmt.Sprintf("MAP chattorrent.local %s , %s", addr, noDNS)
+	base := "https://" + name + ":8443"
+	rules := fmt.Sprintf("MAP %s %s , %s", name, addr, noDNS)
 	a := newUserAt(t, "A", "es-ES", base, rules)
 	b := newUserAt(t, "B", "es-ES", base, rules)
 	if href := evalJS[string](a, `location.href`); href != base+"/" {
