@@ -41,7 +41,12 @@ if ((${#targets[@]} == 0)); then
 fi
 mkdir -p "$DIST"
 
-ldflags="-s -w -X main.version=$VERSION -X main.commit=$COMMIT"
+# The commit's time, not the wall clock: the build stays reproducible. The box's clock is
+# never taken to be before it (net/archiver/clock.go).
+if [ -z "${BUILT:-}" ]; then
+  BUILT=$(TZ=UTC git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null || true)
+fi
+ldflags="-s -w -X main.version=$VERSION -X main.commit=$COMMIT -X main.built=$BUILT"
 printf 'build.sh: %s version=%s commit=%s\n' "$PKG" "$VERSION" "$COMMIT"
 
 for t in "${targets[@]}"; do

@@ -20,16 +20,37 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
 )
 
-// Set at build time: go build -ldflags "-X main.version=1.0.0 -X main.commit=abc1234".
+// Set at build time: go build -ldflags "-X main.version=1.0.0 -X main.commit=abc1234
+// -X main.built=2026-12-06T10:00:00Z" (built: the commit's time, RFC 3339).
 var (
 	version = "dev"
 	commit  = "unknown"
+	built   = ""
 )
+
+// builtAt is when the binary was built (the stamped time, else the VCS time Go records),
+// or zero when unknown: the box's clock cannot honestly be before it.
+func builtAt() time.Time {
+	s := built
+	if bi, ok := debug.ReadBuildInfo(); s == "" && ok {
+		for _, kv := range bi.Settings {
+			if kv.Key == "vcs.time" {
+				s = kv.Value
+			}
+		}
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -81,7 +81,9 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 
 	// The box as a peer: rooms it is invited into are kept in the store and served to
 	// whoever connects later.
-	clock := archiver.NewClock(base) // phones correct a box that booted with a stale time
+	// Members' phones correct a box that booted with a stale time (archiver/clock.go); the
+	// build time is a floor the system time cannot honestly be under.
+	clock := archiver.NewClock(archiver.ClockOptions{Logger: base, NotBefore: builtAt()})
 	setMemoryLimit(log)
 	st, err := store.Open(filepath.Join(cfg.DataDir, "store"), store.Options{Logger: base, Now: clock.Now})
 	if err != nil {

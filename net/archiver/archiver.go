@@ -55,7 +55,8 @@ type Options struct {
 	// pieces.DefaultStall.
 	FetchStall time.Duration
 	// Clock is the time the box writes and checks entries by; nil means a NewClock. Give
-	// the store the same Clock's Now.
+	// the store the same Clock's Now. Members' hellos (ids with entries in the room) move
+	// it while it is stale (clock.go).
 	Clock *Clock
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
@@ -91,7 +92,10 @@ func New(opts Options) (*Archiver, error) {
 		opts.Logger = slog.Default()
 	}
 	if opts.Clock == nil {
-		opts.Clock = NewClock(opts.Logger)
+		opts.Clock = NewClock(ClockOptions{Logger: opts.Logger})
+	}
+	if err := raiseClockFloor(opts.Clock, opts.Store); err != nil {
+		return nil, fmt.Errorf("archiver: %w", err)
 	}
 	opts.RTC.Logger = opts.Logger
 	api, err := rtc.NewAPI(opts.RTC)
@@ -225,6 +229,35 @@ func (a *Archiver) room(id, name string) (*store.RoomHistory, error) {
 	return rh, nil
 }
 
+// raiseClockFloor tells the clock the newest entry ts the store holds: a system clock
+// behind it is stale.
+func raiseClockFloor(c *Clock, st *store.Store) error {
+	rooms, err := st.Rooms()
+	if err != nil {
+		return err
+	}
+	var newest int64
+	for _, r := range rooms {
+		newest = max(newest, r.LastTS)
+	}
+	if newest > 0 {
+		c.RaiseNotBefore(time.UnixMilli(newest))
+	}
+	return nil
+}
+
+// observeClock passes a peer's stated time to the clock when the peer is a member of the
+// room: its id is an author with entries in the room's stored history (not the box's own).
+// A peer's first connection, before its join entry is stored, does not count.
+func (a *Archiver) observeClock(rh *store.RoomHistory, peer string, stated time.Time) {
+	if stated.IsZero() || peer == a.opts.Identity.Author() {
+		return
+	}
+	if _, member := rh.At(peer, 1); member {
+		a.opts.Clock.Observe(peer, stated)
+	}
+}
+
 // serve waits for the peer's DataChannel and runs the sync session until either side
 // leaves. Entries one peer brings are passed on to the room's other peers.
 func (a *Archiver) serve(ctx context.Context, inv *torrent.Invitation, rh *store.RoomHistory, channels <-chan *webrtc.DataChannel) {
@@ -262,9 +295,7 @@ func (a *Archiver) serve(ctx context.Context, inv *torrent.Invitation, rh *store
 		OnEvent: func(ev rtc.Event) {
 			switch ev.Kind {
 			case rtc.EventHello:
-				if !ev.PeerNow.IsZero() {
-					a.opts.Clock.Observe(ev.PeerNow) // before the peer's entries are checked
-				}
+				a.observeClock(rh, ev.Peer.ID, ev.PeerNow) // before the peer's entries are checked
 				a.fetchKept(inv.Room, router.fetch)
 			case rtc.EventAdded:
 				a.relay(ctx, inv.Room, s, ev.Entries)
