@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -20,8 +19,12 @@ import (
 
 // DropBox is the "tracker" of docs/PROTOCOL.md §6: a creator publishes a room's offer
 // .torrent, everyone on the LAN sees the open offers, a guest posts an answer, and the
-// creator's page receives it by SSE and applies it. It holds only invitations (SDP and
-// names), never chat content; everything is in memory, capped, and expires.
+// creator's page receives it by SSE. A published offer is visible to everyone on the LAN,
+// so anyone may answer it: the creator's page applies an answer only after its person
+// accepted it (name and safety code shown), and tells the box its verdict, which the
+// guest's page follows. A rejected answer leaves the offer open for the next one. It holds
+// only invitations (SDP and names), never chat content; everything is in memory, capped,
+// and expires.
 type DropBox struct {
 	mu      sync.Mutex
 	offers  map[string]*dropOffer
@@ -33,7 +36,7 @@ type DropBox struct {
 type DropOptions struct {
 	TTL        time.Duration    // how long an offer stays listed; default 1 h
 	MaxOffers  int              // offers held at once; default 64
-	MaxAnswers int              // answers queued per offer; default 8
+	MaxAnswers int              // undecided answers per offer; default 8
 	Now        func() time.Time // default time.Now
 }
 
@@ -42,10 +45,24 @@ type dropOffer struct {
 	torrent                      []byte
 	token                        [32]byte // SHA-256 of the creator's withdraw token
 	created, expires             time.Time
-	answers                      [][]byte
+	answers                      []*dropAnswer // oldest first; undecided ones and a few decided
 	answered                     chan struct{} // closed and replaced when an answer arrives
 	gone                         chan struct{} // closed when withdrawn or expired
 }
+
+// dropAnswer is one guest's answer and the creator's verdict on it.
+type dropAnswer struct {
+	id      string
+	torrent []byte
+	verdict string        // "" (undecided), VerdictAccepted or VerdictRejected
+	decided chan struct{} // closed when the verdict is given
+}
+
+// Verdicts the creator gives an answer.
+const (
+	VerdictAccepted = "accepted"
+	VerdictRejected = "rejected"
+)
 
 // DropOffer is one listed offer as the page sees it (no SDP).
 type DropOffer struct {
@@ -81,6 +98,8 @@ var (
 	ErrDropToken    = errors.New("web: drop box: only the offer's creator may do this")
 	ErrDropAnswers  = errors.New("web: drop box: too many answers waiting for this offer")
 	ErrDropMismatch = errors.New("web: drop box: the answer is for another room or offer")
+	ErrDropNoAnswer = errors.New("web: drop box: no such answer")
+	ErrDropDecided  = errors.New("web: drop box: that answer already has a verdict")
 )
 
 func (d *DropBox) notifyLocked() {
@@ -163,36 +182,56 @@ func (d *DropBox) Torrent(id string) ([]byte, error) {
 	return o.torrent, nil
 }
 
-// Answer queues a guest's answer for the offer's creator.
-func (d *DropBox) Answer(id string, b []byte) error {
+// Answer queues a guest's answer for the offer's creator and returns the answer's id (the
+// guest follows its verdict with it). Any number of answers may come one after another; at
+// most MaxAnswers wait for a verdict at once.
+func (d *DropBox) Answer(id string, b []byte) (answerID string, err error) {
 	inv, err := torrent.Decode(b)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if inv.Role != torrent.RoleAnswer {
-		return fmt.Errorf("%w: an offer was sent where an answer belongs", ErrDropMismatch)
+		return "", fmt.Errorf("%w: an offer was sent where an answer belongs", ErrDropMismatch)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.expireLocked()
 	o, ok := d.offers[id]
 	if !ok {
-		return ErrDropNoOffer
+		return "", ErrDropNoOffer
 	}
 	offer, err := torrent.Decode(o.torrent)
 	if err != nil {
-		return fmt.Errorf("web: drop box: stored offer: %w", err)
+		return "", fmt.Errorf("web: drop box: stored offer: %w", err)
 	}
 	if inv.Room != offer.Room || inv.Session != offer.Session {
-		return ErrDropMismatch
+		return "", ErrDropMismatch
 	}
-	if len(o.answers) >= d.opts.MaxAnswers {
-		return ErrDropAnswers
+	undecided := 0
+	for _, a := range o.answers {
+		if a.verdict == "" {
+			undecided++
+		}
 	}
-	o.answers = append(o.answers, b)
+	if undecided >= d.opts.MaxAnswers {
+		return "", ErrDropAnswers
+	}
+	// Decided answers are kept only so their guests can read the verdict: the oldest go
+	// first when there are many.
+	for len(o.answers) >= 2*d.opts.MaxAnswers {
+		i := 0
+		for o.answers[i].verdict == "" {
+			i++
+		}
+		o.answers = append(o.answers[:i], o.answers[i+1:]...)
+	}
+	var raw [8]byte
+	rand.Read(raw[:])
+	a := &dropAnswer{id: hex.EncodeToString(raw[:]), torrent: b, decided: make(chan struct{})}
+	o.answers = append(o.answers, a)
 	close(o.answered)
 	o.answered = make(chan struct{})
-	return nil
+	return a.id, nil
 }
 
 func (d *DropBox) creator(id, token string) (*dropOffer, error) {
@@ -228,9 +267,65 @@ func (d *DropBox) Withdraw(id, token string) error {
 	return nil
 }
 
-// takeAnswers hands the creator the answers queued so far, a channel closed when more
-// arrive, and one closed when the offer is gone.
-func (d *DropBox) takeAnswers(id, token string) (answers [][]byte, more, gone <-chan struct{}, err error) {
+// Decide records the creator's verdict on an answer (only the creator, holding the token,
+// may); the answer's guest is told. A rejected answer is never handed out again and the
+// offer stays open for others.
+func (d *DropBox) Decide(id, token, answerID, verdict string) error {
+	if verdict != VerdictAccepted && verdict != VerdictRejected {
+		return fmt.Errorf("web: drop box: verdict %q", verdict)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.expireLocked()
+	o, err := d.creator(id, token)
+	if err != nil {
+		return err
+	}
+	for _, a := range o.answers {
+		if a.id != answerID {
+			continue
+		}
+		if a.verdict != "" {
+			if a.verdict == verdict {
+				return nil
+			}
+			return ErrDropDecided
+		}
+		a.verdict = verdict
+		close(a.decided)
+		return nil
+	}
+	return ErrDropNoAnswer
+}
+
+// answer returns one answer to an offer (its verdict may be read once decided is closed)
+// and a channel closed when the offer is gone.
+func (d *DropBox) answer(id, answerID string) (*dropAnswer, <-chan struct{}, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.expireLocked()
+	o, ok := d.offers[id]
+	if !ok {
+		return nil, nil, ErrDropNoOffer
+	}
+	for _, a := range o.answers {
+		if a.id == answerID {
+			return a, o.gone, nil
+		}
+	}
+	return nil, nil, ErrDropNoAnswer
+}
+
+// DropAnswerEvent is an "answer" event of the creator's stream.
+type DropAnswerEvent struct {
+	ID      string `json:"id"`
+	Torrent []byte `json:"torrent"` // base64 in JSON
+}
+
+// undecidedAnswers hands the creator the answers still waiting for a verdict, a channel
+// closed when more arrive, and one closed when the offer is gone. Every stream gets them
+// all (a page that reconnects sees them again); the page asks its person about each.
+func (d *DropBox) undecidedAnswers(id, token string) (answers []DropAnswerEvent, more, gone <-chan struct{}, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.expireLocked()
@@ -238,7 +333,11 @@ func (d *DropBox) takeAnswers(id, token string) (answers [][]byte, more, gone <-
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	answers, o.answers = o.answers, nil
+	for _, a := range o.answers {
+		if a.verdict == "" {
+			answers = append(answers, DropAnswerEvent{ID: a.id, Torrent: a.torrent})
+		}
+	}
 	return answers, o.answered, o.gone, nil
 }
 
@@ -263,6 +362,10 @@ func dropFail(w http.ResponseWriter, err error) {
 		fail(w, http.StatusTooManyRequests, "too-many-answers", "this offer already has answers waiting")
 	case errors.Is(err, ErrDropMismatch):
 		fail(w, http.StatusBadRequest, "wrong-room", "that answer is for another room or offer")
+	case errors.Is(err, ErrDropNoAnswer):
+		fail(w, http.StatusNotFound, "no-answer", "no such answer to that offer")
+	case errors.Is(err, ErrDropDecided):
+		fail(w, http.StatusConflict, "decided", "that answer already has the other verdict")
 	default:
 		fail(w, http.StatusInternalServerError, "failed", "the drop box failed")
 	}
@@ -350,11 +453,12 @@ func (o Options) dropAnswer(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusRequestEntityTooLarge, torrent.CodeTooLarge, "an invitation is at most 65536 bytes")
 		return
 	}
-	if err := o.Drop.Answer(id, body); err != nil {
+	aid, err := o.Drop.Answer(id, body)
+	if err != nil {
 		dropFail(w, err)
 		return
 	}
-	w.WriteHeader(http.StatusNoContent)
+	writeJSON(w, http.StatusCreated, map[string]string{"id": aid})
 }
 
 func (o Options) dropWithdraw(w http.ResponseWriter, r *http.Request) {
@@ -369,9 +473,73 @@ func (o Options) dropWithdraw(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// dropAnswers streams the answers to the creator's offer as "answer" events (base64 of the
-// .torrent), and "gone" when the offer is withdrawn or expires. The token is a query
-// parameter: EventSource cannot send headers.
+// dropDecide: the creator accepts or rejects one answer (POST …/answers/{aid}/accept or
+// …/reject, the token in X-Drop-Token).
+func (o Options) dropDecide(w http.ResponseWriter, r *http.Request) {
+	if !sameOrigin(r) {
+		fail(w, http.StatusForbidden, "forbidden", "cross-site request refused")
+		return
+	}
+	verdict := map[string]string{"accept": VerdictAccepted, "reject": VerdictRejected}[r.PathValue("verdict")]
+	if verdict == "" {
+		fail(w, http.StatusNotFound, "not-found", "accept or reject")
+		return
+	}
+	if err := o.Drop.Decide(r.PathValue("id"), r.Header.Get("X-Drop-Token"), r.PathValue("aid"), verdict); err != nil {
+		dropFail(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// dropVerdict streams, to the guest who posted an answer, the creator's verdict: one
+// "verdict" event ("accepted" or "rejected"), or "gone" when the offer was withdrawn or
+// expired first. The answer's id (random, known to the guest) is the only key: a verdict
+// tells nothing about the room.
+func (o Options) dropVerdict(w http.ResponseWriter, r *http.Request) {
+	id, aid := r.PathValue("id"), r.PathValue("aid")
+	if !reDropID.MatchString(id) || !reDropID.MatchString(aid) {
+		fail(w, http.StatusBadRequest, "bad-id", "ids are 16 lowercase hex characters")
+		return
+	}
+	a, gone, err := o.Drop.answer(id, aid)
+	if err != nil {
+		dropFail(w, err)
+		return
+	}
+	send, ok := sse(w)
+	if !ok {
+		return
+	}
+	keep := time.NewTicker(sseKeepAlive)
+	defer keep.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-a.decided: // a.verdict is written before decided is closed
+			send("verdict", []byte(`"`+a.verdict+`"`))
+			return
+		case <-gone:
+			select {
+			case <-a.decided: // a verdict given just before the withdrawal still counts
+				send("verdict", []byte(`"`+a.verdict+`"`))
+			default:
+				send("gone", []byte(`"withdrawn or expired"`))
+			}
+			return
+		case <-keep.C:
+			if !send("", nil) {
+				return
+			}
+		}
+	}
+}
+
+// dropAnswers streams the undecided answers to the creator's offer as "answer" events
+// ({"id": answer id, "torrent": base64 of the .torrent}), each once per stream, and "gone"
+// when the offer is withdrawn or expires. The token is a query parameter: EventSource
+// cannot send headers.
 func (o Options) dropAnswers(w http.ResponseWriter, r *http.Request) {
 	id, token := r.PathValue("id"), r.URL.Query().Get("token")
 	if err := o.Drop.check(id, token); err != nil {
@@ -384,14 +552,20 @@ func (o Options) dropAnswers(w http.ResponseWriter, r *http.Request) {
 	}
 	keep := time.NewTicker(sseKeepAlive)
 	defer keep.Stop()
+	sent := map[string]bool{}
 	for {
-		answers, more, gone, err := o.Drop.takeAnswers(id, token)
+		answers, more, gone, err := o.Drop.undecidedAnswers(id, token)
 		if err != nil {
 			send("gone", []byte(`"`+err.Error()+`"`))
 			return
 		}
 		for _, a := range answers {
-			if !send("answer", []byte(`"`+base64.StdEncoding.EncodeToString(a)+`"`)) {
+			if sent[a.ID] {
+				continue
+			}
+			sent[a.ID] = true
+			b, _ := json.Marshal(a)
+			if !send("answer", b) {
 				return
 			}
 		}

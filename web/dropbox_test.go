@@ -3,7 +3,6 @@ package web
 import (
 	"bufio"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -145,14 +144,20 @@ func TestDropBox(t *testing.T) {
 	if st, b = do("POST", "/api/drop/offers/"+pub.ID+"/answers", answer, map[string]string{"Origin": srv.URL}); st != 403 {
 		t.Errorf("answer without the header: %d %s", st, b)
 	}
-	if st, b = do("POST", "/api/drop/offers/"+pub.ID+"/answers", answer, ok); st != 204 {
+	if st, b = do("POST", "/api/drop/offers/"+pub.ID+"/answers", answer, ok); st != 201 || !strings.Contains(string(b), `"id"`) {
 		t.Fatalf("answer: %d %s", st, b)
 	}
+	var posted struct{ ID string }
+	json.Unmarshal(b, &posted)
 	ev, data := events.next(t)
-	var b64 string
-	json.Unmarshal([]byte(data), &b64)
-	if got, _ := base64.StdEncoding.DecodeString(b64); ev != "answer" || string(got) != string(answer) {
-		t.Fatalf("event %q, answer intact: %v", ev, string(got) == string(answer))
+	var got DropAnswerEvent
+	json.Unmarshal([]byte(data), &got)
+	if ev != "answer" || string(got.Torrent) != string(answer) || got.ID != posted.ID {
+		t.Fatalf("event %q, answer intact: %v, id %q want %q", ev, string(got.Torrent) == string(answer), got.ID, posted.ID)
+	}
+	// MaxAnswers (1 here) undecided at once.
+	if st, b = do("POST", "/api/drop/offers/"+pub.ID+"/answers", answer, ok); st != 429 || !strings.Contains(string(b), "too-many-answers") {
+		t.Errorf("a second undecided answer: %d %s", st, b)
 	}
 
 	// Caps: two offers at most; only the creator withdraws; the stream says gone.
@@ -203,5 +208,132 @@ func TestDropEvents(t *testing.T) {
 	}
 	if ev, data := events.next(t); ev != "offers" || !strings.Contains(data, `"room_name"`) {
 		t.Fatalf("after publish %q %q", ev, data)
+	}
+}
+
+// TestDropConsent: answers wait for the creator's verdict; a rejected one is not handed out
+// again, its guest is told, and the offer takes the next answer (the real guest's); only
+// the creator decides.
+func TestDropConsent(t *testing.T) {
+	drop := NewDropBox(DropOptions{MaxAnswers: 1})
+	srv := httptest.NewTLSServer(New(Options{Drop: drop}))
+	defer srv.Close()
+	c := srv.Client()
+	ok := map[string]string{"X-ChatTorrent": "1", "Origin": srv.URL}
+	do := func(method, path string, body []byte, hdr map[string]string) (int, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(string(body)))
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		res, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, b
+	}
+	stream := func(path string) sseReader {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(t.Context(), "GET", srv.URL+path, nil)
+		res, err := c.Do(req)
+		if err != nil || res.StatusCode != 200 {
+			t.Fatalf("stream %s: %v %v", path, err, res)
+		}
+		t.Cleanup(func() { res.Body.Close() })
+		return sseReader{bufio.NewScanner(res.Body)}
+	}
+	offer, answer, _ := invitations(t)
+	id, token, err := drop.Publish(offer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	creator := func(tok string) map[string]string {
+		return map[string]string{"X-ChatTorrent": "1", "Origin": srv.URL, "X-Drop-Token": tok}
+	}
+	answerOnce := func() string {
+		t.Helper()
+		st, b := do("POST", "/api/drop/offers/"+id+"/answers", answer, ok)
+		var a struct{ ID string }
+		json.Unmarshal(b, &a)
+		if st != 201 || !reDropID.MatchString(a.ID) {
+			t.Fatalf("answer: %d %s", st, b)
+		}
+		return a.ID
+	}
+
+	stranger := answerOnce()
+	strangerHears := stream("/api/drop/offers/" + id + "/answers/" + stranger)
+	if st, b := do("POST", "/api/drop/offers/"+id+"/answers/"+stranger+"/reject", nil, creator("wrong")); st != 403 || !strings.Contains(string(b), "not-creator") {
+		t.Errorf("a verdict without the token: %d %s", st, b)
+	}
+	if st, _ := do("POST", "/api/drop/offers/"+id+"/answers/"+stranger+"/reject", nil, map[string]string{"Origin": srv.URL, "X-Drop-Token": token}); st != 403 {
+		t.Errorf("a verdict without the page's header: %d", st)
+	}
+	if st, b := do("POST", "/api/drop/offers/"+id+"/answers/"+strings.Repeat("0", 16)+"/reject", nil, creator(token)); st != 404 || !strings.Contains(string(b), "no-answer") {
+		t.Errorf("a verdict on no answer: %d %s", st, b)
+	}
+	if st, b := do("POST", "/api/drop/offers/"+id+"/answers/"+stranger+"/reject", nil, creator(token)); st != 204 {
+		t.Fatalf("reject: %d %s", st, b)
+	}
+	if ev, data := strangerHears.next(t); ev != "verdict" || data != `"rejected"` {
+		t.Errorf("the rejected guest hears %q %s", ev, data)
+	}
+	if st, b := do("POST", "/api/drop/offers/"+id+"/answers/"+stranger+"/accept", nil, creator(token)); st != 409 {
+		t.Errorf("accepting a rejected answer: %d %s", st, b)
+	}
+
+	// The offer is still listed and takes the real guest's answer (MaxAnswers is 1: the
+	// rejected one does not count); a new creator stream hands out only that one.
+	if list, _ := drop.List(); len(list) != 1 {
+		t.Fatalf("after a rejection %d offers listed", len(list))
+	}
+	guest := answerOnce()
+	creatorHears := stream("/api/drop/offers/" + id + "/answers?token=" + token)
+	ev, data := creatorHears.next(t)
+	var got DropAnswerEvent
+	json.Unmarshal([]byte(data), &got)
+	if ev != "answer" || got.ID != guest {
+		t.Fatalf("the creator gets %q %s, want the guest's answer %s", ev, got.ID, guest)
+	}
+	guestHears := stream("/api/drop/offers/" + id + "/answers/" + guest)
+	if st, b := do("POST", "/api/drop/offers/"+id+"/answers/"+guest+"/accept", nil, creator(token)); st != 204 {
+		t.Fatalf("accept: %d %s", st, b)
+	}
+	if st, _ := do("DELETE", "/api/drop/offers/"+id, nil, creator(token)); st != 204 {
+		t.Errorf("withdraw after accepting: %d", st)
+	}
+	if ev, data := guestHears.next(t); ev != "verdict" || data != `"accepted"` {
+		t.Errorf("the accepted guest hears %q %s", ev, data)
+	}
+	if st, _ := do("GET", "/api/drop/offers/"+id+"/answers/"+guest, nil, nil); st != 404 {
+		t.Errorf("verdict stream of a withdrawn offer: %d", st)
+	}
+}
+
+// TestDropVerdictGone: a guest whose answer got no verdict hears "gone" when the offer is
+// withdrawn.
+func TestDropVerdictGone(t *testing.T) {
+	drop := NewDropBox(DropOptions{})
+	srv := httptest.NewTLSServer(New(Options{Drop: drop}))
+	defer srv.Close()
+	offer, answer, _ := invitations(t)
+	id, token, _ := drop.Publish(offer)
+	aid, err := drop.Answer(id, answer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", srv.URL+"/api/drop/offers/"+id+"/answers/"+aid, nil)
+	res, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if err := drop.Withdraw(id, token); err != nil {
+		t.Fatal(err)
+	}
+	if ev, _ := (sseReader{bufio.NewScanner(res.Body)}).next(t); ev != "gone" {
+		t.Errorf("after the withdrawal the guest hears %q", ev)
 	}
 }

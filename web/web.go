@@ -140,6 +140,8 @@ func New(opts Options) http.Handler {
 		mux.HandleFunc("GET /api/drop/offers/{id}/torrent", opts.dropTorrent)
 		mux.HandleFunc("POST /api/drop/offers/{id}/answers", opts.dropAnswer)
 		mux.HandleFunc("GET /api/drop/offers/{id}/answers", opts.dropAnswers)
+		mux.HandleFunc("POST /api/drop/offers/{id}/answers/{aid}/{verdict}", opts.dropDecide)
+		mux.HandleFunc("GET /api/drop/offers/{id}/answers/{aid}", opts.dropVerdict)
 		mux.HandleFunc("DELETE /api/drop/offers/{id}", opts.dropWithdraw)
 	}
 	return securityHeaders(opts.checkHost(mux))

@@ -87,8 +87,10 @@ func TestBoxAPIRefusesCrossSite(t *testing.T) {
 	u.checkConsole()
 }
 
-// TestDropBoxFlow: A publishes the room's offer on the box; B sees the open room, joins
-// with one tap; A's page gets B's answer by SSE and applies it. No file changes hands.
+// TestDropBoxFlow: A publishes the room's offer on the box (the page says everyone on the
+// Wi-Fi sees it); B sees the open room, joins with one tap and reads the safety code its page
+// shows; A's page gets B's answer by SSE and shows B's name and the same code, and connects
+// only once A accepts. No file changes hands.
 func TestDropBoxFlow(t *testing.T) {
 	a := newUser(t, "A", "es-ES")
 	b := newUser(t, "B", "es-ES")
@@ -97,6 +99,9 @@ func TestDropBoxFlow(t *testing.T) {
 	a.do(chromedp.SendKeys(chromedp.CSS("#new-room-name"), "Patio"))
 	a.download(chromedp.Click(chromedp.CSS("#create-room"))) // the file is still offered
 	a.waitJS(`!document.getElementById('publish-offer').hidden`)
+	if note := a.text("#publish-note"); !strings.Contains(note, "todo el mundo en esta wifi") || evalJS[bool](a, `document.getElementById('publish-note').hidden`) {
+		t.Errorf("next to the publish button: %q", note)
+	}
 	a.do(chromedp.Click(chromedp.CSS("#publish-offer")))
 	a.waitJS(`document.getElementById('publish-offer').hidden`)
 	b.waitJS(`[...document.querySelectorAll('#drop-offers .drop-offer .room-name')].some(n => n.textContent === 'Patio')`)
@@ -105,8 +110,26 @@ func TestDropBoxFlow(t *testing.T) {
 	}
 	before := len(b.downloads())
 	b.do(chromedp.Click(chromedp.CSS("#drop-offers .drop-join")))
+	code := b.waitDropCode()
+
+	who, shown := a.waitDropAnswer("Bruno")
+	if who != "Bruno quiere unirse a «Patio»" || shown != code {
+		t.Errorf("A is asked %q with code %q; B's page shows %q", who, shown, code)
+	}
+	if got := a.text("#drop-answers .drop-accept") + "/" + a.text("#drop-answers .drop-reject"); got != "Aceptar/Rechazar" {
+		t.Errorf("buttons %q", got)
+	}
+	// Nothing is applied before A decides.
+	if st := evalJS[string](a, `document.getElementById('room-status').dataset.state`); st == "connected" {
+		t.Fatal("A connected before accepting")
+	}
+	a.do(chromedp.Click(chromedp.CSS("#drop-answers .drop-accept")))
 	a.waitStatus("connected")
 	b.waitStatus("connected")
+	a.waitJS(`document.getElementById('drop-consent').hidden`)
+	// The code compared before is the one both pages show once connected.
+	a.waitJS(fmt.Sprintf(`document.getElementById('safety').textContent.includes(%s)`, js(code)))
+	b.waitJS(fmt.Sprintf(`document.getElementById('safety').textContent.includes(%s)`, js(code)))
 	if n := len(b.downloads()); n != before {
 		t.Errorf("B downloaded %d files joining through the box", n-before)
 	}
@@ -118,6 +141,118 @@ func TestDropBoxFlow(t *testing.T) {
 	b.waitJS(`document.querySelectorAll('#drop-offers .drop-offer').length === 0`)
 	a.checkConsole()
 	b.checkConsole()
+}
+
+// TestDropBoxStranger: a stranger on the Wi-Fi answers a published offer before the
+// intended guest. The creator sees the stranger's name (isolated: it carries a
+// right-to-left override) and code, rejects it: the stranger is told and never connects;
+// the offer stays open, and the intended guest then joins, is accepted and connects. An
+// answer POSTed straight to the box (no page) is also only ever shown, never applied.
+func TestDropBoxStranger(t *testing.T) {
+	a := newUser(t, "A", "en-US")
+	b := newUser(t, "B", "en-US")
+	c := newUser(t, "C", "en-US")
+	const strangerName = "\u202eMallory"
+	a.setName("Ana")
+	b.setName("Bruno")
+	c.setName(strangerName)
+	a.do(chromedp.SendKeys(chromedp.CSS("#new-room-name"), "Yard"))
+	a.download(chromedp.Click(chromedp.CSS("#create-room")))
+	a.waitJS(`!document.getElementById('publish-offer').hidden`)
+	a.do(chromedp.Click(chromedp.CSS("#publish-offer")))
+	a.waitJS(`document.getElementById('publish-offer').hidden`)
+
+	// The stranger answers first.
+	c.waitJS(`document.querySelectorAll('#drop-offers .drop-join').length === 1`)
+	c.do(chromedp.Click(chromedp.CSS("#drop-offers .drop-join")))
+	strangerCode := c.waitDropCode()
+	who, shown := a.waitDropAnswer(strangerName)
+	if shown != strangerCode || !strings.HasSuffix(who, "wants to join “Yard”") {
+		t.Errorf("A is asked %q with code %q; the stranger's page shows %q", who, shown, strangerCode)
+	}
+	if tag := evalJS[string](a, `document.querySelector('#drop-answers .drop-answer-name').tagName`); tag != "BDI" {
+		t.Errorf("the name is in a %s, want BDI", tag)
+	}
+	a.do(chromedp.Click(chromedp.CSS("#drop-answers .drop-reject")))
+	a.waitJS(`document.getElementById('drop-consent').hidden`)
+	c.waitJS(`document.getElementById('drop-wait').dataset.state === 'rejected'`)
+	if st := evalJS[string](c, `document.getElementById('room-status').dataset.state`); st == "connected" || st == "waiting" {
+		t.Errorf("the rejected stranger's room is %q", st)
+	}
+	if notice := c.text("#notice"); !strings.Contains(notice, "rejected your answer") {
+		t.Errorf("the stranger is told %q", notice)
+	}
+
+	// An answer POSTed straight to the box, as a script would: the stranger's own answer
+	// again (a valid one for this offer). It is shown, not applied.
+	offerID := evalJS[string](b, `(async () => { for (let i = 0; i < 50; i++) { const l = await fetch('/api/drop/offers').then(r => r.json()); if (l.length) return l[0].id; await new Promise(r => setTimeout(r, 100)); } return ''; })()`)
+	if offerID == "" {
+		t.Fatal("the offer is no longer listed after a rejection")
+	}
+	st := evalJS[string](c, fmt.Sprintf(`(async () => {
+		const off = new Uint8Array(await fetch('/api/drop/offers/%[1]s/torrent').then(r => r.arrayBuffer()));
+		const { decodeInvitation, encodeInvitation } = await import('/js/torrent.js');
+		const { makeAnswer } = await import('/js/rtc.js');
+		const inv = await decodeInvitation(off);
+		const ans = await makeAnswer(inv.sdp);
+		window.scriptedPC = ans.pc;
+		const bytes = await encodeInvitation({ role: 'answer', room: inv.room, roomName: inv.roomName, sdp: ans.sdp, session: inv.session, peer: { id: 'x'.repeat(64), name: 'script' } });
+		const r = await fetch('/api/drop/offers/%[1]s/answers', { method: 'POST', body: bytes, headers: { 'X-ChatTorrent': '1' } });
+		return String(r.status);
+	})()`, offerID))
+	if st != "201" {
+		t.Fatalf("scripted answer: %s", st)
+	}
+	a.waitDropAnswer("script")
+	a.do(chromedp.Click(chromedp.CSS("#drop-answers .drop-reject")))
+	a.waitJS(`document.getElementById('drop-consent').hidden`)
+
+	// The intended guest joins the same offer and gets in.
+	b.waitJS(`document.querySelectorAll('#drop-offers .drop-join').length === 1`)
+	b.do(chromedp.Click(chromedp.CSS("#drop-offers .drop-join")))
+	code := b.waitDropCode()
+	if _, shown := a.waitDropAnswer("Bruno"); shown != code {
+		t.Errorf("A shows %q for Bruno, Bruno's page %q", shown, code)
+	}
+	a.do(chromedp.Click(chromedp.CSS("#drop-answers .drop-accept")))
+	a.waitStatus("connected")
+	b.waitStatus("connected")
+	a.say("solo para Bruno")
+	b.waitMessage("solo para Bruno")
+	if peer := a.text("#room-peer"); strings.Contains(peer, "Mallory") || strings.Contains(peer, "script") {
+		t.Errorf("A is connected with %q", peer)
+	}
+	if n := evalJS[int](a, `globalThis.chattorrentStats().length`); n != 1 {
+		t.Errorf("A has %d connections, want Bruno's only", n)
+	}
+	if got := evalJS[[]string](c, `[...document.querySelectorAll('#messages .msg-body')].map(n => n.textContent)`); strings.Contains(strings.Join(got, "|"), "solo para Bruno") {
+		t.Error("the stranger got the room's message")
+	}
+	if st := evalJS[string](c, `window.scriptedPC.connectionState`); st == "connected" {
+		t.Error("the scripted answer's connection is connected")
+	}
+	a.checkConsole()
+	b.checkConsole()
+	c.checkConsole()
+}
+
+// waitDropCode waits for the safety code the guest's page shows after answering through the
+// box, and returns it.
+func (u *user) waitDropCode() string {
+	u.t.Helper()
+	u.waitJS(`document.getElementById('drop-wait').dataset.state === 'waiting' && !document.getElementById('drop-wait').hidden && /^\d{3} \d{3}$/.test(document.querySelector('#drop-wait .drop-wait-code')?.textContent || '')`)
+	return u.text("#drop-wait .drop-wait-code")
+}
+
+// waitDropAnswer waits until the creator's page asks about an answer from name, and returns
+// what it says ("<name> wants to join …") and the code shown with it.
+func (u *user) waitDropAnswer(name string) (who, code string) {
+	u.t.Helper()
+	sel := fmt.Sprintf(`[...document.querySelectorAll('#drop-answers .drop-answer')].find(li => li.querySelector('.drop-answer-name').textContent === %s)`, js(name))
+	u.waitJS(`!document.getElementById('drop-consent').hidden && !!` + sel)
+	who = evalJS[string](u, sel+`.querySelector('.drop-answer-who').textContent`)
+	code = evalJS[string](u, sel+`.querySelector('.drop-answer-code').dataset.code`)
+	return who, code
 }
 
 // downloads lists the files in u's download folder.

@@ -164,6 +164,11 @@ func TestLANBoxByName(t *testing.T) {
 	b.waitJS(`[...document.querySelectorAll('#drop-offers .drop-offer .room-name')].some(n => n.textContent === 'Campamento')`)
 	before := len(b.downloads())
 	b.do(chromedp.Click(chromedp.CSS("#drop-offers .drop-join")))
+	code := b.waitDropCode() // Ana accepts Bruno once both see the same code
+	if _, shown := a.waitDropAnswer("Bruno"); shown != code {
+		t.Errorf("A shows code %q for Bruno, Bruno's page %q", shown, code)
+	}
+	a.do(chromedp.Click(chromedp.CSS("#drop-answers .drop-accept")))
 	a.waitStatus("connected")
 	b.waitStatus("connected")
 	if n := len(b.downloads()); n != before {

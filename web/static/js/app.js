@@ -6,6 +6,7 @@ import { STRINGS, pickLang, translator } from './i18n.js';
 import { Storage, StorageFullError } from './storage.js';
 import { Log, signEntry, fingerprint, toB64url, fromB64url, KNOWN_KINDS } from './history.js';
 import { makeOffer, makeAnswer, applyAnswer, safetyCode, takeEarly, RTCFailure } from './rtc.js';
+import { ConsentList, parseAnswerEvent, isolate, consentItems, fillWait } from './dropconsent.js';
 import { Session } from './session.js';
 import { workerVerifier } from './verifier.js';
 import { FileLink, FileError, parseMeta, metaBody, cleanName, FILE_KINDS, PIECE_SIZE } from './files.js';
@@ -336,9 +337,13 @@ async function importOffer(inv, dropId = '') {
       ans.pc.close();
       throw Object.assign(new Error(await apiErrorText(res)), { code: 'box-failed' });
     }
+    const { id: answerId } = await res.json();
+    // The code the creator's page shows next to our name: we read it out loud to them.
+    const code = await safetyCode(ans.sdp, inv.sdp);
     state.open = inv.room;
-    setWaiting(inv.room, t('dropAnswered'));
-    notify('info', t('dropAnswered'));
+    followVerdict(inv.room, dropId, answerId, ans.pc, inv.peer.name, code);
+    setWaiting(inv.room, t('dropAnswered', { name: isolate(inv.peer.name) }));
+    notify('info', t('dropAnswered', { name: isolate(inv.peer.name) }));
     return;
   }
   const file = invitationFileName(inv.roomName, 'answer');
@@ -791,18 +796,96 @@ async function publishOffer(roomId) {
   p.drop.es = es;
   es.addEventListener('answer', async (ev) => {
     try {
-      const bin = atob(JSON.parse(ev.data));
-      const bytes = Uint8Array.from(bin, (c) => c.charCodeAt(0));
+      // Anyone on the Wi-Fi may answer a published offer: the answer waits for its
+      // person's Accept (decideDrop), shown with the sender's name and the safety code.
+      const { id: answerId, bytes } = parseAnswerEvent(ev.data);
       const inv = await decodeInvitation(bytes);
       if (inv.role !== 'answer' || inv.session !== p.session) throw Object.assign(new Error('answer'), { code: 'wrong-room' });
-      await importAnswer(inv);
+      const code = await safetyCode(p.pc.localDescription.sdp, inv.sdp);
+      const r = roomMeta(p.room);
+      if (!state.pending.has(p.session) || !dropConsent.add({
+        answerId, offerId: id, session: p.session, room: p.room, roomName: r ? r.name : inv.roomName, name: inv.peer.name, code, inv,
+      })) return;
+      notify('info', t('dropAskNotice', { name: isolate(inv.peer.name) }));
+      render();
     } catch (err) {
       fail(err);
     }
   });
-  es.addEventListener('gone', () => es.close());
+  es.addEventListener('gone', () => {
+    es.close();
+    dropConsent.dropOffer(id);
+    render();
+  });
   notify('info', t('dropPublished'));
   render();
+}
+
+const dropConsent = new ConsentList(); // answers waiting for Accept / Reject on this page
+const dropWaits = new Map(); // room id → {name, code, state}: our answer sent through the box
+
+/** The creator's verdict on an answer that came through the box: the box is told (it tells
+ * the guest's page), and only an accepted answer is applied. A rejected one leaves the
+ * offer published for the next answer. */
+async function decideDrop(answerId, accept) {
+  const item = dropConsent.remove(answerId);
+  render();
+  if (!item) return;
+  const p = state.pending.get(item.session);
+  if (!p || !p.drop || p.drop.id !== item.offerId) return; // answered or withdrawn meanwhile
+  const res = await fetch(`/api/drop/offers/${item.offerId}/answers/${answerId}/${accept ? 'accept' : 'reject'}`, {
+    method: 'POST', headers: { ...BOX_HEADERS, 'X-Drop-Token': p.drop.token },
+  });
+  if (!res.ok) throw Object.assign(new Error(await apiErrorText(res)), { code: 'box-failed' });
+  if (!accept) {
+    notify('info', t('dropRejectedByMe', { name: isolate(item.name) }));
+    return;
+  }
+  dropConsent.dropOffer(item.offerId);
+  await importAnswer(item.inv);
+}
+
+/** The guest's side: follows the creator's verdict on our answer. Rejected, or the offer
+ * gone before a verdict: the waiting connection is closed and the page says so. */
+function followVerdict(roomId, offerId, answerId, pc, name, code) {
+  const w = { name, code, state: 'waiting' };
+  dropWaits.set(roomId, w);
+  const es = new EventSource(`/api/drop/offers/${offerId}/answers/${answerId}`);
+  const end = (outcome) => {
+    es.close();
+    if (dropWaits.get(roomId) !== w || w.state !== 'waiting') return;
+    if (outcome === 'accepted') {
+      dropWaits.delete(roomId);
+    } else if (pc.connectionState !== 'connected') {
+      w.state = outcome;
+      pc.close();
+      const l = live(roomId);
+      l.waiting = false;
+      l.hint = t(outcome === 'rejected' ? 'dropRejected' : 'dropGone', { name: isolate(name) });
+      notify('error', l.hint, `drop-${outcome}`);
+    }
+    render();
+  };
+  es.addEventListener('verdict', (ev) => end(ev.data === '"accepted"' ? 'accepted' : 'rejected'));
+  es.addEventListener('gone', () => end('gone'));
+  // A stream refused (the offer was accepted and withdrawn before we asked): nothing to
+  // tell; the connection opens or not.
+  es.addEventListener('error', () => {
+    if (es.readyState === EventSource.CLOSED && dropWaits.get(roomId) === w) dropWaits.delete(roomId);
+  });
+}
+
+function renderDropConsent() {
+  const items = dropConsent.items;
+  $('drop-consent').hidden = items.length === 0;
+  fillList($('drop-answers'), JSON.stringify([lang, dropConsent.key()]), () => consentItems(document, items, t));
+  const wait = $('drop-wait');
+  const w = state.open && dropWaits.get(state.open);
+  const l = w && state.live.get(state.open);
+  if (w && w.state === 'waiting' && l && l.conns.size > 0) dropWaits.delete(state.open); // connected: the code is in #safety
+  wait.hidden = !w || !dropWaits.has(state.open);
+  if (!wait.hidden) fillWait(wait, w, t);
+  $('publish-note').hidden = $('publish-offer').hidden;
 }
 
 function withdrawOffer(p) {
@@ -821,6 +904,7 @@ async function joinDrop(id) {
 }
 
 function renderDrop() {
+  renderDropConsent();
   const section = $('drop');
   section.hidden = !state.drop;
   if (!state.drop) return;
@@ -834,6 +918,7 @@ function renderDrop() {
   const open = state.open;
   const canPublish = !!open && [...state.pending.values()].some((x) => x.room === open && !x.drop);
   $('publish-offer').hidden = !canPublish;
+  $('publish-note').hidden = !canPublish;
 }
 
 // ---------- files, images and voice notes (docs/PROTOCOL.md section 5) ----------
@@ -1504,6 +1589,11 @@ async function main() {
   on('keep-on-box', 'click', () => connectBox(state.open));
   on('box-record', 'click', () => boxRecord(state.open));
   on('publish-offer', 'click', () => publishOffer(state.open));
+  on('drop-answers', 'click', (e) => {
+    const b = e.target.closest('.drop-accept, .drop-reject');
+    if (b) return decideDrop(b.dataset.answerId, b.classList.contains('drop-accept'));
+    return undefined;
+  });
   on('drop-offers', 'click', (e) => {
     const b = e.target.closest('.drop-join');
     if (b) return joinDrop(b.dataset.id);
