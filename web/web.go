@@ -52,6 +52,9 @@ type Options struct {
 	// Addresses, when set, lists the URLs phones open the box at (mDNS name first), served
 	// as text and QR codes under /api/box (see address.go).
 	Addresses func() []string
+	// Owner, when set, serves the owner's claim and settings under /api/owner (owner.go,
+	// owner_api.go); the owner may switch the box's microphone off.
+	Owner *Owner
 }
 
 // ContentSecurityPolicy is sent with every response: no inline scripts or styles, nothing
@@ -110,6 +113,9 @@ func New(opts Options) http.Handler {
 	}
 	if opts.ICE != nil {
 		mux.HandleFunc("GET /api/ice", opts.apiICE)
+	}
+	if opts.Owner != nil {
+		opts.ownerRoutes(mux)
 	}
 	if opts.Drop != nil {
 		mux.HandleFunc("GET /api/drop/offers", opts.dropList)
