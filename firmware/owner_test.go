@@ -176,4 +176,3 @@ func TestOwnerReset(t *testing.T) {
 		t.Error("the export button held at start did not reset the owner")
 	}
 }
-
