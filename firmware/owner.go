@@ -27,7 +27,6 @@ var errMicOff = errors.New("the box's owner switched its microphone off")
 // present (it is then deleted) or the export button held while the box starts forgets the
 // owner. An unclaimed box prints its claim code in the log and on console.
 func openOwner(cfg Config, brd *board.Board, console io.Writer, log *slog.Logger) (*web.Owner, error) {
-	log = log.With("component", "owner")
 	reset := ""
 	if cfg.OwnerResetFile != "" {
 		switch _, err := os.Stat(cfg.OwnerResetFile); {
@@ -35,10 +34,10 @@ func openOwner(cfg Config, brd *board.Board, console io.Writer, log *slog.Logger
 			reset = "the reset file " + cfg.OwnerResetFile + " is present"
 			if err := os.Remove(cfg.OwnerResetFile); err != nil {
 				// A read-only boot partition: every start forgets the owner until it is removed.
-				log.Error("could not delete the owner reset file; delete it by hand", "file", cfg.OwnerResetFile, "err", err)
+				log.Error("owner: could not delete the reset file; delete it by hand", "file", cfg.OwnerResetFile, "err", err)
 			}
 		case !errors.Is(err, fs.ErrNotExist):
-			log.Warn("owner reset file", "err", err)
+			log.Warn("owner: reset file", "err", err)
 		}
 	}
 	if held, ok := brd.ExportButton.(interface{ Pressed() bool }); ok && held.Pressed() {
@@ -48,7 +47,7 @@ func openOwner(cfg Config, brd *board.Board, console io.Writer, log *slog.Logger
 		if err := os.Remove(filepath.Join(cfg.DataDir, web.OwnerFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("owner reset: %w", err)
 		}
-		log.Warn("the box forgot its owner: whoever types the new claim code becomes its owner", "why", reset)
+		log.Warn("owner: the box forgot its owner: whoever types the new claim code becomes its owner", "why", reset)
 	}
 	return web.NewOwner(web.OwnerOptions{Dir: cfg.DataDir, Logger: log, Console: console})
 }
