@@ -29,13 +29,9 @@ var errMicOff = errors.New("the box's owner switched its microphone off")
 func openOwner(cfg Config, brd *board.Board, console io.Writer, log *slog.Logger) (*web.Owner, error) {
 	reset := ""
 	if cfg.OwnerResetFile != "" {
-		switch _, err := os.Stat(cfg.OwnerResetFile); {
+		switch fi, err := os.Stat(cfg.OwnerResetFile); {
 		case err == nil:
-			reset = "the reset file " + cfg.OwnerResetFile + " is present"
-			if err := os.Remove(cfg.OwnerResetFile); err != nil {
-				// A read-only boot partition: every start forgets the owner until it is removed.
-				log.Error("owner: could not delete the reset file; delete it by hand", "file", cfg.OwnerResetFile, "err", err)
-			}
+			reset = resetByFile(cfg, fi, log)
 		case !errors.Is(err, fs.ErrNotExist):
 			log.Warn("owner: reset file", "err", err)
 		}
@@ -50,6 +46,33 @@ func openOwner(cfg Config, brd *board.Board, console io.Writer, log *slog.Logger
 		log.Warn("owner: the box forgot its owner: whoever types the new claim code becomes its owner", "why", reset)
 	}
 	return web.NewOwner(web.OwnerOptions{Dir: cfg.DataDir, Logger: log, Console: console})
+}
+
+// ownerResetSeen, in the data directory, remembers a reset file the box could not delete
+// (the unit's ProtectSystem=strict makes /boot read-only to the service): its size and
+// modification time, so the same file resets the owner once, and a new one again.
+const ownerResetSeen = "owner-reset.seen"
+
+// resetByFile says why the owner is reset by the reset file fi, or "" when that same file
+// already reset it at an earlier start.
+func resetByFile(cfg Config, fi fs.FileInfo, log *slog.Logger) string {
+	seenPath := filepath.Join(cfg.DataDir, ownerResetSeen)
+	err := os.Remove(cfg.OwnerResetFile)
+	if err == nil {
+		os.Remove(seenPath)
+		return "the reset file " + cfg.OwnerResetFile + " was present (now deleted)"
+	}
+	stamp := fmt.Sprintf("%d %d\n", fi.Size(), fi.ModTime().UnixNano())
+	if old, rerr := os.ReadFile(seenPath); rerr == nil && string(old) == stamp {
+		log.Warn("owner: the reset file was already applied at an earlier start and cannot be deleted by the service; delete it by hand",
+			"file", cfg.OwnerResetFile, "err", err)
+		return ""
+	}
+	if werr := os.WriteFile(seenPath, []byte(stamp), 0o600); werr != nil {
+		log.Error("owner: cannot remember the reset file; every start will reset the owner until it is deleted", "err", werr)
+	}
+	log.Warn("owner: cannot delete the reset file; delete it by hand (it resets the owner only once)", "file", cfg.OwnerResetFile, "err", err)
+	return "the reset file " + cfg.OwnerResetFile + " is present"
 }
 
 // voiceRoom is the room a push-to-talk note goes to: the one the owner picked on the box's

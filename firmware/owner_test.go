@@ -159,6 +159,27 @@ func TestOwnerReset(t *testing.T) {
 		t.Errorf("the reset file is still there: %v", err)
 	}
 
+	// A reset file the service cannot delete (read-only /boot; here a non-empty directory,
+	// which not even root removes): it resets once, not at every start.
+	tok = claim()
+	if err := os.MkdirAll(filepath.Join(resetFile, "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	own, console = reopen(&board.Board{})
+	if own.Claimed() {
+		t.Fatal("an undeletable reset file did not reset the owner")
+	}
+	i := strings.Index(console, "claim code ")
+	tok, err := own.Claim(console[i+len("claim code ") : i+len("claim code ")+11])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if own, _ := reopen(&board.Board{}); !own.IsOwner(tok) {
+		t.Error("an undeletable reset file reset the owner a second time")
+	}
+	os.RemoveAll(resetFile)
+	os.Remove(filepath.Join(dir, web.OwnerFile)) // unclaimed again for the button
+
 	// The export button held at start.
 	tok = claim()
 	btn := boardtest.NewButton(t, "export")
