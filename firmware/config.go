@@ -57,6 +57,9 @@ type Config struct {
 	// per connection). Default 50000. TURNPort is the STUN/TURN server's UDP port (0:
 	// ephemeral, -1: off). Default 3478. See turn.go.
 	WebRTCPort, TURNPort int
+	// OwnerResetFile: when this file exists at start, the box forgets its owner and deletes
+	// it (owner.go). Default /boot/firmware/chattorrent-reset-owner; empty turns it off.
+	OwnerResetFile string
 }
 
 // errHelp reports that -h was asked for and the help was printed.
@@ -116,6 +119,9 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	fs.IntVar(&cfg.TURNPort, "turn-port", envInt(env("CHATTORRENT_TURN_PORT", ""), defaultTURNPort),
 		"the UDP port of the box's STUN/TURN server (phones on a Wi-Fi that isolates clients); 0 ephemeral, -1 off\n"+
 			"(env CHATTORRENT_TURN_PORT)")
+	fs.StringVar(&cfg.OwnerResetFile, "owner-reset-file", env("CHATTORRENT_OWNER_RESET_FILE", defaultOwnerResetFile),
+		"when this file exists at start the box forgets its owner and deletes the file; empty disables it\n"+
+			"(env CHATTORRENT_OWNER_RESET_FILE)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return Config{}, errHelp

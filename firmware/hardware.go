@@ -38,6 +38,9 @@ type hardware struct {
 	runBlink bool           // Run plays blink (false: its owner does)
 	onLED    func(board.Pattern)
 
+	owner    *web.Owner                  // nil: no owner (mic on, push-to-talk automatic)
+	received func() map[string]time.Time // when each room last got a peer's entry (archiver)
+
 	mu         sync.Mutex
 	busy       bool      // recording or exporting
 	lastExport string    // what the last export did, for the status page
@@ -51,6 +54,10 @@ const ledHold = 20 * time.Second
 
 func newHardware(b *board.Board, arch *archiver.Archiver, st *store.Store, blobs *pieces.Blobs, maxVoice time.Duration, log *slog.Logger) *hardware {
 	h := &hardware{b: b, arch: arch, st: st, blobs: blobs, log: log.With("component", "hardware"), maxVoice: maxVoice}
+	h.received = func() map[string]time.Time { return nil }
+	if arch != nil {
+		h.received = arch.LastReceived
+	}
 	if b.LED != nil {
 		h.blink = board.NewBlinker(b.LED, board.BlinkerOptions{Logger: log})
 		h.runBlink = true
@@ -154,28 +161,15 @@ func (h *hardware) Run(ctx context.Context) error {
 	return err
 }
 
-// voiceRoom is the room a push-to-talk note goes to: the one with the latest entry.
-func (h *hardware) voiceRoom() (string, error) {
-	rooms, err := h.st.Rooms()
-	if err != nil {
-		return "", err
-	}
-	best := store.Room{}
-	for _, r := range rooms {
-		if r.LastTS >= best.LastTS {
-			best = r
-		}
-	}
-	if best.ID == "" {
-		return "", errors.New("the box keeps no room yet: invite it into one first")
-	}
-	return best.ID, nil
-}
-
 func (h *hardware) pushToTalk(ctx context.Context) error {
 	for {
 		if err := board.WaitPress(ctx, h.b.PushToTalk); err != nil {
 			return nil
+		}
+		if h.micOff() {
+			h.log.Warn("push-to-talk: not recording", "err", errMicOff)
+			h.pattern(board.LEDError)
+			continue
 		}
 		room, err := h.voiceRoom()
 		if err != nil {
@@ -205,6 +199,9 @@ func (h *hardware) pushToTalk(ctx context.Context) error {
 func (h *hardware) RecordVoice(ctx context.Context, room string, stop <-chan struct{}, max time.Duration) (history.Entry, error) {
 	if h.b.Mic == nil {
 		return history.Entry{}, errors.New("the box has no microphone")
+	}
+	if h.micOff() {
+		return history.Entry{}, errMicOff
 	}
 	h.mu.Lock()
 	if h.busy {

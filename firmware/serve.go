@@ -110,8 +110,13 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		brd.Mic = wavMic{path: cfg.WAVMic}
 		brd.Status = append(brd.Status, board.FeatureStatus{Feature: "microphone", OK: true, Detail: "a WAV file: " + cfg.WAVMic})
 	}
+	owner, err := openOwner(cfg, brd, logOut, base) // the claim code goes to the log and the console
+	if err != nil {
+		return err
+	}
 	hw := newHardware(brd, arch, st, blobs, cfg.MaxVoice, base)
 	hw.blink, hw.runBlink, hw.onLED = blink, false, cfg.onLED
+	hw.owner = owner
 
 	webOpts := web.Options{
 		Version:       version,
@@ -122,6 +127,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		Drop:          web.NewDropBox(web.DropOptions{}),
 		Hardware:      hardwareAPI{hw},
 		ICE:           wnet.ice,
+		Owner:         owner,
 	}
 	if cfg.StaticDir != "" {
 		if fi, err := os.Stat(cfg.StaticDir); err != nil || !fi.IsDir() {

@@ -169,6 +169,9 @@ func (o Options) apiVoice(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusForbidden, "forbidden", "cross-site request refused")
 		return
 	}
+	if o.micRefused(w) {
+		return
+	}
 	id := r.PathValue("id")
 	if !reRoomID.MatchString(id) {
 		fail(w, http.StatusBadRequest, "bad-room", "a room id is 32 lowercase hex characters")

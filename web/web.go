@@ -65,6 +65,9 @@ type Options struct {
 	// CanonicalHost, when set with BoxHost, returns the name NewRedirect sends requests for
 	// a name that is not the box's to, such as "chattorrent-3f9a1c.local".
 	CanonicalHost func() string
+	// Owner, when set, serves the owner's claim and settings under /api/owner (owner.go,
+	// owner_api.go); the owner may switch the box's microphone off.
+	Owner *Owner
 }
 
 // ContentSecurityPolicy is sent with every response: no inline scripts or styles, nothing
@@ -132,6 +135,9 @@ func New(opts Options) http.Handler {
 	}
 	if opts.ICE != nil {
 		mux.HandleFunc("GET /api/ice", opts.apiICE)
+	}
+	if opts.Owner != nil {
+		opts.ownerRoutes(mux)
 	}
 	if opts.Drop != nil {
 		mux.HandleFunc("GET /api/drop/offers", opts.dropList)

@@ -75,6 +75,8 @@ type Archiver struct {
 	peers   int
 	byRoom  map[string]map[*rtc.Session]struct{}
 	stopped bool
+
+	recv receipts // when each room last got an entry from a peer (received.go)
 }
 
 // New builds an Archiver; Run must be running for Connect to succeed.
@@ -298,6 +300,7 @@ func (a *Archiver) serve(ctx context.Context, inv *torrent.Invitation, rh *store
 				a.observeClock(rh, ev.Peer.ID, ev.PeerNow) // before the peer's entries are checked
 				a.fetchKept(inv.Room, router.fetch)
 			case rtc.EventAdded:
+				a.recv.note(inv.Room, time.Now())
 				a.relay(ctx, inv.Room, s, ev.Entries)
 				a.fetchFiles(router.fetch, ev.Entries)
 			}

@@ -214,6 +214,11 @@ func TestBoxFetchesAndSeeds(t *testing.T) {
 			}
 		}
 	}
+	// The box noted when it received phone 1's entries, by its own clock (push-to-talk ranks
+	// rooms by that, never by an entry's ts).
+	if at, ok := a.LastReceived()[room]; !ok || time.Since(at) > time.Minute {
+		t.Errorf("LastReceived()[room] = %v, %v: want the receipt of phone 1's entries", at, ok)
+	}
 	h2 := rtc.NewMemHistory(history.NewLog(room))
 	dialBox(t, ctx, a, room, author2, "Bruno", h2, router, onEvent, func(s *rtc.Session) { router.fetch = fetcher.Link(s, "Caja") })
 	waitFor(t, "phone 2 stores the file from the box", func() bool { return b2.Has(rootB) })

@@ -13,6 +13,7 @@ import { FileLink, FileError, parseMeta, metaBody, cleanName, FILE_KINDS, PIECE_
 import { IndexedMedia } from './media.js';
 import { EntryStore } from './entries.js';
 import { zip, ZipTooLarge } from './zip.js';
+import { initOwner } from './owner.js';
 import {
   MAX_TORRENT_BYTES, TorrentError, encodeInvitation, decodeInvitation, safeFileName, invitationFileName,
 } from './torrent.js';
@@ -1721,7 +1722,9 @@ async function main() {
       if (p.drop) fetch(`/api/drop/offers/${p.drop.id}`, { method: 'DELETE', keepalive: true, headers: { ...BOX_HEADERS, 'X-Drop-Token': p.drop.token } }).catch(() => {});
     }
   });
+  const ownerShown = initOwner(() => t); // the box's owner panel (owner.js)
   await Promise.all([loadBoxRooms(), loadBoxAddress(), dropShown]);
+  await ownerShown;
   document.body.dataset.ready = '1';
 }
 

@@ -137,6 +137,27 @@ const es = {
     'no-crypto': 'Abre la página por HTTPS: el navegador necesita un contexto seguro.',
     'box-failed': 'La caja no pudo unirse a la sala: {detail}',
   },
+  owner: {
+    title: 'Dueño de la caja',
+    claimHint: 'Esta caja aún no tiene dueño. Quien escriba el código de un solo uso que la caja muestra en su registro (journalctl -u chattorrent) y en su consola será su dueño y podrá cambiar sus ajustes.',
+    code: 'Código',
+    claim: 'Reclamar esta caja',
+    claimed: 'Ahora eres el dueño de esta caja.',
+    other: 'Esta caja ya tiene dueño.',
+    mic: 'Micrófono de la caja encendido',
+    ptt: 'Sala del pulsador',
+    pttAuto: 'Automática (la última en la que escribió alguien)',
+    saved: 'Ajustes guardados.',
+    err: {
+      'bad-code': 'Código incorrecto. Léelo otra vez en el registro de la caja.',
+      'code-replaced': 'Demasiados códigos incorrectos: la caja ha mostrado un código nuevo en su registro.',
+      'claim-locked': 'Demasiados códigos incorrectos: espera medio minuto.',
+      claimed: 'Esta caja ya tiene dueño.',
+      'not-owner': 'Solo el dueño de la caja puede hacerlo.',
+      'no-room': 'La caja no guarda esa sala.',
+      failed: 'La caja no pudo hacerlo. Inténtalo otra vez.',
+    },
+  },
 };
 
 const en = {
@@ -272,6 +293,27 @@ const en = {
     'no-webrtc': 'This browser does not support WebRTC.',
     'no-crypto': 'Open the page over HTTPS: the browser needs a secure context.',
     'box-failed': 'The box could not join the room: {detail}',
+  },
+  owner: {
+    title: "The box's owner",
+    claimHint: 'This box has no owner yet. Whoever types the one-time code the box shows in its log (journalctl -u chattorrent) and on its console becomes its owner and may change its settings.',
+    code: 'Code',
+    claim: 'Claim this box',
+    claimed: 'You are now the owner of this box.',
+    other: 'This box has an owner.',
+    mic: "The box's microphone is on",
+    ptt: 'Push-to-talk room',
+    pttAuto: 'Automatic (the last one someone wrote in)',
+    saved: 'Settings saved.',
+    err: {
+      'bad-code': "Wrong code. Read it again in the box's log.",
+      'code-replaced': 'Too many wrong codes: the box showed a new code in its log.',
+      'claim-locked': 'Too many wrong codes: wait half a minute.',
+      claimed: 'This box already has an owner.',
+      'not-owner': "Only the box's owner may do this.",
+      'no-room': 'The box does not keep that room.',
+      failed: 'The box could not do it. Try again.',
+    },
   },
 };
 
