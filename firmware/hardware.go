@@ -39,6 +39,7 @@ type hardware struct {
 	onLED    func(board.Pattern)
 
 	owner    *web.Owner                  // nil: no owner (mic on, push-to-talk automatic)
+	activity *web.Activity               // nil: no page is told that the box records
 	received func() map[string]time.Time // when each room last got a peer's entry (archiver)
 
 	mu         sync.Mutex
@@ -216,7 +217,13 @@ func (h *hardware) RecordVoice(ctx context.Context, room string, stop <-chan str
 		h.mu.Unlock()
 	}()
 	h.pattern(board.LEDRecording)
+	if h.activity != nil { // the LED and every member's page say the box records
+		h.activity.SetRecording(room)
+	}
 	rec, err := board.Record(ctx, h.b.Mic, stop, min(max, h.maxVoice))
+	if h.activity != nil {
+		h.activity.SetRecording("")
+	}
 	if err != nil {
 		h.pattern(board.LEDError)
 		return history.Entry{}, fmt.Errorf("record: %w", err)

@@ -117,8 +117,10 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	hw := newHardware(brd, arch, st, blobs, cfg.MaxVoice, base)
 	hw.blink, hw.runBlink, hw.onLED = blink, false, cfg.onLED
 	hw.owner = owner
+	hw.activity = web.NewActivity()
 
 	webOpts := web.Options{
+		Activity:      hw.activity,
 		Version:       version,
 		CAPEM:         box.CAPEM(),
 		CAFingerprint: box.CAFingerprint(),

@@ -41,11 +41,28 @@ func TestBoxKeepsRoom(t *testing.T) {
 	rooms := fmt.Sprintf(`fetch('/api/rooms', {headers: {'X-ChatTorrent': '1'}}).then(r => r.json()).then(rs => rs.some(r => r.id === %q && r.entries >= 4))`, room)
 	a.waitAsync(rooms) // Ana's join and two messages, the box's join
 
-	// The creator leaves; a newcomer gets everything from the box alone.
+	// Before leaving, Ana keeps her identity (her key) in a file, for her new phone.
+	a.do(chromedp.Click(chromedp.CSS(".identity summary")))
+	idPath, _ := a.download(chromedp.Click(chromedp.CSS("#identity-export")))
+
+	// A stranger on the same Wi-Fi, with the page's own Origin and header, sees no room
+	// and is refused the room's history, zip and microphone like a room that does not
+	// exist; asking to join it hands over nothing.
+	d := newUser(t, "D", "en-US")
+	d.waitJS(`!document.getElementById('box').hidden`)
+	if n := evalJS[int](d, `document.querySelectorAll('#box-rooms .box-room').length`); n != 0 {
+		t.Errorf("a stranger's page lists %d rooms of the box", n)
+	}
+	strangerSees(t, d, room)
+	d.checkConsole()
+	d.close()
+
+	// The creator leaves; on a new phone with her identity she gets everything from the
+	// box alone.
 	a.checkConsole()
 	a.close()
 	c := newUser(t, "C", "en-US")
-	c.setName("Carla")
+	c.do(chromedp.Click(chromedp.CSS(".identity summary")), chromedp.SetUploadFiles(chromedp.CSS("#identity-file"), []string{idPath}))
 	sel := fmt.Sprintf(`.box-open[data-room-id=%q]`, room)
 	c.waitJS(fmt.Sprintf(`!!document.querySelector(%q)`, sel))
 	c.do(chromedp.Click(chromedp.CSS(sel)))
@@ -65,6 +82,41 @@ func TestBoxKeepsRoom(t *testing.T) {
 		t.Errorf("verify the box's export: %v\n%s", err, out)
 	}
 	c.checkConsole()
+}
+
+// strangerSees checks, from u's page (the page's own Origin and header), that the box
+// answers every room-scoped request for room exactly as for a room that does not exist.
+func strangerSees(t *testing.T, u *user, room string) {
+	t.Helper()
+	other := strings.Repeat("0", 32)
+	ask := func(method, path string) string {
+		return evalJS[string](u, fmt.Sprintf(`fetch(%q, {method: %q, headers: {'X-ChatTorrent': '1'}}).then(async r => r.status + ' ' + (await r.text()))`, path, method))
+	}
+	if got := ask("GET", "/api/rooms"); strings.TrimSpace(got) != "200 []" {
+		t.Errorf("a stranger's room list: %s", got)
+	}
+	for _, p := range []struct{ method, path string }{
+		{"GET", "/api/rooms/%s/history.json"}, {"GET", "/api/rooms/%s/history.zip"}, {"POST", "/api/rooms/%s/voice?seconds=2"},
+	} {
+		kept, unknown := ask(p.method, fmt.Sprintf(p.path, room)), ask(p.method, fmt.Sprintf(p.path, other))
+		if !strings.HasPrefix(kept, "404 ") || kept != unknown {
+			t.Errorf("a stranger's %s %s: %q, for a room the box does not keep: %q", p.method, p.path, kept, unknown)
+		}
+	}
+	// The stranger's offer for the kept room (its id known, say, from an old invitation)
+	// is refused: answering it would hand over the room's history.
+	got := evalJS[string](u, fmt.Sprintf(`(async () => {
+		const { makeOffer } = await import('/js/rtc.js');
+		const { encodeInvitation } = await import('/js/torrent.js');
+		const o = await makeOffer();
+		const body = await encodeInvitation({role: 'offer', room: %q, roomName: 'x', sdp: o.sdp, session: '1'.repeat(32), peer: {id: 'A'.repeat(43), name: 'x'}});
+		o.pc.close();
+		const r = await fetch('/api/rooms/connect', {method: 'POST', body, headers: {'X-ChatTorrent': '1'}});
+		return r.status + ' ' + (await r.json()).code;
+	})()`, room))
+	if got != "404 no-room" {
+		t.Errorf("a stranger's offer for the kept room: %s", got)
+	}
 }
 
 // TestBoxAPIRefusesCrossSite: a POST without the page's header, or from another origin, is

@@ -64,12 +64,14 @@ func TestBoxFetchesFiles(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// A's new phone (her identity from a file: the box shows a room to its members only)
+	// opens the room through the box while A is gone: the image comes from the box.
+	a.do(chromedp.Click(chromedp.CSS(".identity summary")))
+	idPath, _ := a.download(chromedp.Click(chromedp.CSS("#identity-export")))
 	a.checkConsole()
 	a.close()
-
-	// C joins through the box while A is gone: the image comes from the box.
 	c := newUser(t, "C", "en-US")
-	c.setName("Carla")
+	c.do(chromedp.Click(chromedp.CSS(".identity summary")), chromedp.SetUploadFiles(chromedp.CSS("#identity-file"), []string{idPath}))
 	sel := fmt.Sprintf(`.box-open[data-room-id=%q]`, room)
 	c.waitJS(fmt.Sprintf(`!!document.querySelector(%q)`, sel))
 	c.do(chromedp.Click(chromedp.CSS(sel)))

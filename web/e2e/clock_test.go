@@ -87,6 +87,7 @@ func (l *clockLiar) join(ctx context.Context, room string, acked ...string) stri
 	if err != nil {
 		t.Fatal(err)
 	}
+	mustProve(t, ctx, l.client, l.base, l.key) // a room the box keeps is joined by its members only
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.base+"/api/rooms/connect", bytes.NewReader(offer))
 	if err != nil {
 		t.Fatal(err)
@@ -151,6 +152,7 @@ func (l *clockLiar) join(ctx context.Context, room string, acked ...string) stri
 func (l *clockLiar) boxEntries(ctx context.Context, room string) []history.Entry {
 	t := l.t
 	t.Helper()
+	mustProve(t, ctx, l.client, l.base, l.key) // the box shows a room to its members only
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.base+"/api/rooms/"+room+"/history.json", nil)
 	if err != nil {
 		t.Fatal(err)

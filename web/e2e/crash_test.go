@@ -59,7 +59,7 @@ func TestBoxCrash(t *testing.T) {
 	for round := range 20 {
 		base, cmd, done := startCrashBox(t, data, round)
 		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-		s, pc := joinBox(t, ctx, api, base, data, room, author, mine, func(ids []string) {
+		s, pc := joinBox(t, ctx, api, base, data, room, key, mine, func(ids []string) {
 			mu.Lock()
 			defer mu.Unlock()
 			for _, id := range ids {
@@ -172,8 +172,9 @@ func startCrashBox(t *testing.T, data string, round int) (string, *exec.Cmd, cha
 // joinBox invites the box into room (POST /api/rooms/connect, as the page's "keep a copy"
 // does) and returns the peer's session on the open channel; onAcked gets the ids the box
 // acknowledges.
-func joinBox(t *testing.T, ctx context.Context, api *webrtc.API, base, data, room, author string, h rtc.History, onAcked func([]string)) (*rtc.Session, interface{ Close() error }) {
+func joinBox(t *testing.T, ctx context.Context, api *webrtc.API, base, data, room string, key ed25519.PrivateKey, h rtc.History, onAcked func([]string)) (*rtc.Session, interface{ Close() error }) {
 	t.Helper()
+	author := history.EncodeKey(key.Public().(ed25519.PublicKey))
 	pc, dc, sdp, err := rtc.Offer(ctx, api)
 	if err != nil {
 		t.Fatal(err)
@@ -192,6 +193,7 @@ func joinBox(t *testing.T, ctx context.Context, api *webrtc.API, base, data, roo
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(ca)
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	mustProve(t, ctx, client, base, key) // a room the box keeps is joined by its members only
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/rooms/connect", bytes.NewReader(offer))
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import { IndexedMedia } from './media.js';
 import { EntryStore } from './entries.js';
 import { zip, ZipTooLarge } from './zip.js';
 import { initOwner } from './owner.js';
+import { proveMember, watchActivity } from './member.js';
 import {
   MAX_TORRENT_BYTES, TorrentError, encodeInvitation, decodeInvitation, safeFileName, invitationFileName,
 } from './torrent.js';
@@ -158,6 +159,8 @@ async function importIdentity(file) {
   }
   $('my-name').value = state.me.name;
   fp(state.me.author);
+  state.proven = false; // the box lists the rooms of the imported key once it is proven
+  loadBoxRooms();
   notify('info', t('identityImported'));
   render();
 }
@@ -511,6 +514,15 @@ const BOX_HEADERS = { 'X-ChatTorrent': '1' };
  * by an appliance (or an old one). */
 async function loadBoxRooms() {
   try {
+    // The box lists only the rooms this page's key wrote in, once the page proved it
+    // holds that key (member.js); a page that did not prove sees none.
+    if (!state.proven) state.proven = await proveMember(state.me, BOX_HEADERS).catch(() => false);
+    if (state.proven && !state.activity) {
+      state.activity = watchActivity((room) => {
+        state.boxRecordingRoom = room;
+        render();
+      });
+    }
     const res = await fetch('/api/rooms', { headers: BOX_HEADERS });
     if (!res.ok) return;
     const rooms = await res.json();
@@ -608,7 +620,9 @@ async function connectBox(roomId) {
     watch(roomId, offer.pc, offer.channel);
     await applyAnswer(offer.pc, inv.sdp);
     notify('info', t('boxKept'));
+    // The box lists the room to this page once the page's entries reached it.
     loadBoxRooms();
+    for (const ms of [1500, 5000]) setTimeout(loadBoxRooms, ms);
   } finally {
     btn.disabled = false;
     delete btn.dataset.busy;
@@ -661,6 +675,10 @@ function renderBoxRooms() {
     el('span', { class: 'box-feature-detail', title: f.detail, 'data-code': f.code || '', text: `${f.ok ? '✓' : '✗'} ${featureDetail(f)}` }))));
   const open = state.open;
   $('box-record').hidden = !(open && boxHasMic() && state.boxRooms.some((b) => b.id === open));
+  // The box's microphone records into one of my rooms: every member's page says so.
+  const rec = state.boxRecordingRoom && roomMeta(state.boxRecordingRoom);
+  $('box-recording-now').hidden = !rec;
+  setText($('box-recording-now'), rec ? t('boxRecordingNow', { room: rec.name }) : '');
   const shown = fillList($('box-rooms'), JSON.stringify([lang, state.boxRooms]), () => state.boxRooms.map((b) => el('li', { class: 'box-room', 'data-room-id': b.id },
     el('span', { class: 'room-name', text: b.name }),
     el('span', { class: 'room-last', text: t('boxEntries', { n: b.entries || 0 }) }),

@@ -64,6 +64,7 @@ const es = {
   addressQR: 'Código QR de {url}',
   boxRecord: 'Nota de voz desde la caja',
   boxRecording: 'Grabando en la caja ({n} s)…',
+  boxRecordingNow: '● La caja está grabando en «{room}»',
   feature: { 'push-to-talk button': 'Botón para hablar', 'export button': 'Botón de exportar', 'status LED': 'Luz de estado',
     microphone: 'Micrófono', 'USB stick watcher': 'Memorias USB', 'last-export': 'Última exportación' },
   absent: {
@@ -221,6 +222,7 @@ const en = {
   addressQR: 'QR code of {url}',
   boxRecord: 'Voice note from the box',
   boxRecording: 'Recording on the box ({n} s)…',
+  boxRecordingNow: '● The box is recording in “{room}”',
   feature: { 'push-to-talk button': 'Push-to-talk button', 'export button': 'Export button', 'status LED': 'Status LED',
     microphone: 'Microphone', 'USB stick watcher': 'USB sticks', 'last-export': 'Last export' },
   absent: {
