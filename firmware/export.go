@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -16,6 +18,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/chattorrent/chattorrent/net/cert"
@@ -23,6 +26,7 @@ import (
 	"github.com/chattorrent/chattorrent/net/torrent"
 	"github.com/chattorrent/chattorrent/store"
 	"github.com/chattorrent/chattorrent/store/bundle"
+	"github.com/chattorrent/chattorrent/web"
 )
 
 var reExportRoom = regexp.MustCompile(`^[0-9a-f]{32}$`)
@@ -144,6 +148,7 @@ func (l localExport) zip(_ context.Context, id string, w io.Writer) error {
 type remoteExport struct {
 	client *http.Client
 	base   string
+	local  string // the running box's local token (web.Options.LocalToken)
 }
 
 func newRemoteExport(dataDir, httpsAddr string) (remoteExport, error) {
@@ -159,9 +164,15 @@ func newRemoteExport(dataDir, httpsAddr string) (remoteExport, error) {
 	if err != nil {
 		return remoteExport{}, fmt.Errorf("export: -https-addr: %w", err)
 	}
+	// The box shows every room only to a command that can read its data directory.
+	local, err := os.ReadFile(filepath.Join(dataDir, localTokenFile))
+	if err != nil {
+		return remoteExport{}, fmt.Errorf("export: the running box's local token: %w", err)
+	}
 	return remoteExport{
 		client: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"}}},
 		base:   "https://" + net.JoinHostPort("127.0.0.1", port),
+		local:  strings.TrimSpace(string(local)),
 	}, nil
 }
 
@@ -170,6 +181,7 @@ func (r remoteExport) get(ctx context.Context, path string) (*http.Response, err
 	if err != nil {
 		return nil, err
 	}
+	req.Header.Set(web.LocalHeader, r.local)
 	resp, err := r.client.Do(req)
 	if err != nil {
 		return nil, err
@@ -209,6 +221,30 @@ func (r remoteExport) zip(ctx context.Context, id string, w io.Writer) error {
 	defer resp.Body.Close()
 	_, err = io.Copy(w, resp.Body)
 	return err
+}
+
+// localTokenFile holds, while the box runs, the secret that lets a command on the box
+// list and export every room through it (web.Options.LocalToken); mode 0600.
+const localTokenFile = "local-token"
+
+// writeLocalToken makes a new local token and writes it into dataDir.
+func writeLocalToken(dataDir string) (string, error) {
+	var b [32]byte
+	rand.Read(b[:])
+	tok := hex.EncodeToString(b[:])
+	err := writeAtomic(filepath.Join(dataDir, localTokenFile), func(w io.Writer) error {
+		if f, ok := w.(*os.File); ok {
+			if err := f.Chmod(0o600); err != nil {
+				return err
+			}
+		}
+		_, err := io.WriteString(w, tok+"\n")
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("local token: %w", err)
+	}
+	return tok, nil
 }
 
 // writeAtomic writes name through a temporary file beside it, synced and renamed: a

@@ -119,8 +119,14 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	hw.owner = owner
 	hw.activity = web.NewActivity()
 
+	localToken, err := writeLocalToken(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(filepath.Join(cfg.DataDir, localTokenFile))
 	webOpts := web.Options{
 		Activity:      hw.activity,
+		LocalToken:    localToken,
 		Version:       version,
 		CAPEM:         box.CAPEM(),
 		CAFingerprint: box.CAFingerprint(),

@@ -107,6 +107,16 @@ func sameOrigin(r *http.Request) bool {
 // a stranger gets an empty list.
 func (o Options) apiRooms(w http.ResponseWriter, r *http.Request) {
 	mine := []BoxRoom{}
+	if o.local(r) {
+		rooms, err := o.Box.Rooms()
+		if err != nil {
+			o.Logger.Error("rooms", "err", err)
+			fail(w, http.StatusInternalServerError, "failed", "the box could not list its rooms")
+			return
+		}
+		writeJSON(w, http.StatusOK, append(mine, rooms...))
+		return
+	}
 	if authors := o.Members.Authors(r); len(authors) > 0 {
 		rooms, err := o.Box.Rooms()
 		if err != nil {

@@ -43,6 +43,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Box, when set, serves the appliance-as-a-peer API under /api (see api.go).
 	Box Box
+	// LocalToken, when set, is the secret the box writes into its data directory for
+	// commands run on the box itself (chattorrent export): a request carrying it in
+	// X-ChatTorrent-Local may list and export every room, as reading the data directory
+	// could. Nobody on the LAN can read it.
+	LocalToken string
 	// Members holds who proved which identity key (member.go); default: a new one.
 	Members *Members
 	// Activity says what the box does in members' rooms (activity.go); default: a new one

@@ -583,14 +583,14 @@ function renderBoxAddress() {
 
 /** Invites the box into a room: an offer goes to the box over HTTPS, its answer comes back
  * and is applied at once; the box then syncs like any peer and keeps the room. */
-async function connectBox(roomId) {
+async function connectBox(roomId, join = true) {
   const r = roomMeta(roomId);
   const btn = $('keep-on-box');
   btn.disabled = true;
   btn.dataset.busy = '1';
   btn.textContent = t('boxConnecting');
   try {
-    await ensureJoined(roomId);
+    if (join) await ensureJoined(roomId);
     const offer = await makeOffer();
     const session = randomHex(16);
     const bytes = await encodeInvitation({
@@ -696,7 +696,9 @@ async function openBoxRoom(id) {
   addRoom(b.id, b.name);
   state.open = b.id;
   renderNow();
-  await connectBox(b.id);
+  // The box lists a room only to a key that wrote in it: this identity's entries come
+  // back from the box, and a join written now would fork its chain.
+  await connectBox(b.id, false);
 }
 
 /** The verifiable export (PROTOCOL.md §4), plus a list of the room's media. */
