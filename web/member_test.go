@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -268,6 +269,98 @@ func TestProofVectors(t *testing.T) {
 		}
 		if got := base64.RawURLEncoding.EncodeToString(ed25519.Sign(key, []byte(v.Message))); got != v.Sig {
 			t.Errorf("sig %s, want %s", got, v.Sig)
+		}
+	}
+}
+
+// TestRecordingEvents: while the box records into a room, the members of that room are
+// told so on their event stream; a member of no such room hears only that nothing of
+// theirs is recorded.
+func TestRecordingEvents(t *testing.T) {
+	act := NewActivity()
+	h := New(Options{Box: fakeBox{}, Activity: act})
+	srv := httptest.NewTLSServer(h)
+	defer srv.Close()
+	kept := strings.Repeat("a", 32)
+	stream := func(cookie *http.Cookie) (<-chan string, func()) {
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/api/member/events", nil)
+		req.AddCookie(cookie)
+		resp, err := srv.Client().Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("events: %v %v", err, resp)
+		}
+		lines := make(chan string, 16)
+		go func() {
+			defer resp.Body.Close()
+			buf := make([]byte, 4096)
+			for {
+				n, err := resp.Body.Read(buf)
+				for _, l := range strings.Split(string(buf[:n]), "\n") {
+					if strings.HasPrefix(l, "data: ") {
+						lines <- strings.TrimPrefix(l, "data: ")
+					}
+				}
+				if err != nil {
+					close(lines)
+					return
+				}
+			}
+		}()
+		return lines, cancel
+	}
+	next := func(c <-chan string) string {
+		select {
+		case l := <-c:
+			return l
+		case <-time.After(10 * time.Second): // only keeps a broken test from hanging
+			t.Fatal("no event")
+			return ""
+		}
+	}
+	member, stop1 := stream(prove(t, h, "https://box.local", memberKey))
+	defer stop1()
+	stranger, stop2 := stream(prove(t, h, "https://box.local", ed25519.NewKeyFromSeed(bytes.Repeat([]byte{9}, 32))))
+	defer stop2()
+	if a, b := next(member), next(stranger); a != `{"room":""}` || b != `{"room":""}` {
+		t.Fatalf("at first: %s, %s", a, b)
+	}
+	act.SetRecording(kept)
+	if got := next(member); got != `{"room":"`+kept+`"}` {
+		t.Errorf("the member hears %s", got)
+	}
+	act.SetRecording("")
+	if got := next(member); got != `{"room":""}` {
+		t.Errorf("the member hears %s after the recording", got)
+	}
+	select {
+	case l := <-stranger:
+		t.Errorf("the stranger heard %s", l)
+	default:
+	}
+}
+
+// TestLocalToken: the token the box writes into its data directory shows every room to
+// a command on the box; any other value (or none) is a stranger.
+func TestLocalToken(t *testing.T) {
+	h := New(Options{Box: fakeBox{}, LocalToken: "s3cret"})
+	for _, tc := range []struct{ token, rooms, zip string }{
+		{"s3cret", `"name":"Aula"`, "200"}, {"wrong", "[]", "404"}, {"", "[]", "404"},
+	} {
+		get := func(path string) *httptest.ResponseRecorder {
+			r := httptest.NewRequest("GET", "https://box.local"+path, nil)
+			if tc.token != "" {
+				r.Header.Set(LocalHeader, tc.token)
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			return w
+		}
+		if w := get("/api/rooms"); !strings.Contains(w.Body.String(), tc.rooms) {
+			t.Errorf("token %q: rooms %s", tc.token, w.Body)
+		}
+		if w := get("/api/rooms/" + strings.Repeat("a", 32) + "/history.zip"); strconv.Itoa(w.Code) != tc.zip {
+			t.Errorf("token %q: zip %d", tc.token, w.Code)
 		}
 	}
 }
