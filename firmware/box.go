@@ -22,7 +22,7 @@ type boxAPI struct {
 }
 
 func (b boxAPI) Connect(ctx context.Context, offer []byte) ([]byte, error) {
-	answer, err := b.arch.Connect(ctx, offer)
+	answer, err := b.arch.ConnectProven(ctx, offer, web.ProvenAuthors(ctx))
 	switch {
 	case errors.Is(err, archiver.ErrNotOffer):
 		return nil, web.ErrNotOffer

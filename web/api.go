@@ -152,7 +152,7 @@ func (o Options) apiConnect(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	answer, err := o.Box.Connect(r.Context(), body)
+	answer, err := o.Box.Connect(withProven(r.Context(), o.Members.Authors(r)), body)
 	switch {
 	case err == nil:
 		w.Header().Set("Content-Type", "application/x-bittorrent")

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
@@ -282,4 +283,17 @@ func (o Options) local(r *http.Request) bool {
 // the box keeps the room or not.
 func notFound(w http.ResponseWriter) {
 	fail(w, http.StatusNotFound, "no-room", "the box keeps no such room for you: open it from a page that is a member")
+}
+
+type provenKey struct{}
+
+func withProven(ctx context.Context, authors []string) context.Context {
+	return context.WithValue(ctx, provenKey{}, authors)
+}
+
+// ProvenAuthors returns, inside Box.Connect, the keys the inviting request proved (none
+// when it proved none): the box trusts a peer's word about itself only for these.
+func ProvenAuthors(ctx context.Context) []string {
+	a, _ := ctx.Value(provenKey{}).([]string)
+	return a
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -148,6 +149,14 @@ func (a *Archiver) Rooms() ([]store.Room, error) { return a.opts.Store.Rooms() }
 // the box writes its join entry once, and the answer .torrent comes back. The connection
 // then runs in the background under Run's context.
 func (a *Archiver) Connect(ctx context.Context, offer []byte) ([]byte, error) {
+	return a.ConnectProven(ctx, offer, nil)
+}
+
+// ConnectProven is Connect for a request that proved it holds the keys proven (the box's
+// membership proof, web/member.go). Only a peer whose offer names one of them, and whose
+// hello then says the same id, may report its time to the clock: an id in a hello alone is
+// a claim, and one peer could claim two members' ids.
+func (a *Archiver) ConnectProven(ctx context.Context, offer []byte, proven []string) ([]byte, error) {
 	inv, err := torrent.Decode(offer)
 	if err != nil {
 		return nil, err
@@ -206,7 +215,7 @@ func (a *Archiver) Connect(ctx context.Context, offer []byte) ([]byte, error) {
 		defer release()
 		defer pc.Close()
 		defer cancelConn()
-		a.serve(connCtx, inv, rh, channels)
+		a.serve(connCtx, inv, slices.Contains(proven, inv.Peer.ID), rh, channels)
 	}()
 	a.log.Info("answered", "room", inv.Room, "name", inv.RoomName, "peer", inv.Peer.Name)
 	return answer, nil
@@ -262,7 +271,7 @@ func (a *Archiver) observeClock(rh *store.RoomHistory, peer string, stated time.
 
 // serve waits for the peer's DataChannel and runs the sync session until either side
 // leaves. Entries one peer brings are passed on to the room's other peers.
-func (a *Archiver) serve(ctx context.Context, inv *torrent.Invitation, rh *store.RoomHistory, channels <-chan *webrtc.DataChannel) {
+func (a *Archiver) serve(ctx context.Context, inv *torrent.Invitation, proven bool, rh *store.RoomHistory, channels <-chan *webrtc.DataChannel) {
 	log := a.log.With("room", inv.Room, "peer", inv.Peer.Name)
 	var dc *webrtc.DataChannel
 	select {
@@ -297,7 +306,9 @@ func (a *Archiver) serve(ctx context.Context, inv *torrent.Invitation, rh *store
 		OnEvent: func(ev rtc.Event) {
 			switch ev.Kind {
 			case rtc.EventHello:
-				a.observeClock(rh, ev.Peer.ID, ev.PeerNow) // before the peer's entries are checked
+				if proven && ev.Peer.ID == inv.Peer.ID { // a key the peer proved, not a claim
+					a.observeClock(rh, ev.Peer.ID, ev.PeerNow) // before the peer's entries are checked
+				}
 				a.fetchKept(inv.Room, router.fetch)
 			case rtc.EventAdded:
 				a.recv.note(inv.Room, time.Now())

@@ -330,9 +330,54 @@ func TestStaleClock(t *testing.T) {
 	}
 }
 
+// TestClockUnprovenPeer: two members say hello with the real time to a stale box, but one
+// of them never proved its key (its hello's id is a claim: one peer could claim another
+// member's id): the clock does not move.
+func TestClockUnprovenPeer(t *testing.T) {
+	if !onlyLoopback() {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("opens sockets: run inside `unshare -n` (loopback only)")
+		}
+		t.Skip("opens sockets: run inside `unshare -n sh -c 'ip link set lo up && go test ./net/archiver/'`")
+	}
+	behind := func() time.Time { return time.Now().Add(-48 * time.Hour) }
+	clock := NewClock(ClockOptions{Sys: behind, Stale: func() bool { return true }})
+	a, st := testArchiver(t, clock)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	for !a.running() {
+		runtime.Gosched()
+	}
+	room := strings.Repeat("c", 32)
+	if err := st.CreateRoom(room, "Patio"); err != nil {
+		t.Fatal(err)
+	}
+	phones := []*testMember{newTestMember(t, room), newTestMember(t, room)}
+	for _, p := range phones {
+		if _, err := st.Append(room, p.say(t, history.KindJoin, "", behind().Add(-time.Hour))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	connectPhone(t, ctx, a, room, phones[0])
+	connectPhone(t, ctx, a, room, phones[1], true)
+	for a.Peers() < 2 {
+		if ctx.Err() != nil {
+			t.Fatal(ctx.Err())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // both hellos reach the box
+	if lead := clock.Now().Sub(behind()); lead > time.Minute {
+		t.Errorf("an unproven peer's hello moved the clock by %v", lead)
+	}
+}
+
 // connectPhone connects m to the archiver over pion (an offer, the box's answer) and runs
 // its sync session until ctx ends.
-func connectPhone(t *testing.T, ctx context.Context, a *Archiver, room string, m *testMember) {
+func connectPhone(t *testing.T, ctx context.Context, a *Archiver, room string, m *testMember, unproven ...bool) {
 	t.Helper()
 	api, err := rtc.NewAPI(rtc.Options{IncludeLoopback: true})
 	if err != nil {
@@ -348,7 +393,11 @@ func connectPhone(t *testing.T, ctx context.Context, a *Archiver, room string, m
 	if err != nil {
 		t.Fatal(err)
 	}
-	ans, err := a.Connect(ctx, offer)
+	proven := []string{m.author} // the phone proved its key
+	if len(unproven) > 0 && unproven[0] {
+		proven = nil
+	}
+	ans, err := a.ConnectProven(ctx, offer, proven)
 	if err != nil {
 		t.Fatal(err)
 	}
