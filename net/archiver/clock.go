@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// The bounds on what peers can do to the box's clock (docs/SECURITY-clock.md).
+// The bounds on what peers can do to the box's clock (docs/SECURITY.md, "The clock").
 const (
 	// MaxClockStep is the most one step moves the Clock forward: a Pi switched off for up
 	// to a month (fake-hwclock boots it at its shutdown time) catches up in one step.
