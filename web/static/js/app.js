@@ -601,13 +601,7 @@ async function connectBox(roomId, join = true) {
       method: 'POST', body: bytes, headers: { ...BOX_HEADERS, 'Content-Type': 'application/x-bittorrent' },
     });
     if (!res.ok) {
-      let detail = res.statusText;
-      try {
-        const j = await res.json();
-        detail = j.error || j.code || detail;
-      } catch {
-        // not JSON
-      }
+      const detail = await apiErrorText(res);
       offer.pc.close();
       throw Object.assign(new Error(detail), { code: 'box-failed' });
     }
@@ -758,6 +752,9 @@ async function exportWithMedia(roomId) {
 async function apiErrorText(res) {
   try {
     const j = await res.json();
+    // The box's codes this page knows, in its language; else the box's (English) words.
+    const known = typeof j.code === 'string' ? t(`boxErr.${j.code}`) : '';
+    if (known && known !== `boxErr.${j.code}`) return known;
     return j.error || j.code || res.statusText;
   } catch {
     return res.statusText;

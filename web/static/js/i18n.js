@@ -65,6 +65,12 @@ const es = {
   boxRecord: 'Nota de voz desde la caja',
   boxRecording: 'Grabando en la caja ({n} s)…',
   boxRecordingNow: '● La caja está grabando en «{room}»',
+  boxErr: {
+    'mic-off': 'El dueño de la caja ha apagado su micrófono.',
+    'no-room': 'La caja no guarda esta sala para ti: ábrela desde una página que sea miembro.',
+    busy: 'La caja está ocupada. Inténtalo dentro de un minuto.',
+    'bad-sdp': 'La invitación no tiene una conexión válida.',
+  },
   feature: { 'push-to-talk button': 'Botón para hablar', 'export button': 'Botón de exportar', 'status LED': 'Luz de estado',
     microphone: 'Micrófono', 'USB stick watcher': 'Memorias USB', 'last-export': 'Última exportación' },
   absent: {
@@ -223,6 +229,12 @@ const en = {
   boxRecord: 'Voice note from the box',
   boxRecording: 'Recording on the box ({n} s)…',
   boxRecordingNow: '● The box is recording in “{room}”',
+  boxErr: {
+    'mic-off': 'The box\'s owner switched its microphone off.',
+    'no-room': 'The box does not keep this room for you: open it from a page that is a member.',
+    busy: 'The box is busy. Try again in a minute.',
+    'bad-sdp': 'The invitation holds no valid connection.',
+  },
   feature: { 'push-to-talk button': 'Push-to-talk button', 'export button': 'Export button', 'status LED': 'Status LED',
     microphone: 'Microphone', 'USB stick watcher': 'USB sticks', 'last-export': 'Last export' },
   absent: {
