@@ -14,8 +14,6 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
-
-	"golang.org/x/sys/unix"
 )
 
 // Errors that Export wraps (errors.Is) when the stick, not the data, is the problem.
@@ -255,22 +253,6 @@ func (x *export) file(dir, name string, write func(io.Writer) error) (err error)
 	}
 	x.made = append(x.made, final)
 	return nil
-}
-
-// renameNoReplace renames old to new, failing if new exists (RENAME_NOREPLACE, which vfat,
-// exfat and ext4 support; elsewhere a check, then a plain rename).
-func renameNoReplace(old, new string) error {
-	err := unix.Renameat2(unix.AT_FDCWD, old, unix.AT_FDCWD, new, unix.RENAME_NOREPLACE)
-	if err == nil {
-		return nil
-	}
-	if !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOSYS) {
-		return &os.LinkError{Op: "rename", Old: old, New: new, Err: err}
-	}
-	if _, err := os.Lstat(new); !errors.Is(err, os.ErrNotExist) {
-		return &os.LinkError{Op: "rename", Old: old, New: new, Err: os.ErrExist}
-	}
-	return os.Rename(old, new)
 }
 
 // syncDir fsyncs a directory so that new names in it survive a pulled stick. File systems
