@@ -265,16 +265,36 @@ func (u *user) open() {
 	if dir := os.Getenv("E2E_NETLOG"); dir != "" { // debugging: Chromium's own network log
 		opts = append(opts, chromedp.Flag("log-net-log", filepath.Join(dir, u.name+"-netlog.json")))
 	}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(allocCtx)
-	u.ctx = ctx
-	u.stop = func() {
-		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		defer cancel()
-		chromedp.Cancel(cctx) // graceful: localStorage is flushed
+	// Start the browser here, once per context, and look at its error: chromedp allocates on
+	// the first call that needs the browser and again on the next one if that failed, and a
+	// second allocation on one context closes its channel twice (a panic that hides the
+	// error). A browser that did not start (say, the previous process on this profile still
+	// held its lock) gets a fresh allocator and context, twice at most.
+	var ctx context.Context
+	for attempt := 1; ; attempt++ {
+		allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+		c, cancelCtx := chromedp.NewContext(allocCtx)
+		err := chromedp.Do(c)
+		if err == nil {
+			ctx = c
+			u.stop = func() {
+				cctx, cancel := context.WithTimeout(c, 20*time.Second)
+				defer cancel()
+				chromedp.Cancel(cctx) // graceful: localStorage is flushed
+				cancelCtx()
+				cancelAlloc()
+			}
+			break
+		}
 		cancelCtx()
 		cancelAlloc()
+		if attempt == 3 {
+			t.Fatalf("%s: start Chromium (%s): %v", u.name, chromiumPath(), err)
+		}
+		t.Logf("%s: Chromium did not start (attempt %d): %v", u.name, attempt, err)
+		time.Sleep(time.Second)
 	}
+	u.ctx = ctx
 	console := chromedp.Events(ctx, runtime.ConsoleAPICalled)
 	exceptions := chromedp.Events(ctx, runtime.ExceptionThrown)
 	go func() {
