@@ -216,6 +216,7 @@ func TestDropBoxStranger(t *testing.T) {
 
 	// The stranger answers first.
 	c.waitJS(`document.querySelectorAll('#drop-offers .drop-join').length === 1`)
+	firstID := evalJS[string](c, `document.querySelector('#drop-offers .drop-join').dataset.id`)
 	c.do(chromedp.Click(chromedp.CSS("#drop-offers .drop-join")))
 	strangerCode := c.waitDropCode()
 	who, shown := a.waitDropAnswer(strangerName)
@@ -237,9 +238,10 @@ func TestDropBoxStranger(t *testing.T) {
 
 	// An answer POSTed straight to the box, as a script would: the stranger's own answer
 	// again (a valid one for this offer). It is shown, not applied.
-	offerID := evalJS[string](b, `(async () => { for (let i = 0; i < 50; i++) { const l = await fetch('/api/drop/offers').then(r => r.json()); if (l.length) return l[0].id; await new Promise(r => setTimeout(r, 100)); } return ''; })()`)
+	// The rejection replaced the offer the stranger answered with a fresh one.
+	offerID := evalJS[string](b, fmt.Sprintf(`(async () => { for (let i = 0; i < 100; i++) { const l = await fetch('/api/drop/offers').then(r => r.json()); if (l.length === 1 && l[0].id !== %q) return l[0].id; await new Promise(r => setTimeout(r, 100)); } return ''; })()`, firstID))
 	if offerID == "" {
-		t.Fatal("the offer is no longer listed after a rejection")
+		t.Fatal("no fresh offer is listed after a rejection")
 	}
 	st := evalJS[string](c, fmt.Sprintf(`(async () => {
 		const off = new Uint8Array(await fetch('/api/drop/offers/%[1]s/torrent').then(r => r.arrayBuffer()));
@@ -259,8 +261,9 @@ func TestDropBoxStranger(t *testing.T) {
 	a.do(chromedp.Click(chromedp.CSS("#drop-answers .drop-reject")))
 	a.waitJS(`document.getElementById('drop-consent').hidden`)
 
-	// The intended guest joins the same offer and gets in.
-	b.waitJS(`document.querySelectorAll('#drop-offers .drop-join').length === 1`)
+	// The intended guest joins and gets in: a rejection replaced the offer with a fresh
+	// one (the script still holds the old one's credentials and keeps probing it).
+	b.waitJS(fmt.Sprintf(`(() => { const l = document.querySelectorAll('#drop-offers .drop-join'); return l.length === 1 && l[0].dataset.id !== %q; })()`, offerID))
 	b.do(chromedp.Click(chromedp.CSS("#drop-offers .drop-join")))
 	code := b.waitDropCode()
 	if _, shown := a.waitDropAnswer("Bruno"); shown != code {

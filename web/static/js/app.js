@@ -802,7 +802,7 @@ function myDropIds() {
 
 /** Publishes the open room's newest unanswered offer on the box and waits for answers. */
 async function publishOffer(roomId) {
-  const p = [...state.pending.values()].filter((x) => x.room === roomId && !x.drop).pop();
+  const p = [...state.pending.values()].filter((x) => x.room === roomId && !x.drop && !x.dropRetired).pop();
   if (!p) return;
   const res = await fetch('/api/drop/offers', {
     method: 'POST', body: p.bytes, headers: { ...BOX_HEADERS, 'Content-Type': 'application/x-bittorrent' },
@@ -857,10 +857,34 @@ async function decideDrop(answerId, accept) {
   if (!res.ok) throw Object.assign(new Error(await apiErrorText(res)), { code: 'box-failed' });
   if (!accept) {
     notify('info', t('dropRejectedByMe', { name: isolate(item.name) }));
+    await replaceDropOffer(p);
     return;
   }
   dropConsent.dropOffer(item.offerId);
   await importAnswer(item.inv);
+}
+
+/** A rejected answerer holds the published offer's ICE credentials and can keep probing its
+ * connection (a script need not close its side), and then the next guest never connects. So
+ * a rejection withdraws that offer from the box and publishes a fresh one, with new
+ * credentials, for the same room. The .torrent file saved before keeps its own offer. */
+async function replaceDropOffer(p) {
+  const old = p.drop;
+  p.drop = null;
+  p.dropRetired = true;
+  if (old.es) old.es.close();
+  dropConsent.dropOffer(old.id);
+  const offer = await makeOffer();
+  const session = randomHex(16);
+  const r = roomMeta(p.room);
+  const bytes = await encodeInvitation({
+    role: 'offer', room: p.room, roomName: r ? r.name : '', sdp: offer.sdp, session,
+    peer: { id: state.me.author, name: state.me.name },
+  });
+  watch(p.room, offer.pc, offer.channel);
+  state.pending.set(session, { pc: offer.pc, channel: offer.channel, room: p.room, bytes, session });
+  await publishOffer(p.room);
+  await fetch(`/api/drop/offers/${old.id}`, { method: 'DELETE', headers: { ...BOX_HEADERS, 'X-Drop-Token': old.token } }).catch(() => {});
 }
 
 /** The guest's side: follows the creator's verdict on our answer. Rejected, or the offer
