@@ -6,7 +6,7 @@ import { STRINGS, pickLang, translator } from './i18n.js';
 import { Storage, StorageFullError } from './storage.js';
 import { Log, signEntry, fingerprint, toB64url, fromB64url, KNOWN_KINDS, cleanText, MAX_NAME } from './history.js';
 import { makeOffer, makeAnswer, applyAnswer, safetyCode, takeEarly, RTCFailure } from './rtc.js';
-import { ConsentList, parseAnswerEvent, isolate, consentItems, fillWait } from './dropconsent.js';
+import { ConsentList, parseAnswerEvent, isolate, consentItems, fillWait, withNames } from './dropconsent.js';
 import { Session } from './session.js';
 import { workerVerifier } from './verifier.js';
 import { FileLink, FileError, parseMeta, metaBody, cleanName, FILE_KINDS, PIECE_SIZE, safeBlobType, opensInline } from './files.js';
@@ -58,6 +58,15 @@ function el(tag, props = {}, ...children) {
     else n[k] = v;
   }
   for (const c of children) if (c) n.append(c);
+  return n;
+}
+
+/** An element holding a translated sentence whose {placeholders} are peer-given names, each
+ * in its own <bdi> (as text). */
+function named(tag, props, key, names) {
+  const template = (STRINGS[lang] && STRINGS[lang][key]) ?? STRINGS.en[key] ?? key;
+  const n = el(tag, props);
+  n.append(...withNames(document, template, names));
   return n;
 }
 
@@ -932,7 +941,7 @@ function renderDrop() {
   const offers = state.dropOffers.filter((o) => !mine.has(o.id));
   const shown = fillList($('drop-offers'), JSON.stringify([lang, offers]), () => offers.map((o) => el('li', { class: 'drop-offer', 'data-id': o.id },
     el('span', { class: 'room-name', dir: 'auto', text: o.room_name }),
-    el('span', { class: 'room-last', text: t('dropBy', { name: isolate(o.peer_name) }) }),
+    named('span', { class: 'room-last' }, 'dropBy', { name: o.peer_name }),
     el('button', { type: 'button', class: 'drop-join', 'data-id': o.id, text: t('dropJoin') }))));
   $('drop-empty').hidden = shown > 0;
   const open = state.open;
@@ -1398,7 +1407,7 @@ function renderMessage(e, l) {
   let li;
   if (e.kind === 'join') {
     li = el('li', { class: 'msg system', 'data-id': e.id, 'data-author': e.author },
-      el('span', { class: 'msg-body', text: t('joined', { name: isolate(e.name) }) }),
+      named('span', { class: 'msg-body' }, 'joined', { name: e.name }),
       el('time', { class: 'msg-time', datetime: iso, text: formatTime(e.ts, false) }));
   } else {
     const head = el('div', { class: 'msg-head' },
