@@ -323,7 +323,7 @@ func (a *Archiver) serve(ctx context.Context, inv *torrent.Invitation, proven bo
 	}
 	if a.fetch != nil {
 		// Set before Run: the session's events and frames read it.
-		router.fetch = a.fetch.Link(s, inv.Peer.Name)
+		router.fetch = a.fetch.RoomLink(inv.Room, s, inv.Peer.Name)
 		defer router.fetch.Close()
 	}
 	a.mu.Lock()
@@ -452,7 +452,7 @@ func (a *Archiver) fetchFiles(link *pieces.FetchLink, es []history.Entry) {
 		if err != nil {
 			continue // shown as unsupported; never fetched (§5)
 		}
-		if err := link.Fetch(m); err != nil && !errors.Is(err, pieces.ErrTooLarge) {
+		if err := link.Fetch(m); err != nil && !errors.Is(err, pieces.ErrTooLarge) && !errors.Is(err, pieces.ErrTooManyJobs) {
 			a.log.Warn("file not fetched", "root", m.Root, "err", err)
 		}
 	}

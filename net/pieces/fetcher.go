@@ -24,12 +24,28 @@ const (
 	maxBadHashes        = 3
 	gotEvery            = 64  // a got message every 64 pieces verified (1 MiB)
 	fetchQueue          = 512 // frames queued per fetch before the excess is dropped (asked again)
+
+	// MaxJobs caps the files queued or being fetched, in all rooms: announcements past it
+	// are refused (ErrTooManyJobs) until jobs finish or expire.
+	MaxJobs = 256
+	// MaxJobsPerRoom caps them per room, so one room's announcements cannot take them all.
+	MaxJobsPerRoom = 64
+	// ParkedJobTTL: a job not running (no peer holds the file, or it was refused) that no
+	// peer announced again for this long is dropped; its partial file stays (PartialTTL).
+	ParkedJobTTL = time.Hour
+	// PartialTTL: a file being fetched that gained no verified piece for this long is
+	// deleted, so parts of files nobody sends do not keep the disk budget.
+	PartialTTL = 24 * time.Hour
+	// pruneEvery is how often Run drops expired jobs and partial files.
+	pruneEvery = time.Minute
 )
 
 // Errors of Fetch.
 var (
 	ErrTooLarge = errors.New("pieces: fetch: the file is over the size limit")
-	errParked   = errors.New("pieces: fetch: no peer to ask")
+	// ErrTooManyJobs: MaxJobs (or MaxJobsPerRoom for the link's room) files are queued.
+	ErrTooManyJobs = errors.New("pieces: fetch: too many files queued")
+	errParked      = errors.New("pieces: fetch: no peer to ask")
 )
 
 // FetcherOptions configure a Fetcher.
@@ -49,10 +65,16 @@ type FetcherOptions struct {
 	// Stall is how long a fetch waits for the asked peer's next frame before asking again
 	// (and, the second time, asking another peer if there is one); 0 means DefaultStall.
 	Stall time.Duration
+	// MaxJobs and MaxJobsPerRoom cap the files queued or being fetched (in all, and per
+	// room of the link that announced them first); 0 means the constants of those names.
+	MaxJobs, MaxJobsPerRoom int
+	// ParkedJobTTL and PartialTTL: 0 means the constants of those names.
+	ParkedJobTTL, PartialTTL time.Duration
 	// OnComplete, when set, is called (from the fetch's goroutine) with the root (hex) of
 	// each file stored whole.
 	OnComplete func(root string)
 	Logger     *slog.Logger
+	Now        func() time.Time // the clock for the TTLs; nil means time.Now
 }
 
 // FetcherStats counts what the fetcher did.
@@ -62,6 +84,9 @@ type FetcherStats struct {
 	BadPieces    int64 // pieces (or hash lists) that did not match
 	DroppedPeers int64 // peers no longer asked for a file because they lied
 	Refused      int64 // fetches refused: over the size limit or the disk budget
+	TooMany      int64 // announcements refused: too many jobs (in all or in the room)
+	Expired      int64 // parked jobs dropped after ParkedJobTTL
+	PartsExpired int64 // partial files deleted after PartialTTL without progress
 }
 
 // Fetcher is the receiving side of PROTOCOL.md §5 for the box (files.js FileLink's, in
@@ -79,20 +104,24 @@ type Fetcher struct {
 
 	mu        sync.Mutex
 	jobs      map[string]*job
-	order     []*job // queued first, fetched first
+	order     []*job         // queued first, fetched first
+	perRoom   map[string]int // jobs per room
 	running   int
 	started   bool
 	warnedBig map[string]bool
+	warnedJob map[string]bool // rooms told (in the log) they have too many jobs
 	wg        sync.WaitGroup
 
-	fetched, pieces, bad, dropped, refused atomic.Int64
+	fetched, pieces, bad, dropped, refused, tooMany, expired, partsExpired atomic.Int64
 }
 
 type job struct {
 	meta  Meta
 	root  [32]byte
 	n     int
-	in    chan fetchEvent
+	room  string              // of the link that announced it first: what it counts against
+	seen  time.Time           // created, last announced or last stopped running: parked since
+	in    chan fetchEvent     // made when a run starts, dropped when it ends
 	peers []*FetchLink        // who may hold the file, in the order they are asked
 	skip  map[*FetchLink]bool // said nope, cancelled or lied too often: not asked again
 	cur   *FetchLink          // the peer asked now; frames from others are dropped
@@ -101,6 +130,7 @@ type job struct {
 	refused bool // by the budget or a disk error, until Fetch is called again
 
 	// Owned by the goroutine fetching (one at a time); kept between runs for a resume.
+	// have is made by the first run (a job only announced holds no per-piece memory).
 	leaves [][32]byte
 	have   []bool
 	nhave  int
@@ -135,14 +165,31 @@ func NewFetcher(opts FetcherOptions) (*Fetcher, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.MaxJobs <= 0 {
+		opts.MaxJobs = MaxJobs
+	}
+	if opts.MaxJobsPerRoom <= 0 {
+		opts.MaxJobsPerRoom = MaxJobsPerRoom
+	}
+	if opts.ParkedJobTTL <= 0 {
+		opts.ParkedJobTTL = ParkedJobTTL
+	}
+	if opts.PartialTTL <= 0 {
+		opts.PartialTTL = PartialTTL
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	return &Fetcher{opts: opts, log: opts.Logger.With("component", "fetcher"), kick: make(chan struct{}, 1),
-		jobs: make(map[string]*job), warnedBig: make(map[string]bool)}, nil
+		jobs: make(map[string]*job), perRoom: make(map[string]int), warnedBig: make(map[string]bool),
+		warnedJob: make(map[string]bool)}, nil
 }
 
 // Stats returns the counters so far.
 func (f *Fetcher) Stats() FetcherStats {
 	return FetcherStats{Fetched: f.fetched.Load(), Pieces: f.pieces.Load(), BadPieces: f.bad.Load(),
-		DroppedPeers: f.dropped.Load(), Refused: f.refused.Load()}
+		DroppedPeers: f.dropped.Load(), Refused: f.refused.Load(), TooMany: f.tooMany.Load(),
+		Expired: f.expired.Load(), PartsExpired: f.partsExpired.Load()}
 }
 
 // Pending is the number of files queued or being fetched.
@@ -163,12 +210,52 @@ func (f *Fetcher) Run(ctx context.Context) error {
 	f.started = true
 	f.mu.Unlock()
 	defer f.wg.Wait()
+	prune := time.NewTicker(pruneEvery)
+	defer prune.Stop()
+	f.Prune()
 	for {
 		f.schedule(ctx)
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-f.kick:
+		case <-prune.C:
+			f.Prune()
+		}
+	}
+}
+
+// Prune drops the jobs parked for ParkedJobTTL and deletes the partial files that gained
+// no piece for PartialTTL (except those of running jobs). Run calls it every minute.
+func (f *Fetcher) Prune() {
+	now := f.opts.Now()
+	f.mu.Lock()
+	f.pruneJobs(now)
+	running := make(map[[32]byte]bool)
+	for _, j := range f.jobs {
+		if j.running {
+			running[j.root] = true
+		}
+	}
+	f.mu.Unlock()
+	n, err := f.opts.Blobs.ExpirePartials(now.Add(-f.opts.PartialTTL), func(root [32]byte) bool { return running[root] })
+	if n > 0 {
+		f.partsExpired.Add(int64(n))
+		f.log.Info("partial files of fetches without progress deleted", "files", n, "after", f.opts.PartialTTL)
+	}
+	if err != nil {
+		f.log.Warn("partial files not pruned", "err", err)
+	}
+}
+
+// pruneJobs drops the jobs not running whose last sign of life is older than
+// ParkedJobTTL; f.mu held.
+func (f *Fetcher) pruneJobs(now time.Time) {
+	for _, j := range slices.Clone(f.order) {
+		if !j.running && now.Sub(j.seen) >= f.opts.ParkedJobTTL {
+			f.forget(j)
+			f.expired.Add(1)
+			f.log.Info("parked file fetch dropped: no peer sent it for a while", "root", j.meta.Root, "name", j.meta.Name, "after", f.opts.ParkedJobTTL)
 		}
 	}
 }
@@ -199,8 +286,15 @@ func (f *Fetcher) schedule(ctx context.Context) {
 			continue
 		}
 		if !f.opts.Blobs.PartialExists(j.root) {
+			// Partials count by the blocks they take, so the running fetches' full sizes
+			// are reserved on top (their blocks so far are counted twice: on the safe side).
 			used, err := f.opts.Blobs.Usage()
 			need := j.meta.Size + 32*int64(j.n)
+			for _, o := range f.jobs {
+				if o.running {
+					need += o.meta.Size + 32*int64(o.n)
+				}
+			}
 			if err != nil || used+need > f.opts.DiskBudget {
 				j.refused = true
 				f.refused.Add(1)
@@ -216,15 +310,23 @@ func (f *Fetcher) schedule(ctx context.Context) {
 			continue
 		}
 		j.running = true
+		j.in = make(chan fetchEvent, fetchQueue)
 		f.running++
 		f.wg.Go(func() { f.run(ctx, j, part) })
 	}
 }
 
-// forget removes a finished job; f.mu held.
+// forget removes a finished or expired job; f.mu held.
 func (f *Fetcher) forget(j *job) {
+	if f.jobs[j.meta.Root] != j {
+		return
+	}
 	delete(f.jobs, j.meta.Root)
 	f.order = slices.DeleteFunc(f.order, func(o *job) bool { return o == j })
+	if f.perRoom[j.room]--; f.perRoom[j.room] <= 0 {
+		delete(f.perRoom, j.room)
+		delete(f.warnedJob, j.room)
+	}
 }
 
 // usable returns the first peer of j that may be asked, other than not (nil: any); f.mu held.
@@ -246,6 +348,8 @@ func (f *Fetcher) run(ctx context.Context, j *job, part *Partial) {
 	f.mu.Lock()
 	j.running = false
 	j.cur = nil
+	j.in = nil // frames still routed to the old channel are dropped with it
+	j.seen = f.opts.Now()
 	f.running--
 	switch {
 	case err == nil:
@@ -274,12 +378,11 @@ func (f *Fetcher) run(ctx context.Context, j *job, part *Partial) {
 // fetch asks the job's peers in turn until the file is whole (nil), no peer is left
 // (errParked), ctx ends or the disk fails.
 func (f *Fetcher) fetch(ctx context.Context, j *job, part *Partial, log *slog.Logger) error {
-	for drained := false; !drained; { // events left from an earlier run
-		select {
-		case <-j.in:
-		default:
-			drained = true
-		}
+	f.mu.Lock()
+	in := j.in // this run's own channel (events of an earlier run went with its channel)
+	f.mu.Unlock()
+	if j.have == nil {
+		j.have = make([]bool, j.n)
 	}
 	if !part.Existed && j.nhave > 0 { // the temporary file went away: start again
 		j.have, j.nhave = make([]bool, j.n), 0
@@ -386,7 +489,7 @@ func (f *Fetcher) fetch(ctx context.Context, j *job, part *Partial, log *slog.Lo
 				return err
 			}
 			continue
-		case ev = <-j.in:
+		case ev = <-in:
 		}
 		if ev.from != p {
 			continue // from a peer asked before
@@ -550,20 +653,30 @@ type FetchLink struct {
 	f      *Fetcher
 	send   Sender
 	name   string
+	room   string // the session's room: what its announcements count against
 	done   chan struct{}
 	closed atomic.Bool
 }
 
-// Link returns the fetcher's side of a session whose peer is called name.
+// Link returns the fetcher's side of a session whose peer is called name, in no room
+// (its jobs count against the room ""); RoomLink says the room.
 func (f *Fetcher) Link(send Sender, name string) *FetchLink {
-	return &FetchLink{f: f, send: send, name: name, done: make(chan struct{})}
+	return f.RoomLink("", send, name)
+}
+
+// RoomLink returns the fetcher's side of a session in room whose peer is called name:
+// the files it announces first count against room's MaxJobsPerRoom.
+func (f *Fetcher) RoomLink(room string, send Sender, name string) *FetchLink {
+	return &FetchLink{f: f, send: send, name: name, room: room, done: make(chan struct{})}
 }
 
 func (l *FetchLink) isClosed() bool { return l.closed.Load() }
 
 // Fetch queues the file m (announced in the session's room) to be fetched, from this
 // peer among others, unless the store holds it already. A file over the size limit is
-// refused (ErrTooLarge); the disk budget is checked when the fetch starts.
+// refused (ErrTooLarge), and so is a new file when MaxJobs files are queued in all or
+// MaxJobsPerRoom in the link's room (ErrTooManyJobs: announced again later, it is
+// queued then); the disk budget is checked when the fetch starts.
 func (l *FetchLink) Fetch(m Meta) error {
 	f := l.f
 	raw, err := hex.DecodeString(m.Root)
@@ -590,18 +703,35 @@ func (l *FetchLink) Fetch(m Meta) error {
 		f.mu.Unlock()
 		return nil
 	}
+	now := f.opts.Now()
 	j := f.jobs[m.Root]
 	if j == nil {
-		n := NumPieces(m.Size)
-		j = &job{meta: m, root: root, n: n, in: make(chan fetchEvent, fetchQueue), skip: make(map[*FetchLink]bool),
-			have: make([]bool, n)}
+		if len(f.jobs) >= f.opts.MaxJobs || f.perRoom[l.room] >= f.opts.MaxJobsPerRoom {
+			f.pruneJobs(now)
+		}
+		if len(f.jobs) >= f.opts.MaxJobs || f.perRoom[l.room] >= f.opts.MaxJobsPerRoom {
+			warned := f.warnedJob[l.room]
+			f.warnedJob[l.room] = true
+			total, inRoom := len(f.jobs), f.perRoom[l.room]
+			f.mu.Unlock()
+			f.tooMany.Add(1)
+			if !warned {
+				f.log.Warn("file not queued: too many files waiting to be fetched", "room", l.room, "root", m.Root,
+					"jobs", total, "max", f.opts.MaxJobs, "in room", inRoom, "max per room", f.opts.MaxJobsPerRoom)
+			}
+			return ErrTooManyJobs
+		}
+		// No per-piece memory yet: the event channel and the bitmap are made when it runs.
+		j = &job{meta: m, root: root, n: NumPieces(m.Size), room: l.room, skip: make(map[*FetchLink]bool)}
 		f.jobs[m.Root] = j
 		f.order = append(f.order, j)
+		f.perRoom[l.room]++
 	}
 	if !slices.Contains(j.peers, l) {
 		j.peers = append(j.peers, l)
 	}
 	j.refused = false
+	j.seen = now
 	f.mu.Unlock()
 	f.wake()
 	return nil
@@ -627,13 +757,16 @@ func (l *FetchLink) route(root string, ev fetchEvent) bool {
 	f := l.f
 	f.mu.Lock()
 	j := f.jobs[root]
-	ok := j != nil && j.running && j.cur == l
+	var in chan fetchEvent
+	if j != nil && j.running && j.cur == l {
+		in = j.in
+	}
 	f.mu.Unlock()
-	if !ok {
+	if in == nil {
 		return false
 	}
 	select {
-	case j.in <- ev:
+	case in <- ev:
 		return true
 	default:
 		f.log.Debug("file frame dropped: the fetch is behind (asked again later)", "root", root)

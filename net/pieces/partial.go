@@ -6,14 +6,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 )
 
 // partPrefix names a file being fetched in the Blobs directory: fetch-<root>.part. It is
 // never served (Open looks only at complete names) and becomes <root> only when every
 // piece is verified.
-const partPrefix = "fetch-"
+const (
+	partPrefix = "fetch-"
+	partSuffix = ".part"
+	// statBlockSize is the unit of st_blocks (POSIX): 512 bytes, whatever the file system.
+	statBlockSize = 512
+)
 
 // Has says whether the store holds root complete.
 func (b *Blobs) Has(root [32]byte) bool {
@@ -21,8 +29,10 @@ func (b *Blobs) Has(root [32]byte) bool {
 	return err == nil && fi.Mode().IsRegular()
 }
 
-// Usage is the bytes the store's directory takes: complete files, their leaves, and
-// files being fetched (at their full size, as they were reserved).
+// Usage is the bytes the store's directory takes: complete files and their leaves at
+// their size, files being fetched by the blocks they really take on disk (a sparse
+// partial of a file nobody sends takes next to nothing; on systems without st_blocks,
+// their full size).
 func (b *Blobs) Usage() (int64, error) {
 	es, err := os.ReadDir(b.dir)
 	if err != nil {
@@ -37,9 +47,47 @@ func (b *Blobs) Usage() (int64, error) {
 		if err != nil {
 			continue // removed meanwhile
 		}
-		n += fi.Size()
+		if isPartName(e.Name()) {
+			n += diskBytes(fi)
+		} else {
+			n += fi.Size()
+		}
 	}
 	return n, nil
+}
+
+func isPartName(name string) bool {
+	return strings.HasPrefix(name, partPrefix) && strings.HasSuffix(name, partSuffix)
+}
+
+// ExpirePartials removes the files being fetched that were last written before `before`
+// (no verified piece since: their fetch made no progress), except those keep says are in
+// use. It returns how many it removed.
+func (b *Blobs) ExpirePartials(before time.Time, keep func(root [32]byte) bool) (int, error) {
+	es, err := os.ReadDir(b.dir)
+	if err != nil {
+		return 0, fmt.Errorf("pieces: blobs: %w", err)
+	}
+	removed := 0
+	for _, e := range es {
+		name := e.Name()
+		if !e.Type().IsRegular() || !isPartName(name) {
+			continue
+		}
+		raw, err := hex.DecodeString(strings.TrimSuffix(strings.TrimPrefix(name, partPrefix), partSuffix))
+		if err != nil || len(raw) != 32 {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil || !fi.ModTime().Before(before) || (keep != nil && keep([32]byte(raw))) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(b.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return removed, fmt.Errorf("pieces: blobs: %w", err)
+		}
+		removed++
+	}
+	return removed, nil
 }
 
 // Partial is a file being fetched: a sparse temporary file of the full size in the Blobs
@@ -55,7 +103,7 @@ type Partial struct {
 }
 
 func (b *Blobs) partPath(root [32]byte) string {
-	return filepath.Join(b.dir, partPrefix+hex.EncodeToString(root[:])+".part")
+	return filepath.Join(b.dir, partPrefix+hex.EncodeToString(root[:])+partSuffix)
 }
 
 // PartialExists says whether a file being fetched for root is in the directory.

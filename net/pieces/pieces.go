@@ -125,6 +125,9 @@ type Meta struct {
 var (
 	reRoot    = regexp.MustCompile(`^[0-9a-f]{64}$`)
 	reControl = regexp.MustCompile(`\p{Cc}`)
+	// reHidden: control (Cc) and format (Cf) characters, refused in file names as in
+	// people's names (history.ValidText): "photo\u202egpj.exe" would show as "photoexe.jpg".
+	reHidden = regexp.MustCompile(`[\p{Cc}\p{Cf}]`)
 )
 
 // IsFileKind says whether an entry kind announces a file.
@@ -147,7 +150,7 @@ func ParseMeta(kind, body string) (Meta, error) {
 		return Meta{}, fail("bad-size", "")
 	}
 	if !str(m["name"], &out.Name) || out.Name == "" || len(out.Name) > 255 || !utf8.ValidString(out.Name) ||
-		strings.ContainsAny(out.Name, `/\`) || reControl.MatchString(out.Name) {
+		strings.ContainsAny(out.Name, `/\`) || reHidden.MatchString(out.Name) {
 		return Meta{}, fail("bad-name", "")
 	}
 	if !str(m["type"], &out.Type) || len(out.Type) > 127 || reControl.MatchString(out.Type) {

@@ -307,7 +307,8 @@ func hexField(d map[string]any, key, field string) (string, error) {
 	return s, nil
 }
 
-// textField is a string of 1..maxLen bytes of UTF-8 without control characters (Cc).
+// textField is a string of 1..maxLen bytes of UTF-8 without control (Cc) or format (Cf)
+// characters: the rule of history.ValidText for names.
 func textField(d map[string]any, key, field string, maxLen int) (string, error) {
 	s, err := stringField(d, key, field)
 	if err != nil {
@@ -318,11 +319,14 @@ func textField(d map[string]any, key, field string, maxLen int) (string, error) 
 		return "", errf(CodeBadField, field, "want 1.."+strconv.Itoa(maxLen)+" bytes")
 	case !utf8.ValidString(s):
 		return "", errf(CodeBadField, field, "not UTF-8")
-	case strings.ContainsFunc(s, unicode.IsControl):
-		return "", errf(CodeBadField, field, "holds a control character")
+	case strings.ContainsFunc(s, isControlOrFormat):
+		return "", errf(CodeBadField, field, "holds a control or format character")
 	}
 	return s, nil
 }
+
+// isControlOrFormat is history.IsControlOrFormat (this package does not import history).
+func isControlOrFormat(r rune) bool { return unicode.In(r, unicode.Cc, unicode.Cf) }
 
 func validPeerID(s string) bool {
 	if len(s) < 1 || len(s) > MaxPeerID {

@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -143,7 +144,7 @@ func (e *Entry) Check(room string, now time.Time) error {
 	case !reHex32.MatchString(e.Room):
 		return fieldErr("room", "want 32 lowercase hex characters")
 	case !ValidText(e.Name, MaxName) || e.Name == "":
-		return fieldErr("name", "want 1 to 64 bytes of text without control characters")
+		return fieldErr("name", "want 1 to 64 bytes of text without control or format characters")
 	case e.Seq < 1 || e.Seq > MaxSeq:
 		return fieldErr("seq", "want 1 to 2^53-1")
 	case e.Seq == 1 && e.Prev != "":
@@ -184,16 +185,16 @@ func (e *Entry) Check(room string, now time.Time) error {
 	return nil
 }
 
-// ValidText reports whether s is UTF-8 of at most max bytes without control characters:
-// the rule for names (of authors, peers and rooms).
+// ValidText reports whether s is UTF-8 of at most max bytes without control characters
+// (Unicode Cc) or format characters (Cf: bidi overrides and isolates such as U+202E,
+// zero-width characters U+200B-U+200F including ZWJ, U+2060-U+2064, U+FEFF, tags): the
+// rule for names (of authors, peers and rooms). The page's rule is the same (history.js,
+// files.js); testdata/names_vectors.json holds both to it.
 func ValidText(s string, max int) bool {
-	if len(s) > max || !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if unicode.IsControl(r) {
-			return false
-		}
-	}
-	return true
+	return len(s) <= max && utf8.ValidString(s) && !strings.ContainsFunc(s, IsControlOrFormat)
 }
+
+// IsControlOrFormat reports whether r is a control (Cc) or format (Cf) character: the
+// characters no name or file name may hold, because they are invisible or reorder what is
+// shown around them ("photo\u202egpj.exe" shows as "photoexe.jpg").
+func IsControlOrFormat(r rune) bool { return unicode.In(r, unicode.Cc, unicode.Cf) }

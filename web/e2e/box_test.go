@@ -196,18 +196,22 @@ func TestDropBoxFlow(t *testing.T) {
 }
 
 // TestDropBoxStranger: a stranger on the Wi-Fi answers a published offer before the
-// intended guest. The creator sees the stranger's name (isolated: it carries a
-// right-to-left override) and code, rejects it: the stranger is told and never connects;
+// intended guest. The stranger typed a right-to-left override into the name, which the
+// page removes (names refuse format characters); the creator sees the name (isolated, in a
+// <bdi>) and code, rejects it: the stranger is told and never connects;
 // the offer stays open, and the intended guest then joins, is accepted and connects. An
 // answer POSTed straight to the box (no page) is also only ever shown, never applied.
 func TestDropBoxStranger(t *testing.T) {
 	a := newUser(t, "A", "en-US")
 	b := newUser(t, "B", "en-US")
 	c := newUser(t, "C", "en-US")
-	const strangerName = "\u202eMallory"
+	const strangerTyped, strangerName = "\u202eMallory", "Mallory"
 	a.setName("Ana")
 	b.setName("Bruno")
-	c.setName(strangerName)
+	c.setName(strangerTyped)
+	if got := evalJS[string](c, `document.getElementById('my-name').value`); got != strangerName {
+		t.Errorf("the typed name became %+q, want %q", got, strangerName)
+	}
 	a.do(chromedp.SendKeys(chromedp.CSS("#new-room-name"), "Yard"))
 	a.download(chromedp.Click(chromedp.CSS("#create-room")))
 	a.waitJS(`!document.getElementById('publish-offer').hidden`)

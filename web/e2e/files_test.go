@@ -177,6 +177,49 @@ func TestFiles(t *testing.T) {
 	b.checkConsole()
 }
 
+// TestPeerFileTypes: files whose type is not on the page's allow-list (an HTML page, an
+// SVG) reach the other side as download links (their Blob is application/octet-stream):
+// nothing links them to a new tab, no <img> shows them, "Save" downloads them; a PNG is
+// still previewed and opens in a tab.
+func TestPeerFileTypes(t *testing.T) {
+	a := newUser(t, "A", "en-US")
+	b := newUser(t, "B", "en-US")
+	a.setName("Ana")
+	b.setName("Bruno")
+	connect(a, b, "Tipos")
+
+	dir := t.TempDir()
+	page := filepath.Join(dir, "factura.html")
+	if err := os.WriteFile(page, []byte(`<!doctype html><title>x</title><h1>Log in again</h1>`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	svg := filepath.Join(dir, "dibujo.svg")
+	if err := os.WriteFile(svg, []byte(`<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><rect width="8" height="8"/></svg>`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"factura.html", "dibujo.svg"} {
+		a.do(chromedp.SetUploadFiles(chromedp.CSS("#attach-file"), []string{filepath.Join(dir, name)}))
+		b.waitLong(`!!document.querySelector('#messages .file[data-state="complete"] .file-save[download=`+js(name)+`]')`, time.Minute)
+		box := fileMsg(name)
+		if n := evalJS[int](b, box+`.querySelectorAll('.file-open, img, [target]').length`); n != 0 {
+			t.Errorf("B: %s is shown or opened inline (%d elements)", name, n)
+		}
+		// "Save" downloads it under its name, byte for byte. (The Blob's type cannot be read
+		// here: the CSP's connect-src stops fetch(blob:); safeBlobType has node tests.)
+		saved, got := b.download(chromedp.Click(chromedp.CSS(`#messages .file-save[download=` + js(name) + `]`)))
+		want, _ := os.ReadFile(filepath.Join(dir, name))
+		if data, _ := os.ReadFile(saved); got != name || !bytes.Equal(data, want) {
+			t.Errorf("B: saving %s gave %q (%d bytes)", name, got, len(data))
+		}
+	}
+
+	pic := writePNG(t)
+	a.do(chromedp.SetUploadFiles(chromedp.CSS("#attach-file"), []string{pic}))
+	b.waitJS(`[...document.querySelectorAll('#messages .file-open .msg-image')].some(i => i.complete && i.naturalWidth === 64)`)
+	a.checkConsole()
+	b.checkConsole()
+}
+
 // TestFileResume: B's browser is closed in the middle of a transfer; after a fresh
 // offer/answer the transfer goes on from B's verified pieces and completes correctly.
 func TestFileResume(t *testing.T) {

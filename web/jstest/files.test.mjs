@@ -283,3 +283,27 @@ test('the shared vectors (net/pieces/testdata/vectors.json): hashes, bodies, fra
     else assert.throws(() => checkControl(m), { code: 'bad-message' }, c.json.slice(0, 80));
   }
 });
+
+test('safeBlobType: only the allow-list keeps its type; text, XML, SVG and unknown types are opaque', async () => {
+  const { safeBlobType, opensInline, OPAQUE_TYPE, INLINE_TYPES } = await import('../static/js/files.js');
+  for (const ty of ['image/png', 'image/jpeg', 'image/gif', 'image/webp']) {
+    assert.equal(safeBlobType(ty, 'image'), ty);
+    assert.equal(opensInline(ty, 'image'), true);
+  }
+  for (const ty of ['audio/wav', 'audio/ogg', 'audio/webm', 'audio/mp4', 'audio/mpeg', 'video/mp4', 'video/webm']) {
+    assert.equal(safeBlobType(ty, 'voice'), ty);
+  }
+  assert.equal(safeBlobType('audio/webm;codecs=opus', 'voice'), 'audio/webm');
+  assert.equal(safeBlobType(' IMAGE/PNG ', 'image'), 'image/png');
+  for (const ty of ['text/html', 'text/plain', 'image/svg+xml', 'application/xhtml+xml', 'text/xml', 'application/xml',
+    'application/pdf', 'application/javascript', 'multipart/x-mixed-replace', '', 'image/png,text/html', 'text/html;image/png', undefined, null, 42]) {
+    assert.equal(safeBlobType(ty), OPAQUE_TYPE, String(ty));
+    assert.equal(opensInline(ty, 'image'), false, String(ty));
+  }
+  // The type must fit the kind: an "image" that says audio is a download, and so is any "file".
+  assert.equal(safeBlobType('audio/wav', 'image'), OPAQUE_TYPE);
+  assert.equal(safeBlobType('image/png', 'voice'), OPAQUE_TYPE);
+  assert.equal(safeBlobType('image/png', 'file'), 'image/png');
+  assert.equal(opensInline('image/png', 'file'), false);
+  for (const ty of INLINE_TYPES.keys()) assert.ok(!/^text\/|xml|svg/.test(ty), ty);
+});

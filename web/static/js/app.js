@@ -4,19 +4,19 @@
 
 import { STRINGS, pickLang, translator } from './i18n.js';
 import { Storage, StorageFullError } from './storage.js';
-import { Log, signEntry, fingerprint, toB64url, fromB64url, KNOWN_KINDS } from './history.js';
+import { Log, signEntry, fingerprint, toB64url, fromB64url, KNOWN_KINDS, cleanText, MAX_NAME } from './history.js';
 import { makeOffer, makeAnswer, applyAnswer, safetyCode, takeEarly, RTCFailure } from './rtc.js';
-import { ConsentList, parseAnswerEvent, isolate, consentItems, fillWait } from './dropconsent.js';
+import { ConsentList, parseAnswerEvent, isolate, consentItems, fillWait, withNames } from './dropconsent.js';
 import { Session } from './session.js';
 import { workerVerifier } from './verifier.js';
-import { FileLink, FileError, parseMeta, metaBody, cleanName, FILE_KINDS, PIECE_SIZE } from './files.js';
+import { FileLink, FileError, parseMeta, metaBody, cleanName, FILE_KINDS, PIECE_SIZE, safeBlobType, opensInline } from './files.js';
 import { IndexedMedia } from './media.js';
 import { EntryStore } from './entries.js';
 import { zip, ZipTooLarge } from './zip.js';
 import { initOwner } from './owner.js';
 import { proveMember, watchActivity } from './member.js';
 import {
-  MAX_TORRENT_BYTES, TorrentError, encodeInvitation, decodeInvitation, safeFileName, invitationFileName,
+  MAX_TORRENT_BYTES, MAX_ROOM_NAME, TorrentError, encodeInvitation, decodeInvitation, safeFileName, invitationFileName,
 } from './torrent.js';
 
 const $ = (id) => document.getElementById(id);
@@ -58,6 +58,15 @@ function el(tag, props = {}, ...children) {
     else n[k] = v;
   }
   for (const c of children) if (c) n.append(c);
+  return n;
+}
+
+/** An element holding a translated sentence whose {placeholders} are peer-given names, each
+ * in its own <bdi> (as text). */
+function named(tag, props, key, names) {
+  const template = (STRINGS[lang] && STRINGS[lang][key]) ?? STRINGS.en[key] ?? key;
+  const n = el(tag, props);
+  n.append(...withNames(document, template, names));
   return n;
 }
 
@@ -121,7 +130,9 @@ async function loadIdentity() {
   if (saved && saved.jwk && saved.author) {
     try {
       const privateKey = await crypto.subtle.importKey('jwk', saved.jwk, { name: 'Ed25519' }, true, ['sign']);
-      return { author: saved.author, name: saved.name, privateKey, jwk: saved.jwk };
+      // A name kept by an older page may hold format characters, which entries refuse now.
+      const name = cleanText(saved.name, MAX_NAME) || `Peer-${saved.author.slice(0, 4)}`;
+      return { author: saved.author, name, privateKey, jwk: saved.jwk };
     } catch (err) {
       console.warn('chattorrent: stored identity unusable, making a new one', err);
     }
@@ -149,7 +160,7 @@ async function importIdentity(file) {
     const raw = fromB64url(jwk.x);
     if (!raw || raw.length !== 32) throw new Error('key');
     const privateKey = await crypto.subtle.importKey('jwk', jwk, { name: 'Ed25519' }, true, ['sign']);
-    const name = typeof data.name === 'string' && data.name.trim() ? data.name.trim().slice(0, 64) : state.me.name;
+    const name = (typeof data.name === 'string' && cleanText(data.name, MAX_NAME)) || state.me.name;
     state.me = { author: jwk.x, name, privateKey, jwk };
     saveIdentity(state.me);
   } catch (err) {
@@ -240,7 +251,7 @@ function setWaiting(roomId, hint) {
 // ---------- the flow of the seed's guide ----------
 
 async function createRoom() {
-  const name = $('new-room-name').value.trim();
+  const name = cleanText($('new-room-name').value, MAX_ROOM_NAME);
   if (!name) {
     notify('error', t('err.empty-name'), 'empty-name');
     return;
@@ -447,7 +458,7 @@ function dropConn(roomId, pc) {
   }
   pc.close();
   if (l.conns.size === 0) l.hint = t('offlineHint');
-  if (conn.peer) notify('info', t('disconnected', { name: conn.peer.name }));
+  if (conn.peer) notify('info', t('disconnected', { name: isolate(conn.peer.name) }));
   render();
 }
 
@@ -468,7 +479,7 @@ function onSessionEvent(roomId, conn, ev) {
       } catch (err) {
         fail(err);
       }
-      notify('info', t('connectedWith', { name: ev.peer.name }));
+      notify('info', t('connectedWith', { name: isolate(ev.peer.name) }));
       render();
       fetchMissing(roomId).catch(fail);
       break;
@@ -672,9 +683,9 @@ function renderBoxRooms() {
   // The box's microphone records into one of my rooms: every member's page says so.
   const rec = state.boxRecordingRoom && roomMeta(state.boxRecordingRoom);
   $('box-recording-now').hidden = !rec;
-  setText($('box-recording-now'), rec ? t('boxRecordingNow', { room: rec.name }) : '');
+  setText($('box-recording-now'), rec ? t('boxRecordingNow', { room: isolate(rec.name) }) : '');
   const shown = fillList($('box-rooms'), JSON.stringify([lang, state.boxRooms]), () => state.boxRooms.map((b) => el('li', { class: 'box-room', 'data-room-id': b.id },
-    el('span', { class: 'room-name', text: b.name }),
+    el('span', { class: 'room-name', dir: 'auto', text: b.name }),
     el('span', { class: 'room-last', text: t('boxEntries', { n: b.entries || 0 }) }),
     el('button', { type: 'button', class: 'box-open', 'data-room-id': b.id, text: t('boxOpen') }),
     el('a', { class: 'button box-history', href: `/api/rooms/${b.id}/history.json`, download: `${safeFileName(b.name)}_history.json`, text: t('boxHistory') }),
@@ -953,8 +964,8 @@ function renderDrop() {
   const mine = myDropIds();
   const offers = state.dropOffers.filter((o) => !mine.has(o.id));
   const shown = fillList($('drop-offers'), JSON.stringify([lang, offers]), () => offers.map((o) => el('li', { class: 'drop-offer', 'data-id': o.id },
-    el('span', { class: 'room-name', text: o.room_name }),
-    el('span', { class: 'room-last', text: t('dropBy', { name: o.peer_name }) }),
+    el('span', { class: 'room-name', dir: 'auto', text: o.room_name }),
+    named('span', { class: 'room-last' }, 'dropBy', { name: o.peer_name }),
     el('button', { type: 'button', class: 'drop-join', 'data-id': o.id, text: t('dropJoin') }))));
   $('drop-empty').hidden = shown > 0;
   const open = state.open;
@@ -1170,11 +1181,13 @@ function updateProgress(n, f) {
   }
 }
 
-async function fileURL(root, type) {
+/** A blob: URL for a held file. Its type comes from the allow-list (safeBlobType), never
+ * from the peer as it is: a text/html or SVG blob would open as a page at the box's origin. */
+async function fileURL(root, type, kind) {
   if (state.urls.has(root)) return state.urls.get(root);
   const blob = await state.media.blob(root);
   if (!blob) return null;
-  const url = URL.createObjectURL(new Blob([blob], { type: type || 'application/octet-stream' }));
+  const url = URL.createObjectURL(new Blob([blob], { type: safeBlobType(type, kind) }));
   state.urls.set(root, url);
   return url;
 }
@@ -1185,13 +1198,16 @@ function renderFile(e, meta, mine) {
   const box = el('div', { class: 'file', 'data-root': meta.root, 'data-size': String(meta.size), 'data-state': f.state });
   const url = state.urls.get(meta.root);
   if (f.state === 'complete' && !url) {
-    fileURL(meta.root, meta.type).then((u) => u && fileChanged(meta.root));
+    fileURL(meta.root, meta.type, meta.kind).then((u) => u && fileChanged(meta.root));
   }
   if (f.state === 'complete' && url) {
-    if (meta.kind === 'image') {
+    // Only allow-listed types are shown or opened in a tab; anything else (text/html, SVG,
+    // a type that does not fit the kind) is a download link.
+    const inline = opensInline(meta.type, meta.kind);
+    if (meta.kind === 'image' && inline) {
       box.append(el('a', { class: 'file-open', href: url, target: '_blank', rel: 'noopener', title: t('fileOpen') },
         el('img', { class: 'msg-image', src: url, alt: meta.name })));
-    } else if (meta.kind === 'voice') {
+    } else if (meta.kind === 'voice' && inline) {
       box.append(el('span', { class: 'file-note', text: t('voiceLabel', { time: formatDuration(meta.duration || 0) }) }));
       const audio = el('audio', { class: 'msg-audio', controls: true, preload: 'metadata', src: url });
       if (audio.canPlayType(meta.type.split(';')[0]) === '' && audio.canPlayType(meta.type) === '') {
@@ -1199,7 +1215,7 @@ function renderFile(e, meta, mine) {
       } else box.append(audio);
     }
     box.append(el('div', { class: 'file-row' },
-      meta.kind === 'image' ? null : el('span', { class: 'file-name', text: `${meta.name} · ${formatBytes(meta.size)}` }),
+      meta.kind === 'image' && inline ? null : el('span', { class: 'file-name', dir: 'auto', text: `${isolate(meta.name)} · ${formatBytes(meta.size)}` }),
       el('a', { class: 'button file-save', href: url, download: meta.name, text: t('fileSave') })));
     if (mine) {
       box.append(el('div', { class: 'file-sending', hidden: true },
@@ -1208,7 +1224,7 @@ function renderFile(e, meta, mine) {
         el('button', { type: 'button', class: 'file-cancel-send', 'data-root': meta.root, hidden: true, text: t('fileCancel') })));
     }
   } else {
-    box.append(el('span', { class: 'file-name', text: `${meta.kind === 'voice' ? t('voiceLabel', { time: formatDuration(meta.duration || 0) }) : meta.name} · ${formatBytes(meta.size)}` }));
+    box.append(el('span', { class: 'file-name', dir: 'auto', text: `${meta.kind === 'voice' ? t('voiceLabel', { time: formatDuration(meta.duration || 0) }) : isolate(meta.name)} · ${formatBytes(meta.size)}` }));
     if (f.state === 'running' || f.state === 'preparing') {
       box.append(el('progress', { class: 'file-bar', max: meta.size, value: 0 }),
         el('div', { class: 'file-row' }, el('span', { class: 'file-stats', text: '…' }),
@@ -1236,7 +1252,7 @@ async function cancelFile(root) {
   wakeLock();
 }
 
-async function sendFiles(list, kindOf = (file) => (file.type.startsWith('image/') ? 'image' : 'file'), extra = {}) {
+async function sendFiles(list, kindOf = (file) => (opensInline(file.type, 'image') ? 'image' : 'file'), extra = {}) {
   const roomId = state.open;
   if (!roomId) return;
   for (const file of list) {
@@ -1346,11 +1362,11 @@ function lastText(roomId) {
   const h = live(roomId).log;
   const es = h.entries();
   for (let i = es.length - 1; i >= 0; i--) {
-    const who = es[i].author === state.me.author ? t('lastYou') : `${es[i].name}: `;
+    const who = es[i].author === state.me.author ? t('lastYou') : `${isolate(es[i].name)}: `;
     if (es[i].kind === 'text') return who + es[i].body.slice(0, 80);
     if (FILE_KINDS.has(es[i].kind)) {
       const m = metaOf(es[i]);
-      if (m) return who + (m.kind === 'voice' ? t('voiceLabel', { time: formatDuration(m.duration || 0) }) : m.name);
+      if (m) return who + (m.kind === 'voice' ? t('voiceLabel', { time: formatDuration(m.duration || 0) }) : isolate(m.name));
     }
   }
   return '';
@@ -1371,7 +1387,7 @@ function renderRooms() {
     let li = roomItems.get(r.id);
     if (!li) {
       li = el('li', { class: 'room-item', 'data-room-id': r.id, tabIndex: 0, role: 'button' },
-        el('span', { class: 'room-name' }), el('span', { class: 'room-status' }), el('span', { class: 'room-last' }));
+        el('span', { class: 'room-name', dir: 'auto' }), el('span', { class: 'room-status' }), el('span', { class: 'room-last' }));
       roomItems.set(r.id, li);
     }
     li.classList.toggle('active', state.open === r.id);
@@ -1415,11 +1431,11 @@ function renderMessage(e, l) {
   let li;
   if (e.kind === 'join') {
     li = el('li', { class: 'msg system', 'data-id': e.id, 'data-author': e.author },
-      el('span', { class: 'msg-body', text: t('joined', { name: e.name }) }),
+      named('span', { class: 'msg-body' }, 'joined', { name: e.name }),
       el('time', { class: 'msg-time', datetime: iso, text: formatTime(e.ts, false) }));
   } else {
     const head = el('div', { class: 'msg-head' },
-      el('span', { class: 'msg-author', text: mine ? state.me.name : e.name }),
+      el('span', { class: 'msg-author', dir: 'auto', text: mine ? state.me.name : e.name }),
       el('span', { class: 'msg-fp', 'data-author': e.author, text: fp(e.author) }),
       forked ? el('span', { class: 'msg-forked', title: t('forkedTitle'), text: t('forked') }) : null);
     const known = KNOWN_KINDS.has(e.kind);
@@ -1447,18 +1463,19 @@ function renderRoom() {
   const r = roomMeta(id);
   const l = live(id);
   $('room-title').textContent = r.name;
+  $('room-title').dir = 'auto';
   const st = $('room-status');
   const status = roomStatus(l);
   st.dataset.state = status;
   st.textContent = t(status);
   const peers = [...l.conns.values()].filter((c) => c.peer);
-  const names = peers.length ? peers.map((c) => c.peer.name).join(', ') : r.peer ? r.peer.name : '';
+  const names = peers.length ? peers.map((c) => isolate(c.peer.name)).join(', ') : r.peer ? isolate(r.peer.name) : '';
   $('room-peer').textContent = names ? t('with', { name: names }) : '';
   const codes = peers.filter((c) => c.safety);
   const safety = $('safety');
   safety.hidden = codes.length === 0;
   safety.textContent = codes.length === 1 ? t('safetyCode', { code: codes[0].safety })
-    : codes.map((c) => `${c.peer.name}: ${c.safety}`).join(' · ');
+    : codes.map((c) => `${isolate(c.peer.name)}: ${c.safety}`).join(' · ');
   safety.title = t('safetyTitle');
   const hint = $('room-hint');
   hint.textContent = l.hint;
@@ -1574,11 +1591,12 @@ async function main() {
     render();
   });
   on('my-name', 'change', () => {
-    const name = $('my-name').value.trim().slice(0, 64);
+    const name = cleanText($('my-name').value, MAX_NAME);
     if (!name) {
       $('my-name').value = state.me.name;
       return;
     }
+    $('my-name').value = name;
     state.me.name = name;
     saveIdentity(state.me);
     render();

@@ -24,6 +24,10 @@ export const STALL_MS = 5000;
 
 const reHex64 = /^[0-9a-f]{64}$/;
 const reControl = /\p{Cc}/u;
+// Control (Cc) and format (Cf) characters: refused in file names as in people's names
+// (history.js validText; Go: net/pieces, store/history): "photo\u202egpj.exe" would show
+// as "photoexe.jpg".
+const reHidden = /[\p{Cc}\p{Cf}]/u;
 const utf8 = new TextEncoder();
 
 export class FileError extends Error {
@@ -110,7 +114,7 @@ export function parseMeta(kind, body) {
   if (m === null || typeof m !== 'object' || Array.isArray(m)) throw new FileError('not-json');
   if (typeof m.root !== 'string' || !reHex64.test(m.root)) throw new FileError('bad-root');
   if (!Number.isSafeInteger(m.size) || m.size < 1) throw new FileError('bad-size');
-  if (typeof m.name !== 'string' || m.name === '' || utf8.encode(m.name).length > 255 || /[/\\]/.test(m.name) || reControl.test(m.name)) {
+  if (typeof m.name !== 'string' || m.name === '' || utf8.encode(m.name).length > 255 || /[/\\]/.test(m.name) || reHidden.test(m.name)) {
     throw new FileError('bad-name');
   }
   if (typeof m.type !== 'string' || utf8.encode(m.type).length > 127 || reControl.test(m.type)) throw new FileError('bad-type');
@@ -130,11 +134,47 @@ export function metaBody(meta) {
   return body;
 }
 
-/** A name safe to announce: path separators and control characters replaced, capped. */
+/** A name safe to announce: path separators and control characters replaced by '_',
+ * format characters (bidi overrides, zero-width) removed, lone surrogates made U+FFFD,
+ * capped at 255 bytes at a character boundary. */
 export function cleanName(name) {
-  let s = String(name || 'file').replace(/[/\\\p{Cc}]/gu, '_').trim() || 'file';
-  while (utf8.encode(s).length > 255) s = s.slice(0, -1);
+  let s = String(name || 'file').toWellFormed().replace(/[/\\\p{Cc}]/gu, '_').replace(/\p{Cf}/gu, '').trim() || 'file';
+  while (utf8.encode(s).length > 255) s = s.slice(0, /[\udc00-\udfff]/.test(s.at(-1)) ? -2 : -1); // never half a pair
   return s;
+}
+
+// ---------- what a file may be opened as ----------
+
+/** The type of a Blob made of bytes nobody vouches for: whatever is not in INLINE_TYPES. */
+export const OPAQUE_TYPE = 'application/octet-stream';
+
+/** The only types the page gives a peer's file (docs/SECURITY.md): images it shows, audio
+ * and video it plays. Never text/*, anything *xml* or SVG: those open as documents at the
+ * box's origin. The value is the kind's family that may show it inline. */
+export const INLINE_TYPES = new Map([
+  ['image/png', 'image'], ['image/jpeg', 'image'], ['image/gif', 'image'], ['image/webp', 'image'],
+  ['audio/wav', 'audio'], ['audio/ogg', 'audio'], ['audio/webm', 'audio'], ['audio/mp4', 'audio'], ['audio/mpeg', 'audio'],
+  ['video/mp4', 'video'], ['video/webm', 'video'],
+]);
+
+const KIND_FAMILIES = { image: new Set(['image']), voice: new Set(['audio', 'video']) };
+
+/** The type a Blob of a peer's file gets: the essence of type (no parameters, lower case)
+ * when it is in INLINE_TYPES and, given a kind, fits it (image: an image type, voice: audio
+ * or video, file: any of the list); else OPAQUE_TYPE, which the page offers as a download
+ * only. */
+export function safeBlobType(type, kind) {
+  const essence = typeof type === 'string' ? type.split(';')[0].trim().toLowerCase() : '';
+  const family = INLINE_TYPES.get(essence);
+  if (!family) return OPAQUE_TYPE;
+  if (kind !== undefined && kind !== 'file' && !(KIND_FAMILIES[kind] && KIND_FAMILIES[kind].has(family))) return OPAQUE_TYPE;
+  return essence;
+}
+
+/** Whether the page may show a file of this kind and type inline (an <img>, an <audio>, a
+ * link opening it in a tab): only what safeBlobType lets through. */
+export function opensInline(type, kind) {
+  return safeBlobType(type, kind) !== OPAQUE_TYPE && kind !== 'file';
 }
 
 // ---------- frames ----------

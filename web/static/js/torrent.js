@@ -12,7 +12,7 @@ export const MAX_TORRENT_BYTES = 65536;
 const VERSION = 1;
 const PIECE_LENGTH = 16384;
 const MAX_SDP = 32768;
-const MAX_ROOM_NAME = 80;
+export const MAX_ROOM_NAME = 80;
 const MAX_PEER_ID = 64;
 const MAX_PEER_NAME = 64;
 const MAX_CREATED_BY = 128;
@@ -102,13 +102,13 @@ function strictUTF8(bytes) {
   }
 }
 
-// textField: 1..max bytes of UTF-8 without control characters (Cc).
+// textField: 1..max bytes of UTF-8 without control (Cc) or format (Cf) characters.
 function textField(d, key, field, max) {
   const v = stringField(d, key, field);
   if (v.length < 1 || v.length > max) throw badField(field, `want 1..${max} bytes`);
   const s = strictUTF8(v);
   if (s === null) throw badField(field, 'not UTF-8');
-  if (/\p{Cc}/u.test(s)) throw badField(field, 'holds a control character');
+  if (/[\p{Cc}\p{Cf}]/u.test(s)) throw badField(field, 'holds a control or format character');
   return s;
 }
 
