@@ -199,7 +199,8 @@ func TestDropBoxFlow(t *testing.T) {
 // intended guest. The stranger typed a right-to-left override into the name, which the
 // page removes (names refuse format characters); the creator sees the name (isolated, in a
 // <bdi>) and code, rejects it: the stranger is told and never connects;
-// the offer stays open, and the intended guest then joins, is accepted and connects. An
+// the creator's page replaces the offer with a fresh one, and the intended guest then
+// joins it, is accepted and connects. An
 // answer POSTed straight to the box (no page) is also only ever shown, never applied.
 func TestDropBoxStranger(t *testing.T) {
 	a := newUser(t, "A", "en-US")
