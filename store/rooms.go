@@ -101,7 +101,9 @@ func (s *Store) Rooms() ([]Room, error) {
 	}
 	out := make([]Room, 0, len(s.rooms))
 	for _, r := range s.rooms {
+		r.mu.RLock()
 		out = append(out, r.summary())
+		r.mu.RUnlock()
 	}
 	slices.SortFunc(out, func(a, b Room) int {
 		return cmp.Or(a.Created.Compare(b.Created), cmp.Compare(a.ID, b.ID))
@@ -112,16 +114,26 @@ func (s *Store) Rooms() ([]Room, error) {
 // Room is one room's summary.
 func (s *Store) Room(id string) (Room, error) {
 	var out Room
-	err := s.withRoom(id, false, func(r *room) error { out = r.summary(); return nil })
+	err := s.withRoom(id, false, func(r *room) error {
+		if testHookRoomLocked != nil {
+			testHookRoomLocked(r)
+		}
+		out = r.summary()
+		return nil
+	})
 	if err != nil {
 		return Room{}, fmt.Errorf("store: room %s: %w", id, err)
 	}
 	return out, nil
 }
 
+// testHookRoomLocked, when set by a test, runs inside Room with the room's read lock held.
+var testHookRoomLocked func(r *room)
+
+// summary is the room's summary. The caller holds r.mu (for reading at least): summary
+// never takes it itself, since a second RLock by one goroutine deadlocks as soon as a
+// writer waits between the two (sync.RWMutex blocks new readers once a writer waits).
 func (r *room) summary() Room {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
 	var created time.Time
 	if r.meta.Created != 0 {
 		created = time.UnixMilli(r.meta.Created)
