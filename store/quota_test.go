@@ -1,0 +1,225 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chattorrent/chattorrent/store/history"
+)
+
+// refusal checks that err is the quota refusal of code: errors.Is with its sentinel, and
+// interface{ RefusalCode() string } through the wrapping.
+func refusal(t *testing.T, err error, sentinel error, code string) {
+	t.Helper()
+	if !errors.Is(err, sentinel) {
+		t.Fatalf("want %s, got %v", code, err)
+	}
+	var rc interface{ RefusalCode() string }
+	if !errors.As(err, &rc) || rc.RefusalCode() != code {
+		t.Fatalf("%v: no refusal code %q", err, code)
+	}
+	for _, other := range []error{ErrRoomsFull, ErrAuthorsFull, ErrAuthorRate, ErrStoreFull} {
+		if other != sentinel && errors.Is(err, other) {
+			t.Fatalf("%v also matches %v", err, other)
+		}
+	}
+}
+
+func limitOptions(t *testing.T, l Limits) Options {
+	o := testOptions(t, nil)
+	o.Limits = l
+	return o
+}
+
+func roomID(i int) string { return fmt.Sprintf("%032x", i+1) }
+
+func TestQuotaDefaults(t *testing.T) {
+	s := mustOpen(t, t.TempDir(), testOptions(t, nil))
+	defer s.Close()
+	want := Limits{Rooms: 256, AuthorsPerRoom: 256, AuthorEntriesPerHour: 600, AuthorBytesPerHour: 32 << 20, StoreBytes: 1 << 30}
+	if got := s.Limits(); got != want {
+		t.Fatalf("limits %+v, want %+v", got, want)
+	}
+}
+
+func TestRoomsFull(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir, limitOptions(t, Limits{Rooms: 2}))
+	for i := range 2 {
+		if err := s.CreateRoom(roomID(i), "Aula"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := fileBytes(t, dir)
+	refusal(t, s.CreateRoom(roomID(2), "Aula"), ErrRoomsFull, "rooms-full")
+	if err := s.CreateRoom(roomID(0), "again"); !errors.Is(err, ErrExists) {
+		t.Fatalf("an existing room: %v", err)
+	}
+	if !bytes.Equal(fileBytes(t, dir), before) {
+		t.Fatal("a refused room wrote to rooms.db")
+	}
+	s.Close()
+	// A lowered limit keeps every stored room and refuses new ones.
+	s = mustOpen(t, dir, limitOptions(t, Limits{Rooms: 1}))
+	defer s.Close()
+	if rs, _ := s.Rooms(); len(rs) != 2 {
+		t.Fatalf("after reopening with a lower limit: %d rooms", len(rs))
+	}
+	refusal(t, s.CreateRoom(roomID(3), "Aula"), ErrRoomsFull, "rooms-full")
+}
+
+func TestAuthorsFull(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir, limitOptions(t, Limits{AuthorsPerRoom: 2}))
+	if err := s.CreateRoom(roomA, "Aula"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateRoom(roomB, "Cocina"); err != nil {
+		t.Fatal(err)
+	}
+	ka, kb, kc, kbox := testKey('a'), testKey('b'), testKey('c'), testKey('x')
+	a := chain(ka, roomA, history.Entry{}, 2)
+	mustAppend(t, s, roomA, a[0])
+	mustAppend(t, s, roomA, chain(kb, roomA, history.Entry{}, 1)...)
+	before := fileBytes(t, dir)
+	_, err := s.Append(roomA, chain(kc, roomA, history.Entry{}, 1)[0])
+	refusal(t, err, ErrAuthorsFull, "authors-full")
+	if !bytes.Equal(fileBytes(t, dir), before) {
+		t.Fatal("a refused entry wrote to rooms.db")
+	}
+	mustAppend(t, s, roomA, a[1])                                    // a known author goes on
+	mustAppend(t, s, roomB, chain(kc, roomB, history.Entry{}, 1)...) // the limit is per room
+	// The box's own entries are exempt.
+	if _, err := s.Write(roomA, history.Entry{Author: author(kbox), Name: "box", Kind: history.KindJoin, TS: testNow.UnixMilli()},
+		func(e *history.Entry) { e.Sign(kbox) }); err != nil {
+		t.Fatalf("the box's own entry: %v", err)
+	}
+	s.Close()
+	s = mustOpen(t, dir, limitOptions(t, Limits{AuthorsPerRoom: 1}))
+	defer s.Close()
+	if es, _ := s.Entries(roomA); len(es) != 4 {
+		t.Fatalf("after reopening with a lower limit: %d entries", len(es))
+	}
+}
+
+func TestAuthorRate(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir, limitOptions(t, Limits{AuthorEntriesPerHour: 3}))
+	defer s.Close()
+	var mu sync.Mutex
+	clock := time.Now()
+	s.rates = newRates(func() time.Time { mu.Lock(); defer mu.Unlock(); return clock })
+	advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
+	for _, id := range []string{roomA, roomB} {
+		if err := s.CreateRoom(id, "Aula"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ka, kb, kbox := testKey('a'), testKey('b'), testKey('x')
+	a := chain(ka, roomA, history.Entry{}, 5)
+	mustAppend(t, s, roomA, a[:2]...)
+	advance(30 * time.Minute)
+	mustAppend(t, s, roomB, chain(ka, roomB, history.Entry{}, 1)...) // the third, in another room
+	before := fileBytes(t, dir)
+	_, err := s.Append(roomA, a[2])
+	refusal(t, err, ErrAuthorRate, "author-rate")
+	if !bytes.Equal(fileBytes(t, dir), before) {
+		t.Fatal("a refused entry wrote to rooms.db")
+	}
+	mustAppend(t, s, roomA, chain(kb, roomA, history.Entry{}, 3)...) // another author
+	// The box's own entries are not counted.
+	for range 4 {
+		if _, err := s.Write(roomA, history.Entry{Author: author(kbox), Name: "box", Kind: history.KindText, Body: "hola", TS: testNow.UnixMilli()},
+			func(e *history.Entry) { e.Sign(kbox) }); err != nil {
+			t.Fatalf("the box's own entry: %v", err)
+		}
+	}
+	// The window rolls: the first two leave it after an hour, the third stays.
+	advance(31 * time.Minute)
+	mustAppend(t, s, roomA, a[2:4]...)
+	_, err = s.Append(roomA, a[4])
+	refusal(t, err, ErrAuthorRate, "author-rate")
+	advance(30 * time.Minute)
+	mustAppend(t, s, roomA, a[4])
+}
+
+func TestAuthorBytesRate(t *testing.T) {
+	ka := testKey('a')
+	a := chain(ka, roomA, history.Entry{}, 3)
+	size := int64(0)
+	for _, e := range a[:2] {
+		b, _ := json.Marshal(e)
+		size += int64(len(b))
+	}
+	s := mustOpen(t, t.TempDir(), limitOptions(t, Limits{AuthorBytesPerHour: size + 10}))
+	defer s.Close()
+	if err := s.CreateRoom(roomA, "Aula"); err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, s, roomA, a[:2]...)
+	_, err := s.Append(roomA, a[2])
+	refusal(t, err, ErrAuthorRate, "author-rate")
+	if !strings.Contains(err.Error(), fmt.Sprint(size+10)) {
+		t.Errorf("the error does not say the limit: %v", err)
+	}
+}
+
+func TestStoreFull(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir, testOptions(t, nil))
+	if err := s.CreateRoom(roomA, "Aula"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	budget := int64(len(fileBytes(t, dir))) + 3000 // a few entries more
+	s = mustOpen(t, dir, limitOptions(t, Limits{StoreBytes: budget}))
+	es := chain(testKey('a'), roomA, history.Entry{}, 20)
+	var stored int
+	var err error
+	for _, e := range es {
+		if _, err = s.Append(roomA, e); err != nil {
+			break
+		}
+		stored++
+	}
+	refusal(t, err, ErrStoreFull, "store-full")
+	if stored == 0 || stored == len(es) {
+		t.Fatalf("stored %d of %d before the budget refused", stored, len(es))
+	}
+	if n := int64(len(fileBytes(t, dir))); n > budget {
+		t.Fatalf("rooms.db is %d bytes, past the budget of %d", n, budget)
+	}
+	refusal(t, s.CheckSpace(1<<20), ErrStoreFull, "store-full")
+	s.Close()
+	// Nothing stored is lost, and a larger budget takes the rest.
+	s = mustOpen(t, dir, testOptions(t, nil))
+	defer s.Close()
+	if got, _ := s.Entries(roomA); len(got) != stored {
+		t.Fatalf("after reopening: %d entries, stored %d", len(got), stored)
+	}
+	mustAppend(t, s, roomA, es[stored:]...)
+}
+
+func TestStoreFullCountsUsage(t *testing.T) {
+	files := int64(0)
+	o := limitOptions(t, Limits{StoreBytes: 1 << 20})
+	o.Usage = func() int64 { return files }
+	s := mustOpen(t, t.TempDir(), o)
+	defer s.Close()
+	if err := s.CreateRoom(roomA, "Aula"); err != nil {
+		t.Fatal(err)
+	}
+	files = 1 << 20 // the files the box keeps fill the budget
+	_, err := s.Append(roomA, chain(testKey('a'), roomA, history.Entry{}, 1)[0])
+	refusal(t, err, ErrStoreFull, "store-full")
+	refusal(t, s.CreateRoom(roomB, "Cocina"), ErrStoreFull, "store-full")
+	if got := s.Usage(); got <= 1<<20 {
+		t.Fatalf("usage %d does not count the files", got)
+	}
+}
