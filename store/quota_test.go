@@ -223,3 +223,27 @@ func TestStoreFullCountsUsage(t *testing.T) {
 		t.Fatalf("usage %d does not count the files", got)
 	}
 }
+
+// A hello states every author's head and tip; with DefaultMaxAuthorsPerRoom authors at the
+// largest seq it must stay well inside one DataChannel message (net/rtc.MaxMessage, 256 KiB;
+// not imported: store stays below net/). Well inside: under a quarter.
+func TestAuthorsPerRoomFitsHello(t *testing.T) {
+	const maxMessage = 262144
+	heads := map[string]int64{}
+	tips := map[string]string{}
+	for i := range DefaultMaxAuthorsPerRoom {
+		a := fmt.Sprintf("%043d", i) // an author key is 43 base64url characters
+		heads[a] = history.MaxSeq
+		tips[a] = strings.Repeat("f", 64) // an entry id is 64 hex characters
+	}
+	b, err := json.Marshal(map[string]any{"t": "hello", "v": 1, "room": roomA,
+		"peer":  map[string]string{"id": strings.Repeat("p", 64), "name": strings.Repeat("n", 64)},
+		"heads": heads, "tips": tips, "now": testNow.UnixMilli()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) > maxMessage/4 {
+		t.Fatalf("a hello of %d authors is %d bytes: more than a quarter of %d", DefaultMaxAuthorsPerRoom, len(b), maxMessage)
+	}
+	t.Logf("a hello of %d authors: %d bytes (%.0f%% of one message)", DefaultMaxAuthorsPerRoom, len(b), 100*float64(len(b))/maxMessage)
+}
