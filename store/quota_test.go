@@ -247,3 +247,23 @@ func TestAuthorsPerRoomFitsHello(t *testing.T) {
 	}
 	t.Logf("a hello of %d authors: %d bytes (%.0f%% of one message)", DefaultMaxAuthorsPerRoom, len(b), 100*float64(len(b))/maxMessage)
 }
+
+// Idle authors' rates are swept: the map stays about the size of the authors active in the
+// last hour, however many came before.
+func TestRatesSweepIdleAuthors(t *testing.T) {
+	clock := time.Now()
+	r := newRates(func() time.Time { return clock })
+	l := Limits{}.withDefaults()
+	for i := range 3 * rateSweepMin {
+		if _, _, over := r.reserve(fmt.Sprint("old", i), 100, l); over {
+			t.Fatal("refused under the limit")
+		}
+	}
+	clock = clock.Add(RateWindow + time.Minute)
+	for i := range rateSweepMin + 1 { // the map reaches its sweep mark, 4096, and is swept
+		r.reserve(fmt.Sprint("new", i), 100, l)
+	}
+	if n := len(r.authors); n > 2*rateSweepMin {
+		t.Fatalf("%d authors' rates kept; only %d were active in the last hour", n, rateSweepMin)
+	}
+}
