@@ -238,8 +238,9 @@ func (a *authorRate) add(b, n, bytes int64) {
 	sl.bytes += bytes
 }
 
-// reserve counts one entry of size bytes for author, or returns the limit it would pass
-// (entries or bytes; nil when within both). undo takes it back (the write failed).
+// reserve counts one entry of size bytes for author and returns undo, which takes it back
+// (the write failed); or, when the entry would pass Limits.AuthorEntriesPerHour or
+// Limits.AuthorBytesPerHour, counts nothing and returns that limit with over set.
 func (r *rates) reserve(author string, size int64, l Limits) (undo func(), limit int64, over bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
