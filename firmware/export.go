@@ -32,7 +32,7 @@ import (
 var reExportRoom = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
 // exportCmd runs "chattorrent export [-data-dir D] [-https-addr A] [-o DIR] [ROOM-ID...]":
-// every room the box keeps (or those named) as <name>_<id prefix>_history.zip in DIR, the
+// every room the box keeps (or those named) as <name>_<room id>_history.zip in DIR, the
 // zip the web page offers (history.json, verifiable, plus the files the box holds). While
 // the service runs it holds the store, so the export asks it over HTTPS on loopback
 // (trusting only the box's CA); otherwise it reads the data directory itself.
@@ -95,7 +95,7 @@ func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if len(want) > 0 && !slices.Contains(want, r.ID) {
 			continue
 		}
-		name := filepath.Join(*out, torrent.SafeFileName(r.Name)+"_"+r.ID[:8]+"_history.zip")
+		name := filepath.Join(*out, exportFileName(r))
 		if err := writeAtomic(name, func(w io.Writer) error { return src.zip(ctx, r.ID, w) }); err != nil {
 			return fmt.Errorf("export %s: %w", r.ID, err)
 		}
@@ -112,6 +112,13 @@ func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 type exportRoom struct{ ID, Name string }
+
+// exportFileName is the zip's name for a room: the room's whole id, never a prefix, so two
+// rooms (say two "Clase" rooms whose ids share their first 8 hex characters) never write
+// the same file. Only the same room exported again replaces its own earlier zip.
+func exportFileName(r exportRoom) string {
+	return torrent.SafeFileName(r.Name) + "_" + r.ID + "_history.zip"
+}
 
 type exportSource interface {
 	rooms(ctx context.Context) ([]exportRoom, error)

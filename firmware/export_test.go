@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -62,7 +63,7 @@ func TestExportCommand(t *testing.T) {
 	check := func(out string) {
 		t.Helper()
 		zips, _ := filepath.Glob(filepath.Join(out, "*"))
-		if len(zips) != 1 || filepath.Base(zips[0]) != "Campamento_eeeeeeee_history.zip" {
+		if len(zips) != 1 || filepath.Base(zips[0]) != "Campamento_"+room+"_history.zip" {
 			t.Fatalf("written: %v", zips)
 		}
 		z, err := zip.OpenReader(zips[0])
@@ -129,5 +130,66 @@ func TestExportCommand(t *testing.T) {
 	}
 	if err := run(t.Context(), []string{"export", "-data-dir", data, "-https-addr", ready.HTTPS, "-o", out2, strings.Repeat("f", 32)}, io.Discard, io.Discard); err == nil {
 		t.Error("a room the box does not keep was exported")
+	}
+}
+
+// Two rooms with the same name whose ids share their first 8 hex characters each get their
+// own zip: neither overwrites the other (the name once held only the id's prefix).
+func TestExportSameNameSamePrefix(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	rooms := []string{"abcdef01" + strings.Repeat("1", 24), "abcdef01" + strings.Repeat("2", 24)}
+	func() {
+		st, err := store.Open(filepath.Join(data, "store"), store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		id, err := store.LoadIdentity(data, "Caja")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, room := range rooms {
+			if err := st.CreateRoom(room, "Clase"); err != nil {
+				t.Fatal(err)
+			}
+			rh, err := st.RoomHistory(room)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := history.Entry{Kind: history.KindText, Body: fmt.Sprintf("room %d", i), Author: id.Author(), Name: id.Name, TS: time.Now().UnixMilli()}
+			if _, err := rh.Write(e, id.Sign); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}()
+	out := filepath.Join(dir, "out")
+	os.Mkdir(out, 0o755)
+	var stdout, stderr bytes.Buffer
+	if err := run(t.Context(), []string{"export", "-data-dir", data, "-o", out}, &stdout, &stderr); err != nil {
+		t.Fatalf("export: %v\n%s", err, stderr.String())
+	}
+	zips, _ := filepath.Glob(filepath.Join(out, "*"))
+	if len(zips) != 2 {
+		t.Fatalf("want one zip per room, got %v", zips)
+	}
+	for i, room := range rooms {
+		name := filepath.Join(out, "Clase_"+room+"_history.zip")
+		z, err := zip.OpenReader(name)
+		if err != nil {
+			t.Fatalf("room %d: %v", i, err)
+		}
+		var x history.Export
+		for _, f := range z.File {
+			if f.Name == "history.json" {
+				r, _ := f.Open()
+				json.NewDecoder(r).Decode(&x)
+				r.Close()
+			}
+		}
+		z.Close()
+		if len(x.Entries) != 1 || x.Entries[0].Room != room || x.Entries[0].Body != fmt.Sprintf("room %d", i) {
+			t.Errorf("%s holds %+v, not room %d's history", name, x.Entries, i)
+		}
 	}
 }

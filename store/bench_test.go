@@ -36,9 +36,13 @@ func benchEntries(b *testing.B, room string, k byte, n int) []history.Entry {
 	return out
 }
 
+// noLimits turns the store's quotas off: benchmarks append far more than one author may in
+// an hour.
+var noLimits = Limits{Rooms: -1, AuthorsPerRoom: -1, AuthorEntriesPerHour: -1, AuthorBytesPerHour: -1, StoreBytes: -1}
+
 func benchStore(b *testing.B, p SyncPolicy) *Store {
 	b.Helper()
-	s, err := Open(b.TempDir(), Options{Sync: p, Logger: testOptions(b, nil).Logger})
+	s, err := Open(b.TempDir(), Options{Sync: p, Logger: testOptions(b, nil).Logger, Limits: noLimits})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -179,7 +183,7 @@ func BenchmarkOpen(b *testing.B) {
 // buildBigStore writes rooms × perRoom signed entries straight through buntdb (one
 // transaction per room: far faster than Append, and the same file).
 func buildBigStore(b *testing.B, dir string, rooms, perRoom int) (int, error) {
-	s, err := Open(dir, Options{Sync: SyncNever, Logger: testOptions(b, nil).Logger})
+	s, err := Open(dir, Options{Sync: SyncNever, Logger: testOptions(b, nil).Logger, Limits: noLimits})
 	if err != nil {
 		return 0, err
 	}

@@ -42,7 +42,8 @@ func validRoomName(name string) bool {
 }
 
 // CreateRoom stores a new room. It returns ErrExists (the stored name is kept) when the id
-// is stored already.
+// is stored already, and a *QuotaError matching ErrRoomsFull when the box keeps
+// Limits.Rooms rooms, or ErrStoreFull when the store's budget is spent.
 func (s *Store) CreateRoom(id, name string) error {
 	if err := s.createRoom(id, name); err != nil {
 		return fmt.Errorf("store: create room %s: %w", id, err)
@@ -65,9 +66,15 @@ func (s *Store) createRoom(id, name string) error {
 	if _, ok := s.rooms[id]; ok {
 		return ErrExists
 	}
+	if l := s.limits.Rooms; l >= 0 && len(s.rooms) >= l {
+		return s.quotaError(ErrRoomsFull, int64(l), "box", "rooms", len(s.rooms))
+	}
 	m := roomMeta{ID: id, Name: name, Created: s.now().UnixMilli()}
 	val, err := json.Marshal(m)
 	if err != nil {
+		return err
+	}
+	if err := s.checkSpace(recordSize(roomKey(id), string(val)), "room "+id); err != nil {
 		return err
 	}
 	if err := s.set(roomKey(id), string(val)); err != nil {
@@ -89,8 +96,14 @@ func (s *Store) set(key, val string) error {
 	if err != nil {
 		return fmt.Errorf("write: %w", err)
 	}
+	if s.statDB() != nil {
+		s.dbBytes.Add(recordSize(key, val)) // an estimate, until the next stat works
+	}
 	return s.durable()
 }
+
+// recordSize is about what one key and value add to rooms.db.
+func recordSize(key, val string) int64 { return int64(len(key) + len(val) + recordOverhead) }
 
 // Rooms lists the rooms, oldest first.
 func (s *Store) Rooms() ([]Room, error) {
@@ -101,7 +114,9 @@ func (s *Store) Rooms() ([]Room, error) {
 	}
 	out := make([]Room, 0, len(s.rooms))
 	for _, r := range s.rooms {
+		r.mu.RLock()
 		out = append(out, r.summary())
+		r.mu.RUnlock()
 	}
 	slices.SortFunc(out, func(a, b Room) int {
 		return cmp.Or(a.Created.Compare(b.Created), cmp.Compare(a.ID, b.ID))
@@ -112,16 +127,26 @@ func (s *Store) Rooms() ([]Room, error) {
 // Room is one room's summary.
 func (s *Store) Room(id string) (Room, error) {
 	var out Room
-	err := s.withRoom(id, false, func(r *room) error { out = r.summary(); return nil })
+	err := s.withRoom(id, false, func(r *room) error {
+		if testHookRoomLocked != nil {
+			testHookRoomLocked(r)
+		}
+		out = r.summary()
+		return nil
+	})
 	if err != nil {
 		return Room{}, fmt.Errorf("store: room %s: %w", id, err)
 	}
 	return out, nil
 }
 
+// testHookRoomLocked, when set by a test, runs inside Room with the room's read lock held.
+var testHookRoomLocked func(r *room)
+
+// summary is the room's summary. The caller holds r.mu (for reading at least): summary
+// never takes it itself, since a second RLock by one goroutine deadlocks as soon as a
+// writer waits between the two (sync.RWMutex blocks new readers once a writer waits).
 func (r *room) summary() Room {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
 	var created time.Time
 	if r.meta.Created != 0 {
 		created = time.UnixMilli(r.meta.Created)
@@ -154,12 +179,13 @@ func (s *Store) withRoom(id string, write bool, fn func(r *room) error) error {
 // Append checks a received entry and stores it: (true, nil) when new and now durable,
 // (false, nil) when already stored, and a *history.Error (wrapped) when refused: bad
 // fields, id or signature, another room, a gap, a broken chain or a fork (the first entry
-// at an (author, seq) is kept). A refused entry writes nothing.
+// at an (author, seq) is kept), or a *QuotaError (ErrAuthorsFull, ErrAuthorRate,
+// ErrStoreFull) past a limit. A refused entry writes nothing.
 func (s *Store) Append(roomID string, e history.Entry) (bool, error) {
 	var added bool
 	err := s.withRoom(roomID, true, func(r *room) error {
 		var err error
-		added, err = s.append(r, e, s.now())
+		added, err = s.append(r, e, s.now(), false)
 		return err
 	})
 	if err != nil {
@@ -171,11 +197,13 @@ func (s *Store) Append(roomID string, e history.Entry) (bool, error) {
 // Write makes a new entry of this box's own: e.Author picks the chain; Write fills in Room,
 // Seq and Prev from that author's stored head, calls sign (which sets Sig and ID: e.g.
 // func(e *history.Entry) { e.Sign(key) }) and appends the entry. It returns what was stored.
+// The box's own entries are exempt from the per-author quotas (ErrAuthorsFull,
+// ErrAuthorRate), not from the store's budget (ErrStoreFull).
 func (s *Store) Write(roomID string, e history.Entry, sign func(*history.Entry)) (history.Entry, error) {
 	err := s.withRoom(roomID, true, func(r *room) error {
 		r.log.Next(&e)
 		sign(&e)
-		_, err := s.append(r, e, s.now())
+		_, err := s.append(r, e, s.now(), true)
 		return err
 	})
 	if err != nil {
@@ -184,8 +212,10 @@ func (s *Store) Write(roomID string, e history.Entry, sign func(*history.Entry))
 	return e, nil
 }
 
-// append checks e against r's log, writes it, then adds it to the log. r.mu is held.
-func (s *Store) append(r *room, e history.Entry, now time.Time) (bool, error) {
+// append checks e against r's log and the store's limits (the per-author ones unless own,
+// the box's own entry), writes it, then adds it to the log. r.mu is held. Every check
+// comes before the one write of one key: a refusal writes nothing.
+func (s *Store) append(r *room, e history.Entry, now time.Time, own bool) (bool, error) {
 	if r.log.Has(e.ID) {
 		return false, nil
 	}
@@ -206,12 +236,30 @@ func (s *Store) append(r *room, e history.Entry, now time.Time) (bool, error) {
 		}
 		return false, err
 	}
+	if _, known := r.authors[e.Author]; !known && !own {
+		if l := s.limits.AuthorsPerRoom; l >= 0 && len(r.authors) >= l {
+			return false, s.quotaError(ErrAuthorsFull, int64(l), "room "+r.meta.ID, "room", r.meta.ID, "authors", len(r.authors))
+		}
+	}
 	val, err := json.Marshal(e)
 	if err != nil {
 		return false, err
 	}
-	if err := s.set(entryKey(e.Room, e.Author, e.Seq), string(val)); err != nil {
+	key := entryKey(e.Room, e.Author, e.Seq)
+	if err := s.checkSpace(recordSize(key, string(val)), "room "+r.meta.ID); err != nil {
+		return false, err
+	}
+	undo := func() {}
+	if !own {
+		u, limit, over := s.rates.reserve(e.Author, int64(len(val)), s.limits)
+		if over {
+			return false, s.quotaError(ErrAuthorRate, limit, "author "+e.Author, "room", r.meta.ID, "author", e.Author)
+		}
+		undo = u
+	}
+	if err := s.set(key, string(val)); err != nil {
 		// Not acknowledged; the log is unchanged, so the same entry can come again.
+		undo()
 		return false, err
 	}
 	added, err := r.add(e, now)

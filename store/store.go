@@ -29,6 +29,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tidwall/buntdb"
@@ -90,14 +91,26 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock entries' ts are checked against on Append. Default time.Now.
 	Now func() time.Time
+	// Limits are the store's quotas; the zero value is the defaults (see Limits).
+	Limits Limits
+	// Usage, if set, is how many bytes the box uses outside rooms.db that count against
+	// Limits.StoreBytes (the files it keeps). It is called at every write: keep it cheap
+	// (a counter, not a walk of a directory).
+	Usage func() int64
 }
 
 // Store is an open rooms.db. It is safe for concurrent use.
 type Store struct {
-	path string
-	opts Options
-	log  *slog.Logger
-	now  func() time.Time
+	path   string
+	opts   Options
+	log    *slog.Logger
+	now    func() time.Time
+	limits Limits
+
+	dbBytes   atomic.Int64 // rooms.db's size, as of the last write
+	rates     *rates       // per-author entries and bytes in the last RateWindow
+	refusedMu sync.Mutex
+	refused   map[string]bool // refusals logged already (logRefusal)
 
 	mu     sync.RWMutex // guards rooms and closed; held for reading by every operation
 	closed bool
@@ -142,6 +155,10 @@ func Open(dir string, opts Options) (*Store, error) {
 		log:   opts.Logger.With("component", "store"),
 		now:   opts.Now,
 		rooms: make(map[string]*room),
+
+		limits:  opts.Limits.withDefaults(),
+		rates:   newRates(time.Now),
+		refused: make(map[string]bool),
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: open: %w", err)
@@ -190,7 +207,20 @@ func (s *Store) open() error {
 		}
 		s.sync = f
 	}
-	return s.load()
+	if err := s.load(); err != nil {
+		return err
+	}
+	return s.statDB()
+}
+
+// statDB records rooms.db's size, which Limits.StoreBytes counts.
+func (s *Store) statDB() error {
+	fi, err := os.Stat(s.path)
+	if err != nil {
+		return fmt.Errorf("stat: %w", err)
+	}
+	s.dbBytes.Store(fi.Size())
+	return nil
 }
 
 // release closes whatever Open got so far.
