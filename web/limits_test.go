@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -213,5 +214,34 @@ func TestSlowBodyCut(t *testing.T) {
 		case <-giveUp:
 			t.Fatal("a trickled body was never cut")
 		}
+	}
+}
+
+// addrBox is a fakeBox that reports the client address Connect was given.
+type addrBox struct {
+	fakeBox
+	got chan netip.Addr
+}
+
+func (b addrBox) Connect(ctx context.Context, _ []byte) ([]byte, error) {
+	b.got <- ClientAddr(ctx)
+	return []byte("d4:infoe"), nil
+}
+
+// TestConnectClientAddr: the box is told the inviting request's source address (IPv4 as
+// IPv4 when it arrives mapped into IPv6), which it counts opening connections by.
+func TestConnectClientAddr(t *testing.T) {
+	box := addrBox{got: make(chan netip.Addr, 1)}
+	h := New(Options{Box: box})
+	req := httptest.NewRequest("POST", "https://box.local/api/rooms/connect", strings.NewReader("offer"))
+	req.RemoteAddr = "[::ffff:10.0.0.5]:4321"
+	req.Header.Set("X-ChatTorrent", "1")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("connect: %d %s", rec.Code, rec.Body)
+	}
+	if got := <-box.got; got != netip.MustParseAddr("10.0.0.5") {
+		t.Errorf("the box was told %v, want 10.0.0.5", got)
 	}
 }
