@@ -172,3 +172,27 @@ func TestConnectKeepsRoomAtHello(t *testing.T) {
 		t.Errorf("a peer past hello still counts as opening: %v", opening)
 	}
 }
+
+// TestConnectKeptRoom: a room the box keeps is used as it is (its name stays), and the box
+// writes its own join entry there once, at the peer's hello.
+func TestConnectKeptRoom(t *testing.T) {
+	needLoopbackOnly(t)
+	a, st := runArchiver(t, Options{})
+	room := strings.Repeat("5", 32)
+	if err := st.CreateRoom(room, "Aula de antes"); err != nil {
+		t.Fatal(err)
+	}
+	m := newTestMember(t, room)
+	if _, err := st.Append(room, m.say(t, history.KindJoin, "", time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	connectPhone(t, ctx, a, room, m)
+	box := a.opts.Identity.Author()
+	waitFor(t, "the box's join entry at the phone", func() bool { _, ok := m.mem.At(box, 1); return ok })
+	rooms, err := st.Rooms()
+	if err != nil || len(rooms) != 1 || rooms[0].Name != "Aula de antes" || rooms[0].Entries != 2 {
+		t.Errorf("rooms: %+v, %v", rooms, err)
+	}
+}

@@ -26,12 +26,14 @@ var errNoRoomYet = errors.New("archiver: the room is not kept on the box")
 type sessionRoom struct {
 	open func() (*store.RoomHistory, error) // creates the room if new and writes the box's join once
 
-	mu  sync.Mutex
-	rh  *store.RoomHistory // nil until the room exists
-	err error              // why open failed; it is not tried again
+	mu     sync.Mutex
+	rh     *store.RoomHistory // nil until the room exists
+	opened bool               // open was called (once: its error is kept)
+	err    error              // why open failed
 }
 
-// bind uses the room as stored when the box keeps it already.
+// bind uses the room as stored when the box keeps it already (its join entry is still
+// written at the peer's hello if it lacks one).
 func (r *sessionRoom) bind(st *store.Store, id string) {
 	rh, err := st.RoomHistory(id)
 	if err != nil {
@@ -42,15 +44,24 @@ func (r *sessionRoom) bind(st *store.Store, id string) {
 	r.mu.Unlock()
 }
 
-// ensure returns the stored room, making it if it does not exist yet.
+// ensure returns the stored room, making it if it does not exist yet, with the box's
+// join entry.
 func (r *sessionRoom) ensure() (*store.RoomHistory, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.rh != nil || r.err != nil {
-		return r.rh, r.err
+	if !r.opened {
+		r.opened = true
+		rh, err := r.open()
+		if err != nil {
+			r.err = err
+		} else {
+			r.rh = rh
+		}
 	}
-	r.rh, r.err = r.open()
-	return r.rh, r.err
+	if r.err != nil {
+		return nil, r.err
+	}
+	return r.rh, nil
 }
 
 // stored returns the room if it exists on the box now, nil if not.
