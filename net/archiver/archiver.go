@@ -202,20 +202,16 @@ func (a *Archiver) ConnectFrom(ctx context.Context, offer []byte, caller Caller)
 	if inv.Role != torrent.RoleOffer {
 		return nil, ErrNotOffer
 	}
-	if !a.running() {
+	if !a.running() { // before the SDP: a stopped box says so whatever it is sent
 		return nil, ErrNotRunning
 	}
 	if err := checkOffer(inv.SDP); err != nil {
 		return nil, err
 	}
-	release, err := a.reserve(caller.Addr)
+	release, runCtx, err := a.reserve(caller.Addr)
 	if err != nil {
 		return nil, err
 	}
-	a.mu.Lock()
-	runCtx := a.runCtx
-	a.mu.Unlock()
-
 	pc, channels, sdp, err := rtc.Answer(ctx, a.api, inv.SDP)
 	if err != nil {
 		release.all()
@@ -260,17 +256,18 @@ type places struct {
 	all     func() // gives back both
 }
 
-// reserve takes a place for a new connection from client.
-func (a *Archiver) reserve(client netip.Addr) (places, error) {
+// reserve takes a place for a new connection from client; it returns Run's context, the
+// connection's lifetime.
+func (a *Archiver) reserve(client netip.Addr) (places, context.Context, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	switch {
 	case a.runCtx == nil || a.stopped:
-		return places{}, ErrNotRunning
+		return places{}, nil, ErrNotRunning
 	case a.peers >= a.opts.MaxPeers:
-		return places{}, ErrBusy
+		return places{}, nil, ErrBusy
 	case client.IsValid() && a.opening[client] >= a.opts.MaxOpeningPerClient:
-		return places{}, ErrTooMany
+		return places{}, nil, ErrTooMany
 	}
 	a.peers++
 	if client.IsValid() {
@@ -291,7 +288,7 @@ func (a *Archiver) reserve(client netip.Addr) (places, error) {
 		a.peers--
 		a.mu.Unlock()
 	})
-	return places{opening: opening, all: func() { opening(); peer() }}, nil
+	return places{opening: opening, all: func() { opening(); peer() }}, a.runCtx, nil
 }
 
 // room opens (creating if new) the stored room and writes the box's join entry once.
