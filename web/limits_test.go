@@ -245,3 +245,38 @@ func TestConnectClientAddr(t *testing.T) {
 		t.Errorf("the box was told %v, want 10.0.0.5", got)
 	}
 }
+
+// TestStreamOutlivesWriteTimeout: an event stream idle for longer than WriteTimeout is not
+// cut (the deadline covers each write only; over HTTP/2 a deadline left set would reset the
+// stream when it passes), and the next event still arrives.
+func TestStreamOutlivesWriteTimeout(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	drop := NewDropBox(DropOptions{})
+	srv := httptest.NewUnstartedServer(New(Options{Drop: drop, WriteTimeout: timeout}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/api/drop/events", nil)
+	res, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.ProtoMajor != 2 {
+		t.Fatalf("want HTTP/2, got %s", res.Proto)
+	}
+	events := sseReader{bufio.NewScanner(res.Body)}
+	if ev, _ := events.next(t); ev != "offers" {
+		t.Fatalf("first event %q", ev)
+	}
+	time.Sleep(3 * timeout)
+	offer, _, _ := invitations(t)
+	if _, _, err := drop.Publish(netip.Addr{}, offer); err != nil {
+		t.Fatal(err)
+	}
+	if ev, data := events.next(t); ev != "offers" || !strings.Contains(data, `"room_name"`) {
+		t.Fatalf("after an idle while: %q %q", ev, data)
+	}
+}
