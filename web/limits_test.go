@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -278,5 +279,47 @@ func TestStreamOutlivesWriteTimeout(t *testing.T) {
 	}
 	if ev, data := events.next(t); ev != "offers" || !strings.Contains(data, `"room_name"`) {
 		t.Fatalf("after an idle while: %q %q", ev, data)
+	}
+}
+
+// TestSlowBodyCutHTTP2: the same over HTTP/2, as browsers speak to the box: the stream's
+// read deadline cuts a trickled body with 408 slow-body.
+func TestSlowBodyCutHTTP2(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	srv := httptest.NewUnstartedServer(New(Options{Drop: NewDropBox(DropOptions{}), BodyReadTimeout: timeout}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second) // only keeps a broken test from hanging
+	defer cancel()
+	go func() { // trickles until the request is over
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			if _, err := pw.Write([]byte("x")); err != nil {
+				return
+			}
+		}
+	}()
+	req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+"/api/drop/offers", pr)
+	req.Header.Set("X-ChatTorrent", "1")
+	start := time.Now()
+	res, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatalf("a trickled body was never answered: %v", err)
+	}
+	defer res.Body.Close()
+	var body struct{ Code string }
+	json.NewDecoder(res.Body).Decode(&body)
+	if res.ProtoMajor != 2 || res.StatusCode != http.StatusRequestTimeout || body.Code != CodeSlowBody {
+		t.Errorf("a trickled body: %s %d %q, want HTTP/2 408 %s", res.Proto, res.StatusCode, body.Code, CodeSlowBody)
+	}
+	if d := time.Since(start); d > timeout+2*time.Second {
+		t.Errorf("cut after %v, want about %v", d, timeout)
 	}
 }
