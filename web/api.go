@@ -280,5 +280,4 @@ func (o Options) apiHistoryZip(w http.ResponseWriter, r *http.Request) {
 		o.Logger.Warn("export zip", "room", id, "err", err)
 	}
 	rc.SetWriteDeadline(time.Now().Add(o.WriteTimeout)) // for the last bytes the server flushes
-
 }
