@@ -34,6 +34,8 @@ const (
 	DefaultWriteTimeout = 30 * time.Second
 	// refusalLogEvery: a refused client is logged once per this, not once per request.
 	refusalLogEvery = time.Minute
+	// maxRefusalsLogged bounds the clients and limits remembered for that.
+	maxRefusalsLogged = 1024
 )
 
 // Error codes of the limits (docs/PROTOCOL.md §8).
@@ -122,11 +124,15 @@ func (f *refusals) note(log *slog.Logger, what string, client netip.Addr) {
 		f.mu.Unlock()
 		return
 	}
-	if len(f.last) > 1024 { // forget the old ones; the map stays small
+	if len(f.last) >= maxRefusalsLogged { // forget the old ones; the map stays small
 		for k, t := range f.last {
 			if now.Sub(t) >= refusalLogEvery {
 				delete(f.last, k)
 			}
+		}
+		if len(f.last) >= maxRefusalsLogged { // that many clients refused this minute: enough said
+			f.mu.Unlock()
+			return
 		}
 	}
 	f.last[key] = now
