@@ -172,6 +172,18 @@ else
 fi
 
 step "systemd unit (systemd-analyze in a temporary root)"
+# The resource limits of a Pi Zero 2 W (finding 9 of the 2026-12 security review): present,
+# and the soft limits under the hard one.
+unit=deploy/packaging/chattorrent.service
+for key in MemoryHigh MemoryMax TasksMax LimitNOFILE; do
+  expect "^$key=[0-9]+[KMG]?\$" "$unit" "$unit lacks $key="
+done
+expect '^Environment=GOMEMLIMIT=[0-9]+MiB$' "$unit" "$unit lacks the Go runtime's GOMEMLIMIT"
+mb() { sed -nE "s/^$1=([0-9]+)(M|MiB)\$/\1/p" "$unit"; }
+gomem=$(sed -nE 's/^Environment=GOMEMLIMIT=([0-9]+)MiB$/\1/p' "$unit")
+(( gomem < $(mb MemoryHigh) && $(mb MemoryHigh) < $(mb MemoryMax) )) \
+  || fail "$unit: want GOMEMLIMIT < MemoryHigh < MemoryMax (in MiB)"
+echo "  resource limits: GOMEMLIMIT=${gomem}MiB MemoryHigh=$(mb MemoryHigh)M MemoryMax=$(mb MemoryMax)M"
 if have systemd-analyze "unit not verified"; then
   root=$tmp/root-amd64
   # verify resolves the unit's dependencies (sysinit.target, ...) inside the root.

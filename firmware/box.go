@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 
@@ -22,10 +23,14 @@ type boxAPI struct {
 }
 
 func (b boxAPI) Connect(ctx context.Context, offer []byte) ([]byte, error) {
-	answer, err := b.arch.ConnectProven(ctx, offer, web.ProvenAuthors(ctx))
+	answer, err := b.arch.ConnectFrom(ctx, offer, archiver.Caller{Addr: web.ClientAddr(ctx), Proven: web.ProvenAuthors(ctx)})
 	switch {
 	case errors.Is(err, archiver.ErrNotOffer):
 		return nil, web.ErrNotOffer
+	case errors.Is(err, archiver.ErrBadOffer):
+		return nil, fmt.Errorf("%w: %w", web.ErrBadSDP, err)
+	case errors.Is(err, archiver.ErrTooMany):
+		return nil, web.ErrTooMany
 	case errors.Is(err, archiver.ErrBusy):
 		return nil, web.ErrBoxBusy
 	}

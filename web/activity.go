@@ -7,14 +7,10 @@ import (
 	"time"
 )
 
-// Limits of the members' event streams.
-const (
-	// MaxActivityStreams bounds the open GET /api/member/events streams of the whole box.
-	MaxActivityStreams = 64
-	// ActivityStreamLife ends a stream after a while; the page's EventSource opens a new
-	// one by itself (and proves its membership again if it has to).
-	ActivityStreamLife = 10 * time.Minute
-)
+// ActivityStreamLife ends a stream after a while; the page's EventSource opens a new
+// one by itself (and proves its membership again if it has to). The streams count among
+// every client's event streams (MaxStreamsPerClient, MaxStreams).
+const ActivityStreamLife = 10 * time.Minute
 
 // Activity tells members' pages what the box itself is doing in their rooms: that its
 // microphone is recording into one of them. The hardware sets it; GET /api/member/events
@@ -23,7 +19,6 @@ type Activity struct {
 	mu        sync.Mutex
 	recording string        // the room the box records into, "" when it does not
 	changed   chan struct{} // closed and replaced at every change
-	streams   int
 }
 
 // NewActivity returns an Activity with nothing going on.
@@ -49,22 +44,6 @@ func (a *Activity) Recording() (string, <-chan struct{}) {
 	return a.recording, a.changed
 }
 
-func (a *Activity) open() bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.streams >= MaxActivityStreams {
-		return false
-	}
-	a.streams++
-	return true
-}
-
-func (a *Activity) done() {
-	a.mu.Lock()
-	a.streams--
-	a.mu.Unlock()
-}
-
 // memberEvents: GET /api/member/events streams a "recording" event ({"room": id} or
 // {"room": ""}) now and at every change, for a member session only; the room is named
 // only to a member of it.
@@ -73,12 +52,12 @@ func (o Options) memberEvents(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusUnauthorized, "not-member", "prove your identity first (POST /api/member/proof)")
 		return
 	}
-	if !o.Activity.open() {
-		fail(w, http.StatusServiceUnavailable, "busy", "the box has too many event streams open; try again later")
+	release, ok := o.openStream(w, r)
+	if !ok {
 		return
 	}
-	defer o.Activity.done()
-	send, ok := sse(w)
+	defer release()
+	send, ok := o.sse(w)
 	if !ok {
 		return
 	}

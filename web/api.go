@@ -19,7 +19,9 @@ import (
 // Box is the appliance as a peer (net/archiver behind an adapter in firmware): the page
 // invites it into rooms and downloads the histories it keeps.
 type Box interface {
-	// Connect answers an offer .torrent with an answer .torrent.
+	// Connect answers an offer .torrent with an answer .torrent. ctx carries who asks
+	// (ProvenAuthors, ClientAddr). Errors the API reports with their own codes:
+	// ErrNotOffer, ErrBadSDP, ErrBoxBusy, ErrTooMany, ErrStoreFull, a *torrent.Error.
 	Connect(ctx context.Context, offer []byte) ([]byte, error)
 	// Rooms lists the rooms the box keeps.
 	Rooms() ([]BoxRoom, error)
@@ -138,7 +140,10 @@ func (o Options) apiConnect(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusForbidden, "forbidden", "cross-site request refused")
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, torrent.MaxSize))
+	body, err := o.readBody(w, r, torrent.MaxSize)
+	if o.slowBody(w, r, err) {
+		return
+	}
 	if err != nil {
 		fail(w, http.StatusRequestEntityTooLarge, torrent.CodeTooLarge, "an invitation is at most 65536 bytes")
 		return
@@ -152,7 +157,8 @@ func (o Options) apiConnect(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	answer, err := o.Box.Connect(withProven(r.Context(), o.Members.Authors(r)), body)
+	ctx := withClient(withProven(r.Context(), o.Members.Authors(r)), clientAddr(r))
+	answer, err := o.Box.Connect(ctx, body)
 	switch {
 	case err == nil:
 		w.Header().Set("Content-Type", "application/x-bittorrent")
@@ -162,8 +168,14 @@ func (o Options) apiConnect(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, te.Code, te.Error())
 	case errors.Is(err, ErrNotOffer):
 		fail(w, http.StatusBadRequest, "not-offer", "send the room's offer (_offer.torrent), not an answer")
+	case errors.Is(err, ErrBadSDP):
+		fail(w, http.StatusBadRequest, CodeBadSDP, "the offer holds no WebRTC connection the box can answer")
+	case errors.Is(err, ErrTooMany):
+		o.tooMany(w, r, "opening connections per client", "this device has too many connections opening; wait half a minute")
 	case errors.Is(err, ErrBoxBusy):
 		fail(w, http.StatusServiceUnavailable, "busy", "the box has too many peers right now; try again in a minute")
+	case errors.Is(err, ErrStoreFull):
+		fail(w, http.StatusInsufficientStorage, CodeStoreFull, "the box's store is full: it keeps no more rooms or entries")
 	default:
 		o.Logger.Error("connect", "err", err)
 		fail(w, http.StatusInternalServerError, "failed", "the box could not answer")
@@ -197,6 +209,10 @@ func (o Options) apiVoice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := o.Hardware.RecordVoice(r.Context(), id, time.Duration(secs)*time.Second); err != nil {
+		if errors.Is(err, ErrStoreFull) {
+			fail(w, http.StatusInsufficientStorage, CodeStoreFull, "the box's store is full: it keeps no more entries or files")
+			return
+		}
 		fail(w, http.StatusConflict, "record-failed", err.Error())
 		return
 	}
@@ -227,6 +243,9 @@ func (o Options) apiHistory(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Disposition", `attachment; filename="`+torrent.SafeFileName(name)+`_history.json"`)
+	// Left set: the server lifts it once the response is out (HTTP/1.1), or resets a
+	// stream that missed it (HTTP/2).
+	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(o.WriteTimeout))
 	w.Write(buf.Bytes())
 }
 
@@ -254,8 +273,11 @@ func (o Options) apiHistoryZip(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Disposition", `attachment; filename="`+torrent.SafeFileName(name)+`_history.zip"`)
 	// Streamed: the files may be large. A failure midway cuts the response, and the zip
-	// then lacks its central directory, so no tool takes it for whole.
-	if err := write(w); err != nil {
+	// then lacks its central directory, so no tool takes it for whole. Each write waits
+	// at most WriteTimeout for a client that stopped reading.
+	rc := http.NewResponseController(w)
+	if err := write(deadlineWriter{w: w, rc: rc, timeout: o.WriteTimeout}); err != nil {
 		o.Logger.Warn("export zip", "room", id, "err", err)
 	}
+	rc.SetWriteDeadline(time.Now().Add(o.WriteTimeout)) // for the last bytes the server flushes
 }

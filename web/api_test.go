@@ -54,6 +54,12 @@ func TestAPI(t *testing.T) {
 		switch string(b) {
 		case "busy":
 			return nil, ErrBoxBusy
+		case "junk sdp":
+			return nil, ErrBadSDP
+		case "greedy":
+			return nil, ErrTooMany
+		case "full":
+			return nil, ErrStoreFull
 		case "answer":
 			return nil, ErrNotOffer
 		case "offer":
@@ -89,6 +95,9 @@ func TestAPI(t *testing.T) {
 		{"bad torrent", "POST", "/api/rooms/connect", "garbage", ok, 400, `"code":"malformed"`},
 		{"an answer", "POST", "/api/rooms/connect", "answer", ok, 400, `"code":"not-offer"`},
 		{"busy", "POST", "/api/rooms/connect", "busy", ok, 503, `"code":"busy"`},
+		{"junk SDP", "POST", "/api/rooms/connect", "junk sdp", ok, 400, `"code":"bad-sdp"`},
+		{"too many opening", "POST", "/api/rooms/connect", "greedy", ok, 429, `"code":"too-many"`},
+		{"store full", "POST", "/api/rooms/connect", "full", ok, 507, `"code":"store-full"`},
 		{"too large", "POST", "/api/rooms/connect", strings.Repeat("x", torrent.MaxSize+1), ok, 413, `"code":"too-large"`},
 		{"export", "GET", "/api/rooms/" + strings.Repeat("a", 32) + "/history.json", "", nil, 200, "chattorrent-history"},
 		{"export unknown", "GET", "/api/rooms/" + strings.Repeat("b", 32) + "/history.json", "", nil, 404, "no-room"},

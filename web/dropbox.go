@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"sync"
 	"time"
@@ -34,14 +35,21 @@ type DropBox struct {
 
 // DropOptions are the drop box's limits; zero values take the defaults.
 type DropOptions struct {
-	TTL        time.Duration    // how long an offer stays listed; default 1 h
-	MaxOffers  int              // offers held at once; default 64
-	MaxAnswers int              // undecided answers per offer; default 8
-	Now        func() time.Time // default time.Now
+	TTL        time.Duration // how long an offer stays listed; default 1 h
+	MaxOffers  int           // offers held at once; default 64
+	MaxAnswers int           // undecided answers per offer; default 8
+	// MaxOffersPerClient caps the open offers one address published; default
+	// MaxDropOffersPerClient.
+	MaxOffersPerClient int
+	// MaxAnswersPerClient caps one address's answers waiting for a verdict, over every
+	// offer; default MaxDropAnswersPerClient.
+	MaxAnswersPerClient int
+	Now                 func() time.Time // default time.Now
 }
 
 type dropOffer struct {
 	id, room, roomName, peerName string
+	client                       netip.Addr // who published it
 	torrent                      []byte
 	token                        [32]byte // SHA-256 of the creator's withdraw token
 	created, expires             time.Time
@@ -53,6 +61,7 @@ type dropOffer struct {
 // dropAnswer is one guest's answer and the creator's verdict on it.
 type dropAnswer struct {
 	id      string
+	client  netip.Addr // who posted it
 	torrent []byte
 	verdict string        // "" (undecided), VerdictAccepted or VerdictRejected
 	decided chan struct{} // closed when the verdict is given
@@ -85,6 +94,12 @@ func NewDropBox(opts DropOptions) *DropBox {
 	if opts.MaxAnswers <= 0 {
 		opts.MaxAnswers = 8
 	}
+	if opts.MaxOffersPerClient <= 0 {
+		opts.MaxOffersPerClient = MaxDropOffersPerClient
+	}
+	if opts.MaxAnswersPerClient <= 0 {
+		opts.MaxAnswersPerClient = MaxDropAnswersPerClient
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -100,6 +115,7 @@ var (
 	ErrDropMismatch = errors.New("web: drop box: the answer is for another room or offer")
 	ErrDropNoAnswer = errors.New("web: drop box: no such answer")
 	ErrDropDecided  = errors.New("web: drop box: that answer already has a verdict")
+	ErrDropTooMany  = errors.New("web: drop box: this client holds too many offers or answers")
 )
 
 func (d *DropBox) notifyLocked() {
@@ -119,8 +135,10 @@ func (d *DropBox) expireLocked() {
 	}
 }
 
-// Publish lists an offer and returns its id and the creator's withdraw token.
-func (d *DropBox) Publish(b []byte) (id, token string, err error) {
+// Publish lists an offer from client and returns its id and the creator's withdraw token.
+// A client (an address; the zero Addr is not counted) holds at most MaxOffersPerClient
+// open offers: ErrDropTooMany.
+func (d *DropBox) Publish(client netip.Addr, b []byte) (id, token string, err error) {
 	inv, err := torrent.Decode(b)
 	if err != nil {
 		return "", "", err
@@ -136,12 +154,23 @@ func (d *DropBox) Publish(b []byte) (id, token string, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.expireLocked()
+	if client.IsValid() {
+		mine := 0
+		for _, o := range d.offers {
+			if o.client == client {
+				mine++
+			}
+		}
+		if mine >= d.opts.MaxOffersPerClient {
+			return "", "", ErrDropTooMany
+		}
+	}
 	if len(d.offers) >= d.opts.MaxOffers {
 		return "", "", ErrDropFull
 	}
 	now := d.opts.Now()
 	d.offers[id] = &dropOffer{
-		id: id, room: inv.Room, roomName: inv.RoomName, peerName: inv.Peer.Name, torrent: b,
+		id: id, client: client, room: inv.Room, roomName: inv.RoomName, peerName: inv.Peer.Name, torrent: b,
 		token: sha256.Sum256([]byte(token)), created: now, expires: now.Add(d.opts.TTL),
 		answered: make(chan struct{}), gone: make(chan struct{}),
 	}
@@ -182,10 +211,12 @@ func (d *DropBox) Torrent(id string) ([]byte, error) {
 	return o.torrent, nil
 }
 
-// Answer queues a guest's answer for the offer's creator and returns the answer's id (the
-// guest follows its verdict with it). Any number of answers may come one after another; at
-// most MaxAnswers wait for a verdict at once.
-func (d *DropBox) Answer(id string, b []byte) (answerID string, err error) {
+// Answer queues a guest's answer (from client) for the offer's creator and returns the
+// answer's id (the guest follows its verdict with it). Any number of answers may come one
+// after another; at most MaxAnswers wait for a verdict at once, and at most
+// MaxAnswersPerClient of one client over every offer (ErrDropTooMany; the zero Addr is
+// not counted).
+func (d *DropBox) Answer(client netip.Addr, id string, b []byte) (answerID string, err error) {
 	inv, err := torrent.Decode(b)
 	if err != nil {
 		return "", err
@@ -216,6 +247,19 @@ func (d *DropBox) Answer(id string, b []byte) (answerID string, err error) {
 	if undecided >= d.opts.MaxAnswers {
 		return "", ErrDropAnswers
 	}
+	if client.IsValid() {
+		mine := 0
+		for _, other := range d.offers {
+			for _, a := range other.answers {
+				if a.verdict == "" && a.client == client {
+					mine++
+				}
+			}
+		}
+		if mine >= d.opts.MaxAnswersPerClient {
+			return "", ErrDropTooMany
+		}
+	}
 	// Decided answers are kept only so their guests can read the verdict: the oldest go
 	// first when there are many.
 	for len(o.answers) >= 2*d.opts.MaxAnswers {
@@ -227,7 +271,7 @@ func (d *DropBox) Answer(id string, b []byte) (answerID string, err error) {
 	}
 	var raw [8]byte
 	rand.Read(raw[:])
-	a := &dropAnswer{id: hex.EncodeToString(raw[:]), torrent: b, decided: make(chan struct{})}
+	a := &dropAnswer{id: hex.EncodeToString(raw[:]), client: client, torrent: b, decided: make(chan struct{})}
 	o.answers = append(o.answers, a)
 	close(o.answered)
 	o.answered = make(chan struct{})
@@ -345,7 +389,7 @@ func (d *DropBox) undecidedAnswers(id, token string) (answers []DropAnswerEvent,
 
 const sseKeepAlive = 25 * time.Second
 
-func dropFail(w http.ResponseWriter, err error) {
+func (o Options) dropFail(w http.ResponseWriter, r *http.Request, err error) {
 	var te *torrent.Error
 	switch {
 	case errors.As(err, &te):
@@ -358,6 +402,8 @@ func dropFail(w http.ResponseWriter, err error) {
 		fail(w, http.StatusNotFound, "no-offer", "that offer was withdrawn or has expired")
 	case errors.Is(err, ErrDropToken):
 		fail(w, http.StatusForbidden, "not-creator", "only the offer's creator may do this")
+	case errors.Is(err, ErrDropTooMany):
+		o.tooMany(w, r, "drop-box offers and answers per client", "this device already has its share of open offers and answers; withdraw one or wait")
 	case errors.Is(err, ErrDropAnswers):
 		fail(w, http.StatusTooManyRequests, "too-many-answers", "this offer already has answers waiting")
 	case errors.Is(err, ErrDropMismatch):
@@ -378,14 +424,17 @@ func (o Options) dropPublish(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusForbidden, "forbidden", "cross-site request refused")
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, torrent.MaxSize))
+	body, err := o.readBody(w, r, torrent.MaxSize)
+	if o.slowBody(w, r, err) {
+		return
+	}
 	if err != nil {
 		fail(w, http.StatusRequestEntityTooLarge, torrent.CodeTooLarge, "an invitation is at most 65536 bytes")
 		return
 	}
-	id, token, err := o.Drop.Publish(body)
+	id, token, err := o.Drop.Publish(clientAddr(r), body)
 	if err != nil {
-		dropFail(w, err)
+		o.dropFail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]string{"id": id, "token": token})
@@ -398,7 +447,12 @@ func (o Options) dropList(w http.ResponseWriter, r *http.Request) {
 
 // dropEvents streams the list of open offers: an "offers" event now and at every change.
 func (o Options) dropEvents(w http.ResponseWriter, r *http.Request) {
-	send, ok := sse(w)
+	release, ok := o.openStream(w, r)
+	if !ok {
+		return
+	}
+	defer release()
+	send, ok := o.sse(w)
 	if !ok {
 		return
 	}
@@ -430,7 +484,7 @@ func (o Options) dropTorrent(w http.ResponseWriter, r *http.Request) {
 	}
 	b, err := o.Drop.Torrent(id)
 	if err != nil {
-		dropFail(w, err)
+		o.dropFail(w, r, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-bittorrent")
@@ -448,14 +502,17 @@ func (o Options) dropAnswer(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "bad-id", "an offer id is 16 lowercase hex characters")
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, torrent.MaxSize))
+	body, err := o.readBody(w, r, torrent.MaxSize)
+	if o.slowBody(w, r, err) {
+		return
+	}
 	if err != nil {
 		fail(w, http.StatusRequestEntityTooLarge, torrent.CodeTooLarge, "an invitation is at most 65536 bytes")
 		return
 	}
-	aid, err := o.Drop.Answer(id, body)
+	aid, err := o.Drop.Answer(clientAddr(r), id, body)
 	if err != nil {
-		dropFail(w, err)
+		o.dropFail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]string{"id": aid})
@@ -467,7 +524,7 @@ func (o Options) dropWithdraw(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := o.Drop.Withdraw(r.PathValue("id"), r.Header.Get("X-Drop-Token")); err != nil {
-		dropFail(w, err)
+		o.dropFail(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -486,7 +543,7 @@ func (o Options) dropDecide(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := o.Drop.Decide(r.PathValue("id"), r.Header.Get("X-Drop-Token"), r.PathValue("aid"), verdict); err != nil {
-		dropFail(w, err)
+		o.dropFail(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -504,10 +561,15 @@ func (o Options) dropVerdict(w http.ResponseWriter, r *http.Request) {
 	}
 	a, gone, err := o.Drop.answer(id, aid)
 	if err != nil {
-		dropFail(w, err)
+		o.dropFail(w, r, err)
 		return
 	}
-	send, ok := sse(w)
+	release, ok := o.openStream(w, r)
+	if !ok {
+		return
+	}
+	defer release()
+	send, ok := o.sse(w)
 	if !ok {
 		return
 	}
@@ -543,10 +605,15 @@ func (o Options) dropVerdict(w http.ResponseWriter, r *http.Request) {
 func (o Options) dropAnswers(w http.ResponseWriter, r *http.Request) {
 	id, token := r.PathValue("id"), r.URL.Query().Get("token")
 	if err := o.Drop.check(id, token); err != nil {
-		dropFail(w, err)
+		o.dropFail(w, r, err)
 		return
 	}
-	send, ok := sse(w)
+	release, ok := o.openStream(w, r)
+	if !ok {
+		return
+	}
+	defer release()
+	send, ok := o.sse(w)
 	if !ok {
 		return
 	}
@@ -583,22 +650,30 @@ func (o Options) dropAnswers(w http.ResponseWriter, r *http.Request) {
 }
 
 // sse starts an event stream; send(event, data) writes one event (a comment when event is
-// empty) and flushes, false once the client is gone.
-func sse(w http.ResponseWriter) (send func(event string, data []byte) bool, ok bool) {
+// empty) and flushes, false once the client is gone or has not read it within
+// WriteTimeout.
+func (o Options) sse(w http.ResponseWriter) (send func(event string, data []byte) bool, ok bool) {
 	rc := http.NewResponseController(w)
+	dw := deadlineWriter{w: w, rc: rc, timeout: o.WriteTimeout}
+	flush := func() error { // under the write deadline too: a flush is where bytes leave
+		if rc.SetWriteDeadline(time.Now().Add(o.WriteTimeout)) == nil {
+			defer rc.SetWriteDeadline(time.Time{})
+		}
+		return rc.Flush()
+	}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
-	if err := rc.Flush(); err != nil {
+	if err := flush(); err != nil {
 		return nil, false
 	}
 	return func(event string, data []byte) bool {
 		var err error
 		if event == "" {
-			_, err = io.WriteString(w, ": keep-alive\n\n")
+			_, err = io.WriteString(dw, ": keep-alive\n\n")
 		} else {
-			_, err = fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, data)
+			_, err = fmt.Fprintf(dw, "event: %s\ndata: %s\n\n", event, data)
 		}
-		return err == nil && rc.Flush() == nil
+		return err == nil && flush() == nil
 	}, true
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -203,7 +204,7 @@ func TestDropEvents(t *testing.T) {
 		t.Fatalf("first event %q %q", ev, data)
 	}
 	offer, _, _ := invitations(t)
-	if _, _, err := drop.Publish(offer); err != nil {
+	if _, _, err := drop.Publish(netip.Addr{}, offer); err != nil {
 		t.Fatal(err)
 	}
 	if ev, data := events.next(t); ev != "offers" || !strings.Contains(data, `"room_name"`) {
@@ -245,7 +246,7 @@ func TestDropConsent(t *testing.T) {
 		return sseReader{bufio.NewScanner(res.Body)}
 	}
 	offer, answer, _ := invitations(t)
-	id, token, err := drop.Publish(offer)
+	id, token, err := drop.Publish(netip.Addr{}, offer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,8 +320,8 @@ func TestDropVerdictGone(t *testing.T) {
 	srv := httptest.NewTLSServer(New(Options{Drop: drop}))
 	defer srv.Close()
 	offer, answer, _ := invitations(t)
-	id, token, _ := drop.Publish(offer)
-	aid, err := drop.Answer(id, answer)
+	id, token, _ := drop.Publish(netip.Addr{}, offer)
+	aid, err := drop.Answer(netip.Addr{}, id, answer)
 	if err != nil {
 		t.Fatal(err)
 	}

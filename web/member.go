@@ -10,7 +10,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"slices"
 	"sync"
@@ -230,7 +229,10 @@ func (o Options) memberProof(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req proofRequest
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxProofBody))
+	body, err := o.readBody(w, r, maxProofBody)
+	if o.slowBody(w, r, err) {
+		return
+	}
 	if err != nil || json.Unmarshal(body, &req) != nil {
 		fail(w, http.StatusBadRequest, "bad-proof", "a proof is a small JSON object {author, nonce, sig}")
 		return

@@ -1,9 +1,9 @@
 package web
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"slices"
 )
@@ -80,7 +80,11 @@ func (o Options) apiClaim(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Code string `json:"code"`
 	}
-	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<10)).Decode(&req); err != nil {
+	body, err := o.readBody(w, r, 1<<10)
+	if o.slowBody(w, r, err) {
+		return
+	}
+	if err != nil || json.Unmarshal(body, &req) != nil {
 		fail(w, http.StatusBadRequest, "bad-request", "send {\"code\": \"…\"}")
 		return
 	}
@@ -136,9 +140,13 @@ func (o Options) apiSettings(w http.ResponseWriter, r *http.Request) {
 
 func (o Options) apiPutSettings(w http.ResponseWriter, r *http.Request) {
 	var s Settings
-	dec := json.NewDecoder(io.LimitReader(r.Body, 4<<10))
+	body, err := o.readBody(w, r, 4<<10)
+	if o.slowBody(w, r, err) {
+		return
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
+	if err != nil || dec.Decode(&s) != nil {
 		fail(w, http.StatusBadRequest, "bad-request", "send {\"mic_off\": bool, \"ptt_room\": \"\" or a room id}")
 		return
 	}

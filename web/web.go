@@ -73,6 +73,15 @@ type Options struct {
 	// Owner, when set, serves the owner's claim and settings under /api/owner (owner.go,
 	// owner_api.go); the owner may switch the box's microphone off.
 	Owner *Owner
+	// BodyReadTimeout bounds how long a request may take to send its body (limits.go);
+	// 0 means DefaultBodyReadTimeout.
+	BodyReadTimeout time.Duration
+	// WriteTimeout bounds each write of an event stream or an export to a client that does
+	// not read; 0 means DefaultWriteTimeout.
+	WriteTimeout time.Duration
+
+	streams *streamSlots // the event streams open, per client and in all (limits.go)
+	refused *refusals    // the refusals logged lately
 }
 
 // ContentSecurityPolicy is sent with every response: no inline scripts or styles, nothing
@@ -105,6 +114,13 @@ func (o Options) withDefaults() Options {
 	if o.Activity == nil {
 		o.Activity = NewActivity()
 	}
+	if o.BodyReadTimeout <= 0 {
+		o.BodyReadTimeout = DefaultBodyReadTimeout
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = DefaultWriteTimeout
+	}
+	o.streams, o.refused = newStreamSlots(), newRefusals()
 	return o
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -26,9 +27,33 @@ import (
 // Errors Connect returns.
 var (
 	ErrNotOffer   = errors.New("archiver: the invitation is not an offer")
+	ErrBadOffer   = errors.New("archiver: the offer's SDP is not a DataChannel offer the box can answer")
 	ErrBusy       = errors.New("archiver: too many peers connected; try again later")
+	ErrTooMany    = errors.New("archiver: this client has too many connections opening; try again later")
 	ErrNotRunning = errors.New("archiver: not running")
 )
+
+// Limits of Connect (Options' zero values).
+const (
+	// DefaultMaxPeers caps the peer connections of the whole box.
+	DefaultMaxPeers = 32
+	// DefaultOpenTimeout is how long an answered offer waits for its DataChannel, and an
+	// open channel for the peer's hello; then the connection ends and nothing is kept.
+	DefaultOpenTimeout = 30 * time.Second
+	// DefaultMaxOpeningPerClient caps the connections of one client address that have not
+	// said hello yet (the answered offers it holds the box's places with).
+	DefaultMaxOpeningPerClient = 4
+)
+
+// Caller says who asks the box to connect (ConnectFrom).
+type Caller struct {
+	// Addr is the client's address; the zero Addr (a caller on the box itself, a test) is
+	// not counted per client.
+	Addr netip.Addr
+	// Proven lists the identity keys the request proved (the box's membership proof,
+	// web/member.go).
+	Proven []string
+}
 
 // Options configures an Archiver; Store and Identity are required.
 type Options struct {
@@ -36,9 +61,13 @@ type Options struct {
 	Identity *store.Identity
 	// RTC configures the pion peer (see rtc.Options).
 	RTC rtc.Options
-	// MaxPeers caps the connections at once; 0 means 32.
+	// MaxPeers caps the connections at once; 0 means DefaultMaxPeers.
 	MaxPeers int
-	// OpenTimeout is how long an answered offer waits for its DataChannel; 0 means 2 minutes.
+	// MaxOpeningPerClient caps one client address's connections that have not said hello
+	// yet; 0 means DefaultMaxOpeningPerClient.
+	MaxOpeningPerClient int
+	// OpenTimeout is how long an answered offer waits for its DataChannel, and the open
+	// channel for the peer's hello; 0 means DefaultOpenTimeout.
 	OpenTimeout time.Duration
 	// Blobs, when set, holds the files the box announces itself (voice notes from its
 	// microphone) and the files it fetches from the peers of the rooms it keeps (every
@@ -74,6 +103,7 @@ type Archiver struct {
 	runCtx  context.Context // set by Run; the lifetime of every connection
 	wg      sync.WaitGroup
 	peers   int
+	opening map[netip.Addr]int // per client address, connections before the peer's hello
 	byRoom  map[string]map[*rtc.Session]struct{}
 	stopped bool
 
@@ -86,10 +116,13 @@ func New(opts Options) (*Archiver, error) {
 		return nil, errors.New("archiver: Store and Identity are required")
 	}
 	if opts.MaxPeers <= 0 {
-		opts.MaxPeers = 32
+		opts.MaxPeers = DefaultMaxPeers
+	}
+	if opts.MaxOpeningPerClient <= 0 {
+		opts.MaxOpeningPerClient = DefaultMaxOpeningPerClient
 	}
 	if opts.OpenTimeout <= 0 {
-		opts.OpenTimeout = 2 * time.Minute
+		opts.OpenTimeout = DefaultOpenTimeout
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -106,7 +139,7 @@ func New(opts Options) (*Archiver, error) {
 		return nil, fmt.Errorf("archiver: %w", err)
 	}
 	a := &Archiver{opts: opts, api: api, log: opts.Logger.With("component", "archiver"),
-		byRoom: make(map[string]map[*rtc.Session]struct{})}
+		byRoom: make(map[string]map[*rtc.Session]struct{}), opening: make(map[netip.Addr]int)}
 	if opts.Blobs != nil {
 		a.fetch, err = pieces.NewFetcher(pieces.FetcherOptions{Blobs: opts.Blobs, MaxFileSize: opts.MaxFetchSize,
 			DiskBudget: opts.FilesBudget, MaxFetches: opts.MaxFetches, Stall: opts.FetchStall, Logger: opts.Logger})
@@ -145,18 +178,23 @@ func (a *Archiver) Run(ctx context.Context) error {
 // Rooms lists the rooms the box keeps.
 func (a *Archiver) Rooms() ([]store.Room, error) { return a.opts.Store.Rooms() }
 
-// Connect answers an offer .torrent for a room: the room is created in the store if new,
-// the box writes its join entry once, and the answer .torrent comes back. The connection
-// then runs in the background under Run's context.
+// Connect answers an offer .torrent for a room with the answer .torrent (ConnectFrom for
+// a caller with no address and no proven keys).
 func (a *Archiver) Connect(ctx context.Context, offer []byte) ([]byte, error) {
-	return a.ConnectProven(ctx, offer, nil)
+	return a.ConnectFrom(ctx, offer, Caller{})
 }
 
-// ConnectProven is Connect for a request that proved it holds the keys proven (the box's
-// membership proof, web/member.go). Only a peer whose offer names one of them, and whose
-// hello then says the same id, may report its time to the clock: an id in a hello alone is
-// a claim, and one peer could claim two members' ids.
-func (a *Archiver) ConnectProven(ctx context.Context, offer []byte, proven []string) ([]byte, error) {
+// ConnectFrom answers an offer .torrent for a room with the answer .torrent; the connection
+// then runs in the background under Run's context. Nothing is stored for it until the
+// peer's DataChannel opened and its hello named the room: then the room is created if new
+// and the box writes its join entry once (a room the box keeps is used as it is). An offer
+// whose SDP the box cannot answer is ErrBadOffer; a caller address with
+// MaxOpeningPerClient connections not yet past hello is ErrTooMany.
+//
+// Only a peer whose offer names one of caller.Proven, and whose hello then says the same
+// id, may report its time to the clock: an id in a hello alone is a claim, and one peer
+// could claim two members' ids.
+func (a *Archiver) ConnectFrom(ctx context.Context, offer []byte, caller Caller) ([]byte, error) {
 	inv, err := torrent.Decode(offer)
 	if err != nil {
 		return nil, err
@@ -164,32 +202,22 @@ func (a *Archiver) ConnectProven(ctx context.Context, offer []byte, proven []str
 	if inv.Role != torrent.RoleOffer {
 		return nil, ErrNotOffer
 	}
-	a.mu.Lock()
-	runCtx, stopped := a.runCtx, a.stopped
-	if runCtx == nil || stopped {
-		a.mu.Unlock()
+	if !a.running() { // before the SDP: a stopped box says so whatever it is sent
 		return nil, ErrNotRunning
 	}
-	if a.peers >= a.opts.MaxPeers {
-		a.mu.Unlock()
-		return nil, ErrBusy
+	if err := checkOffer(inv.SDP); err != nil {
+		return nil, err
 	}
-	a.peers++
-	a.mu.Unlock()
-	release := func() {
-		a.mu.Lock()
-		a.peers--
-		a.mu.Unlock()
-	}
-
-	rh, err := a.room(inv.Room, inv.RoomName)
+	release, runCtx, err := a.reserve(caller.Addr)
 	if err != nil {
-		release()
 		return nil, err
 	}
 	pc, channels, sdp, err := rtc.Answer(ctx, a.api, inv.SDP)
 	if err != nil {
-		release()
+		release.all()
+		if isOfferRefused(err) {
+			return nil, fmt.Errorf("%w: %w", ErrBadOffer, err)
+		}
 		return nil, fmt.Errorf("archiver: answer: %w", err)
 	}
 	id := a.opts.Identity
@@ -197,7 +225,7 @@ func (a *Archiver) ConnectProven(ctx context.Context, offer []byte, proven []str
 		SDP: sdp, Session: inv.Session, Peer: torrent.Peer{ID: id.Author(), Name: id.Name}})
 	if err != nil {
 		pc.Close()
-		release()
+		release.all()
 		return nil, fmt.Errorf("archiver: answer: %w", err)
 	}
 	// A peer that goes away without closing (a phone out of range, its battery flat)
@@ -212,13 +240,55 @@ func (a *Archiver) ConnectProven(ctx context.Context, offer []byte, proven []str
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		defer release()
+		defer release.all()
 		defer pc.Close()
 		defer cancelConn()
-		a.serve(connCtx, inv, slices.Contains(proven, inv.Peer.ID), rh, channels)
+		a.serve(connCtx, inv, slices.Contains(caller.Proven, inv.Peer.ID), channels, release.opening)
 	}()
 	a.log.Info("answered", "room", inv.Room, "name", inv.RoomName, "peer", inv.Peer.Name)
 	return answer, nil
+}
+
+// places are a connection's reservations: its place among MaxPeers, and among its client's
+// MaxOpeningPerClient until the peer's hello. Each is given back once.
+type places struct {
+	opening func() // gives back the client's opening place
+	all     func() // gives back both
+}
+
+// reserve takes a place for a new connection from client; it returns Run's context, the
+// connection's lifetime.
+func (a *Archiver) reserve(client netip.Addr) (places, context.Context, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case a.runCtx == nil || a.stopped:
+		return places{}, nil, ErrNotRunning
+	case a.peers >= a.opts.MaxPeers:
+		return places{}, nil, ErrBusy
+	case client.IsValid() && a.opening[client] >= a.opts.MaxOpeningPerClient:
+		return places{}, nil, ErrTooMany
+	}
+	a.peers++
+	if client.IsValid() {
+		a.opening[client]++
+	}
+	opening := sync.OnceFunc(func() {
+		if !client.IsValid() {
+			return
+		}
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if a.opening[client]--; a.opening[client] <= 0 {
+			delete(a.opening, client)
+		}
+	})
+	peer := sync.OnceFunc(func() {
+		a.mu.Lock()
+		a.peers--
+		a.mu.Unlock()
+	})
+	return places{opening: opening, all: func() { opening(); peer() }}, a.runCtx, nil
 }
 
 // room opens (creating if new) the stored room and writes the box's join entry once.
@@ -271,25 +341,43 @@ func (a *Archiver) observeClock(rh *store.RoomHistory, peer string, stated time.
 
 // serve waits for the peer's DataChannel and runs the sync session until either side
 // leaves. Entries one peer brings are passed on to the room's other peers.
-func (a *Archiver) serve(ctx context.Context, inv *torrent.Invitation, proven bool, rh *store.RoomHistory, channels <-chan *webrtc.DataChannel) {
+func (a *Archiver) serve(ctx context.Context, inv *torrent.Invitation, proven bool, channels <-chan *webrtc.DataChannel, opened func()) {
 	log := a.log.With("room", inv.Room, "peer", inv.Peer.Name)
+	// The channel must open, and the peer say hello, within OpenTimeout of the answer.
+	openCtx, cancelOpen := context.WithTimeout(ctx, a.opts.OpenTimeout)
+	defer cancelOpen()
 	var dc *webrtc.DataChannel
 	select {
 	case dc = <-channels:
-	case <-time.After(a.opts.OpenTimeout):
-		log.Warn("the peer never opened the channel")
-		return
-	case <-ctx.Done():
+	case <-openCtx.Done():
+		if ctx.Err() == nil {
+			log.Warn("the peer never opened the channel: nothing kept", "after", a.opts.OpenTimeout)
+		}
 		return
 	}
-	openCtx, cancel := context.WithTimeout(ctx, a.opts.OpenTimeout)
 	conn, err := rtc.Open(openCtx, dc)
-	cancel()
 	if err != nil {
-		log.Warn("channel did not open", "err", err)
+		log.Warn("channel did not open: nothing kept", "err", err)
 		return
 	}
 	defer conn.Close()
+	room := &sessionRoom{open: func() (*store.RoomHistory, error) { return a.room(inv.Room, inv.RoomName) }}
+	room.bind(a.opts.Store, inv.Room)
+	sctx, endSession := context.WithCancel(ctx)
+	var watch sync.WaitGroup
+	defer watch.Wait()
+	defer endSession()
+	hello := make(chan struct{})
+	saidHello := sync.OnceFunc(func() { close(hello); opened() })
+	watch.Go(func() { // ends a session whose peer never says hello
+		select {
+		case <-hello:
+		case <-sctx.Done():
+		case <-openCtx.Done():
+			log.Warn("the peer never said hello: nothing kept", "after", a.opts.OpenTimeout)
+			endSession()
+		}
+	})
 	var seeder *pieces.Seeder
 	var files rtc.FileHandler
 	router := &fileRouter{}
@@ -301,11 +389,20 @@ func (a *Archiver) serve(ctx context.Context, inv *torrent.Invitation, proven bo
 	}
 	var s *rtc.Session
 	s, err = rtc.NewSession(rtc.Config{Files: files,
-		Room: inv.Room, History: rh, Conn: conn, Logger: a.opts.Logger,
+		Room: inv.Room, History: room, Conn: conn, Logger: a.opts.Logger,
 		Self: rtc.PeerInfo{ID: a.opts.Identity.Author(), Name: a.opts.Identity.Name}, Now: a.opts.Clock.Now,
 		OnEvent: func(ev rtc.Event) {
 			switch ev.Kind {
 			case rtc.EventHello:
+				// The peer's hello named the room (the session checked it): the room is
+				// kept on the box from now on.
+				saidHello()
+				rh, err := room.ensure()
+				if err != nil {
+					log.Error("room not kept", "err", err)
+					endSession()
+					return
+				}
 				if proven && ev.Peer.ID == inv.Peer.ID { // a key the peer proved, not a claim
 					a.observeClock(rh, ev.Peer.ID, ev.PeerNow) // before the peer's entries are checked
 				}
@@ -339,17 +436,17 @@ func (a *Archiver) serve(ctx context.Context, inv *torrent.Invitation, proven bo
 	}()
 	log.Info("peer connected")
 	if seeder != nil {
-		sctx, stop := context.WithCancel(ctx)
+		seedCtx, stop := context.WithCancel(sctx)
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			if err := seeder.Run(sctx, s); err != nil {
+			if err := seeder.Run(seedCtx, s); err != nil {
 				log.Warn("serving files stopped", "err", err)
 			}
 		}()
 		defer func() { stop(); <-done }()
 	}
-	if err := s.Run(ctx); err != nil {
+	if err := s.Run(sctx); err != nil {
 		log.Warn("session ended", "err", err)
 		return
 	}

@@ -397,7 +397,7 @@ func connectPhone(t *testing.T, ctx context.Context, a *Archiver, room string, m
 	if len(unproven) > 0 && unproven[0] {
 		proven = nil
 	}
-	ans, err := a.ConnectProven(ctx, offer, proven)
+	ans, err := a.ConnectFrom(ctx, offer, Caller{Proven: proven})
 	if err != nil {
 		t.Fatal(err)
 	}
