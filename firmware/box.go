@@ -33,6 +33,8 @@ func (b boxAPI) Connect(ctx context.Context, offer []byte) ([]byte, error) {
 		return nil, web.ErrTooMany
 	case errors.Is(err, archiver.ErrBusy):
 		return nil, web.ErrBoxBusy
+	case errors.Is(err, store.ErrStoreFull), errors.Is(err, store.ErrRoomsFull):
+		return nil, fmt.Errorf("%w: %w", web.ErrStoreFull, err)
 	}
 	return answer, err
 }

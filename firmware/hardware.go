@@ -204,6 +204,11 @@ func (h *hardware) RecordVoice(ctx context.Context, room string, stop <-chan str
 	if h.micOff() {
 		return history.Entry{}, errMicOff
 	}
+	// A full store is refused before the microphone opens: nobody records for nothing.
+	if err := h.st.CheckSpace(voiceNoteBytes(min(max, h.maxVoice))); err != nil {
+		h.pattern(board.LEDError)
+		return history.Entry{}, err
+	}
 	h.mu.Lock()
 	if h.busy {
 		h.mu.Unlock()
@@ -407,5 +412,14 @@ func (a hardwareAPI) Status() []web.BoxFeature { return a.h.Status() }
 
 func (a hardwareAPI) RecordVoice(ctx context.Context, room string, d time.Duration) error {
 	_, err := a.h.RecordVoice(ctx, room, nil, d)
+	if errors.Is(err, store.ErrStoreFull) {
+		return fmt.Errorf("%w: %w", web.ErrStoreFull, err)
+	}
 	return err
+}
+
+// voiceNoteBytes is the size of a WAV note of d (board.WAVBytesPerSecond plus the header):
+// what the store's budget is asked for before recording.
+func voiceNoteBytes(d time.Duration) int64 {
+	return 44 + int64(d)*board.WAVBytesPerSecond/int64(time.Second)
 }

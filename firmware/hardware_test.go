@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"github.com/chattorrent/chattorrent/net/pieces"
 	"github.com/chattorrent/chattorrent/store"
 	"github.com/chattorrent/chattorrent/store/history"
+	"github.com/chattorrent/chattorrent/web"
 )
 
 // hwRig is the box without its network: a real buntdb store and blob store, the archiver,
@@ -300,4 +302,39 @@ func featureDetail(h *hardware, feature, sub string) bool {
 		}
 	}
 	return false
+}
+
+// A full store refuses a voice note before the microphone opens, and the web API hears
+// "store full" (HTTP 507), not a recording failure.
+func TestVoiceStoreFull(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(dir, store.Options{Limits: store.Limits{StoreBytes: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	id, err := store.LoadIdentity(dir, "Caja")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs, err := pieces.NewBlobs(filepath.Join(dir, "files"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	arch, err := archiver.New(archiver.Options{Store: st, Identity: id, Blobs: blobs, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mic := boardtest.NewToneMic(440, time.Second)
+	h := newHardware(&board.Board{Mic: mic}, arch, st, blobs, time.Minute, log)
+	err = hardwareAPI{h}.RecordVoice(t.Context(), strings.Repeat("a", 32), 3*time.Second)
+	if !errors.Is(err, web.ErrStoreFull) || !errors.Is(err, store.ErrStoreFull) {
+		t.Fatalf("RecordVoice on a full store: %v, want web.ErrStoreFull", err)
+	}
+	select {
+	case <-mic.Opened:
+		t.Error("the microphone was opened for a note the store cannot keep")
+	default:
+	}
 }
