@@ -149,10 +149,21 @@ func TestIdentityBackup(t *testing.T) {
 	if len(fp) != 9 || fp[4] != '-' {
 		t.Fatalf("fingerprint %q", fp)
 	}
+	// The key is a non-extractable CryptoKey in IndexedDB: nothing of it in localStorage,
+	// and the page's own script cannot export the key it signs with.
+	if got := evalJS[string](a, `localStorage.getItem('chattorrent.identity') || JSON.stringify(Object.fromEntries(Object.entries(localStorage)))`); strings.Contains(got, `"d"`) || strings.Contains(got, "jwk") {
+		t.Errorf("localStorage holds the key: %s", got)
+	}
+	if got := evalJS[string](a, `import('/js/keystore.js').then(async (m) => { const k = await m.loadKey(); if (!k) return 'no key'; if (k.privateKey.extractable) return 'extractable'; try { await crypto.subtle.exportKey('jwk', k.privateKey); return 'exported'; } catch { return 'refused'; } })`); got != "refused" {
+		t.Errorf("the kept signing key: %s, want a key exportKey refuses", got)
+	}
 	a.do(chromedp.Click(chromedp.CSS(".identity summary")))
 	path, name := a.download(chromedp.Click(chromedp.CSS("#identity-export")))
 	if !strings.HasPrefix(name, "chattorrent-identity-") {
 		t.Errorf("identity file %q", name)
+	}
+	if raw, err := os.ReadFile(path); err != nil || !strings.Contains(string(raw), `"d":`) {
+		t.Errorf("the exported identity holds no private key: %v %s", err, raw)
 	}
 	b := newUser(t, "B", "en-US")
 	if b.text("#my-fingerprint") == fp {
@@ -166,6 +177,26 @@ func TestIdentityBackup(t *testing.T) {
 	// Survives closing the browser.
 	b.reopen()
 	b.waitJS(fmt.Sprintf(`document.getElementById('my-fingerprint').textContent === %q`, fp))
+
+	// An older page kept the key as a JWK in localStorage: the page moves it into
+	// IndexedDB and keeps the identity.
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newUser(t, "D", "en-US")
+	evalJS[bool](d, fmt.Sprintf(`(async () => {
+		const f = %s;
+		const db = await new Promise((res, rej) => { const r = indexedDB.deleteDatabase('chattorrent-keys'); r.onsuccess = res; r.onerror = rej; r.onblocked = res; });
+		const key = Object.keys(localStorage).find((k) => k.endsWith('identity'));
+		localStorage.setItem(key, JSON.stringify({ author: f.jwk.x, name: f.name, jwk: f.jwk }));
+		return true;
+	})()`, raw))
+	d.reopen()
+	d.waitJS(fmt.Sprintf(`document.getElementById('my-fingerprint').textContent === %q`, fp))
+	if got := evalJS[string](d, `JSON.stringify(Object.fromEntries(Object.entries(localStorage)))`); strings.Contains(got, "jwk") {
+		t.Errorf("after the move localStorage still holds the key: %s", got)
+	}
 
 	// A file that is not an identity changes nothing.
 	bad := t.TempDir() + "/not-identity.json"

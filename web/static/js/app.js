@@ -15,6 +15,8 @@ import { EntryStore } from './entries.js';
 import { zip, ZipTooLarge } from './zip.js';
 import { initOwner } from './owner.js';
 import { proveMember, watchActivity } from './member.js';
+import { loadKey, saveKey, exportKey } from './keystore.js';
+import { isFull } from './idb.js';
 import {
   MAX_TORRENT_BYTES, MAX_ROOM_NAME, TorrentError, encodeInvitation, decodeInvitation, safeFileName, invitationFileName,
 } from './torrent.js';
@@ -127,12 +129,23 @@ function fp(author) {
 
 async function loadIdentity() {
   const saved = store.identity();
+  const nameOf = (author) => (saved && saved.author === author && cleanText(saved.name, MAX_NAME)) || `Peer-${author.slice(0, 4)}`;
+  let kept = null;
+  try {
+    kept = await loadKey();
+  } catch (err) {
+    console.warn('chattorrent: the identity key store is unavailable', err);
+  }
+  if (kept && (!saved || !saved.author || saved.author === kept.author)) {
+    const me = { author: kept.author, name: nameOf(kept.author), privateKey: kept.privateKey };
+    if (!saved || saved.jwk || saved.name !== me.name) saveIdentity(me); // (drops a copy an older page kept)
+    return me;
+  }
   if (saved && saved.jwk && saved.author) {
+    // An older page kept the key in localStorage: it moves into IndexedDB, and leaves
+    // localStorage once it is there.
     try {
-      const privateKey = await crypto.subtle.importKey('jwk', saved.jwk, { name: 'Ed25519' }, true, ['sign']);
-      // A name kept by an older page may hold format characters, which entries refuse now.
-      const name = cleanText(saved.name, MAX_NAME) || `Peer-${saved.author.slice(0, 4)}`;
-      return { author: saved.author, name, privateKey, jwk: saved.jwk };
+      return await keepKey(saved.author, nameOf(saved.author), saved.jwk);
     } catch (err) {
       console.warn('chattorrent: stored identity unusable, making a new one', err);
     }
@@ -140,13 +153,29 @@ async function loadIdentity() {
   const kp = await crypto.subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify']);
   const author = toB64url(new Uint8Array(await crypto.subtle.exportKey('raw', kp.publicKey)));
   const jwk = await crypto.subtle.exportKey('jwk', kp.privateKey);
-  const me = { author, name: `Peer-${author.slice(0, 4)}`, privateKey: kp.privateKey, jwk };
+  return keepKey(author, `Peer-${author.slice(0, 4)}`, jwk);
+}
+
+/** Keeps the key in IndexedDB (non-extractable, keystore.js) and the identity's author and
+ * name in localStorage. A browser without a working IndexedDB keeps the key as before, as
+ * a JWK in localStorage, rather than lose the identity. */
+async function keepKey(author, name, jwk) {
+  let me;
+  try {
+    const k = await saveKey(author, jwk);
+    me = { author, name, privateKey: k.privateKey };
+  } catch (err) {
+    if (isFull(err)) throw new StorageFullError(err);
+    console.warn('chattorrent: the key stays in localStorage (no IndexedDB)', err);
+    const privateKey = await crypto.subtle.importKey('jwk', jwk, { name: 'Ed25519' }, false, ['sign']);
+    me = { author, name, privateKey, jwk };
+  }
   saveIdentity(me);
   return me;
 }
 
 function saveIdentity(me) {
-  store.setIdentity({ author: me.author, name: me.name, jwk: me.jwk });
+  store.setIdentity(me.jwk ? { author: me.author, name: me.name, jwk: me.jwk } : { author: me.author, name: me.name });
 }
 
 async function importIdentity(file) {
@@ -159,10 +188,9 @@ async function importIdentity(file) {
     if (!jwk || jwk.kty !== 'OKP' || jwk.crv !== 'Ed25519' || typeof jwk.d !== 'string' || typeof jwk.x !== 'string') throw new Error('key');
     const raw = fromB64url(jwk.x);
     if (!raw || raw.length !== 32) throw new Error('key');
-    const privateKey = await crypto.subtle.importKey('jwk', jwk, { name: 'Ed25519' }, true, ['sign']);
+    await crypto.subtle.importKey('jwk', jwk, { name: 'Ed25519' }, false, ['sign']); // a usable key
     const name = (typeof data.name === 'string' && cleanText(data.name, MAX_NAME)) || state.me.name;
-    state.me = { author: jwk.x, name, privateKey, jwk };
-    saveIdentity(state.me);
+    state.me = await keepKey(jwk.x, name, { kty: 'OKP', crv: 'Ed25519', x: jwk.x, d: jwk.d });
   } catch (err) {
     if (err instanceof StorageFullError) throw err;
     notify('error', t('err.identity-bad'), 'identity-bad');
@@ -176,9 +204,10 @@ async function importIdentity(file) {
   render();
 }
 
-function exportIdentity() {
+async function exportIdentity() {
   const file = `chattorrent-identity-${safeFileName(state.me.name)}.json`;
-  const data = { format: 'chattorrent-identity', v: 1, name: state.me.name, jwk: state.me.jwk };
+  const { kty, crv, x, d } = state.me.jwk || await exportKey(); // the key leaves IndexedDB only here
+  const data = { format: 'chattorrent-identity', v: 1, name: state.me.name, jwk: { kty, crv, x, d } };
   download(file, JSON.stringify(data, null, 1), 'application/json');
   notify('info', t('identityExported', { file }));
 }
