@@ -26,6 +26,7 @@ const (
 	TypeHello   = "hello"
 	TypeEntries = "entries"
 	TypeAck     = "ack"
+	TypeRefused = "refused"
 )
 
 // PeerInfo names the device at the other end.
@@ -54,7 +55,8 @@ type Message struct {
 	T       string
 	Hello   *Hello
 	Entries []json.RawMessage // each decoded on its own, so one bad entry is refused, not the batch
-	IDs     []string          // ack
+	IDs     []string          // ack, refused
+	Code    string            // refused: why, e.g. "author-rate" (PROTOCOL.md §2)
 	Control *pieces.Control   // want, nope, got, cancel (PROTOCOL.md §5)
 }
 
@@ -65,6 +67,7 @@ var (
 	rePeerID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 	reRoom   = regexp.MustCompile(`^[0-9a-f]{32}$`)
 	reID     = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	reCode   = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
 )
 
 func malformed(format string, args ...any) error {
@@ -120,6 +123,27 @@ func DecodeMessage(data []byte) (Message, error) {
 			}
 		}
 		return Message{T: t, IDs: ids}, nil
+	case TypeRefused:
+		var code string
+		if err := str(top, "code", &code); err != nil {
+			return Message{}, err
+		}
+		if !reCode.MatchString(code) {
+			return Message{}, malformed("code wants [a-z][a-z0-9-]{0,31}")
+		}
+		var ids []string
+		if err := field(top, "ids", &ids); err != nil {
+			return Message{}, err
+		}
+		if len(ids) > ackIDs {
+			return Message{}, malformed("%d ids, at most %d", len(ids), ackIDs)
+		}
+		for i, id := range ids {
+			if !reID.MatchString(id) {
+				return Message{}, malformed("ids[%d] is not an entry id", i)
+			}
+		}
+		return Message{T: t, IDs: ids, Code: code}, nil
 	case "want", "nope", "got", "cancel":
 		c, err := pieces.DecodeControl(data)
 		if err != nil {
@@ -279,6 +303,26 @@ func EncodeAck(ids []string) ([]byte, error) {
 	}{TypeAck, ids})
 	if err != nil {
 		return nil, fmt.Errorf("rtc: encode ack: %w", err)
+	}
+	return b, nil
+}
+
+// EncodeRefused writes a refused message: the entries with these ids (at most ackIDs,
+// possibly none when the refused entries had no valid id) were refused for code.
+func EncodeRefused(code string, ids []string) ([]byte, error) {
+	if !reCode.MatchString(code) {
+		return nil, fmt.Errorf("rtc: encode refused: code %.40q wants [a-z][a-z0-9-]{0,31}", code)
+	}
+	if ids == nil {
+		ids = []string{}
+	}
+	b, err := json.Marshal(struct {
+		T    string   `json:"t"`
+		Code string   `json:"code"`
+		IDs  []string `json:"ids"`
+	}{TypeRefused, code, ids})
+	if err != nil {
+		return nil, fmt.Errorf("rtc: encode refused: %w", err)
 	}
 	return b, nil
 }
