@@ -3,9 +3,11 @@ package rtc
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -167,23 +169,53 @@ func TestRefusedMessage(t *testing.T) {
 	if _, err := EncodeRefused("Bad Code", nil); err == nil {
 		t.Error("a code out of its rule was encoded")
 	}
-	m, err := DecodeMessage([]byte(`{"t":"refused","code":"author-rate","ids":["` + id + `"],"more":1}`))
-	if err != nil || m.T != TypeRefused || m.Code != "author-rate" || len(m.IDs) != 1 {
-		t.Fatalf("decode: %+v, %v", m, err)
+	many := make([]string, ackIDs+1)
+	for i := range many {
+		many[i] = id
 	}
-	for _, bad := range []string{
-		`{"t":"refused","ids":[]}`,
-		`{"t":"refused","code":"","ids":[]}`,
-		`{"t":"refused","code":"UPPER","ids":[]}`,
-		`{"t":"refused","code":"` + strings.Repeat("a", 33) + `","ids":[]}`,
-		`{"t":"refused","code":"x"}`,
-		`{"t":"refused","code":"x","ids":null}`,
-		`{"t":"refused","code":"x","ids":["nope"]}`,
-		`{"t":"refused","code":7,"ids":[]}`,
-	} {
-		if _, err := DecodeMessage([]byte(bad)); !errors.Is(err, ErrMalformed) {
-			t.Errorf("%s: %v, want malformed", bad, err)
+	if b, _ := json.Marshal(map[string]any{"t": TypeRefused, "code": "x", "ids": many}); !isMalformed(b) {
+		t.Errorf("%d ids decoded", len(many))
+	}
+}
+
+func isMalformed(b []byte) bool {
+	_, err := DecodeMessage(b)
+	return errors.Is(err, ErrMalformed)
+}
+
+// TestRefusedVectors: the shared vectors of the refused message (testdata/refused.json,
+// also read by web/jstest/session.test.mjs).
+func TestRefusedVectors(t *testing.T) {
+	raw, err := os.ReadFile("testdata/refused.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		Valid []struct {
+			Frame, Code string
+			IDs         []string
 		}
+		Invalid []string
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range v.Valid {
+		m, err := DecodeMessage([]byte(c.Frame))
+		if err != nil || m.T != TypeRefused || m.Code != c.Code || !slices.Equal(m.IDs, c.IDs) {
+			t.Errorf("%s: %+v, %v", c.Frame, m, err)
+		}
+		if b, err := EncodeRefused(c.Code, c.IDs); err != nil || !strings.Contains(c.Frame, string(b[:len(b)-1])) {
+			t.Errorf("EncodeRefused(%s) = %s, %v; want the start of %s", c.Code, b, err, c.Frame)
+		}
+	}
+	for _, f := range v.Invalid {
+		if !isMalformed([]byte(f)) {
+			t.Errorf("%s decoded", f)
+		}
+	}
+	if len(v.Valid) == 0 || len(v.Invalid) == 0 {
+		t.Fatal("no vectors")
 	}
 }
 

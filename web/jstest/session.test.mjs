@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Log, signEntry, toB64url } from '../static/js/history.js';
-import { Session, decodeMessage, ProtocolError, MAX_MESSAGE, BATCH_ENTRIES } from '../static/js/session.js';
+import { Session, decodeMessage, ProtocolError, MAX_MESSAGE, BATCH_ENTRIES, MAX_NEW_AUTHORS_PER_SESSION, MAX_BAD_ENTRIES } from '../static/js/session.js';
 
 const ROOM = 'ab'.repeat(16);
 
@@ -284,4 +284,106 @@ test('received entries are acknowledged only once stored; a failed store closes 
       assert.equal(sb.length, 3);
     }
   }
+});
+
+// ---- session limits and refusals (docs/OPERATIONS.md, "Limits: the sync session") ----
+
+const peerHello = (heads = {}, tips) => JSON.stringify({ t: 'hello', v: 1, room: ROOM, peer: { id: 'm', name: 'Mallory' }, heads, ...(tips ? { tips } : {}) });
+const sentOf = (ch, t) => ch.sent.map((s) => JSON.parse(s)).filter((m) => m.t === t);
+
+test('the shared refused vectors (net/rtc/testdata/refused.json) decode as in Go', async () => {
+  const { readFile } = await import('node:fs/promises');
+  const v = JSON.parse(await readFile(new URL('../../net/rtc/testdata/refused.json', import.meta.url), 'utf8'));
+  assert.ok(v.valid.length && v.invalid.length);
+  for (const c of v.valid) assert.deepEqual(decodeMessage(c.frame), { t: 'refused', code: c.code, ids: c.ids }, c.frame);
+  for (const f of v.invalid) assert.throws(() => decodeMessage(f), ProtocolError, f.slice(0, 80));
+  const many = JSON.stringify({ t: 'refused', code: 'x', ids: new Array(2001).fill('ab'.repeat(32)) });
+  assert.throws(() => decodeMessage(many), ProtocolError);
+});
+
+test('a refused message from the peer is reported as peer-refused and the session goes on', async () => {
+  const [ca, cb] = pair();
+  const ana = await identity();
+  const la = new Log(ROOM);
+  const mine = await write(la, ana, 'Ana', 'refused by the box');
+  const ea = [];
+  const a = session(ca, la, ana, 'Ana', ea, []);
+  a.start();
+  cb.send(peerHello());
+  await settle(() => sentOf(ca, 'entries').length === 1);
+  cb.send(JSON.stringify({ t: 'refused', code: 'author-rate', ids: [mine.id] }));
+  cb.send(JSON.stringify({ t: 'refused', code: 'author-rate', ids: [mine.id] }));
+  await settle(() => ea.filter((e) => e.type === 'peer-refused').length === 2);
+  assert.deepEqual(ea.find((e) => e.type === 'peer-refused'), { type: 'peer-refused', code: 'author-rate', ids: [mine.id] });
+  assert.equal(a.closed, false);
+  const live = await write(la, ana, 'Ana', 'still sent');
+  a.publish(live);
+  await settle(() => sentOf(ca, 'entries').some((m) => m.entries.some((e) => e.id === live.id)));
+  a.close();
+});
+
+test('a hello whose tip differs marks nothing; a second signed entry does, and is answered with ours once', async () => {
+  const [ca, cb] = pair();
+  const ana = await identity();
+  const la = new Log(ROOM);
+  const mine = [];
+  for (let i = 0; i < 3; i++) mine.push(await write(la, ana, 'Ana', `m${i}`, 1000 + i));
+  const ea = [];
+  const a = session(ca, la, ana, 'A', ea, []);
+  a.start();
+  cb.send(peerHello({ [ana.author]: 3 }, { [ana.author]: 'e'.repeat(64) }));
+  await settle(() => sentOf(ca, 'entries').length === 1);
+  assert.deepEqual(sentOf(ca, 'entries')[0].entries.map((e) => e.id), [mine[2].id], 'our entry at that seq, as proof');
+  assert.equal(la.forked(ana.author), false, 'not on the peer\'s word');
+  assert.ok(!ea.some((e) => e.type === 'refused'));
+  // The proof: the same key signed another entry at seq 2.
+  const other = await signEntry({ room: ROOM, name: 'Ana', seq: 2, prev: mine[0].id, ts: 5000, kind: 'text', body: 'other device' }, ana);
+  cb.send(JSON.stringify({ t: 'entries', entries: [other] }));
+  await settle(() => la.forked(ana.author) && sentOf(ca, 'entries').length === 2);
+  assert.deepEqual(sentOf(ca, 'entries')[1].entries.map((e) => e.id), [mine[1].id]);
+  // Again, and a forged one: no more proofs, nothing new.
+  cb.send(JSON.stringify({ t: 'entries', entries: [other, { ...other, body: 'forged' }] }));
+  await settle(() => ea.filter((e) => e.type === 'refused').length === 3);
+  assert.equal(sentOf(ca, 'entries').length, 2);
+  assert.equal(a.closed, false);
+  a.close();
+});
+
+test('a session stores at most MAX_NEW_AUTHORS_PER_SESSION new authors and tells the peer about the rest', async () => {
+  const [ca, cb] = pair();
+  const la = new Log(ROOM);
+  const ea = [];
+  const a = session(ca, la, await identity(), 'A', ea, []);
+  a.start();
+  cb.send(peerHello());
+  const firsts = [];
+  for (let i = 0; i < MAX_NEW_AUTHORS_PER_SESSION + 3; i++) {
+    const n = await identity();
+    firsts.push(await signEntry({ room: ROOM, name: `n${i}`, seq: 1, prev: '', ts: 1000 + i, kind: 'text', body: 'hi' }, n));
+  }
+  cb.send(JSON.stringify({ t: 'entries', entries: firsts }));
+  await settle(() => sentOf(ca, 'refused').length === 1);
+  assert.equal(la.size, MAX_NEW_AUTHORS_PER_SESSION);
+  assert.deepEqual(sentOf(ca, 'refused')[0], { t: 'refused', code: 'authors-session', ids: firsts.slice(MAX_NEW_AUTHORS_PER_SESSION).map((e) => e.id) });
+  assert.equal(ea.filter((e) => e.type === 'refused' && e.code === 'authors-session').length, 3);
+  assert.equal(a.closed, false);
+  a.close();
+});
+
+test('a peer sending more than MAX_BAD_ENTRIES forged entries is cut', async () => {
+  const [ca, cb] = pair();
+  const ana = await identity();
+  const ea = [];
+  const a = session(ca, new Log(ROOM), await identity(), 'A', ea, []);
+  a.start();
+  cb.send(peerHello());
+  const good = await signEntry({ room: ROOM, name: 'Ana', seq: 1, prev: '', ts: 1000, kind: 'text', body: 'x' }, ana);
+  const forged = [];
+  for (let i = 0; i < MAX_BAD_ENTRIES; i++) forged.push({ ...good, body: `forged ${i}` });
+  cb.send(JSON.stringify({ t: 'entries', entries: forged }));
+  await settle(() => ea.filter((e) => e.type === 'refused').length === MAX_BAD_ENTRIES);
+  assert.equal(a.closed, false, 'up to the budget the session goes on');
+  cb.send(JSON.stringify({ t: 'entries', entries: [{ ...good, body: 'one more' }] }));
+  await settle(() => a.closed);
+  assert.match(ea.find((e) => e.type === 'error').error.message, /forged or malformed/);
 });

@@ -19,10 +19,20 @@ const MAX_HEADS = 10000;
 // asks again: after HELLO_RETRY_MS, or at once when other messages arrive first.
 export const HELLO_RETRY_MS = 2000;
 export const HELLO_AGAIN_MAX = 3;
+// Limits of one session (docs/OPERATIONS.md, "Limits: the sync session"), as in net/rtc.
+// A session stores the first entries of at most this many authors new to the room; the
+// rest are refused with 'authors-session' and the peer is told.
+export const MAX_NEW_AUTHORS_PER_SESSION = 32;
+// A peer that sent more entries than this that no honest peer relays (BAD_CODES) is cut.
+export const MAX_BAD_ENTRIES = 64;
+const BAD_CODES = new Set(['bad-signature', 'bad-id', 'bad-field', 'too-large', 'wrong-room']);
+const MAX_REFUSED_IDS = 2000;
 
 const rePeerId = /^[A-Za-z0-9_-]{1,64}$/;
 const reHex32 = /^[0-9a-f]{32}$/;
 const reControl = /\p{Cc}/u;
+const reId = /^[0-9a-f]{64}$/;
+const reCode = /^[a-z][a-z0-9-]{0,31}$/;
 
 export class ProtocolError extends Error {
   constructor(msg) {
@@ -87,6 +97,13 @@ export function decodeMessage(data) {
         throw new ProtocolError('ack: bad ids');
       }
       return { t: 'ack', ids: m.ids };
+    case 'refused':
+      // The peer refused entries of ours for a reason it names (a quota): the session goes on.
+      if (typeof m.code !== 'string' || !reCode.test(m.code)) throw new ProtocolError('refused: bad code');
+      if (!Array.isArray(m.ids) || m.ids.length > MAX_REFUSED_IDS || !m.ids.every((x) => typeof x === 'string' && reId.test(x))) {
+        throw new ProtocolError('refused: bad ids');
+      }
+      return { t: 'refused', code: m.code, ids: m.ids };
     default:
       throw new ProtocolError(`unknown message type ${JSON.stringify(String(m.t)).slice(0, 40)}`);
   }
@@ -95,7 +112,9 @@ export function decodeMessage(data) {
 /**
  * A sync session. options: channel, room, me {id, name}, log (history.Log), persist
  * (entries → void, throws when storage fails; called before anything is acked),
- * onEvent ({type: hello|added|acked|refused|dropped|error|closed, ...}).
+ * onEvent ({type: hello|added|acked|refused|peer-refused|dropped|error|closed, ...}):
+ * refused is an entry of the peer's this side refused ({code, entry, author}); peer-refused
+ * is the peer refusing entries of ours ({code, ids}: a quota of the box, e.g. 'author-rate').
  */
 export class Session {
   constructor({ channel, room, me, log, persist, onEvent = () => {}, now = () => Date.now(), verify = inlineVerifier, helloRetryMs = HELLO_RETRY_MS }) {
@@ -106,6 +125,10 @@ export class Session {
     this.stats = { sent: 0, received: 0, refused: 0, dropped: 0 };
     this.asked = 0; // hellos re-sent with again
     this.retry = null;
+    this.newAuthors = 0; // authors this session brought to the room
+    this.bad = 0; // entries refused with a BAD_CODES code
+    this.proofSent = new Set(); // 'author seq' of the entries sent as fork proofs
+    this.logged = new Set(); // refusal codes the peer sent, logged once each
     channel.bufferedAmountLowThreshold = LOW_WATER;
     this.onMessage = (ev) => this.receive(ev.data);
     this.onClose = () => this.close();
@@ -248,6 +271,7 @@ export class Session {
     }
     if (m.t === 'entries') this.log.queue(() => this.onEntries(m.entries));
     else if (m.t === 'ack') this.onEvent({ type: 'acked', ids: m.ids });
+    else if (m.t === 'refused') this.onRefused(m);
     else if (this.files) this.files.onControl(m);
   }
 
@@ -273,42 +297,78 @@ export class Session {
     this.peer = m.peer;
     clearTimeout(this.retry);
     this.onEvent({ type: 'hello', peer: m.peer });
-    // Where the peer's entry at its head differs from ours at that seq, the author is
-    // forked: mark it, and send ours so the peer (refusing it as a fork) marks it too.
+    // Where the peer says its entry at its head differs from ours at that seq, its word is
+    // no proof: nothing is marked. Ours is sent instead; the peer verifies it and, holding
+    // another signed entry there, refuses it as a fork, marks the author and sends its own
+    // back (onEntries), with which this side marks the author too.
     const forks = [];
     for (const [author, id] of Object.entries(m.tips)) {
       const mine = this.log.at(author, m.heads[author]);
-      if (mine && mine.id !== id) {
-        this.log.forkedAuthors.add(author);
-        forks.push(mine);
-        this.onEvent({ type: 'refused', code: 'fork', entry: mine, author });
-      }
+      if (mine && mine.id !== id && this.claimProof(mine)) forks.push(mine);
     }
     if (forks.length) this.enqueue(() => this.sendEntries(forks));
     this.enqueue(() => this.sendEntries(this.log.missing(m.heads)));
   }
 
+  /** Whether this side's entry is yet to be sent as a fork proof; records that it is (once
+   * per author and seq, so two sides never trade theirs forever). */
+  claimProof(mine) {
+    const k = `${mine.author} ${mine.seq}`;
+    if (this.proofSent.has(k)) return false;
+    this.proofSent.add(k);
+    return true;
+  }
+
+  onRefused(m) {
+    if (!this.logged.has(m.code)) {
+      this.logged.add(m.code);
+      console.warn(`chattorrent: the peer refused entries of ours (${m.code}); logged once per code`);
+    }
+    this.onEvent({ type: 'peer-refused', code: m.code, ids: m.ids });
+  }
+
   async onEntries(list) {
+    if (this.closed || this.bad > MAX_BAD_ENTRIES) return;
     const fresh = [];
     const stored = [];
+    const proofs = [];
+    const refusedNew = [];
     const plain = list.map((x) => (x !== null && typeof x === 'object' && !Array.isArray(x) ? pick(x) : x));
     const results = await this.verify(plain, this.room, this.now());
     for (let i = 0; i < plain.length; i++) {
       const e = plain[i];
       try {
         if (results[i]) throw new HistoryError(results[i].code, results[i].field, results[i].message);
+        if (e.seq === 1 && !this.log.at(e.author, 1) && this.newAuthors >= MAX_NEW_AUTHORS_PER_SESSION) {
+          refusedNew.push(e.id);
+          throw new HistoryError('authors-session', '', `this session brought ${this.newAuthors} new authors already`);
+        }
         if (this.log.checkChain(e)) {
           this.log.append(e);
           fresh.push(e);
+          if (e.seq === 1) this.newAuthors++;
         }
         stored.push(e.id);
       } catch (err) {
         this.stats.refused++;
         const code = err instanceof HistoryError ? err.code : 'bad-field';
-        console.warn(`chattorrent: refused an entry (${code}):`, err.message);
+        if (BAD_CODES.has(code)) this.bad++;
+        if (code === 'fork') {
+          // The proof the other way: our own entry at that seq, once.
+          const mine = this.log.at(e.author, e.seq);
+          if (mine && mine.id !== e.id && this.claimProof(mine)) proofs.push(mine);
+        }
+        if (code !== 'authors-session' || refusedNew.length === 1) console.warn(`chattorrent: refused an entry (${code}):`, err.message);
         this.onEvent({ type: 'refused', code, entry: e, author: e && e.author });
       }
     }
+    if (this.bad > MAX_BAD_ENTRIES) {
+      this.onEvent({ type: 'error', error: new ProtocolError(`the peer sent ${this.bad} forged or malformed entries, at most ${MAX_BAD_ENTRIES}: session ended`) });
+      this.close();
+      return;
+    }
+    if (refusedNew.length) this.enqueue(() => this.send({ t: 'refused', code: 'authors-session', ids: refusedNew }));
+    if (proofs.length) this.enqueue(() => this.sendEntries(proofs));
     const ack = () => {
       if (stored.length) this.enqueue(() => this.send({ t: 'ack', ids: stored }));
     };
