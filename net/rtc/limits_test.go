@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -183,24 +184,35 @@ func isMalformed(b []byte) bool {
 	return errors.Is(err, ErrMalformed)
 }
 
-// TestRefusedVectors: the shared vectors of the refused message (testdata/refused.json,
-// also read by web/jstest/session.test.mjs).
-func TestRefusedVectors(t *testing.T) {
-	raw, err := os.ReadFile("testdata/refused.json")
+// TestMessageVectors: the shared vectors of the refused and heads messages
+// (testdata/messages.json, also read by web/jstest/session.test.mjs).
+func TestMessageVectors(t *testing.T) {
+	raw, err := os.ReadFile("testdata/messages.json")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var v struct {
-		Valid []struct {
-			Frame, Code string
-			IDs         []string
+		Refused struct {
+			Valid []struct {
+				Frame, Code string
+				IDs         []string
+			}
+			Invalid []string
 		}
-		Invalid []string
+		Heads struct {
+			Valid []struct {
+				Frame string
+				Heads map[string]int64
+				Tips  map[string]string
+				More  bool
+			}
+			Invalid []string
+		}
 	}
 	if err := json.Unmarshal(raw, &v); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range v.Valid {
+	for _, c := range v.Refused.Valid {
 		m, err := DecodeMessage([]byte(c.Frame))
 		if err != nil || m.T != TypeRefused || m.Code != c.Code || !slices.Equal(m.IDs, c.IDs) {
 			t.Errorf("%s: %+v, %v", c.Frame, m, err)
@@ -209,12 +221,27 @@ func TestRefusedVectors(t *testing.T) {
 			t.Errorf("EncodeRefused(%s) = %s, %v; want the start of %s", c.Code, b, err, c.Frame)
 		}
 	}
-	for _, f := range v.Invalid {
+	for _, c := range v.Heads.Valid {
+		m, err := DecodeMessage([]byte(c.Frame))
+		if err != nil {
+			t.Errorf("%s: %v", c.Frame, err)
+			continue
+		}
+		if !maps.Equal(m.Hello.Heads, c.Heads) || len(m.Hello.Tips) != len(c.Tips) || m.Hello.More != c.More {
+			t.Errorf("%s: %+v", c.Frame, m.Hello)
+		}
+		for a, id := range c.Tips {
+			if m.Hello.Tips[a] != id {
+				t.Errorf("%s: tips %v", c.Frame, m.Hello.Tips)
+			}
+		}
+	}
+	for _, f := range append(v.Refused.Invalid, v.Heads.Invalid...) {
 		if !isMalformed([]byte(f)) {
 			t.Errorf("%s decoded", f)
 		}
 	}
-	if len(v.Valid) == 0 || len(v.Invalid) == 0 {
+	if len(v.Refused.Valid) == 0 || len(v.Refused.Invalid) == 0 || len(v.Heads.Valid) == 0 || len(v.Heads.Invalid) == 0 {
 		t.Fatal("no vectors")
 	}
 }
@@ -418,5 +445,55 @@ func TestSessionForkNeedsProof(t *testing.T) {
 		if m, _ := DecodeMessage(b); m.T == TypeEntries {
 			t.Errorf("A sent entries again: %s", b)
 		}
+	}
+}
+
+// TestSessionHelloPaging: a room with more authors than one hello can state (review
+// finding 4: past ~1,600 authors the single hello outgrew MaxMessage and the room could
+// never sync again). The heads go in pages; both sides learn all of them, so only the
+// entry one side lacks crosses.
+func TestSessionHelloPaging(t *testing.T) {
+	const authors = 2*HeadsPerPage + 500 // three pages; one hello would be ~440 KB
+	hA := NewMemHistory(history.NewLog(testRoom))
+	hB := NewMemHistory(history.NewLog(testRoom))
+	for i := range authors {
+		e := entry(newAuthor(fmt.Sprintf("member %d", i)), testRoom, 1, "", "hello")
+		for _, h := range []*MemHistory{hA, hB} {
+			if _, err := h.Add(e); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := EncodeHello(Hello{V: Version, Room: testRoom, Peer: PeerInfo{"A", "A"}, Heads: hA.Heads(), Tips: hA.Tips()}); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("one hello for %d authors: %v, want too large", authors, err)
+	}
+	pages, err := EncodeHelloPages(Hello{V: Version, Room: testRoom, Peer: PeerInfo{"A", "A"}, Heads: hA.Heads(), Tips: hA.Tips()})
+	if err != nil || len(pages) != 3 {
+		t.Fatalf("%d pages, %v; want 3", len(pages), err)
+	}
+	for i, p := range pages {
+		m, err := DecodeMessage(p)
+		if err != nil || len(p) > MaxMessage {
+			t.Fatalf("page %d: %d bytes, %v", i, len(p), err)
+		}
+		if want := map[bool]string{true: TypeHello, false: TypeHeads}[i == 0]; m.T != want || m.Hello.More != (i < 2) {
+			t.Errorf("page %d: %s more=%v", i, m.T, m.Hello.More)
+		}
+	}
+	e := write(t, hB, alice, 1)[0]
+	ca, cb := Pipe(16)
+	wa, wb := newWatcher(), newWatcher()
+	sa, sb := newSession(t, hA, ca, "A", wa), newSession(t, hB, cb, "B", wb)
+	stopA, stopB := runSession(t, t.Context(), sa), runSession(t, t.Context(), sb)
+	waitFor(t, 20*time.Second, func() bool { return wa.count(EventSynced) == 1 && wb.count(EventSynced) == 1 && hA.Has(e.ID) }, wa, wb)
+	if a, b := sa.Stats(), sb.Stats(); a.EntriesReceived != 1 || b.EntriesReceived != 0 || a.MessagesDropped+b.MessagesDropped != 0 {
+		t.Errorf("A received %d entries, B %d (want 1, 0: the heads were all heard); dropped %d, %d",
+			a.EntriesReceived, b.EntriesReceived, a.MessagesDropped, b.MessagesDropped)
+	}
+	if err := stopA(); err != nil {
+		t.Errorf("A: Run = %v", err)
+	}
+	if err := stopB(); err != nil {
+		t.Errorf("B: Run = %v", err)
 	}
 }

@@ -185,6 +185,7 @@ type Session struct {
 	newAuthors int             // authors this session brought to the room
 	bad        int             // entries refused with a badCodes code
 	logged     map[string]bool // refusal codes logged already (once per code per session)
+	paging     *Hello          // a hello whose heads messages are still coming
 
 	started atomic.Bool
 	done    chan struct{}
@@ -489,13 +490,15 @@ func (s *Session) sendAll(ctx context.Context) error {
 }
 
 func (s *Session) sendHello(ctx context.Context, again bool) error {
-	hello, err := EncodeHello(Hello{V: Version, Room: s.cfg.Room, Peer: s.cfg.Self, Heads: s.cfg.History.Heads(), Tips: s.cfg.History.Tips(),
+	pages, err := EncodeHelloPages(Hello{V: Version, Room: s.cfg.Room, Peer: s.cfg.Self, Heads: s.cfg.History.Heads(), Tips: s.cfg.History.Tips(),
 		Again: again, Now: s.cfg.now().UnixMilli()})
 	if err != nil {
 		return fmt.Errorf("rtc: session: %w", err)
 	}
-	if err := s.send(ctx, hello); err != nil {
-		return fmt.Errorf("rtc: session: send hello: %w", err)
+	for _, p := range pages {
+		if err := s.send(ctx, p); err != nil {
+			return fmt.Errorf("rtc: session: send hello: %w", err)
+		}
 	}
 	return nil
 }
@@ -774,7 +777,11 @@ func (s *Session) recvLoop(ctx context.Context) error {
 		}
 		switch m.T {
 		case TypeHello:
-			if err := s.onHello(m.Hello); err != nil {
+			if err := s.onHelloPage(m.Hello); err != nil {
+				return err
+			}
+		case TypeHeads:
+			if err := s.onHeads(m.Hello); err != nil {
 				return err
 			}
 		case TypeEntries:
@@ -802,6 +809,65 @@ func (s *Session) recvLoop(ctx context.Context) error {
 	}
 }
 
+// onHelloPage takes a hello that may be the first of several pages (More): its checks are
+// made at once, the rest waits for the last heads message.
+func (s *Session) onHelloPage(h *Hello) error {
+	if !h.More {
+		s.paging = nil
+		return s.onHello(h)
+	}
+	if !s.gotHello.Load() {
+		if err := s.checkHello(h); err != nil {
+			return err
+		}
+	}
+	s.paging = h
+	return nil
+}
+
+// onHeads adds a page of heads to the hello being received.
+func (s *Session) onHeads(page *Hello) error {
+	h := s.paging
+	if h == nil {
+		s.st.messagesDropped.Add(1)
+		s.log.Warn("message dropped", "err", "heads without a hello")
+		s.nudgeSender()
+		return nil
+	}
+	for a, seq := range page.Heads {
+		if len(h.Heads) >= MaxHelloHeads {
+			break
+		}
+		if _, dup := h.Heads[a]; dup {
+			continue
+		}
+		h.Heads[a] = seq
+		if id, ok := page.Tips[a]; ok {
+			if h.Tips == nil {
+				h.Tips = make(map[string]string)
+			}
+			h.Tips[a] = id
+		}
+	}
+	if page.More {
+		return nil
+	}
+	s.paging = nil
+	h.More = false
+	return s.onHello(h)
+}
+
+// checkHello ends the session for a first hello of another version or room.
+func (s *Session) checkHello(h *Hello) error {
+	if h.V != Version {
+		return fmt.Errorf("%w: peer %s speaks v%d, this side v%d", ErrVersion, h.Peer.ID, h.V, Version)
+	}
+	if h.Room != s.cfg.Room {
+		return fmt.Errorf("%w: peer %s is in room %s, this session is room %s", ErrWrongRoom, h.Peer.ID, h.Room, s.cfg.Room)
+	}
+	return nil
+}
+
 func (s *Session) onHello(h *Hello) error {
 	if s.gotHello.Load() {
 		if !h.Again || h.Peer.ID != s.peerID || h.Room != s.cfg.Room {
@@ -816,11 +882,8 @@ func (s *Session) onHello(h *Hello) error {
 		s.again <- h
 		return nil
 	}
-	if h.V != Version {
-		return fmt.Errorf("%w: peer %s speaks v%d, this side v%d", ErrVersion, h.Peer.ID, h.V, Version)
-	}
-	if h.Room != s.cfg.Room {
-		return fmt.Errorf("%w: peer %s is in room %s, this session is room %s", ErrWrongRoom, h.Peer.ID, h.Room, s.cfg.Room)
+	if err := s.checkHello(h); err != nil {
+		return err
 	}
 	s.peerMu.Lock()
 	for a, seq := range h.Heads {

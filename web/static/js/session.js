@@ -13,7 +13,12 @@ export const BATCH_ENTRIES = 200;
 export const BATCH_BYTES = 200 * 1024;
 export const HIGH_WATER = 1 << 20;
 export const LOW_WATER = 256 * 1024;
-const MAX_HEADS = 10000;
+const MAX_HEADS = 10000; // in one message
+// A hello states at most HEADS_PER_PAGE authors; more follow in heads messages, the last
+// without more (docs/PROTOCOL.md section 2). A peer's pages count at most MAX_HELLO_HEADS
+// authors in all; the rest are ignored (their entries are then sent again: duplicates).
+export const HEADS_PER_PAGE = 1000;
+export const MAX_HELLO_HEADS = 20000;
 // Some WebRTC stacks lose the first message of a fresh channel (it arrives before the
 // channel is wired up on the offerer's side). A side that has not heard the peer's hello
 // asks again: after HELLO_RETRY_MS, or at once when other messages arrive first.
@@ -60,25 +65,13 @@ export function decodeMessage(data) {
       if (typeof p.name !== 'string' || p.name === '' || new TextEncoder().encode(p.name).length > 64 || reControl.test(p.name)) {
         throw new ProtocolError('hello: bad peer name');
       }
-      const h = m.heads;
-      if (h === null || typeof h !== 'object' || Array.isArray(h)) throw new ProtocolError('hello: bad heads');
-      const keys = Object.keys(h);
-      if (keys.length > MAX_HEADS) throw new ProtocolError('hello: too many heads');
-      for (const k of keys) {
-        if (!Number.isSafeInteger(h[k]) || h[k] < 0) throw new ProtocolError('hello: bad head');
-      }
-      let tips = {};
-      if (m.tips !== undefined && m.tips !== null) {
-        if (typeof m.tips !== 'object' || Array.isArray(m.tips)) throw new ProtocolError('hello: bad tips');
-        for (const [k, id] of Object.entries(m.tips)) {
-          if (!(k in h) || typeof id !== 'string' || !/^[0-9a-f]{64}$/.test(id)) throw new ProtocolError('hello: bad tip');
-        }
-        tips = m.tips;
-      }
+      const { heads, tips, more } = checkHeads(m, 'hello');
       if (m.again !== undefined && typeof m.again !== 'boolean') throw new ProtocolError('hello: bad again');
       if (m.now !== undefined && (!Number.isSafeInteger(m.now) || m.now < 0)) throw new ProtocolError('hello: bad now');
-      return { t: 'hello', v: m.v, room: m.room, peer: { id: p.id, name: p.name }, heads: h, tips, again: m.again === true };
+      return { t: 'hello', v: m.v, room: m.room, peer: { id: p.id, name: p.name }, heads, tips, again: m.again === true, more };
     }
+    case 'heads':
+      return { t: 'heads', ...checkHeads(m, 'heads') };
     case 'entries':
       if (!Array.isArray(m.entries) || m.entries.length > BATCH_ENTRIES) throw new ProtocolError('entries: want a list of at most 200');
       return { t: 'entries', entries: m.entries };
@@ -106,6 +99,47 @@ export function decodeMessage(data) {
     default:
       throw new ProtocolError(`unknown message type ${JSON.stringify(String(m.t)).slice(0, 40)}`);
   }
+}
+
+/** The heads, tips and more of a hello or heads message; throws ProtocolError. */
+function checkHeads(m, what) {
+  const h = m.heads;
+  if (h === null || typeof h !== 'object' || Array.isArray(h)) throw new ProtocolError(`${what}: bad heads`);
+  const keys = Object.keys(h);
+  if (keys.length > MAX_HEADS) throw new ProtocolError(`${what}: too many heads`);
+  for (const k of keys) {
+    if (!Number.isSafeInteger(h[k]) || h[k] < 0) throw new ProtocolError(`${what}: bad head`);
+  }
+  let tips = {};
+  if (m.tips !== undefined && m.tips !== null) {
+    if (typeof m.tips !== 'object' || Array.isArray(m.tips)) throw new ProtocolError(`${what}: bad tips`);
+    for (const [k, id] of Object.entries(m.tips)) {
+      if (!Object.hasOwn(h, k) || typeof id !== 'string' || !reId.test(id)) throw new ProtocolError(`${what}: bad tip`);
+    }
+    tips = m.tips;
+  }
+  if (m.more !== undefined && typeof m.more !== 'boolean') throw new ProtocolError(`${what}: bad more`);
+  return { heads: h, tips, more: m.more === true };
+}
+
+/** A hello as messages: the first HEADS_PER_PAGE authors (sorted) in the hello, the rest
+ * in heads messages; every one but the last says more. */
+export function helloPages(hello) {
+  const authors = Object.keys(hello.heads).sort();
+  if (authors.length <= HEADS_PER_PAGE) return [hello];
+  const pages = [];
+  for (let i = 0; i < authors.length; i += HEADS_PER_PAGE) {
+    const heads = {};
+    const tips = {};
+    for (const a of authors.slice(i, i + HEADS_PER_PAGE)) {
+      heads[a] = hello.heads[a];
+      if (Object.hasOwn(hello.tips || {}, a)) tips[a] = hello.tips[a];
+    }
+    const page = i === 0 ? { ...hello, heads, tips } : { t: 'heads', heads, tips };
+    if (i + HEADS_PER_PAGE < authors.length) page.more = true;
+    pages.push(page);
+  }
+  return pages;
 }
 
 /**
@@ -143,7 +177,7 @@ export class Session {
     this.enqueue(() => {
       const m = { t: 'hello', v: VERSION, room: this.room, peer: this.me, heads: this.log.heads(), tips: this.log.tips(), now: this.now() };
       if (again) m.again = true;
-      return this.send(m);
+      return helloPages(m).reduce((p, page) => p.then(() => this.send(page)), Promise.resolve());
     });
   }
 
@@ -260,7 +294,8 @@ export class Session {
       this.onEvent({ type: 'dropped', error: err });
       return;
     }
-    if (m.t === 'hello') return this.onHello(m);
+    if (m.t === 'hello') return this.onHelloPage(m);
+    if (m.t === 'heads') return this.onHeads(m);
     if (!this.peer) {
       this.stats.dropped++;
       console.warn('chattorrent: dropped a message before hello; asking for it again');
@@ -271,6 +306,36 @@ export class Session {
     else if (m.t === 'ack') this.onEvent({ type: 'acked', ids: m.ids });
     else if (m.t === 'refused') this.onRefused(m);
     else if (this.files) this.files.onControl(m);
+  }
+
+  /** A hello that may be the first of several pages (more): the rest waits for the last
+   * heads message. */
+  onHelloPage(m) {
+    this.paging = null;
+    if (!m.more || m.room !== this.room) return this.onHello(m);
+    const heads = Object.assign(Object.create(null), m.heads);
+    const tips = Object.assign(Object.create(null), m.tips);
+    this.paging = { ...m, heads, tips, n: Object.keys(heads).length };
+  }
+
+  onHeads(m) {
+    const h = this.paging;
+    if (!h) {
+      this.stats.dropped++;
+      console.warn('chattorrent: dropped heads without a hello');
+      if (!this.peer) this.askAgain();
+      return;
+    }
+    for (const [a, seq] of Object.entries(m.heads)) {
+      if (h.n >= MAX_HELLO_HEADS) break;
+      if (Object.hasOwn(h.heads, a)) continue;
+      h.heads[a] = seq;
+      h.n++;
+      if (Object.hasOwn(m.tips, a)) h.tips[a] = m.tips[a];
+    }
+    if (m.more) return;
+    this.paging = null;
+    this.onHello({ ...h, more: false });
   }
 
   onHello(m) {
