@@ -696,10 +696,12 @@ func (s *Session) flushOutbox(ctx context.Context) error {
 		return err
 	}
 	s.ackMu.Lock()
-	refusals, proofs := s.refusals, s.proofs
-	if len(refusals) > 0 {
+	var refusals map[string][]string // taken whole: the receiver fills a new one meanwhile
+	if len(s.refusals) > 0 {
+		refusals = s.refusals
 		s.refusals = make(map[string][]string)
 	}
+	proofs := s.proofs
 	s.proofs = nil
 	s.ackMu.Unlock()
 	for code, ids := range refusals {
