@@ -536,6 +536,17 @@ function onSessionEvent(roomId, conn, ev) {
     case 'refused':
       render();
       break;
+    case 'peer-refused': {
+      // The peer (the box, usually) keeps the connection but did not store some of our
+      // entries: a quota (PROTOCOL.md §2). Said once per reason and connection.
+      conn.refusedCodes = conn.refusedCodes || new Set();
+      if (conn.refusedCodes.has(ev.code)) break;
+      conn.refusedCodes.add(ev.code);
+      const key = `peerRefused.${ev.code}`;
+      const text = t(key, { name: isolate(conn.peer ? conn.peer.name : '') });
+      notify('error', text !== key ? text : t('peerRefused.other', { name: isolate(conn.peer ? conn.peer.name : ''), code: ev.code }), `refused-${ev.code}`);
+      break;
+    }
     case 'error':
       fail(ev.error);
       break;

@@ -65,6 +65,15 @@ const es = {
   boxRecord: 'Nota de voz desde la caja',
   boxRecording: 'Grabando en la caja ({n} s)…',
   boxRecordingNow: '● La caja está grabando en «{room}»',
+  peerRefused: {
+    'rooms-full': '{name} no guarda más salas: está llena. Tus mensajes siguen llegando a quien esté conectado.',
+    'authors-full': '{name} no admite más personas en esta sala. Tus mensajes siguen llegando a quien esté conectado.',
+    'author-rate': '{name} no guarda más mensajes tuyos durante esta hora. Siguen llegando a quien esté conectado.',
+    'store-full': '{name} está llena: no puede guardar nada más.',
+    'authors-session': '{name} recibe como mucho 32 personas nuevas por conexión: el resto llega en la próxima.',
+    'held-full': '{name} recibe tu historial por partes: el resto llega en la próxima conexión.',
+    other: '{name} no guardó algunos mensajes ({code}).',
+  },
   boxErr: {
     'mic-off': 'El dueño de la caja ha apagado su micrófono.',
     'no-room': 'La caja no guarda esta sala para ti: ábrela desde una página que sea miembro.',
@@ -231,6 +240,15 @@ const en = {
   boxRecord: 'Voice note from the box',
   boxRecording: 'Recording on the box ({n} s)…',
   boxRecordingNow: '● The box is recording in “{room}”',
+  peerRefused: {
+    'rooms-full': '{name} keeps no more rooms: it is full. Your messages still reach whoever is connected.',
+    'authors-full': '{name} takes no more people in this room. Your messages still reach whoever is connected.',
+    'author-rate': '{name} keeps no more of your messages this hour. They still reach whoever is connected.',
+    'store-full': '{name} is full: it cannot keep anything more.',
+    'authors-session': '{name} takes at most 32 new people per connection: the rest comes at the next one.',
+    'held-full': '{name} takes your history in parts: the rest comes at the next connection.',
+    other: '{name} did not keep some messages ({code}).',
+  },
   boxErr: {
     'mic-off': 'The box\'s owner switched its microphone off.',
     'no-room': 'The box does not keep this room for you: open it from a page that is a member.',
