@@ -43,6 +43,10 @@ const (
 	// DefaultMaxOpeningPerClient caps the connections of one client address that have not
 	// said hello yet (the answered offers it holds the box's places with).
 	DefaultMaxOpeningPerClient = 4
+	// DefaultMaxPeersPerClient caps all the peer connections of one client address, open
+	// or opening: a phone holds one per room it keeps on the box, and one laptop cannot
+	// take the places 30 phones need.
+	DefaultMaxPeersPerClient = 8
 )
 
 // Caller says who asks the box to connect (ConnectFrom).
@@ -66,6 +70,9 @@ type Options struct {
 	// MaxOpeningPerClient caps one client address's connections that have not said hello
 	// yet; 0 means DefaultMaxOpeningPerClient.
 	MaxOpeningPerClient int
+	// MaxPeersPerClient caps one client address's connections in all; 0 means
+	// DefaultMaxPeersPerClient.
+	MaxPeersPerClient int
 	// OpenTimeout is how long an answered offer waits for its DataChannel, and the open
 	// channel for the peer's hello; 0 means DefaultOpenTimeout.
 	OpenTimeout time.Duration
@@ -104,6 +111,7 @@ type Archiver struct {
 	wg      sync.WaitGroup
 	peers   int
 	opening map[netip.Addr]int // per client address, connections before the peer's hello
+	byAddr  map[netip.Addr]int // per client address, all its connections
 	byRoom  map[string]map[*rtc.Session]struct{}
 	stopped bool
 
@@ -120,6 +128,9 @@ func New(opts Options) (*Archiver, error) {
 	}
 	if opts.MaxOpeningPerClient <= 0 {
 		opts.MaxOpeningPerClient = DefaultMaxOpeningPerClient
+	}
+	if opts.MaxPeersPerClient <= 0 {
+		opts.MaxPeersPerClient = DefaultMaxPeersPerClient
 	}
 	if opts.OpenTimeout <= 0 {
 		opts.OpenTimeout = DefaultOpenTimeout
@@ -139,7 +150,7 @@ func New(opts Options) (*Archiver, error) {
 		return nil, fmt.Errorf("archiver: %w", err)
 	}
 	a := &Archiver{opts: opts, api: api, log: opts.Logger.With("component", "archiver"),
-		byRoom: make(map[string]map[*rtc.Session]struct{}), opening: make(map[netip.Addr]int)}
+		byRoom: make(map[string]map[*rtc.Session]struct{}), opening: make(map[netip.Addr]int), byAddr: make(map[netip.Addr]int)}
 	if opts.Blobs != nil {
 		a.fetch, err = pieces.NewFetcher(pieces.FetcherOptions{Blobs: opts.Blobs, MaxFileSize: opts.MaxFetchSize,
 			DiskBudget: opts.FilesBudget, MaxFetches: opts.MaxFetches, Stall: opts.FetchStall, Logger: opts.Logger})
@@ -249,8 +260,8 @@ func (a *Archiver) ConnectFrom(ctx context.Context, offer []byte, caller Caller)
 	return answer, nil
 }
 
-// places are a connection's reservations: its place among MaxPeers, and among its client's
-// MaxOpeningPerClient until the peer's hello. Each is given back once.
+// places are a connection's reservations: its place among MaxPeers and its client's
+// MaxPeersPerClient, and among its client's MaxOpeningPerClient until the peer's hello. Each is given back once.
 type places struct {
 	opening func() // gives back the client's opening place
 	all     func() // gives back both
@@ -268,10 +279,13 @@ func (a *Archiver) reserve(client netip.Addr) (places, context.Context, error) {
 		return places{}, nil, ErrBusy
 	case client.IsValid() && a.opening[client] >= a.opts.MaxOpeningPerClient:
 		return places{}, nil, ErrTooMany
+	case client.IsValid() && a.byAddr[client] >= a.opts.MaxPeersPerClient:
+		return places{}, nil, ErrTooMany
 	}
 	a.peers++
 	if client.IsValid() {
 		a.opening[client]++
+		a.byAddr[client]++
 	}
 	opening := sync.OnceFunc(func() {
 		if !client.IsValid() {
@@ -286,6 +300,11 @@ func (a *Archiver) reserve(client netip.Addr) (places, context.Context, error) {
 	peer := sync.OnceFunc(func() {
 		a.mu.Lock()
 		a.peers--
+		if client.IsValid() {
+			if a.byAddr[client]--; a.byAddr[client] <= 0 {
+				delete(a.byAddr, client)
+			}
+		}
 		a.mu.Unlock()
 	})
 	return places{opening: opening, all: func() { opening(); peer() }}, a.runCtx, nil

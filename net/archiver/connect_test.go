@@ -196,3 +196,66 @@ func TestConnectKeptRoom(t *testing.T) {
 		t.Errorf("rooms: %+v, %v", rooms, err)
 	}
 }
+
+// TestConnectPeersPerClient: one address holds at most MaxPeersPerClient connections in
+// all, also once they are past hello (no longer opening); another address still gets in,
+// and a place is given back when a connection ends.
+func TestConnectPeersPerClient(t *testing.T) {
+	needLoopbackOnly(t)
+	a, _ := runArchiver(t, Options{MaxPeersPerClient: 2, MaxOpeningPerClient: 4})
+	laptop, phone := netip.MustParseAddr("10.0.0.7"), netip.MustParseAddr("10.0.0.8")
+	var stops []func()
+	for _, digit := range []string{"6", "7"} {
+		room := strings.Repeat(digit, 32)
+		m := newTestMember(t, room)
+		m.say(t, history.KindJoin, "", time.Now())
+		pc, dc, offer := pionOffer(t, room, m.author)
+		ans, err := a.ConnectFrom(t.Context(), offer, Caller{Addr: laptop})
+		if err != nil {
+			t.Fatal(err)
+		}
+		inv, err := torrent.Decode(ans)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rtc.Accept(pc, inv.SDP); err != nil {
+			t.Fatal(err)
+		}
+		conn, err := rtc.Open(t.Context(), dc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := rtc.NewSession(rtc.Config{Room: room, Self: rtc.PeerInfo{ID: m.author, Name: "Portátil"}, History: m.mem, Conn: conn})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { defer close(done); s.Run(ctx) }()
+		stops = append(stops, func() { cancel(); <-done; pc.Close() })
+		box := a.opts.Identity.Author()
+		waitFor(t, "the box's join entry", func() bool { _, ok := m.mem.At(box, 1); return ok })
+	}
+	defer func() {
+		for _, stop := range stops {
+			stop()
+		}
+	}()
+	if _, opening := a.places(); len(opening) != 0 {
+		t.Fatalf("connections past hello still count as opening: %v", opening)
+	}
+	_, _, offer := pionOffer(t, strings.Repeat("8", 32), "laptop")
+	if _, err := a.ConnectFrom(t.Context(), offer, Caller{Addr: laptop}); !errors.Is(err, ErrTooMany) {
+		t.Errorf("a third connection of one address: %v, want ErrTooMany", err)
+	}
+	if _, err := a.ConnectFrom(t.Context(), offer, Caller{Addr: phone}); err != nil {
+		t.Errorf("another address: %v", err)
+	}
+	stops[0]()
+	stops = stops[1:]
+	waitFor(t, "the ended connection's place given back", func() bool {
+		_, _, offer := pionOffer(t, strings.Repeat("9", 32), "laptop")
+		_, err := a.ConnectFrom(t.Context(), offer, Caller{Addr: laptop})
+		return err == nil
+	})
+}
