@@ -21,7 +21,7 @@ func TestWebRTCPortTaken(t *testing.T) {
 	}
 	defer taken.Close()
 	port := taken.LocalAddr().(*net.UDPAddr).Port
-	n, err := startWebRTCNet(Config{WebRTCPort: port, TURNPort: -1}, nil, slog.New(slog.DiscardHandler))
+	n, err := startWebRTCNet(Config{WebRTCPort: port, TURNPort: -1}, nil, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("a taken port stopped the box: %v", err)
 	}

@@ -216,7 +216,7 @@ func TestRelayedPeers(t *testing.T) {
 // at its quota gets no more.
 func TestAuthAndQuota(t *testing.T) {
 	needNamespace(t)
-	srv := startLoopback(t, Options{MaxPerUser: 1, MaxAllocations: 2})
+	srv := startLoopback(t, Options{MaxPerClient: 1, MaxAllocations: 2})
 	addr := fmt.Sprintf("127.0.0.1:%d", srv.Port())
 	allocate := func(user, pass string) error {
 		conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
