@@ -107,7 +107,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	defer wnet.Close()
 	arch, err := archiver.New(archiver.Options{Store: st, Identity: id, Logger: base, Clock: clock, Blobs: blobs,
 		Subnets: func() []netip.Prefix { return subnets },
-		RTC: rtc.Options{IncludeLoopback: cfg.WebRTCLoopback, MDNSResolve: !cfg.WebRTCLoopback, UDPReadBuffer: 4 << 20, UDPMux: wnet.mux}})
+		RTC:     rtc.Options{IncludeLoopback: cfg.WebRTCLoopback, MDNSResolve: !cfg.WebRTCLoopback, UDPReadBuffer: 4 << 20, UDPMux: wnet.mux}})
 	if err != nil {
 		return err
 	}
