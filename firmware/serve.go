@@ -95,13 +95,19 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	wnet, err := startWebRTCNet(cfg, addrs, base) // the WebRTC UDP port, STUN/TURN (turn.go)
+	// Where the box's TURN relays and ICE checks may go: the networks of its addresses.
+	subnets, err := boxSubnets(addrs, cfg.WebRTCLoopback)
+	if err != nil {
+		return err
+	}
+	wnet, err := startWebRTCNet(cfg, addrs, subnets, base) // the WebRTC UDP port, STUN/TURN (turn.go)
 	if err != nil {
 		return err
 	}
 	defer wnet.Close()
 	arch, err := archiver.New(archiver.Options{Store: st, Identity: id, Logger: base, Clock: clock, Blobs: blobs,
-		RTC: rtc.Options{IncludeLoopback: cfg.WebRTCLoopback, MDNSResolve: !cfg.WebRTCLoopback, UDPReadBuffer: 4 << 20, UDPMux: wnet.mux}})
+		Subnets: func() []netip.Prefix { return subnets },
+		RTC:     rtc.Options{IncludeLoopback: cfg.WebRTCLoopback, MDNSResolve: !cfg.WebRTCLoopback, UDPReadBuffer: 4 << 20, UDPMux: wnet.mux}})
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 
@@ -25,10 +26,10 @@ type webrtcNet struct {
 	ice  web.ICE      // nil when turn is nil
 }
 
-// startWebRTCNet opens the WebRTC port and the STUN/TURN server. A TURN server that
-// cannot start is logged and left out: rooms work without it on a Wi-Fi that does not
-// isolate clients.
-func startWebRTCNet(cfg Config, lan []netip.Addr, log *slog.Logger) (*webrtcNet, error) {
+// startWebRTCNet opens the WebRTC port and the STUN/TURN server, whose relays send only
+// inside subnets (the networks of lan, boxSubnets). A TURN server that cannot start is
+// logged and left out: rooms work without it on a Wi-Fi that does not isolate clients.
+func startWebRTCNet(cfg Config, lan []netip.Addr, subnets []netip.Prefix, log *slog.Logger) (*webrtcNet, error) {
 	n := &webrtcNet{}
 	if cfg.WebRTCPort >= 0 {
 		mux, err := rtc.ListenUDPMux(cfg.WebRTCPort, udpReadBuffer, log)
@@ -48,7 +49,8 @@ func startWebRTCNet(cfg Config, lan []netip.Addr, log *slog.Logger) (*webrtcNet,
 		if cfg.WebRTCLoopback {
 			addrs = append(addrs, netip.MustParseAddr("127.0.0.1"))
 		}
-		srv, err := turn.Start(turn.Options{Port: cfg.TURNPort, Addrs: addrs, AllowLoopback: cfg.WebRTCLoopback, Logger: log})
+		srv, err := turn.Start(turn.Options{Port: cfg.TURNPort, Addrs: addrs, AllowLoopback: cfg.WebRTCLoopback,
+			Subnets: subnets, Logger: log})
 		if err != nil {
 			log.Warn("no STUN/TURN: phones on a Wi-Fi that isolates clients will not connect", "err", err)
 		} else {
@@ -68,7 +70,9 @@ func (n *webrtcNet) Close() {
 	}
 }
 
-// iceAPI hands pages the box's STUN and TURN server on the address they reached it at.
+// iceAPI hands pages the box's STUN and TURN server on the address they reached it at;
+// TURN credentials only to a client inside the box's subnets (the one a relay may send
+// to): a client routed in from elsewhere gets STUN only.
 type iceAPI struct{ srv *turn.Server }
 
 func (a iceAPI) ICEServers(local, client netip.Addr) []web.ICEServer {
@@ -76,11 +80,41 @@ func (a iceAPI) ICEServers(local, client netip.Addr) []web.ICEServer {
 		return nil
 	}
 	host := net.JoinHostPort(local.String(), strconv.Itoa(a.srv.Port()))
-	user, pass, _ := a.srv.Credentials(client.String(), time.Now())
-	return []web.ICEServer{
-		{URLs: []string{"stun:" + host}},
-		{URLs: []string{"turn:" + host + "?transport=udp"}, Username: user, Credential: pass},
+	servers := []web.ICEServer{{URLs: []string{"stun:" + host}}}
+	if !a.srv.InSubnets(client) {
+		return servers
 	}
+	user, pass, _ := a.srv.Credentials(client.String(), time.Now())
+	return append(servers, web.ICEServer{URLs: []string{"turn:" + host + "?transport=udp"}, Username: user, Credential: pass})
+}
+
+// loopbackSubnets are added to the box's subnets when it runs WebRTC on loopback
+// (--webrtc-loopback: tests, one-machine setups).
+var loopbackSubnets = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+
+// boxSubnets returns the networks of the box's interface addresses lan (the list the box
+// serves on, cert.InterfaceAddrs), plus loopback when loopback is set: where the box's
+// TURN relays and ICE checks may go.
+func boxSubnets(lan []netip.Addr, loopback bool) ([]netip.Prefix, error) {
+	ifaddrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, fmt.Errorf("serve: subnets: %w", err)
+	}
+	var out []netip.Prefix
+	for _, ia := range ifaddrs {
+		p, err := netip.ParsePrefix(ia.String())
+		if err != nil {
+			continue
+		}
+		p = netip.PrefixFrom(p.Addr().Unmap().WithZone(""), p.Bits())
+		if slices.Contains(lan, p.Addr()) {
+			out = append(out, p.Masked())
+		}
+	}
+	if loopback {
+		out = append(out, loopbackSubnets...)
+	}
+	return out, nil
 }
 
 // Default UDP ports (OPERATIONS.md lists them for firewalls).

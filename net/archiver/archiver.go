@@ -91,6 +91,10 @@ type Options struct {
 	// FetchStall is how long a fetch waits for a silent peer before asking again; 0 means
 	// pieces.DefaultStall.
 	FetchStall time.Duration
+	// Subnets returns the networks of the box's interfaces; an offer's ICE candidates
+	// outside them are dropped before pion sees the offer (the box runs no checks towards
+	// them; logged once a minute). Nil: no filter.
+	Subnets func() []netip.Prefix
 	// Clock is the time the box writes and checks entries by; nil means a NewClock. Give
 	// the store the same Clock's Now. Members' hellos (ids with entries in the room) move
 	// it while it is stale (clock.go).
@@ -116,6 +120,29 @@ type Archiver struct {
 	stopped bool
 
 	recv receipts // when each room last got an entry from a peer (received.go)
+
+	droppedLog   time.Time // when dropped candidates were last logged
+	droppedSince int       // candidates dropped since then
+}
+
+// droppedLogEvery spaces the logs of ICE candidates dropped from offers.
+const droppedLogEvery = time.Minute
+
+// noteDropped counts candidates dropped from an offer of client and logs at most once per
+// droppedLogEvery, with the count since the last log and this offer's addresses.
+func (a *Archiver) noteDropped(client netip.Addr, addrs []string) {
+	a.mu.Lock()
+	a.droppedSince += len(addrs)
+	now := time.Now()
+	if now.Sub(a.droppedLog) < droppedLogEvery {
+		a.mu.Unlock()
+		return
+	}
+	n := a.droppedSince
+	a.droppedLog, a.droppedSince = now, 0
+	a.mu.Unlock()
+	a.log.Warn("ICE candidates outside the box's subnets dropped from offers (logged once a minute)",
+		"dropped", n, "client", client, "latest", addrs)
 }
 
 // New builds an Archiver; Run must be running for Connect to succeed.
@@ -218,6 +245,13 @@ func (a *Archiver) ConnectFrom(ctx context.Context, offer []byte, caller Caller)
 	}
 	if err := checkOffer(inv.SDP); err != nil {
 		return nil, err
+	}
+	if a.opts.Subnets != nil {
+		var dropped []string
+		inv.SDP, dropped = filterCandidates(inv.SDP, a.opts.Subnets())
+		if len(dropped) > 0 {
+			a.noteDropped(caller.Addr, dropped)
+		}
 	}
 	release, runCtx, err := a.reserve(caller.Addr)
 	if err != nil {

@@ -3,6 +3,8 @@ package archiver
 import (
 	"errors"
 	"fmt"
+	"net/netip"
+	"strings"
 
 	"github.com/pion/webrtc/v4"
 )
@@ -66,6 +68,58 @@ func isOfferRefused(err error) bool {
 		webrtc.ErrSessionDescriptionConflictingIcePwd,
 	} {
 		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// candidateAddrField is the index of the connection address in a candidate attribute's
+// value (RFC 8839: foundation, component, transport, priority, address, port, "typ", type).
+const candidateAddrField = 4
+
+// filterCandidates removes from an offer SDP every candidate whose address is outside
+// subnets: the box would run ICE checks (STUN probes) against it on a stranger's behalf.
+// An mDNS name (".local", which pion resolves on the LAN) stays; any other name (pion
+// would ask DNS) and an unreadable candidate go. Every other line is kept as it is. It
+// returns the SDP and the addresses removed. An offer left with no candidate still
+// connects: the phone's own checks reach the box, which learns its address from them.
+func filterCandidates(sdp string, subnets []netip.Prefix) (string, []string) {
+	var out strings.Builder
+	var dropped []string
+	for line := range strings.Lines(sdp) {
+		value, ok := strings.CutPrefix(strings.TrimRight(line, "\r\n"), "a=candidate:")
+		if !ok {
+			out.WriteString(line)
+			continue
+		}
+		fields := strings.Fields(value)
+		addr := ""
+		if len(fields) > candidateAddrField {
+			addr = fields[candidateAddrField]
+		}
+		if candidateAllowed(addr, subnets) {
+			out.WriteString(line)
+		} else {
+			dropped = append(dropped, addr)
+		}
+	}
+	return out.String(), dropped
+}
+
+// candidateAllowed reports whether the box may check a candidate at addr: an mDNS name, or
+// an IP address inside subnets.
+func candidateAllowed(addr string, subnets []netip.Prefix) bool {
+	if strings.HasSuffix(strings.ToLower(addr), ".local") {
+		return true
+	}
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap().WithZone("")
+	for _, p := range subnets {
+		if p.Contains(a) {
 			return true
 		}
 	}

@@ -7,7 +7,9 @@
 // at each start. The page gets them from GET /api/ice. Relay addresses are the box's LAN
 // addresses only: one listening socket per private address, and an allocation relays on
 // the address its request came in on; a public address is never listened on nor relayed
-// to.
+// to. A relay sends only to the box's own addresses (another relay, the box's WebRTC
+// peer) and to clients inside the box's subnets that hold a current credential (phones
+// that asked GET /api/ice): never to the rest of the LAN.
 package turn
 
 import (
@@ -36,11 +38,19 @@ const Realm = "chattorrent"
 const (
 	DefaultPort          = 3478
 	DefaultCredentialTTL = 12 * time.Hour
-	// Every peer connection of a page gathers a relay, used or not (a browser may keep it
-	// while the connection lives): a phone in a room of 30 may hold 29. The caps bound what a
-	// misbehaving page can take, not what a full classroom needs.
-	DefaultMaxAllocations = 512
-	DefaultMaxPerUser     = 64
+	// Every peer connection of a page gathers a relay, used or not (a browser keeps it while
+	// the connection lives, an unanswered offer included). One side's relay is enough for a
+	// pair to connect (the other sends to it from its own address), so a phone past its cap
+	// still connects to peers that have one. 8 matches the drop box's open offers per
+	// client; the total is 32 phones (the box's peers) at that cap.
+	DefaultMaxAllocations          = 256
+	DefaultMaxAllocationsPerClient = 8
+	// MaxCredentialClients bounds the client addresses remembered as holding a credential
+	// (relay destinations); past it the one whose credential ends first is forgotten.
+	MaxCredentialClients = 1024
+	// refusalLogEvery spaces the logs of refused relays and permissions: one line with a
+	// count, not one per request.
+	refusalLogEvery = time.Minute
 	// An allocation lives this long unless refreshed. Browsers refresh by the lifetime the
 	// server grants; relays of a page that vanished (closed, killed, out of range) end
 	// after it, and free their place in the per-phone cap.
@@ -61,13 +71,19 @@ type Options struct {
 	Addrs []netip.Addr
 	// AllowLoopback serves (and relays) on loopback addresses: tests, one-machine setups.
 	AllowLoopback bool
+	// Subnets are the networks of the box's interfaces it serves on. A relay sends to (and
+	// takes a permission or channel for) the box's own addresses, and to an address inside
+	// Subnets that holds a current credential (Credentials for that address); to no other.
+	// A loopback prefix counts only with AllowLoopback. Nil: the box's own addresses only.
+	Subnets []netip.Prefix
 	// Secret signs credentials; nil means 32 random bytes (new at each start).
 	Secret []byte
 	// CredentialTTL is how long a credential handed out stays valid. Default 12 h.
 	CredentialTTL time.Duration
-	// MaxAllocations bounds the relays open at once; MaxPerUser those of one peer (the
-	// username's part after the expiry: web's /api/ice uses the phone's address).
-	MaxAllocations, MaxPerUser int
+	// MaxAllocations bounds the relays open at once (0: DefaultMaxAllocations);
+	// MaxPerClient those of one client (the username's part after the expiry: web's
+	// /api/ice uses the phone's address; 0: DefaultMaxAllocationsPerClient).
+	MaxAllocations, MaxPerClient int
 	// Lifetime is an allocation's lifetime between refreshes (pion's AllocationLifetime).
 	Lifetime time.Duration
 	// Bandwidth is the most bytes per second one allocation relays in each direction;
@@ -85,9 +101,17 @@ type Server struct {
 	port  int
 	addrs []netip.Addr
 
-	mu     sync.Mutex
-	byUser map[string]int
-	total  int
+	mu      sync.Mutex
+	byUser  map[string]int
+	total   int
+	holders map[netip.Addr]time.Time // client address → when its newest credential ends
+	refused refusals
+}
+
+// refusals counts refused relays and permissions between two logs.
+type refusals struct {
+	last        time.Time
+	quota, perm int
 }
 
 // LANAddr reports whether a is an address the box may serve TURN on and relay from.
@@ -117,8 +141,8 @@ func Start(opts Options) (*Server, error) {
 	if opts.MaxAllocations <= 0 {
 		opts.MaxAllocations = DefaultMaxAllocations
 	}
-	if opts.MaxPerUser <= 0 {
-		opts.MaxPerUser = DefaultMaxPerUser
+	if opts.MaxPerClient <= 0 {
+		opts.MaxPerClient = DefaultMaxAllocationsPerClient
 	}
 	if opts.Lifetime <= 0 {
 		opts.Lifetime = DefaultLifetime
@@ -169,10 +193,7 @@ func Start(opts Options) (*Server, error) {
 				RelayAddressGeneratorStatic: pturn.RelayAddressGeneratorStatic{RelayAddress: a.AsSlice(), Address: a.String()},
 				bandwidth:                   opts.Bandwidth,
 			},
-			PermissionHandler: func(_ net.Addr, peer net.IP) bool {
-				p, ok := netip.AddrFromSlice(peer)
-				return ok && LANAddr(p, opts.AllowLoopback)
-			},
+			PermissionHandler: s.permit,
 		})
 	}
 	if len(confs) == 0 {
@@ -203,8 +224,8 @@ func Start(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("turn: %w", err)
 	}
 	s.srv = srv
-	s.log.Info("STUN/TURN listening", "port", s.port, "addrs", s.addrs, "max_allocations", opts.MaxAllocations,
-		"per_user", opts.MaxPerUser, "bandwidth", opts.Bandwidth)
+	s.log.Info("STUN/TURN listening", "port", s.port, "addrs", s.addrs, "relays_to", opts.Subnets,
+		"max_allocations", opts.MaxAllocations, "per_client", opts.MaxPerClient, "bandwidth", opts.Bandwidth)
 	return s, nil
 }
 
@@ -237,15 +258,105 @@ func (s *Server) Allocations() int {
 func (s *Server) Close() error { return s.srv.Close() }
 
 // Credentials returns a username and password valid until now + CredentialTTL for peer
-// (a label for logs and per-user quotas: any text, cut to 64 bytes, ':' removed).
+// (a label for logs and per-client quotas: any text, cut to 64 bytes, ':' removed). When
+// peer is an IP address inside Subnets, relays may send to that address until the
+// credential ends.
 func (s *Server) Credentials(peer string, now time.Time) (username, password string, expires time.Time) {
+	expires = now.Add(s.opts.CredentialTTL).Truncate(time.Second)
+	if a, err := netip.ParseAddr(peer); err == nil && s.inSubnets(a) {
+		s.hold(a.Unmap().WithZone(""), expires, now)
+	}
 	peer = strings.ReplaceAll(peer, ":", "")
 	if len(peer) > maxPeerLen {
 		peer = peer[:maxPeerLen]
 	}
-	expires = now.Add(s.opts.CredentialTTL).Truncate(time.Second)
 	username = strconv.FormatInt(expires.Unix(), 10) + ":" + peer
 	return username, Password(s.opts.Secret, username), expires
+}
+
+// InSubnets reports whether a is inside the box's subnets (Options.Subnets; a loopback
+// address only with AllowLoopback): a client there may be given a credential and be
+// relayed to.
+func (s *Server) InSubnets(a netip.Addr) bool { return s.inSubnets(a) }
+
+func (s *Server) inSubnets(a netip.Addr) bool {
+	a = a.Unmap().WithZone("")
+	if !LANAddr(a, s.opts.AllowLoopback) {
+		return false
+	}
+	for _, p := range s.opts.Subnets {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// hold remembers that a holds a credential until exp, forgetting expired holders when
+// MaxCredentialClients is reached, and else the one whose credential ends first.
+func (s *Server) hold(a netip.Addr, exp, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.holders == nil {
+		s.holders = map[netip.Addr]time.Time{}
+	}
+	if _, ok := s.holders[a]; !ok && len(s.holders) >= MaxCredentialClients {
+		var first netip.Addr
+		for h, end := range s.holders {
+			if !now.Before(end) {
+				delete(s.holders, h)
+			} else if !first.IsValid() || end.Before(s.holders[first]) {
+				first = h
+			}
+		}
+		if len(s.holders) >= MaxCredentialClients {
+			delete(s.holders, first)
+		}
+	}
+	if exp.After(s.holders[a]) {
+		s.holders[a] = exp
+	}
+}
+
+// holds reports whether a holds a credential at now.
+func (s *Server) holds(a netip.Addr, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return now.Before(s.holders[a])
+}
+
+// Relays reports whether a relay may send to peer at now: one of the box's own addresses,
+// or a client inside Subnets holding a current credential.
+func (s *Server) Relays(peer netip.Addr, now time.Time) bool {
+	peer = peer.Unmap().WithZone("")
+	return s.has(peer) || (s.inSubnets(peer) && s.holds(peer, now))
+}
+
+// permit is pion's PermissionHandler: CreatePermission and ChannelBind towards peer.
+func (s *Server) permit(client net.Addr, peer net.IP) bool {
+	p, ok := netip.AddrFromSlice(peer)
+	if ok && s.Relays(p, time.Now()) {
+		return true
+	}
+	s.refuse(func(r *refusals) { r.perm++ }, "permission", "from", client, "peer", peer)
+	return false
+}
+
+// refuse counts a refusal and logs at most once per refusalLogEvery, with the counts since
+// the last log and the latest refusal's details.
+func (s *Server) refuse(count func(*refusals), what string, args ...any) {
+	s.mu.Lock()
+	count(&s.refused)
+	now := time.Now()
+	if now.Sub(s.refused.last) < refusalLogEvery {
+		s.mu.Unlock()
+		return
+	}
+	r := s.refused
+	s.refused = refusals{last: now}
+	s.mu.Unlock()
+	s.log.Warn("refused: over a limit or outside the box's subnets (logged once a minute)",
+		append([]any{"latest", what, "quota_refused", r.quota, "permissions_refused", r.perm}, args...)...)
 }
 
 // Password is the TURN REST password of username: base64(HMAC-SHA1(secret, username)).
@@ -291,9 +402,10 @@ func peerOf(username string) string {
 func (s *Server) quota(username, _ string, src net.Addr) bool {
 	username = peerOf(username)
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.total >= s.opts.MaxAllocations || s.byUser[username] >= s.opts.MaxPerUser {
-		s.log.Warn("relay refused: quota", "user", username, "from", src, "open", s.total, "of_user", s.byUser[username])
+	total, mine := s.total, s.byUser[username]
+	s.mu.Unlock()
+	if total >= s.opts.MaxAllocations || mine >= s.opts.MaxPerClient {
+		s.refuse(func(r *refusals) { r.quota++ }, "relay", "client", username, "from", src, "open", total, "of_client", mine)
 		return false
 	}
 	return true

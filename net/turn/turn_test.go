@@ -216,7 +216,7 @@ func TestRelayedPeers(t *testing.T) {
 // at its quota gets no more.
 func TestAuthAndQuota(t *testing.T) {
 	needNamespace(t)
-	srv := startLoopback(t, Options{MaxPerUser: 1, MaxAllocations: 2})
+	srv := startLoopback(t, Options{MaxPerClient: 1, MaxAllocations: 2})
 	addr := fmt.Sprintf("127.0.0.1:%d", srv.Port())
 	allocate := func(user, pass string) error {
 		conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
@@ -268,5 +268,154 @@ func TestAuthAndQuota(t *testing.T) {
 	u3, p3, _ := srv.Credentials("phone3", now)
 	if err := allocate(u3, p3); err == nil {
 		t.Error("a relay past the box's total of 2")
+	}
+}
+
+// turnClient is a pion TURN client of srv with a fresh credential for client.
+func turnClient(t *testing.T, srv *Server, client string) *pturn.Client {
+	t.Helper()
+	addr := fmt.Sprintf("127.0.0.1:%d", srv.Port())
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	user, pass, _ := srv.Credentials(client, time.Now())
+	c, err := pturn.NewClient(&pturn.ClientConfig{TURNServerAddr: addr, STUNServerAddr: addr,
+		Username: user, Password: pass, Realm: Realm, Conn: conn, RTO: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); conn.Close() })
+	return c
+}
+
+func allocateFor(t *testing.T, c *pturn.Client) (net.PacketConn, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	relay, err := c.AllocateWithContext(ctx)
+	if err == nil {
+		t.Cleanup(func() { relay.Close() })
+	}
+	return relay, err
+}
+
+// TestRelayOnlyToSubnetClients: a relay takes a permission towards the box's own address
+// and towards a client of the box's subnets holding a credential; not towards another
+// host of the subnet, nor an address outside it (even one a credential was made for).
+// Data written through the relay to a refused host never reaches it.
+func TestRelayOnlyToSubnetClients(t *testing.T) {
+	needNamespace(t)
+	srv := startLoopback(t, Options{Subnets: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	c := turnClient(t, srv, "127.0.0.1")
+	relay, err := allocateFor(t, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Credentials("127.0.0.3", time.Now())  // a phone that asked /api/ice
+	srv.Credentials("192.0.2.10", time.Now()) // outside the box's subnets: no relay to it
+	udp := func(a string) net.Addr { return &net.UDPAddr{IP: net.ParseIP(a), Port: 9} }
+	for peer, ok := range map[string]bool{
+		"127.0.0.1": true, "127.0.0.3": true, // the box itself, a credential holder
+		"127.0.0.2": false, "192.0.2.10": false, "10.1.2.3": false, "8.8.8.8": false,
+	} {
+		if err := c.CreatePermission(udp(peer)); (err == nil) != ok {
+			t.Errorf("permission towards %s: %v, want allowed %v", peer, err, ok)
+		}
+	}
+
+	// A LAN host that never asked for a credential gets nothing through the relay (the
+	// relay's WriteTo asks for the permission and a channel first).
+	other, err := net.ListenPacket("udp4", "127.0.0.2:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := relay.WriteTo([]byte("probe"), other.LocalAddr()); err == nil {
+		t.Error("the relay wrote to a host outside the credential holders")
+	}
+	other.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if n, from, err := other.ReadFrom(make([]byte, 64)); err == nil {
+		t.Errorf("a host that holds no credential got %d bytes from %v through the relay", n, from)
+	}
+	// A holder does get them.
+	phone, err := net.ListenPacket("udp4", "127.0.0.3:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer phone.Close()
+	if _, err := relay.WriteTo([]byte("hello"), phone.LocalAddr()); err != nil {
+		t.Fatalf("relay to a credential holder: %v", err)
+	}
+	phone.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 64)
+	if n, _, err := phone.ReadFrom(buf); err != nil || string(buf[:n]) != "hello" {
+		t.Errorf("the holder got %q, %v", buf[:n], err)
+	}
+}
+
+// TestPerClientCap: one client gets DefaultMaxAllocationsPerClient relays under the
+// default options, and no more; another client still gets one.
+func TestPerClientCap(t *testing.T) {
+	needNamespace(t)
+	srv := startLoopback(t, Options{})
+	for i := range DefaultMaxAllocationsPerClient {
+		if _, err := allocateFor(t, turnClient(t, srv, "10.0.0.7")); err != nil {
+			t.Fatalf("relay %d of one client: %v", i+1, err)
+		}
+	}
+	if _, err := allocateFor(t, turnClient(t, srv, "10.0.0.7")); err == nil {
+		t.Errorf("relay %d of one client granted (cap %d)", DefaultMaxAllocationsPerClient+1, DefaultMaxAllocationsPerClient)
+	}
+	if _, err := allocateFor(t, turnClient(t, srv, "10.0.0.8")); err != nil {
+		t.Errorf("another client: %v", err)
+	}
+}
+
+// TestCredentialHolders: relay destinations are the box's own addresses and the clients
+// inside Subnets holding an unexpired credential; the set stays within
+// MaxCredentialClients, forgetting the credential that ends first.
+func TestCredentialHolders(t *testing.T) {
+	own := netip.MustParseAddr("192.168.4.1")
+	s := &Server{addrs: []netip.Addr{own}, opts: Options{CredentialTTL: time.Hour,
+		Subnets: []netip.Prefix{netip.MustParsePrefix("192.168.4.0/24"), netip.MustParsePrefix("127.0.0.0/8")}}}
+	now := time.Unix(1_800_000_000, 0)
+	s.Credentials("192.168.4.20", now)
+	s.Credentials("::ffff:192.168.4.21", now)
+	s.Credentials("10.9.9.9", now)  // outside the subnets
+	s.Credentials("127.0.0.5", now) // loopback without AllowLoopback
+	for a, want := range map[string]bool{
+		"192.168.4.1": true, "192.168.4.20": true, "192.168.4.21": true,
+		"192.168.4.22": false, "10.9.9.9": false, "127.0.0.5": false, "8.8.8.8": false,
+	} {
+		if got := s.Relays(netip.MustParseAddr(a), now); got != want {
+			t.Errorf("Relays(%s) = %v, want %v", a, got, want)
+		}
+	}
+	if s.Relays(netip.MustParseAddr("192.168.4.20"), now.Add(time.Hour)) {
+		t.Error("relays to a client whose credential ended")
+	}
+	if !s.Relays(own, now.Add(48*time.Hour)) {
+		t.Error("the box's own address is always a destination")
+	}
+
+	s.opts.Subnets = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	s.holders = nil
+	holder := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}) }
+	const made = MaxCredentialClients + 10
+	for i := range made {
+		s.Credentials(holder(i).String(), now.Add(time.Duration(i)*time.Second))
+	}
+	if n := len(s.holders); n != MaxCredentialClients {
+		t.Errorf("%d holders remembered, want %d", n, MaxCredentialClients)
+	}
+	if s.Relays(netip.MustParseAddr("10.1.0.0"), now) {
+		t.Error("the credential that ends first was not the one forgotten")
+	}
+	if !s.Relays(holder(made-1), now) {
+		t.Error("the newest holder was not kept")
 	}
 }
