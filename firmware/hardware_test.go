@@ -169,25 +169,8 @@ func TestPushToTalkPostsVoiceNote(t *testing.T) {
 
 // Without a room the button does nothing but say so on the LED.
 func TestPushToTalkWithoutRoom(t *testing.T) {
-	dir := t.TempDir()
-	st, err := store.Open(dir, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	id, err := store.LoadIdentity(dir, "Caja")
-	if err != nil {
-		t.Fatal(err)
-	}
-	blobs, err := pieces.NewBlobs(filepath.Join(dir, "files"), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, blobs, arch := newBoxParts(t, store.Options{})
 	log := slog.New(slog.DiscardHandler)
-	arch, err := archiver.New(archiver.Options{Store: st, Identity: id, Blobs: blobs, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ptt := boardtest.NewButton(t, "ptt")
 	mic := boardtest.NewToneMic(440, time.Second)
 	h := newHardware(&board.Board{PushToTalk: ptt, Mic: mic, LED: boardtest.NewLED(t, "led")}, arch, st, blobs, time.Minute, log)
@@ -307,28 +290,10 @@ func featureDetail(h *hardware, feature, sub string) bool {
 // A full store refuses a voice note before the microphone opens, and the web API hears
 // "store full" (HTTP 507), not a recording failure.
 func TestVoiceStoreFull(t *testing.T) {
-	dir := t.TempDir()
-	st, err := store.Open(dir, store.Options{Limits: store.Limits{StoreBytes: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	id, err := store.LoadIdentity(dir, "Caja")
-	if err != nil {
-		t.Fatal(err)
-	}
-	blobs, err := pieces.NewBlobs(filepath.Join(dir, "files"), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	arch, err := archiver.New(archiver.Options{Store: st, Identity: id, Blobs: blobs, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, blobs, arch := newBoxParts(t, store.Options{Limits: store.Limits{StoreBytes: 1}})
 	mic := boardtest.NewToneMic(440, time.Second)
-	h := newHardware(&board.Board{Mic: mic}, arch, st, blobs, time.Minute, log)
-	err = hardwareAPI{h}.RecordVoice(t.Context(), strings.Repeat("a", 32), 3*time.Second)
+	h := newHardware(&board.Board{Mic: mic}, arch, st, blobs, time.Minute, slog.New(slog.DiscardHandler))
+	err := hardwareAPI{h}.RecordVoice(t.Context(), strings.Repeat("a", 32), 3*time.Second)
 	if !errors.Is(err, web.ErrStoreFull) || !errors.Is(err, store.ErrStoreFull) {
 		t.Fatalf("RecordVoice on a full store: %v, want web.ErrStoreFull", err)
 	}
@@ -337,4 +302,29 @@ func TestVoiceStoreFull(t *testing.T) {
 		t.Error("the microphone was opened for a note the store cannot keep")
 	default:
 	}
+}
+
+// newBoxParts opens a store (with opts), the box's identity, its files and an archiver in a
+// temporary directory, closed with the test.
+func newBoxParts(t *testing.T, opts store.Options) (*store.Store, *pieces.Blobs, *archiver.Archiver) {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := store.Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	id, err := store.LoadIdentity(dir, "Caja")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs, err := pieces.NewBlobs(filepath.Join(dir, "files"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	arch, err := archiver.New(archiver.Options{Store: st, Identity: id, Blobs: blobs, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, blobs, arch
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"github.com/pion/webrtc/v4"
 	"net"
 	"os"
 	"runtime"
@@ -397,7 +398,14 @@ func connectPhone(t *testing.T, ctx context.Context, a *Archiver, room string, m
 	if len(unproven) > 0 && unproven[0] {
 		proven = nil
 	}
-	ans, err := a.ConnectFrom(ctx, offer, Caller{Proven: proven})
+	connectPhoneFrom(t, ctx, a, room, m, pc, dc, offer, Caller{Proven: proven})
+}
+
+// connectPhoneFrom connects the phone's offer through ConnectFrom as caller and runs its
+// session until ctx ends.
+func connectPhoneFrom(t *testing.T, ctx context.Context, a *Archiver, room string, m *testMember, pc *webrtc.PeerConnection, dc *webrtc.DataChannel, offer []byte, caller Caller) {
+	t.Helper()
+	ans, err := a.ConnectFrom(ctx, offer, caller)
 	if err != nil {
 		t.Fatal(err)
 	}

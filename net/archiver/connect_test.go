@@ -210,29 +210,9 @@ func TestConnectPeersPerClient(t *testing.T) {
 		m := newTestMember(t, room)
 		m.say(t, history.KindJoin, "", time.Now())
 		pc, dc, offer := pionOffer(t, room, m.author)
-		ans, err := a.ConnectFrom(t.Context(), offer, Caller{Addr: laptop})
-		if err != nil {
-			t.Fatal(err)
-		}
-		inv, err := torrent.Decode(ans)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := rtc.Accept(pc, inv.SDP); err != nil {
-			t.Fatal(err)
-		}
-		conn, err := rtc.Open(t.Context(), dc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := rtc.NewSession(rtc.Config{Room: room, Self: rtc.PeerInfo{ID: m.author, Name: "Portátil"}, History: m.mem, Conn: conn})
-		if err != nil {
-			t.Fatal(err)
-		}
 		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan struct{})
-		go func() { defer close(done); s.Run(ctx) }()
-		stops = append(stops, func() { cancel(); <-done; pc.Close() })
+		connectPhoneFrom(t, ctx, a, room, m, pc, dc, offer, Caller{Addr: laptop})
+		stops = append(stops, func() { cancel(); pc.Close() })
 		box := a.opts.Identity.Author()
 		waitFor(t, "the box's join entry", func() bool { _, ok := m.mem.At(box, 1); return ok })
 	}
