@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -83,16 +82,6 @@ func (v *GlobVolumes) usable(dir string) bool {
 	// A read-only stick is usable too: exporting to it fails with a clear error on the
 	// status page and the LED (ignoring it would leave the person waiting).
 	return !v.opts.RequireMount || isMountPoint(dir, st)
-}
-
-func isMountPoint(dir string, st os.FileInfo) bool {
-	parent, err := os.Stat(filepath.Dir(dir))
-	if err != nil {
-		return false
-	}
-	a, ok1 := st.Sys().(*syscall.Stat_t)
-	b, ok2 := parent.Sys().(*syscall.Stat_t)
-	return ok1 && ok2 && a.Dev != b.Dev
 }
 
 // Next implements Volumes.
