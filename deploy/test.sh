@@ -54,6 +54,10 @@ unformatted=$(gofmt -l $(git ls-files '*.go'))
 [ -z "$unformatted" ] || die "gofmt would change: $unformatted"
 go vet ./...
 
+step "go build for a Mac and for Windows (the README's first command on any laptop)"
+GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 go build ./...
+GOOS=windows GOARCH=amd64 CGO_ENABLED=0 go build ./...
+
 step "node --test (pure JS modules)"
 node --test web/jstest/*.test.mjs
 
