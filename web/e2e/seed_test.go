@@ -342,6 +342,11 @@ func TestImportErrors(t *testing.T) {
 	a.importFile(answer)
 	a.waitStatus("connected")
 	b.waitStatus("connected")
+	// Both joins synced both ways before the snapshot (a join arriving meanwhile is no change
+	// of the refused import's making).
+	for _, u := range []*user{a, b} {
+		u.waitJS(`document.querySelectorAll('#messages .msg').length === 2`)
+	}
 	expectError(a, "already-used", func() { a.importFile(answer) })
 	a.waitStatus("connected")
 
