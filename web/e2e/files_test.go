@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/storage"
 	"github.com/chromedp/chromedp"
 )
 
@@ -355,15 +354,7 @@ func TestFileCancel(t *testing.T) {
 // a reload B still has every message.
 func TestFileStorageFull(t *testing.T) {
 	a := newUser(t, "A", "en-US")
-	b := newUser(t, "B", "es-ES")
-	// Chromium applies a new quota to IndexedDB databases opened after it is set: the page
-	// opens its history at start, so it is reloaded.
-	quota := float64(4 << 20)
-	if _, err := chromedp.Call(b.ctx, storage.OverrideQuotaForOrigin, storage.OverrideQuotaForOriginParams{Origin: server.base, QuotaSize: &quota}); err != nil {
-		t.Fatalf("quota: %v", err)
-	}
-	b.do(chromedp.Reload())
-	b.waitJS(`document.body.dataset.ready === '1'`)
+	b := newUserAt(t, "B", "es-ES", server.base, noDNS, func(u *user) { u.quota = 4 << 20 })
 	a.setName("Ana")
 	b.setName("Bruno")
 	connect(a, b, "Cuota")

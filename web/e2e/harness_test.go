@@ -27,6 +27,7 @@ import (
 
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/cdproto/storage"
 	"github.com/chromedp/chromedp"
 )
 
@@ -208,6 +209,7 @@ type user struct {
 	base    string // the page's origin: server.base unless the test serves its own box
 	rules   string // Chromium's --host-resolver-rules
 	noMic   bool   // no microphone permission: Chromium hides its addresses behind .local names
+	quota   int64  // >0: the origin's storage quota in bytes, set before the page first loads
 	ctx     context.Context
 	stop    func()
 
@@ -343,6 +345,14 @@ func (u *user) open() {
 			Permission: &browser.PermissionDescriptor{Name: "microphone"}, Setting: browser.PermissionSettingGranted, Origin: u.base,
 		}); err != nil {
 			t.Fatalf("%s: permission: %v", u.name, err)
+		}
+	}
+	if u.quota > 0 {
+		// Before the page stores anything: Chromium applies an override to storage the
+		// origin opens afterwards (the page keeps its key in IndexedDB at its first load).
+		q := float64(u.quota)
+		if _, err := chromedp.Call(ctx, storage.OverrideQuotaForOrigin, storage.OverrideQuotaForOriginParams{Origin: u.base, QuotaSize: &q}); err != nil {
+			t.Fatalf("%s: quota: %v", u.name, err)
 		}
 	}
 	u.do(chromedp.Navigate(u.base + "/"))

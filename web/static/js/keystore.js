@@ -10,28 +10,25 @@ const DB = 'chattorrent-keys';
 const STORE = 'keys';
 const ID = 'identity';
 
-let dbp = null;
-
-function db() {
-  if (!dbp) {
-    const r = indexedDB.open(DB, 1);
-    r.onupgradeneeded = () => r.result.createObjectStore(STORE);
-    dbp = req(r).then((d) => {
-      d.onversionchange = () => {
-        d.close();
-        dbp = null;
-      };
-      return d;
-    });
+/** Runs fn(store) in one transaction of the key database, opened for it and closed after:
+ * the identity is read once at start and written on import, so no connection stays open. */
+async function withStore(mode, fn) {
+  const r = indexedDB.open(DB, 1);
+  r.onupgradeneeded = () => r.result.createObjectStore(STORE);
+  const d = await req(r);
+  try {
+    const tx = d.transaction(STORE, mode);
+    const out = await fn(tx.objectStore(STORE));
+    await done(tx);
+    return out;
+  } finally {
+    d.close();
   }
-  return dbp;
 }
 
 /** The stored identity {author, privateKey (non-extractable)} or null. */
 export async function loadKey() {
-  const d = await db();
-  const tx = d.transaction(STORE, 'readonly');
-  const rec = await req(tx.objectStore(STORE).get(ID));
+  const rec = await withStore('readonly', (st) => req(st.get(ID)));
   if (!rec || typeof rec.author !== 'string' || !rec.signKey) return null;
   return { author: rec.author, privateKey: rec.signKey };
 }
@@ -44,18 +41,15 @@ export async function saveKey(author, jwk) {
   const iv = crypto.getRandomValues(new Uint8Array(12));
   const wrapped = await crypto.subtle.wrapKey('jwk', extractable, wrapKey, { name: 'AES-GCM', iv });
   const signKey = await crypto.subtle.importKey('jwk', jwk, { name: 'Ed25519' }, false, ['sign']);
-  const d = await db();
-  const tx = d.transaction(STORE, 'readwrite');
-  tx.objectStore(STORE).put({ author, signKey, wrapKey, wrapped, iv }, ID);
-  await done(tx);
+  await withStore('readwrite', (st) => {
+    st.put({ author, signKey, wrapKey, wrapped, iv }, ID);
+  });
   return { author, privateKey: signKey };
 }
 
 /** The key as a JWK, for the file "export my identity" writes (the user asked for it). */
 export async function exportKey() {
-  const d = await db();
-  const tx = d.transaction(STORE, 'readonly');
-  const rec = await req(tx.objectStore(STORE).get(ID));
+  const rec = await withStore('readonly', (st) => req(st.get(ID)));
   if (!rec) throw new Error('no identity key');
   const key = await crypto.subtle.unwrapKey('jwk', rec.wrapped, rec.wrapKey, { name: 'AES-GCM', iv: rec.iv },
     { name: 'Ed25519' }, true, ['sign']);
