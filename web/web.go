@@ -57,7 +57,8 @@ type Options struct {
 	Drop *DropBox
 	// Hardware, when set with Box, serves the board's status and the box's microphone.
 	Hardware BoxHardware
-	// ICE, when set, hands pages the box's STUN/TURN servers at GET /api/ice (ice.go).
+	// ICE, when set, hands pages the box's STUN/TURN servers at GET /api/ice (ice.go);
+	// without it /api/ice answers an empty list.
 	ICE ICE
 	// Addresses, when set, lists the URLs phones open the box at (mDNS name first), served
 	// as text and QR codes under /api/box (see address.go).
@@ -154,9 +155,7 @@ func New(opts Options) http.Handler {
 		mux.HandleFunc("GET /api/box/address", opts.apiAddress)
 		mux.HandleFunc("GET /api/box/qr.svg", opts.apiQR)
 	}
-	if opts.ICE != nil {
-		mux.HandleFunc("GET /api/ice", opts.apiICE)
-	}
+	mux.HandleFunc("GET /api/ice", opts.apiICE) // an empty list without ICE (ice.go)
 	if opts.Owner != nil {
 		opts.ownerRoutes(mux)
 	}
