@@ -1117,6 +1117,7 @@ function startFetch(meta, f, conn) {
     f.code = err && err.code ? err.code : 'failed';
     fileChanged(meta.root);
     if (err && err.code === 'storage-full') notify('error', t('err.storage-full'), 'storage-full');
+    else if (err && err.code === 'storage-error') notify('error', t('err.storage-error', { detail: err.message }), 'storage-error');
   });
 }
 
