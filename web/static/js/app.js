@@ -1609,7 +1609,17 @@ async function loadHistories(rooms) {
   }
 }
 
+/** Registers the service worker (sw.js) that lets the page open without the box. A
+ * browser without one (Firefox's private windows, an insecure origin) goes on without. */
+function registerWorker() {
+  if (!('serviceWorker' in navigator)) return;
+  navigator.serviceWorker.register('/sw.js', { scope: '/', updateViaCache: 'none' }).catch((err) => {
+    console.warn('chattorrent: no service worker, the page needs the box to open:', err && err.message ? err.message : err);
+  });
+}
+
 async function main() {
+  registerWorker();
   applyStrings();
   if (!globalThis.crypto || !crypto.subtle) {
     notify('error', t('err.no-crypto'), 'no-crypto');
