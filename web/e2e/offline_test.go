@@ -17,13 +17,14 @@ import (
 
 // startStoppableBox runs a box of its own, like startBox, and returns its origin and a stop
 // function (SIGTERM, then wait): the test goes on without it.
-func startStoppableBox(t *testing.T, hostname string) (string, func()) {
+func startStoppableBox(t *testing.T, hostname string, args ...string) (string, func()) {
 	t.Helper()
 	dir := t.TempDir()
 	ready := filepath.Join(dir, "ready.json")
 	cmd := exec.Command(filepath.Join(server.dir, "chattorrent"), "serve", "--data-dir", filepath.Join(dir, "data"),
 		"--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--ready-file", ready, "--hostname", hostname,
 		"--webrtc-port", "0", "--turn-port", "0", "--webrtc-loopback", "--mdns=false")
+	cmd.Args = append(cmd.Args, args...)
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -64,11 +65,16 @@ func (u *user) waitWorker() {
 
 // TestOfflinePage: two pages visit a box (its self-signed HTTPS, Chromium with
 // --ignore-certificate-errors), its service worker stores the app shell, and they chat.
+// The box's UI changes (an update): a reload takes the new page at once (network first).
 // The box stops. Both pages reload: they open from the cache, ready, with their room and
 // its messages, and connect again with .torrent files and chat without any box. The page
 // is installable (no installability errors from Chromium).
 func TestOfflinePage(t *testing.T) {
-	base, stopBox := startStoppableBox(t, "offlinebox")
+	static := t.TempDir() // the box's UI, a copy of web/static that the test updates
+	if err := os.CopyFS(static, os.DirFS("../static")); err != nil {
+		t.Fatal(err)
+	}
+	base, stopBox := startStoppableBox(t, "offlinebox", "--static-dir", static)
 	a := newUserAt(t, "A", "en-US", base, noDNS)
 	b := newUserAt(t, "B", "en-US", base, noDNS)
 	t0 := time.Now()
@@ -83,6 +89,24 @@ func TestOfflinePage(t *testing.T) {
 			ids = append(ids, e.ErrorID)
 		}
 		t.Errorf("not installable: %v", ids)
+	}
+	// An update of the box: the next load with the box reachable is the new page.
+	index := filepath.Join(static, "index.html")
+	html, err := os.ReadFile(index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	html = bytes.Replace(html, []byte("<title>"), []byte(`<meta name="chattorrent-test" content="v2"><title>`), 1)
+	if err := os.WriteFile(index, html, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const updated = `document.querySelector('meta[name="chattorrent-test"]')?.content === 'v2'`
+	for _, u := range []*user{a, b} {
+		u.do(chromedp.Reload())
+		u.waitJS(`document.body.dataset.ready === '1'`)
+		if !evalJS[bool](u, updated) {
+			t.Errorf("%s: the page is not the box's new one after a reload", u.name)
+		}
 	}
 	a.setName("Ana")
 	b.setName("Bruno")
@@ -105,6 +129,9 @@ func TestOfflinePage(t *testing.T) {
 		u.waitJS(`!!navigator.serviceWorker.controller`)
 		u.openRoom(roomID)
 		u.waitMessage("con la caja")
+		if !evalJS[bool](u, updated) {
+			t.Errorf("%s: the cached page is not the latest the box served", u.name)
+		}
 	}
 	t.Logf("reloaded in %v", time.Since(t0))
 	t0 = time.Now()
