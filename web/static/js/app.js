@@ -1173,6 +1173,7 @@ function onFileProgress(roomId, conn, p) {
     f.code = p.code || '';
     if (f.state === 'complete') f.ms = performance.now() - f.tStart;
     if (f.code === 'storage-full') notify('error', t('err.storage-full'), 'storage-full');
+    else if (f.code === 'storage-error') notify('error', t('err.storage-error', { detail: p.detail || '' }), 'storage-error');
   }
   f.conn = null;
   fileChanged(p.root);
