@@ -287,3 +287,21 @@ test('a storage failure says its cause; only a quota error is storage-full', asy
   globalThis.indexedDB = { open() { throw domError('InvalidStateError', 'IndexedDB is not available'); } };
   await assert.rejects(new IndexedMedia('u').open(), (err) => err.code === 'storage-error' && /InvalidStateError/.test(err.message));
 });
+
+test('a Blob refused after the probe passed: the page switches to ArrayBuffers and writes again', async () => {
+  const db = new FakeDB();
+  globalThis.indexedDB = fakeIndexedDB(db);
+  const m = new IndexedMedia('t');
+  await m.open();
+  assert.equal(m.buffers, false);
+  db.refuseBlobs = true; // as a browser that takes a one-byte Blob but not a large one
+  const bytes = content(PIECE_SIZE + 5);
+  const root = await m.addLocal(new Blob([bytes]));
+  assert.equal(m.buffers, true);
+  assert.deepEqual(new Uint8Array(await (await new IndexedMedia('t').blob(root)).arrayBuffer()), bytes);
+  // Another failure is not retried: it says its cause.
+  const m2 = new IndexedMedia('t');
+  await m2.open();
+  db.full = true;
+  await assert.rejects(m2.begin('cd'.repeat(32), 10), (err) => err.code === 'storage-full');
+});

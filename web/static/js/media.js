@@ -162,22 +162,40 @@ export class IndexedMedia {
 
   /** Stores verified pieces and marks them held, in one transaction. */
   async putPieces(root, pieces) {
-    const db = await this.open();
-    const tx = db.transaction([FILES, BATCHES], 'readwrite');
-    const files = tx.objectStore(FILES);
-    const f = await req(files.get(root));
-    const rec = { root, first: pieces[0].index, indexes: pieces.map((p) => p.index) };
-    if (this.buffers) rec.buf = concatBytes(pieces.map((p) => p.data));
-    else rec.blob = new Blob(pieces.map((p) => p.data));
-    tx.objectStore(BATCHES).put(rec);
-    const have = new Uint8Array(f.have);
-    for (const p of pieces) setBit(have, p.index);
-    f.have = have;
-    files.put(f);
-    try {
+    return this.storing(async () => {
+      const db = await this.open();
+      const tx = db.transaction([FILES, BATCHES], 'readwrite');
+      const files = tx.objectStore(FILES);
+      const f = await req(files.get(root));
+      const rec = { root, first: pieces[0].index, indexes: pieces.map((p) => p.index) };
+      if (this.buffers) rec.buf = concatBytes(pieces.map((p) => p.data));
+      else rec.blob = new Blob(pieces.map((p) => p.data));
+      tx.objectStore(BATCHES).put(rec);
+      const have = new Uint8Array(f.have);
+      for (const p of pieces) setBit(have, p.index);
+      f.have = have;
+      files.put(f);
       await done(tx);
+    });
+  }
+
+  /** Runs write (a whole transaction that stores a batch); a Blob refused although the
+   * probe at open passed (a browser that refuses some Blobs only) switches this page to
+   * ArrayBuffers and writes again, once. Errors leave as storageError's. */
+  async storing(write) {
+    try {
+      return await write();
     } catch (err) {
-      throw storageError(err);
+      if (this.buffers || isFull(err) || err instanceof FileError || !['UnknownError', 'DataCloneError'].includes(err && err.name)) {
+        throw storageError(err);
+      }
+      console.warn('chattorrent: IndexedDB refused a Blob: media are stored as ArrayBuffers from now on:', describe(err));
+      this.buffers = true;
+      try {
+        return await write();
+      } catch (err2) {
+        throw storageError(err2);
+      }
     }
   }
 
@@ -237,20 +255,18 @@ export class IndexedMedia {
     const n = numPieces(blob.size);
     const old = await this.get(root);
     if (old && old.complete) return root;
-    const db = await this.open();
-    // Read before the transaction: it commits as soon as the page awaits anything else.
-    const batch = { root, first: 0, count: n };
-    if (this.buffers) batch.buf = await blob.arrayBuffer();
-    else batch.blob = new Blob([blob]);
-    const tx = db.transaction([FILES, LEAVES, BATCHES], 'readwrite');
-    tx.objectStore(BATCHES).put(batch);
-    tx.objectStore(LEAVES).put({ root, leaves: leaves.buffer });
-    tx.objectStore(FILES).put({ root, size: blob.size, have: new Uint8Array(Math.ceil(n / 8)).fill(0xff), complete: true, cancelled: false });
-    try {
+    await this.storing(async () => {
+      const db = await this.open();
+      // Read before the transaction: it commits as soon as the page awaits anything else.
+      const batch = { root, first: 0, count: n };
+      if (this.buffers) batch.buf = await blob.arrayBuffer();
+      else batch.blob = new Blob([blob]);
+      const tx = db.transaction([FILES, LEAVES, BATCHES], 'readwrite');
+      tx.objectStore(BATCHES).put(batch);
+      tx.objectStore(LEAVES).put({ root, leaves: leaves.buffer });
+      tx.objectStore(FILES).put({ root, size: blob.size, have: new Uint8Array(Math.ceil(n / 8)).fill(0xff), complete: true, cancelled: false });
       await done(tx);
-    } catch (err) {
-      throw storageError(err);
-    }
+    });
     return root;
   }
 
