@@ -101,6 +101,14 @@ func TestServiceWorkerEmbedded(t *testing.T) {
 	if man.Name == "" || man.ShortName == "" || man.StartURL != "/" || man.Display != "standalone" || len(man.Icons) == 0 {
 		t.Errorf("manifest %+v", man)
 	}
+	// Installable everywhere: PNG icons of 192 and 512 pixels besides the SVG.
+	for _, size := range []string{"192x192", "512x512"} {
+		if !slices.ContainsFunc(man.Icons, func(ic struct{ Src, Sizes, Type string }) bool {
+			return ic.Sizes == size && ic.Type == "image/png"
+		}) {
+			t.Errorf("no %s PNG icon: %+v", size, man.Icons)
+		}
+	}
 	for _, ic := range man.Icons {
 		if do(t, h, "GET", ic.Src).Code != 200 || !slices.Contains(shell.Files, ic.Src) {
 			t.Errorf("icon %s not served or not in the shell", ic.Src)
