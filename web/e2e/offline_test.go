@@ -63,8 +63,9 @@ func (u *user) waitWorker() {
 	u.waitAsync(`navigator.serviceWorker.ready.then((r) => !!r.active && r.active.state === 'activated' && !!navigator.serviceWorker.controller)`)
 }
 
-// TestOfflinePage: two pages visit a box (its self-signed HTTPS, Chromium with
-// --ignore-certificate-errors), its service worker stores the app shell, and they chat.
+// TestOfflinePage: two pages visit a box with no STUN/TURN (its /api/ice answers an empty
+// list) over its self-signed HTTPS (Chromium with --ignore-certificate-errors); its service
+// worker stores the app shell, and they chat.
 // The box's UI changes (an update): a reload takes the new page at once (network first).
 // The box stops. Both pages reload: they open from the cache, ready, with their room and
 // its messages, and connect again with .torrent files and chat without any box. The page
@@ -74,7 +75,8 @@ func TestOfflinePage(t *testing.T) {
 	if err := os.CopyFS(static, os.DirFS("../static")); err != nil {
 		t.Fatal(err)
 	}
-	base, stopBox := startStoppableBox(t, "offlinebox", "--static-dir", static)
+	// No STUN/TURN on this box: /api/ice must still answer (an empty list), not 404.
+	base, stopBox := startStoppableBox(t, "offlinebox", "--static-dir", static, "--turn-port", "-1")
 	a := newUserAt(t, "A", "en-US", base, noDNS)
 	b := newUserAt(t, "B", "en-US", base, noDNS)
 	t0 := time.Now()
@@ -114,6 +116,9 @@ func TestOfflinePage(t *testing.T) {
 	a.say("con la caja")
 	b.waitMessage("con la caja")
 	roomID := evalJS[string](a, `document.getElementById('messages').dataset.room`)
+	if ice := evalJS[string](a, `JSON.stringify(performance.getEntriesByType('resource').filter((e) => e.name.endsWith('/api/ice')).map((e) => e.responseStatus))`); ice != "[200]" {
+		t.Errorf("A's /api/ice answers with no TURN on the box: %s, want one 200", ice)
+	}
 
 	t.Logf("connected in %v", time.Since(t0))
 	t0 = time.Now()
