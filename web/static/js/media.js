@@ -75,7 +75,8 @@ export class IndexedMedia {
     let db;
     try {
       db = await this.openDB();
-      this.buffers = forcedBuffers() || !(await blobsStored(db));
+      // Once refused, Blobs stay refused for this page (a reopen after an upgrade too).
+      this.buffers = this.buffers || forcedBuffers() || !(await blobsStored(db));
     } catch (err) {
       throw storageError(err);
     }
