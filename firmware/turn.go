@@ -23,7 +23,7 @@ const udpReadBuffer = 4 << 20
 type webrtcNet struct {
 	mux  *rtc.UDPMux  // nil: a socket per connection (--webrtc-port -1)
 	turn *turn.Server // nil: no STUN/TURN (--turn-port -1, or no LAN address)
-	ice  web.ICE      // nil when turn is nil
+	ice  web.ICE      // nil when turn is nil: /api/ice then answers an empty list
 }
 
 // startWebRTCNet opens the WebRTC port and the STUN/TURN server, whose relays send only

@@ -26,7 +26,10 @@ type ICEServer struct {
 const maxICEServers = 4
 
 // apiICE: GET /api/ice → {"iceServers": [...]}. Same CSRF guard as the POSTs (the
-// credentials are for this box's pages only), no CORS, never cached.
+// credentials are for this box's pages only), no CORS, never cached. The route always
+// exists: a box that runs no STUN/TURN (Options.ICE nil, --turn-port -1, a TURN server
+// that failed to start) answers an empty list, so a page never sees a 404 (and a console
+// error) for each connection it offers.
 func (o Options) apiICE(w http.ResponseWriter, r *http.Request) {
 	if !sameOrigin(r) {
 		fail(w, http.StatusForbidden, "forbidden", "cross-site request refused")
@@ -35,7 +38,7 @@ func (o Options) apiICE(w http.ResponseWriter, r *http.Request) {
 	servers := []ICEServer{}
 	local, lok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 	client, cerr := netip.ParseAddrPort(r.RemoteAddr)
-	if lok && cerr == nil {
+	if o.ICE != nil && lok && cerr == nil {
 		if la, err := netip.ParseAddrPort(local.String()); err == nil {
 			if s := o.ICE.ICEServers(la.Addr().Unmap(), client.Addr().Unmap()); len(s) > 0 {
 				servers = s[:min(len(s), maxICEServers)]

@@ -57,7 +57,8 @@ type Options struct {
 	Drop *DropBox
 	// Hardware, when set with Box, serves the board's status and the box's microphone.
 	Hardware BoxHardware
-	// ICE, when set, hands pages the box's STUN/TURN servers at GET /api/ice (ice.go).
+	// ICE, when set, hands pages the box's STUN/TURN servers at GET /api/ice (ice.go);
+	// without it /api/ice answers an empty list.
 	ICE ICE
 	// Addresses, when set, lists the URLs phones open the box at (mDNS name first), served
 	// as text and QR codes under /api/box (see address.go).
@@ -137,6 +138,7 @@ func New(opts Options) http.Handler {
 	mux.HandleFunc("GET /ca.crt", opts.caCert)
 	mux.HandleFunc("GET /trust", func(w http.ResponseWriter, r *http.Request) { opts.trust(w, r, "/") })
 	mux.Handle("GET /", staticHandler{fsys: opts.Static, log: opts.Logger})
+	mux.HandleFunc("GET /shell.json", opts.shell)
 	if opts.Box != nil {
 		mux.HandleFunc("POST /api/member/challenge", opts.memberChallenge)
 		mux.HandleFunc("POST /api/member/proof", opts.memberProof)
@@ -154,9 +156,7 @@ func New(opts Options) http.Handler {
 		mux.HandleFunc("GET /api/box/address", opts.apiAddress)
 		mux.HandleFunc("GET /api/box/qr.svg", opts.apiQR)
 	}
-	if opts.ICE != nil {
-		mux.HandleFunc("GET /api/ice", opts.apiICE)
-	}
+	mux.HandleFunc("GET /api/ice", opts.apiICE) // an empty list without ICE (ice.go)
 	if opts.Owner != nil {
 		opts.ownerRoutes(mux)
 	}
@@ -431,6 +431,44 @@ func (s staticHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-cache")
 	h.Set("ETag", `"`+hex.EncodeToString(sum[:12])+`"`)
 	http.ServeContent(w, r, name, fi.ModTime(), bytes.NewReader(data))
+}
+
+// shell: GET /shell.json → {"version": ..., "files": ["/", "/app.css", ...]}, every file
+// of the UI (index.html as "/", no hidden files, not sw.js itself): what the service worker
+// (static/sw.js) stores at install so the page opens without the box. Listed from the
+// files served, so a new module is never left out. Never cached.
+func (o Options) shell(w http.ResponseWriter, r *http.Request) {
+	files := []string{}
+	err := fs.WalkDir(o.Static, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p != "." && hidden(p) {
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		switch {
+		case d.IsDir() || p == "sw.js":
+		case p == "index.html":
+			files = append(files, "/")
+		case path.Base(p) != "index.html":
+			files = append(files, "/"+p)
+		}
+		return nil
+	})
+	if err != nil {
+		o.Logger.Error("list static files", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	json.NewEncoder(w).Encode(struct {
+		Version string   `json:"version"`
+		Files   []string `json:"files"`
+	}{o.Version, files})
 }
 
 func hidden(name string) bool {

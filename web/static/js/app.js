@@ -1117,6 +1117,7 @@ function startFetch(meta, f, conn) {
     f.code = err && err.code ? err.code : 'failed';
     fileChanged(meta.root);
     if (err && err.code === 'storage-full') notify('error', t('err.storage-full'), 'storage-full');
+    else if (err && err.code === 'storage-error') notify('error', t('err.storage-error', { detail: err.message }), 'storage-error');
   });
 }
 
@@ -1172,6 +1173,7 @@ function onFileProgress(roomId, conn, p) {
     f.code = p.code || '';
     if (f.state === 'complete') f.ms = performance.now() - f.tStart;
     if (f.code === 'storage-full') notify('error', t('err.storage-full'), 'storage-full');
+    else if (f.code === 'storage-error') notify('error', t('err.storage-error', { detail: p.detail || '' }), 'storage-error');
   }
   f.conn = null;
   fileChanged(p.root);
@@ -1608,7 +1610,17 @@ async function loadHistories(rooms) {
   }
 }
 
+/** Registers the service worker (sw.js) that lets the page open without the box. A
+ * browser without one (Firefox's private windows, an insecure origin) goes on without. */
+function registerWorker() {
+  if (!('serviceWorker' in navigator)) return;
+  navigator.serviceWorker.register('/sw.js', { scope: '/', updateViaCache: 'none' }).catch((err) => {
+    console.warn('chattorrent: no service worker, the page needs the box to open:', err && err.message ? err.message : err);
+  });
+}
+
 async function main() {
+  registerWorker();
   applyStrings();
   if (!globalThis.crypto || !crypto.subtle) {
     notify('error', t('err.no-crypto'), 'no-crypto');

@@ -559,12 +559,14 @@ export class FileLink {
     clearTimeout(r.stall);
     this.recv.delete(r.meta.root);
     console.warn('chattorrent: file transfer stopped:', err && err.message);
-    this.progress(r, 'error', err && err.code ? err.code : 'failed');
+    this.progress(r, 'error', err && err.code ? err.code : 'failed', err && err.message ? String(err.message) : '');
     this.sendJSON({ t: 'cancel', root: r.meta.root }).catch(() => {});
   }
 
-  progress(r, state, code) {
-    this.onProgress({ root: r.meta.root, role: 'recv', pieces: r.done, total: r.n, state, code });
+  progress(r, state, code, detail) {
+    const p = { root: r.meta.root, role: 'recv', pieces: r.done, total: r.n, state, code };
+    if (detail) p.detail = detail; // what failed, in the browser's words (a storage error's cause)
+    this.onProgress(p);
   }
 
   // ----- control from the peer -----

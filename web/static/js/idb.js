@@ -1,19 +1,37 @@
 // The few IndexedDB helpers media.js and entries.js share: requests and transactions as
 // promises, opening a database that lets go of itself when a newer page upgrades it, and
 // telling a full disk from other failures.
+//
+// Errors always carry the real cause: when a request fails, its error event reaches the
+// transaction's onerror before the transaction aborts, and tx.error is still null then;
+// the cause is the failed request's error (ev.target.error). A promise here never rejects
+// with null or undefined.
+
+/** err if it is an error object, else an Error naming what failed (never null). */
+export function idbError(err, what) {
+  if (err && typeof err === 'object') return err;
+  const e = new Error(`IndexedDB: ${what} failed${err ? ` (${String(err)})` : ' (the browser gave no cause)'}`);
+  e.name = 'UnknownError';
+  return e;
+}
 
 export function req(r) {
   return new Promise((resolve, reject) => {
     r.onsuccess = () => resolve(r.result);
-    r.onerror = () => reject(r.error);
+    r.onerror = (ev) => reject(idbError(r.error || (ev && ev.target && ev.target.error), 'request'));
   });
 }
 
 export function done(tx) {
   return new Promise((resolve, reject) => {
+    let cause = null; // the first failed request's error
     tx.oncomplete = () => resolve();
-    tx.onerror = () => reject(tx.error);
-    tx.onabort = () => reject(tx.error || new Error('aborted'));
+    tx.onerror = (ev) => {
+      const e = ev && ev.target && ev.target.error;
+      if (e && !cause) cause = e;
+      reject(idbError(cause || tx.error, 'transaction'));
+    };
+    tx.onabort = () => reject(idbError(cause || tx.error, 'transaction (aborted)'));
   });
 }
 
@@ -32,7 +50,16 @@ export async function openDB(name, version, upgrade, onClose) {
   return db;
 }
 
-/** Whether err says the browser's storage is full. */
+/** Whether err says the browser's storage is full: QuotaExceededError only. UnknownError is
+ * not: WebKit gives it for a Blob it refuses (private browsing), Chromium for an internal
+ * failure; taking it for a full disk sent users to free space that was not the problem. */
 export function isFull(err) {
-  return !!err && (err.name === 'QuotaExceededError' || err.name === 'UnknownError');
+  return !!err && err.name === 'QuotaExceededError';
+}
+
+/** A short "Name: message" of err for the user (the real cause, in the browser's words). */
+export function describe(err) {
+  if (!err) return 'unknown error';
+  const name = err.name && err.name !== 'Error' ? `${err.name}: ` : '';
+  return `${name}${err.message || String(err)}`.slice(0, 300);
 }

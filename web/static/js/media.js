@@ -3,18 +3,53 @@
 // verified pieces are stored a batch (up to 4 MiB) per record and transaction. A finished
 // file is only marked complete: reading it composes one Blob of slices of its batches
 // (writing it again as one Blob cost 1.8 s for 64 MiB, a third of the transfer).
+//
+// Where IndexedDB refuses Blobs (WebKit's private browsing: "UnknownError: Error preparing
+// Blob/File data to be stored in object store"), batches are stored as ArrayBuffers
+// instead (field buf rather than blob): open() finds out once by storing a one-byte Blob.
+// Test-only: `?media=buffers` in the page's URL forces the ArrayBuffer path.
 
 import { FileError, hashBlob, numPieces, pieceLength, PIECE_SIZE, setBit } from './files.js';
-import { done, isFull, openDB, req } from './idb.js';
+import { describe, done, isFull, openDB, req } from './idb.js';
 
 const DB = 'chattorrent-media';
 const VERSION = 2;
 const FILES = 'files'; // root → {root, size, have, complete, cancelled}: rewritten with every batch
 const LEAVES = 'leaves'; // root → {root, leaves}: written once (32 bytes a piece: 2 MiB for 1 GiB)
-const BATCHES = 'batches'; // [root, first index] → {root, first, indexes | count, blob}
+const BATCHES = 'batches'; // [root, first index] → {root, first, indexes | count, blob | buf}
+const PROBE = [' blob-probe', 0]; // the batch key open() tries a Blob at (no root starts with a space)
 
-function storageError(err) {
-  return isFull(err) ? new FileError('storage-full', err.message) : err;
+/** A FileError for a failed storage operation: storage-full for a full disk (quota), else
+ * storage-error with the browser's own cause. */
+export function storageError(err) {
+  if (err instanceof FileError) return err;
+  return isFull(err) ? new FileError('storage-full', describe(err)) : new FileError('storage-error', describe(err));
+}
+
+/** Whether the page's URL forces the ArrayBuffer path (tests). */
+function forcedBuffers() {
+  return typeof location !== 'undefined' && new URLSearchParams(location.search).get('media') === 'buffers';
+}
+
+/** The batch's bytes as a Blob, stored as one or as an ArrayBuffer. */
+export function batchBlob(b) {
+  return b.blob || new Blob([b.buf]);
+}
+
+/** The batch's size in bytes. */
+function batchSize(b) {
+  return b.blob ? b.blob.size : b.buf.byteLength;
+}
+
+/** The bytes of parts (Uint8Arrays) in one ArrayBuffer. */
+export function concatBytes(parts) {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.byteLength;
+  }
+  return out.buffer;
 }
 
 export class IndexedMedia {
@@ -22,10 +57,35 @@ export class IndexedMedia {
     this.name = name;
     this.db = null;
     this.blobs = new Map(); // root → the complete file's Blob, composed once
+    this.buffers = false; // batches are stored as ArrayBuffers (IndexedDB refuses Blobs here)
+    this.opening = null;
   }
 
   async open() {
     if (this.db) return this.db;
+    if (!this.opening) {
+      this.opening = this.openOnce().finally(() => {
+        this.opening = null;
+      });
+    }
+    return this.opening;
+  }
+
+  async openOnce() {
+    let db;
+    try {
+      db = await this.openDB();
+      // Once refused, Blobs stay refused for this page (a reopen after an upgrade too).
+      this.buffers = this.buffers || forcedBuffers() || !(await blobsStored(db));
+    } catch (err) {
+      throw storageError(err);
+    }
+    if (this.buffers) console.warn('chattorrent: media are stored as ArrayBuffers (this browser\'s IndexedDB refuses Blobs)');
+    this.db = db;
+    return db;
+  }
+
+  async openDB() {
     const db = await openDB(this.name, VERSION, (d, ev, tx) => {
       if (ev.oldVersion < 1) {
         d.createObjectStore(FILES, { keyPath: 'root' });
@@ -48,7 +108,6 @@ export class IndexedMedia {
     }, () => {
       if (this.db === db) this.db = null;
     });
-    this.db = db;
     return db;
   }
 
@@ -104,20 +163,40 @@ export class IndexedMedia {
 
   /** Stores verified pieces and marks them held, in one transaction. */
   async putPieces(root, pieces) {
-    const db = await this.open();
-    const tx = db.transaction([FILES, BATCHES], 'readwrite');
-    const files = tx.objectStore(FILES);
-    const f = await req(files.get(root));
-    const rec = { root, first: pieces[0].index, indexes: pieces.map((p) => p.index), blob: new Blob(pieces.map((p) => p.data)) };
-    tx.objectStore(BATCHES).put(rec);
-    const have = new Uint8Array(f.have);
-    for (const p of pieces) setBit(have, p.index);
-    f.have = have;
-    files.put(f);
-    try {
+    return this.storing(async () => {
+      const db = await this.open();
+      const tx = db.transaction([FILES, BATCHES], 'readwrite');
+      const files = tx.objectStore(FILES);
+      const f = await req(files.get(root));
+      const rec = { root, first: pieces[0].index, indexes: pieces.map((p) => p.index) };
+      if (this.buffers) rec.buf = concatBytes(pieces.map((p) => p.data));
+      else rec.blob = new Blob(pieces.map((p) => p.data));
+      tx.objectStore(BATCHES).put(rec);
+      const have = new Uint8Array(f.have);
+      for (const p of pieces) setBit(have, p.index);
+      f.have = have;
+      files.put(f);
       await done(tx);
+    });
+  }
+
+  /** Runs write (a whole transaction that stores a batch); a Blob refused although the
+   * probe at open passed (a browser that refuses some Blobs only) switches this page to
+   * ArrayBuffers and writes again, once. Errors leave as storageError's. */
+  async storing(write) {
+    try {
+      return await write();
     } catch (err) {
-      throw storageError(err);
+      if (this.buffers || isFull(err) || err instanceof FileError || !['UnknownError', 'DataCloneError'].includes(err && err.name)) {
+        throw storageError(err);
+      }
+      console.warn('chattorrent: IndexedDB refused a Blob: media are stored as ArrayBuffers from now on:', describe(err));
+      this.buffers = true;
+      try {
+        return await write();
+      } catch (err2) {
+        throw storageError(err2);
+      }
     }
   }
 
@@ -130,7 +209,7 @@ export class IndexedMedia {
     const where = new Array(n); // piece → [batch, offset in its blob]
     for (const b of batches) {
       if (b.count !== undefined) { // a local file, whole
-        if (b.first === 0 && b.count === n) return b.blob;
+        if (b.first === 0 && b.count === n) return batchBlob(b);
         continue;
       }
       let off = 0;
@@ -142,6 +221,11 @@ export class IndexedMedia {
     // One part per run of pieces lying end to end in one batch: slicing a stored Blob per
     // piece cost more than the transfer itself.
     const parts = [];
+    const blobs = new Map(); // batch → its Blob (one per batch stored as an ArrayBuffer)
+    const blobOf = (b) => {
+      if (!blobs.has(b)) blobs.set(b, batchBlob(b));
+      return blobs.get(b);
+    };
     for (let i = 0; i < n;) {
       if (!where[i]) throw new FileError('incomplete', `${root}: piece ${i} is not stored`);
       const [b, start] = where[i];
@@ -151,7 +235,8 @@ export class IndexedMedia {
         end += pieceLength(f.size, j);
         j++;
       }
-      parts.push(start === 0 && end === b.blob.size ? b.blob : b.blob.slice(start, end));
+      const blob = blobOf(b);
+      parts.push(start === 0 && end === batchSize(b) ? blob : blob.slice(start, end));
       i = j;
     }
     return new Blob(parts);
@@ -171,16 +256,18 @@ export class IndexedMedia {
     const n = numPieces(blob.size);
     const old = await this.get(root);
     if (old && old.complete) return root;
-    const db = await this.open();
-    const tx = db.transaction([FILES, LEAVES, BATCHES], 'readwrite');
-    tx.objectStore(BATCHES).put({ root, first: 0, count: n, blob: new Blob([blob]) });
-    tx.objectStore(LEAVES).put({ root, leaves: leaves.buffer });
-    tx.objectStore(FILES).put({ root, size: blob.size, have: new Uint8Array(Math.ceil(n / 8)).fill(0xff), complete: true, cancelled: false });
-    try {
+    await this.storing(async () => {
+      const db = await this.open();
+      // Read before the transaction: it commits as soon as the page awaits anything else.
+      const batch = { root, first: 0, count: n };
+      if (this.buffers) batch.buf = await blob.arrayBuffer();
+      else batch.blob = new Blob([blob]);
+      const tx = db.transaction([FILES, LEAVES, BATCHES], 'readwrite');
+      tx.objectStore(BATCHES).put(batch);
+      tx.objectStore(LEAVES).put({ root, leaves: leaves.buffer });
+      tx.objectStore(FILES).put({ root, size: blob.size, have: new Uint8Array(Math.ceil(n / 8)).fill(0xff), complete: true, cancelled: false });
       await done(tx);
-    } catch (err) {
-      throw storageError(err);
-    }
+    });
     return root;
   }
 
@@ -207,4 +294,26 @@ export class IndexedMedia {
     for (let i = 0; i < numPieces(f.size); i++) if (have[i >> 3] & (1 << (i & 7))) n++;
     return Math.min(f.size, n * PIECE_SIZE);
   }
+}
+
+/** Whether db stores a Blob: puts a one-byte Blob at PROBE and deletes it. A full disk is
+ * not a refusal of Blobs (the real write will say it is full). */
+async function blobsStored(db) {
+  try {
+    const tx = db.transaction(BATCHES, 'readwrite');
+    tx.objectStore(BATCHES).put({ root: PROBE[0], first: PROBE[1], count: 0, blob: new Blob([new Uint8Array(1)]) });
+    await done(tx);
+  } catch (err) {
+    if (isFull(err)) return true;
+    console.warn('chattorrent: IndexedDB refuses a Blob here:', describe(err));
+    return false;
+  }
+  try {
+    const tx = db.transaction(BATCHES, 'readwrite');
+    tx.objectStore(BATCHES).delete(PROBE);
+    await done(tx);
+  } catch {
+    // a one-byte record left behind, harmless
+  }
+  return true;
 }
