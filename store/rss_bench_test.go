@@ -16,9 +16,10 @@ import (
 )
 
 // BenchmarkBoxRSS starts the real appliance binary (`chattorrent serve`) twice in one run:
-// on an empty data directory (the baseline) and on one whose store holds 20 rooms ×
-// 10,000 signed entries (written here beforehand, the same file Append makes). It reports
-// the time from start to ready (listening; the store opened and every entry re-checked),
+// on an empty data directory (the baseline) and on one whose store holds
+// $CHATTORRENT_BENCH_ROOMS rooms × $CHATTORRENT_BENCH_ENTRIES signed entries a room
+// (default 20 × 10,000; written here beforehand through Store.Append, as the box stores
+// what peers send). It reports the time from start to ready (listening; the store opened),
 // the resident memory once ready and a few seconds later (VmRSS), the peak (VmHWM), and
 // the memory per stored entry over the empty box. The binary opens sockets: run it inside
 // a loopback-only network namespace (it skips elsewhere):
@@ -28,7 +29,7 @@ func BenchmarkBoxRSS(b *testing.B) {
 	if reason := notLoopbackOnly(); reason != "" {
 		b.Skip(reason)
 	}
-	const rooms, perRoom = 20, 10_000
+	rooms, perRoom := envInt(b, "CHATTORRENT_BENCH_ROOMS", 20), envInt(b, "CHATTORRENT_BENCH_ENTRIES", 10_000)
 	tmp := b.TempDir()
 	bin := filepath.Join(tmp, "chattorrent")
 	if out, err := exec.Command("go", "build", "-o", bin, "../firmware").CombinedOutput(); err != nil {
@@ -66,6 +67,19 @@ func BenchmarkBoxRSS(b *testing.B) {
 	b.ReportMetric(float64(big.settled-idle.settled)/float64(n), "RSS-B/entry")
 	b.ReportMetric(float64(big.hwm-idle.hwm)/float64(n), "HWM-B/entry")
 	b.ReportMetric(float64(fi.Size())/float64(n), "file-B/entry")
+}
+
+// envInt is the positive integer in the environment variable name, or def when unset.
+func envInt(b *testing.B, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		b.Fatalf("%s=%q: want a positive integer", name, v)
+	}
+	return n
 }
 
 // boxMem is what one start of the binary showed.
