@@ -98,7 +98,7 @@ func BenchmarkSyncPolicies(b *testing.B) {
 }
 
 // BenchmarkCheck is the signature and id check every entry gets on Append (twice: once
-// before the write, once in history.Log.Add) and on every Open (once).
+// before the write, once in history.Log.Add); Open does not repeat it.
 func BenchmarkCheck(b *testing.B) {
 	e := benchEntries(b, roomA, 'a', 1)[0]
 	now := time.Now()
@@ -127,7 +127,7 @@ var benchOpenDir struct {
 }
 
 // BenchmarkOpen opens a store of 20 rooms (2 authors each): the time to replay and
-// re-check everything, and the heap it then holds.
+// load everything, and the heap it then holds.
 func BenchmarkOpen(b *testing.B) {
 	perRoom := 500
 	if *big {

@@ -268,7 +268,7 @@ func (s *Store) append(r *room, e history.Entry, now time.Time, own bool) (bool,
 	}
 	if err != nil {
 		// Unreachable: the entry was checked above with the same clock. The file has it; the
-		// next Open re-checks it.
+		// next Open loads it.
 		s.log.Error("stored entry not added to the log", "room", r.meta.ID, "id", e.ID, "err", err)
 		return false, err
 	}

@@ -137,8 +137,9 @@ type roomMeta struct {
 }
 
 // Open opens (or creates) dir/rooms.db: it recovers a torn or garbage tail, replays the
-// file and rebuilds every room's history.Log, re-checking each entry. An entry that fails
-// its checks is logged and skipped, never fatal.
+// file and rebuilds every room's history.Log. Stored entries were checked in full when they
+// were appended; Open checks only their structure and chains (see rebuild). A record that
+// fails is logged and skipped, never fatal.
 func Open(dir string, opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
