@@ -97,8 +97,8 @@ func BenchmarkSyncPolicies(b *testing.B) {
 	b.ReportMetric(rate[SyncNever]/rate[SyncAlways], "never/always")
 }
 
-// BenchmarkCheck is the signature and id check every entry gets on Append (twice: once
-// before the write, once in history.Log.Add); Open does not repeat it.
+// BenchmarkCheck is the signature and id check every entry gets once on Append; Open does
+// not repeat it.
 func BenchmarkCheck(b *testing.B) {
 	e := benchEntries(b, roomA, 'a', 1)[0]
 	now := time.Now()

@@ -1,11 +1,9 @@
 package store
 
 import (
-	"cmp"
 	"encoding/json"
 	"fmt"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,14 +19,15 @@ import (
 // counted in a summary.
 const maxSkipLogs = 20
 
-// storedEntry is an entry key and its JSON, as read from buntdb.
+// storedEntry is an entry key, parsed.
 type storedEntry struct {
-	key, room, author string
-	seq               int64
-	val               string
+	room, author string
+	seq          int64
 }
 
-// load replays the buntdb keys into rooms and their logs.
+// load builds the rooms and their indexes from buntdb's keys: one pass over the keys
+// (room metadata, which rooms have entries, keys that are no entry's), then the rooms'
+// entries, rooms in parallel, each in key order: by author, then seq.
 func (s *Store) load() error {
 	start := time.Now()
 	var skips atomic.Int64
@@ -38,7 +37,7 @@ func (s *Store) load() error {
 		}
 	}
 	var metas []roomMeta
-	byRoom := make(map[string][]storedEntry)
+	withEntries := make(map[string]bool)
 	err := s.db.View(func(tx *buntdb.Tx) error {
 		return tx.AscendKeys("*", func(key, val string) bool {
 			switch {
@@ -53,12 +52,11 @@ func (s *Store) load() error {
 				}
 			case strings.HasPrefix(key, "e:"):
 				se, ok := parseEntryKey(key)
-				if !ok {
+				if !ok || !validRoomID(se.room) {
 					skip(key, "not an entry key")
-					break
+				} else if !withEntries[se.room] {
+					withEntries[se.room] = true
 				}
-				se.val = val
-				byRoom[se.room] = append(byRoom[se.room], se)
 			default:
 				skip(key, "unknown key")
 			}
@@ -71,38 +69,34 @@ func (s *Store) load() error {
 	for _, m := range metas {
 		s.rooms[m.ID] = newRoom(m)
 	}
-	// Rebuild the rooms' logs in parallel: parsing the JSON is most of Open's time and rooms
-	// are independent. Within a room, entries go in (author, seq) order.
-	type job struct {
-		r  *room
-		es []storedEntry
-	}
-	jobs := make(chan job)
+	// Index the rooms in parallel: parsing the entries' JSON is most of Open's time and
+	// rooms are independent.
+	jobs := make(chan *room)
 	var n atomic.Int64
 	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), max(len(byRoom), 1)) {
+	for range min(runtime.GOMAXPROCS(0), max(len(withEntries), 1)) {
 		wg.Go(func() {
-			for j := range jobs {
-				n.Add(int64(rebuild(j.r, j.es, skip)))
+			for r := range jobs {
+				n.Add(int64(s.index(r, skip)))
 			}
 		})
 	}
 	var orphans []*room
-	for id, es := range byRoom {
+	for id := range withEntries {
 		r := s.rooms[id]
 		if r == nil {
 			r = newRoom(roomMeta{ID: id})
 			orphans = append(orphans, r)
 		}
-		jobs <- job{r, es}
+		jobs <- r
 	}
 	close(jobs)
 	wg.Wait()
 	for _, r := range orphans {
-		if r.log.Len() > 0 {
+		if r.len() > 0 {
 			// Entries without their room's metadata: keep them under a room with no name
 			// rather than hide them.
-			s.log.Warn("entries of a room with no metadata: keeping them, unnamed", "room", r.meta.ID, "entries", r.log.Len())
+			s.log.Warn("entries of a room with no metadata: keeping them, unnamed", "room", r.meta.ID, "entries", r.len())
 			s.rooms[r.meta.ID] = r
 		}
 	}
@@ -115,106 +109,66 @@ func (s *Store) load() error {
 	return nil
 }
 
-// rebuild adds a room's stored entries to its log in (author, seq) order; what does not
-// check is skipped. It returns how many were added. It owns r until it returns.
+// indexed is what the index needs of a stored entry's JSON (the rest is not even decoded).
+type indexed struct {
+	Room   string `json:"room"`
+	Author string `json:"author"`
+	Seq    int64  `json:"seq"`
+	Prev   string `json:"prev"`
+	TS     int64  `json:"ts"`
+	ID     string `json:"id"`
+}
+
+// index adds a room's stored entries to its index, in key order (by author, then seq as
+// fixed-width hex, which is chain order); what does not check is skipped. It returns how
+// many were added. It owns r until it returns.
 //
 // A stored record is the store's own write of an entry it checked in full (fields, id,
-// signature) before writing it, so rebuild trusts it: it checks only what is cheap and
-// structural (the JSON parses, the entry is the one its key names, id and prev have the
+// signature) before writing it, so index trusts it: it checks only what is cheap and
+// structural (the record is JSON, the entry is the one its key names, id and prev have the
 // shape of ids, and each author's chain links up: seq 1, 2, 3 … and prev is the id stored
 // at seq-1), not the Ed25519 signature and not the id's hash. See docs/ARCHITECTURE.md
 // ("Open trusts rooms.db") for why, and for what a damaged or rewritten record then does.
-func rebuild(r *room, stored []storedEntry, skip func(key, why string)) int {
-	// Keys already ascend by author, then seq as fixed-width hex; sort anyway, so the order
-	// never depends on the key encoding.
-	slices.SortFunc(stored, func(a, b storedEntry) int {
-		return cmp.Or(cmp.Compare(a.author, b.author), cmp.Compare(a.seq, b.seq))
-	})
+func (s *Store) index(r *room, skip func(key, why string)) int {
 	n := 0
-	for _, se := range stored {
-		var e history.Entry
-		if err := json.Unmarshal([]byte(se.val), &e); err != nil {
-			skip(se.key, "not an entry: "+err.Error())
-			continue
-		}
-		if e.Room != se.room || e.Author != se.author || e.Seq != se.seq {
-			skip(se.key, "entry does not match its key")
-			continue
-		}
-		if !isHexID(e.ID) || (e.Prev != "" && !isHexID(e.Prev)) {
-			skip(se.key, "id or prev is not 64 lowercase hex characters")
-			continue
-		}
-		if err := r.restore(e); err != nil {
-			skip(se.key, err.Error())
-			continue
-		}
-		n++
-	}
+	prefix := "e:" + r.meta.ID + ":"
+	// The range ends before "e:<room>;", ';' being the byte after ':'.
+	_ = s.db.View(func(tx *buntdb.Tx) error {
+		return tx.AscendRange("", prefix, prefix[:len(prefix)-1]+";", func(key, val string) bool {
+			se, ok := parseEntryKey(key)
+			if !ok {
+				return true // skipped (and logged) by load's pass over the keys
+			}
+			var e indexed
+			if err := json.Unmarshal([]byte(val), &e); err != nil {
+				skip(key, "not an entry: "+err.Error())
+				return true
+			}
+			if e.Room != se.room || e.Author != se.author || e.Seq != se.seq {
+				skip(key, "entry does not match its key")
+				return true
+			}
+			id, ok := parseID(e.ID)
+			if !ok || (e.Prev != "" && !isHexID(e.Prev)) {
+				skip(key, "id or prev is not 64 lowercase hex characters")
+				return true
+			}
+			if err := r.chainErr(&history.Entry{Author: se.author, Seq: e.Seq, Prev: e.Prev}); err != nil {
+				skip(key, err.Error())
+				return true
+			}
+			r.push(se.author, id, e.TS, len(val))
+			n++
+			return true
+		})
+	})
+	// A stored duplicate is no fork seen from a peer.
+	clear(r.forked)
 	return n
 }
 
 func newRoom(m roomMeta) *room {
-	return &room{meta: m, log: history.NewLog(m.ID), authors: make(map[string]string)}
-}
-
-// add adds e to the room's log. It first makes e share the strings the room already holds
-// (the room id, the author id, prev as the previous entry's id: ~140 bytes an entry) so a
-// large history costs less RAM. The caller holds r.mu for writing (or owns r).
-func (r *room) add(e history.Entry, now time.Time) (bool, error) {
-	if e.Room == r.meta.ID {
-		e.Room = r.meta.ID
-	}
-	a, known := r.authors[e.Author]
-	if known {
-		e.Author = a
-	}
-	if head, ok := r.log.Head(e.Author); ok && head.ID == e.Prev {
-		e.Prev = head.ID
-	}
-	added, err := r.log.Add(e, now)
-	if !added || err != nil {
-		return added, err
-	}
-	if !known {
-		r.authors[e.Author] = e.Author
-	}
-	r.lastTS = max(r.lastTS, e.TS)
-	return true, nil
-}
-
-// restore is add for a stored entry at Open: the chain is checked, the entry is not (see
-// rebuild). The caller owns r.
-func (r *room) restore(e history.Entry) error {
-	e.Room = r.meta.ID
-	a, known := r.authors[e.Author]
-	if known {
-		e.Author = a
-	}
-	if head, ok := r.log.Head(e.Author); ok && head.ID == e.Prev {
-		e.Prev = head.ID
-	}
-	if err := r.log.Restore(e); err != nil {
-		return err
-	}
-	if !known {
-		r.authors[e.Author] = e.Author
-	}
-	r.lastTS = max(r.lastTS, e.TS)
-	return nil
-}
-
-// isHexID reports whether s is 64 lowercase hex characters, the shape of an entry id.
-func isHexID(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for i := range len(s) {
-		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
+	return &room{meta: m, chains: make(map[string][]entryRec), authors: make(map[string]string), forked: make(map[string]bool)}
 }
 
 // entryKey is the buntdb key of an entry.
@@ -234,5 +188,5 @@ func parseEntryKey(key string) (storedEntry, bool) {
 	if err != nil || seq < 1 {
 		return storedEntry{}, false
 	}
-	return storedEntry{key: key, room: parts[1], author: parts[2], seq: seq}, true
+	return storedEntry{room: parts[1], author: parts[2], seq: seq}, true
 }

@@ -61,31 +61,6 @@ func (l *Log) Add(e Entry, now time.Time) (bool, error) {
 	return true, nil
 }
 
-// Restore appends an entry its owner checked in full when it was first added (with Add or
-// Entry.Check) and kept since, e.g. in a file only the owner writes: only the chain is
-// checked (seq follows the author's head, prev is the head's id), not the fields, the id,
-// the signature or the time. It returns an *Error (CodeGap, CodeBrokenChain, CodeFork) for
-// an entry that does not chain, and changes nothing then.
-func (l *Log) Restore(e Entry) error {
-	if l.Has(e.ID) {
-		return &Error{Code: CodeFork, Msg: "this id is stored already"}
-	}
-	chain := l.chains[e.Author]
-	n := int64(len(chain))
-	switch {
-	case e.Seq <= n:
-		return &Error{Code: CodeFork, Msg: "another entry is stored at this author and seq"}
-	case e.Seq > n+1:
-		return &Error{Code: CodeGap, Msg: "entries before this one are missing"}
-	case e.Seq == 1 && e.Prev != "", e.Seq > 1 && chain[n-1].ID != e.Prev:
-		return &Error{Code: CodeBrokenChain, Msg: "prev is not the author's previous entry"}
-	}
-	l.chains[e.Author] = append(chain, e)
-	l.ids[e.ID] = struct{}{}
-	l.entries++
-	return nil
-}
-
 // Forked reports whether two different entries were seen at one (author, seq).
 func (l *Log) Forked(author string) bool { return l.forked[author] }
 
