@@ -19,7 +19,8 @@ import (
 // on an empty data directory (the baseline) and on one whose store holds
 // $CHATTORRENT_BENCH_ROOMS rooms × $CHATTORRENT_BENCH_ENTRIES signed entries a room
 // (default 20 × 10,000; written here beforehand through Store.Append, as the box stores
-// what peers send). It reports the time from start to ready (listening; the store opened),
+// what peers send). It reports the time from start to ready (listening; the store opened)
+// and the CPU time the process used until then,
 // the resident memory once ready and a few seconds later (VmRSS), the peak (VmHWM), and
 // the memory per stored entry over the empty box. The binary opens sockets: run it inside
 // a loopback-only network namespace (it skips elsewhere):
@@ -57,6 +58,8 @@ func BenchmarkBoxRSS(b *testing.B) {
 	b.ReportMetric(float64(fi.Size())/(1<<20), "file-MiB")
 	b.ReportMetric(idle.ready.Seconds(), "idle-ready-s")
 	b.ReportMetric(big.ready.Seconds(), "full-ready-s")
+	b.ReportMetric(idle.cpu.Seconds(), "idle-ready-cpu-s")
+	b.ReportMetric(big.cpu.Seconds(), "full-ready-cpu-s")
 	b.ReportMetric(float64(n)/big.ready.Seconds(), "opened-entries/s")
 	b.ReportMetric(mib(idle.rss), "idle-RSS-MiB")
 	b.ReportMetric(mib(idle.settled), "idle-RSS-5s-MiB")
@@ -85,6 +88,7 @@ func envInt(b *testing.B, name string, def int) int {
 // boxMem is what one start of the binary showed.
 type boxMem struct {
 	ready   time.Duration // start to ready file
+	cpu     time.Duration // CPU time (user and system) the process used until ready
 	rss     int64         // VmRSS once ready
 	settled int64         // VmRSS 5 s later
 	hwm     int64         // VmHWM 5 s after ready
@@ -143,6 +147,7 @@ func runBox(b *testing.B, bin, dataDir string) boxMem {
 		}
 	}
 	m.rss, _ = procStatus(cmd.Process.Pid)
+	m.cpu = procCPU(cmd.Process.Pid)
 	time.Sleep(5 * time.Second)
 	m.settled, m.hwm = procStatus(cmd.Process.Pid)
 	stop()
@@ -169,6 +174,26 @@ func procStatus(pid int) (rss, hwm int64) {
 		}
 	}
 	return rss, hwm
+}
+
+// procCPU is the user and system time of a process so far, from /proc/PID/stat (in clock
+// ticks, taken as 100 a second: Linux's USER_HZ on every platform here). On a busy machine
+// it says more than the wall-clock time to ready, which waits for CPU too.
+func procCPU(pid int) time.Duration {
+	bs, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command (which is in parentheses and may hold spaces): state is
+	// the first, utime the 12th, stime the 13th.
+	_, rest, ok := strings.Cut(string(bs), ") ")
+	f := strings.Fields(rest)
+	if !ok || len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+st) * 10 * time.Millisecond
 }
 
 // notLoopbackOnly says why the binary must not be started here, or "".
