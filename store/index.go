@@ -196,10 +196,23 @@ func (h posHeap) down(i int) {
 
 // read reads the entries at these places from buntdb, in order, in one read transaction.
 // The caller holds r.mu (for reading at least), so the index and the file agree.
+//
+// Open does not re-check stored entries (load.go), so read checks each one it reads before
+// it is sent or exported: its id must be the hash of its content and the id the index
+// holds. One that fails was damaged in rooms.db (the SD card): it is logged and marked
+// damaged (Append then takes a good copy from a peer in its place), and it and the
+// author's later entries are left out of what read returns, so a peer never receives an
+// entry that does not check, nor the gap after it. The signature is not checked again:
+// a record changed so that its id still matches was rewritten on purpose (see
+// docs/ARCHITECTURE.md, "Open trusts rooms.db").
 func (s *Store) read(r *room, at []pos) ([]history.Entry, error) {
 	out := make([]history.Entry, 0, len(at))
+	var broken map[string]bool // authors with a damaged entry in this read
 	err := s.db.View(func(tx *buntdb.Tx) error {
 		for _, p := range at {
+			if broken[p.author] {
+				continue
+			}
 			key := entryKey(r.meta.ID, p.author, p.seq)
 			val, err := tx.Get(key)
 			if err != nil {
@@ -208,6 +221,13 @@ func (s *Store) read(r *room, at []pos) ([]history.Entry, error) {
 			var e history.Entry
 			if err := json.Unmarshal([]byte(val), &e); err != nil {
 				return fmt.Errorf("read %s: %w", key, err)
+			}
+			if !s.sound(r, p, &e) {
+				if broken == nil {
+					broken = make(map[string]bool)
+				}
+				broken[p.author] = true
+				continue
 			}
 			out = append(out, e)
 		}
@@ -220,4 +240,42 @@ func (s *Store) read(r *room, at []pos) ([]history.Entry, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// sound reports whether e, read at p, is the entry the index holds there and its id is the
+// hash of its content. One that is not is marked damaged and logged (once).
+func (s *Store) sound(r *room, p pos, e *history.Entry) bool {
+	rec := &r.chains[p.author][p.seq-1]
+	if e.Room == r.meta.ID && e.Author == p.author && e.Seq == p.seq && e.ID == idHex(&rec.id) && e.ComputeID() == e.ID {
+		return true
+	}
+	key := entryKey(r.meta.ID, p.author, p.seq)
+	if _, seen := s.damaged.LoadOrStore(key, true); !seen {
+		s.log.Error("a stored entry is damaged (its id is not the hash of its content): not sent; a peer that has it can send it again",
+			"key", key, "file", s.path)
+	}
+	return false
+}
+
+// repairs reports whether e, fully checked, replaces a damaged record at its place: the
+// record there was marked damaged by read, and e is the entry the index expects there (its
+// id), or the author's last one (a damaged id, whose next entries Open could not chain).
+// The caller holds r.mu for writing.
+func (s *Store) repairs(r *room, e *history.Entry) bool {
+	c := r.chains[e.Author]
+	if e.Seq < 1 || e.Seq > int64(len(c)) {
+		return false
+	}
+	if _, ok := s.damaged.Load(entryKey(r.meta.ID, e.Author, e.Seq)); !ok {
+		return false
+	}
+	want, ok := parseID(e.ID)
+	if !ok {
+		return false
+	}
+	prev := ""
+	if e.Seq > 1 {
+		prev = idHex(&c[e.Seq-2].id)
+	}
+	return e.Prev == prev && (c[e.Seq-1].id == want || e.Seq == int64(len(c)))
 }

@@ -218,6 +218,9 @@ func (s *Store) Write(roomID string, e history.Entry, sign func(*history.Entry))
 // own, the box's own entry), writes it, then adds it to the index. r.mu is held. Every
 // check comes before the one write of one key: a refusal writes nothing.
 func (s *Store) append(r *room, e history.Entry, now time.Time, own bool) (bool, error) {
+	if s.repairs(r, &e) {
+		return false, s.repair(r, e, now)
+	}
 	if r.holds(e.Author, e.Seq, e.ID) {
 		return false, nil
 	}
@@ -259,6 +262,29 @@ func (s *Store) append(r *room, e history.Entry, now time.Time, own bool) (bool,
 	}
 	r.push(e.Author, id, e.TS, len(val))
 	return true, nil
+}
+
+// repair writes a good copy of an entry over its damaged record (see Store.read) once it
+// checks in full. r.mu is held for writing.
+func (s *Store) repair(r *room, e history.Entry, now time.Time) error {
+	if err := e.Check(r.meta.ID, now); err != nil {
+		return err
+	}
+	id, _ := parseID(e.ID)
+	val, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	key := entryKey(e.Room, e.Author, e.Seq)
+	if err := s.set(key, string(val)); err != nil {
+		return err
+	}
+	rec := &r.chains[e.Author][e.Seq-1]
+	rec.id, rec.ts, rec.size = id, e.TS, uint32(len(val))
+	r.lastTS = max(r.lastTS, e.TS)
+	s.damaged.Delete(key)
+	s.log.Info("a damaged stored entry was replaced by a good copy from a peer", "key", key)
+	return nil
 }
 
 // Heads is, per author, the last stored seq of the room.

@@ -113,6 +113,7 @@ type Store struct {
 	rates     *rates       // per-author entries and bytes in the last RateWindow
 	refusedMu sync.Mutex
 	refused   map[string]bool // refusals logged already (logRefusal)
+	damaged   sync.Map        // entry key → true: records read (index.go) and found damaged
 
 	mu     sync.RWMutex // guards rooms and closed; held for reading by every operation
 	closed bool
