@@ -52,10 +52,17 @@ func (s *Store) load() error {
 				}
 			case strings.HasPrefix(key, "e:"):
 				se, ok := parseEntryKey(key)
-				if !ok || !validRoomID(se.room) {
+				if ok {
+					valid, seen := withEntries[se.room]
+					if !seen {
+						// A room's id is checked once, not at each of its entries.
+						valid = validRoomID(se.room)
+						withEntries[se.room] = valid
+					}
+					ok = valid
+				}
+				if !ok {
 					skip(key, "not an entry key")
-				} else if !withEntries[se.room] {
-					withEntries[se.room] = true
 				}
 			default:
 				skip(key, "unknown key")
@@ -74,7 +81,7 @@ func (s *Store) load() error {
 	jobs := make(chan *room)
 	var n atomic.Int64
 	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), max(len(withEntries), 1)) {
+	for range min(runtime.GOMAXPROCS(0), max(len(s.rooms), len(withEntries), 1)) {
 		wg.Go(func() {
 			for r := range jobs {
 				n.Add(int64(s.index(r, skip)))
@@ -82,7 +89,10 @@ func (s *Store) load() error {
 		})
 	}
 	var orphans []*room
-	for id := range withEntries {
+	for id, valid := range withEntries {
+		if !valid {
+			continue
+		}
 		r := s.rooms[id]
 		if r == nil {
 			r = newRoom(roomMeta{ID: id})
@@ -180,13 +190,15 @@ func roomKey(room string) string { return "r:" + room }
 
 // parseEntryKey splits e:<room>:<author>:<seq>.
 func parseEntryKey(key string) (storedEntry, bool) {
-	parts := strings.Split(key, ":")
-	if len(parts) != 4 || len(parts[3]) != 16 {
+	rest, ok := strings.CutPrefix(key, "e:")
+	room, rest, ok1 := strings.Cut(rest, ":")
+	author, hexSeq, ok2 := strings.Cut(rest, ":")
+	if !ok || !ok1 || !ok2 || len(hexSeq) != 16 || strings.Contains(hexSeq, ":") {
 		return storedEntry{}, false
 	}
-	seq, err := strconv.ParseInt(parts[3], 16, 64)
+	seq, err := strconv.ParseInt(hexSeq, 16, 64)
 	if err != nil || seq < 1 {
 		return storedEntry{}, false
 	}
-	return storedEntry{room: parts[1], author: parts[2], seq: seq}, true
+	return storedEntry{room: room, author: author, seq: seq}, true
 }
