@@ -219,10 +219,7 @@ func (s *Store) read(r *room, at []pos) ([]history.Entry, error) {
 				return fmt.Errorf("read %s: %w", key, err)
 			}
 			var e history.Entry
-			if err := json.Unmarshal([]byte(val), &e); err != nil {
-				return fmt.Errorf("read %s: %w", key, err)
-			}
-			if !s.sound(r, p, &e) {
+			if err := json.Unmarshal([]byte(val), &e); err != nil || !s.sound(r, p, &e) {
 				if broken == nil {
 					broken = make(map[string]bool)
 				}

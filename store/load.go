@@ -149,22 +149,31 @@ func (s *Store) index(r *room, skip func(key, why string)) int {
 			if !ok {
 				return true // skipped (and logged) by load's pass over the keys
 			}
-			var e indexed
-			if err := json.Unmarshal([]byte(val), &e); err != nil {
-				skip(key, "not an entry: "+err.Error())
-				return true
+			e, ok := scanIndexed(val)
+			if !ok {
+				if err := json.Unmarshal([]byte(val), &e); err != nil {
+					skip(key, "not an entry: "+err.Error())
+					return true
+				}
 			}
 			if e.Room != se.room || e.Author != se.author || e.Seq != se.seq {
 				skip(key, "entry does not match its key")
 				return true
 			}
 			id, ok := parseID(e.ID)
-			if !ok || (e.Prev != "" && !isHexID(e.Prev)) {
+			prev, pok := parseID(e.Prev)
+			if !ok || (e.Prev != "" && !pok) {
 				skip(key, "id or prev is not 64 lowercase hex characters")
 				return true
 			}
-			if err := r.chainErr(&history.Entry{Author: se.author, Seq: e.Seq, Prev: e.Prev}); err != nil {
-				skip(key, err.Error())
+			// The chain, as chainErr checks it, without making the prev's text.
+			c := r.chains[se.author]
+			switch n := int64(len(c)); {
+			case e.Seq != n+1:
+				skip(key, history.ErrGap.Code+": entries before this one are missing")
+				return true
+			case (n == 0) != (e.Prev == ""), n > 0 && c[n-1].id != prev:
+				skip(key, history.ErrBrokenChain.Code+": prev is not the author's previous entry")
 				return true
 			}
 			r.push(se.author, id, e.TS, len(val))
@@ -172,8 +181,6 @@ func (s *Store) index(r *room, skip func(key, why string)) int {
 			return true
 		})
 	})
-	// A stored duplicate is no fork seen from a peer.
-	clear(r.forked)
 	return n
 }
 
@@ -201,4 +208,88 @@ func parseEntryKey(key string) (storedEntry, bool) {
 		return storedEntry{}, false
 	}
 	return storedEntry{room: room, author: author, seq: seq}, true
+}
+
+// scanIndexed reads what the index needs from an entry's JSON as the store writes it
+// (json.Marshal of a history.Entry: its fields in order, no spaces), without decoding the
+// rest or allocating: the strings it returns are parts of v. ok is false for anything else,
+// and the caller then decodes v with encoding/json. The name, kind and body are skipped up
+// to their closing quote, not validated (they are decoded, and a bad one is caught, when
+// the entry is read: Store.read).
+func scanIndexed(v string) (e indexed, ok bool) {
+	sc := jsonScan{s: v}
+	ok = sc.lit(`{"room":`) && sc.plain(&e.Room) &&
+		sc.lit(`,"author":`) && sc.plain(&e.Author) &&
+		sc.lit(`,"name":`) && sc.skip() &&
+		sc.lit(`,"seq":`) && sc.int(&e.Seq) &&
+		sc.lit(`,"prev":`) && sc.plain(&e.Prev) &&
+		sc.lit(`,"ts":`) && sc.int(&e.TS) &&
+		sc.lit(`,"kind":`) && sc.skip() &&
+		sc.lit(`,"body":`) && sc.skip() &&
+		sc.lit(`,"sig":`) && sc.skip() &&
+		sc.lit(`,"id":`) && sc.plain(&e.ID) &&
+		sc.lit(`}`) && sc.s == ""
+	return e, ok
+}
+
+// jsonScan consumes s from the front.
+type jsonScan struct{ s string }
+
+func (j *jsonScan) lit(x string) bool {
+	rest, ok := strings.CutPrefix(j.s, x)
+	j.s = rest
+	return ok
+}
+
+// plain reads a string with no escapes and no control characters.
+func (j *jsonScan) plain(out *string) bool {
+	if !strings.HasPrefix(j.s, `"`) {
+		return false
+	}
+	for i := 1; i < len(j.s); i++ {
+		switch c := j.s[i]; {
+		case c == '"':
+			*out, j.s = j.s[1:i], j.s[i+1:]
+			return true
+		case c == '\\' || c < 0x20:
+			return false
+		}
+	}
+	return false
+}
+
+// skip passes over a string, escapes and all.
+func (j *jsonScan) skip() bool {
+	if !strings.HasPrefix(j.s, `"`) {
+		return false
+	}
+	for i := 1; i < len(j.s); i++ {
+		switch c := j.s[i]; {
+		case c == '"':
+			j.s = j.s[i+1:]
+			return true
+		case c == '\\':
+			i++
+		case c < 0x20:
+			return false
+		}
+	}
+	return false
+}
+
+// int reads an integer without a sign, exponent or fraction (seq and ts are positive).
+func (j *jsonScan) int(out *int64) bool {
+	i := 0
+	for i < len(j.s) && j.s[i] >= '0' && j.s[i] <= '9' {
+		i++
+	}
+	if i == 0 || (i > 1 && j.s[0] == '0') {
+		return false
+	}
+	n, err := strconv.ParseInt(j.s[:i], 10, 64)
+	if err != nil {
+		return false
+	}
+	*out, j.s = n, j.s[i:]
+	return true
 }

@@ -1,0 +1,47 @@
+package store
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/chattorrent/chattorrent/store/history"
+)
+
+// scanIndexed reads the store's own JSON as encoding/json does, and declines what it does
+// not recognise (encoding/json decodes that instead).
+func TestScanIndexed(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	texts := []string{"Ana", `"comillas" y \barra\`, "<b>&amp;</b>", "línea\nnueva\ttab", "emoji 🎉 \u2028", "\x00\x1f", ""}
+	prev := history.Entry{}
+	k := testKey('s')
+	for i := range 200 {
+		e := history.Entry{Room: roomA, Name: texts[rng.IntN(len(texts))] + "x", Kind: history.KindText,
+			Seq: prev.Seq + 1, Prev: prev.ID, TS: rng.Int64N(history.MaxSeq), Body: texts[rng.IntN(len(texts))] + texts[i%len(texts)]}
+		e.Sign(k)
+		prev = e
+		v, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := scanIndexed(string(v))
+		var want indexed
+		if err := json.Unmarshal(v, &want); err != nil {
+			t.Fatal(err)
+		}
+		if !ok || got != want {
+			t.Fatalf("%s:\n got %+v %v\nwant %+v", v, got, ok, want)
+		}
+	}
+	v, _ := json.Marshal(prev)
+	for _, bad := range []string{
+		"", "{}", "not json", string(v[:len(v)-1]), string(v) + " ", strings.Replace(string(v), `"seq":`, `"seq": `, 1),
+		strings.Replace(string(v), `"seq":`, `"seq":-`, 1), strings.Replace(string(v), `"seq":`, `"seq":0`, 1),
+		strings.Replace(string(v), `"room":"`, `"room":"\"`, 1), strings.Replace(string(v), `"ts":`, `"ts":1.5e`, 1),
+	} {
+		if got, ok := scanIndexed(bad); ok {
+			t.Errorf("scanned %q as %+v", bad, got)
+		}
+	}
+}
