@@ -3,7 +3,9 @@
 //
 // buntdb is an append-only file (Redis AOF records) replayed into RAM on open. The store
 // only ever adds keys: nothing is overwritten or deleted (there is no edit and no delete in
-// ChatTorrent), so the file never holds anything redundant and is never shrunk.
+// ChatTorrent), so the file never holds anything redundant and is never shrunk. The one
+// exception is repair: a record skipped at Open or found damaged when read is written again
+// when a peer sends a good copy of the entry.
 //
 // Key layout (room and author ids never contain ':'):
 //
