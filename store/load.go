@@ -151,6 +151,7 @@ func (s *Store) index(r *room, skip func(key, why string)) int {
 			}
 			e, ok := scanIndexed(val)
 			if !ok {
+				e = indexed{}
 				if err := json.Unmarshal([]byte(val), &e); err != nil {
 					skip(key, "not an entry: "+err.Error())
 					return true
@@ -168,11 +169,11 @@ func (s *Store) index(r *room, skip func(key, why string)) int {
 			}
 			// The chain, as chainErr checks it, without making the prev's text.
 			c := r.chains[se.author]
-			switch n := int64(len(c)); {
-			case e.Seq != n+1:
+			switch have := int64(len(c)); {
+			case e.Seq != have+1:
 				skip(key, history.ErrGap.Code+": entries before this one are missing")
 				return true
-			case (n == 0) != (e.Prev == ""), n > 0 && c[n-1].id != prev:
+			case (have == 0) != (e.Prev == ""), have > 0 && c[have-1].id != prev:
 				skip(key, history.ErrBrokenChain.Code+": prev is not the author's previous entry")
 				return true
 			}

@@ -45,3 +45,28 @@ func TestScanIndexed(t *testing.T) {
 		}
 	}
 }
+
+// A record in another JSON layout than the store's (spaces, another field order) is not
+// what scanIndexed reads; Open decodes it with encoding/json and keeps it.
+func TestOpenDecodesOtherLayouts(t *testing.T) {
+	dir, _ := baseStore(t, 1)
+	e := chain(testKey('z'), roomA, history.Entry{}, 1)[0]
+	v, err := json.MarshalIndent(map[string]any{"id": e.ID, "sig": e.Sig, "body": e.Body, "kind": e.Kind,
+		"ts": e.TS, "prev": e.Prev, "seq": e.Seq, "name": e.Name, "author": e.Author, "room": e.Room}, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := scanIndexed(string(v)); ok {
+		t.Fatal("scanIndexed read another layout")
+	}
+	writeFile(t, dir, append(fileBytes(t, dir), resp("set", entryKey(roomA, e.Author, 1), string(v))...))
+	s := mustOpen(t, dir, testOptions(t, nil))
+	defer s.Close()
+	rh, err := s.RoomHistory(roomA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := rh.At(e.Author, 1); !ok || got != e {
+		t.Fatalf("at: %+v %v", got, ok)
+	}
+}
