@@ -31,8 +31,8 @@ func setMemoryLimit(log *slog.Logger) int64 {
 	return limit
 }
 
-// releaseMemory returns the garbage of a large start (the store re-reads and re-checks
-// every entry) to the OS now rather than over the next minutes.
+// releaseMemory returns the garbage of a large start (buntdb replays every record and the
+// store indexes every entry) to the OS now rather than over the next minutes.
 func releaseMemory() { debug.FreeOSMemory() }
 
 // memTotal reads MemTotal from a meminfo file, in bytes; 0 when unknown.

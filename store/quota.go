@@ -7,7 +7,8 @@ import (
 )
 
 // The store's quotas (issue 14): the box is a Pi Zero 2 W with 512 MB of RAM and an SD
-// card, and every stored entry stays in RAM (history.Log) and on the card forever. Each
+// card, and every stored entry stays in RAM (buntdb's copy, plus 48 bytes of index) and
+// on the card forever. Each
 // default is a field of Limits, set through Options.Limits. docs/OPERATIONS.md ("Limits:
 // the store") lists them.
 const (

@@ -151,7 +151,7 @@ func (r *room) summary() Room {
 	if r.meta.Created != 0 {
 		created = time.UnixMilli(r.meta.Created)
 	}
-	return Room{ID: r.meta.ID, Name: r.meta.Name, Created: created, Entries: r.log.Len(), LastTS: r.lastTS}
+	return Room{ID: r.meta.ID, Name: r.meta.Name, Created: created, Entries: r.len(), LastTS: r.lastTS}
 }
 
 // withRoom runs fn with the room's lock held (for writing when write), while the store
@@ -201,7 +201,9 @@ func (s *Store) Append(roomID string, e history.Entry) (bool, error) {
 // ErrAuthorRate), not from the store's budget (ErrStoreFull).
 func (s *Store) Write(roomID string, e history.Entry, sign func(*history.Entry)) (history.Entry, error) {
 	err := s.withRoom(roomID, true, func(r *room) error {
-		r.log.Next(&e)
+		e.Room = r.meta.ID
+		e.Seq, e.Prev = r.head(e.Author)
+		e.Seq++
 		sign(&e)
 		_, err := s.append(r, e, s.now(), true)
 		return err
@@ -212,34 +214,30 @@ func (s *Store) Write(roomID string, e history.Entry, sign func(*history.Entry))
 	return e, nil
 }
 
-// append checks e against r's log and the store's limits (the per-author ones unless own,
-// the box's own entry), writes it, then adds it to the log. r.mu is held. Every check
-// comes before the one write of one key: a refusal writes nothing.
+// append checks e against r's index and the store's limits (the per-author ones unless
+// own, the box's own entry), writes it, then adds it to the index. r.mu is held. Every
+// check comes before the one write of one key: a refusal writes nothing.
 func (s *Store) append(r *room, e history.Entry, now time.Time, own bool) (bool, error) {
-	if r.log.Has(e.ID) {
+	if s.repairs(r, &e) {
+		return false, s.repair(r, e, now)
+	}
+	if r.holds(e.Author, e.Seq, e.ID) {
 		return false, nil
 	}
 	if err := e.Check(r.meta.ID, now); err != nil {
 		return false, err
 	}
-	var headSeq int64
-	var headID string
-	if h, ok := r.log.Head(e.Author); ok {
-		headSeq, headID = h.Seq, h.ID
-	}
-	if e.Seq != headSeq+1 || e.Prev != headID {
-		// Refused: the log says why (fork, gap or broken chain; Check passed, so it applies
-		// the same rules and refuses too) and marks a fork; it changes nothing else.
-		_, err := r.log.Add(e, now)
-		if err == nil {
-			err = errors.New("internal: the log accepted an entry that does not chain")
-		}
+	if err := r.chainErr(&e); err != nil {
 		return false, err
 	}
 	if _, known := r.authors[e.Author]; !known && !own {
 		if l := s.limits.AuthorsPerRoom; l >= 0 && len(r.authors) >= l {
 			return false, s.quotaError(ErrAuthorsFull, int64(l), "room "+r.meta.ID, "room", r.meta.ID, "authors", len(r.authors))
 		}
+	}
+	id, ok := parseID(e.ID)
+	if !ok {
+		return false, errors.New("internal: a checked entry's id does not parse")
 	}
 	val, err := json.Marshal(e)
 	if err != nil {
@@ -258,47 +256,69 @@ func (s *Store) append(r *room, e history.Entry, now time.Time, own bool) (bool,
 		undo = u
 	}
 	if err := s.set(key, string(val)); err != nil {
-		// Not acknowledged; the log is unchanged, so the same entry can come again.
+		// Not acknowledged; the index is unchanged, so the same entry can come again.
 		undo()
 		return false, err
 	}
-	added, err := r.add(e, now)
-	if err == nil && !added {
-		err = errors.New("internal: the log did not take a stored entry")
-	}
-	if err != nil {
-		// Unreachable: the entry was checked above with the same clock. The file has it; the
-		// next Open re-checks it.
-		s.log.Error("stored entry not added to the log", "room", r.meta.ID, "id", e.ID, "err", err)
-		return false, err
-	}
+	r.push(e.Author, id, e.TS, len(val))
 	return true, nil
+}
+
+// repair writes a good copy of an entry over its damaged record (see Store.read) once it
+// checks in full. r.mu is held for writing.
+func (s *Store) repair(r *room, e history.Entry, now time.Time) error {
+	if err := e.Check(r.meta.ID, now); err != nil {
+		return err
+	}
+	id, _ := parseID(e.ID)
+	val, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	key := entryKey(e.Room, e.Author, e.Seq)
+	if err := s.set(key, string(val)); err != nil {
+		return err
+	}
+	rec := &r.chains[e.Author][e.Seq-1]
+	rec.id, rec.ts, rec.size = id, e.TS, uint32(len(val))
+	r.lastTS = max(r.lastTS, e.TS)
+	s.damaged.Delete(key)
+	s.log.Info("a damaged stored entry was replaced by a good copy from a peer", "key", key)
+	return nil
 }
 
 // Heads is, per author, the last stored seq of the room.
 func (s *Store) Heads(roomID string) (map[string]int64, error) {
 	var out map[string]int64
-	err := s.withRoom(roomID, false, func(r *room) error { out = r.log.Heads(); return nil })
+	err := s.withRoom(roomID, false, func(r *room) error { out = r.heads(); return nil })
 	if err != nil {
 		return nil, fmt.Errorf("store: heads of room %s: %w", roomID, err)
 	}
 	return out, nil
 }
 
-// Missing lists what a peer with these heads lacks (see history.Log.Missing).
+// Missing lists what a peer with these heads lacks, in the order of history.Log.Missing:
+// by (ts, author, seq), each author's entries in seq order. They are read from rooms.db.
 func (s *Store) Missing(roomID string, heads map[string]int64) ([]history.Entry, error) {
 	var out []history.Entry
-	err := s.withRoom(roomID, false, func(r *room) error { out = r.log.Missing(heads); return nil })
+	err := s.withRoom(roomID, false, func(r *room) (err error) {
+		out, err = s.read(r, r.missing(heads))
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("store: missing of room %s: %w", roomID, err)
 	}
 	return out, nil
 }
 
-// Entries is the room's whole history in display order.
+// Entries is the room's whole history in display order (by ts, then author, then seq),
+// read from rooms.db.
 func (s *Store) Entries(roomID string) ([]history.Entry, error) {
 	var out []history.Entry
-	err := s.withRoom(roomID, false, func(r *room) error { out = r.log.Entries(); return nil })
+	err := s.withRoom(roomID, false, func(r *room) (err error) {
+		out, err = s.read(r, r.missing(nil))
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("store: entries of room %s: %w", roomID, err)
 	}
@@ -309,7 +329,17 @@ func (s *Store) Entries(roomID string) ([]history.Entry, error) {
 func (s *Store) Export(roomID string, now time.Time) (*history.Export, error) {
 	var out *history.Export
 	err := s.withRoom(roomID, false, func(r *room) error {
-		out = history.NewExport(r.log, r.meta.Name, now)
+		es, err := s.read(r, r.missing(nil))
+		if err != nil {
+			return err
+		}
+		out = &history.Export{
+			Format:   history.ExportFormat,
+			V:        history.ExportVersion,
+			Room:     history.ExportRoom{ID: r.meta.ID, Name: r.meta.Name},
+			Exported: now.UTC().Format(time.RFC3339),
+			Entries:  es,
+		}
 		return nil
 	})
 	if err != nil {
@@ -359,7 +389,7 @@ func (h *RoomHistory) Write(e history.Entry, sign func(*history.Entry)) (history
 // Tips is, per author, the id of the last stored entry; empty once the store is closed.
 func (h *RoomHistory) Tips() map[string]string {
 	var out map[string]string
-	if h.s.withRoom(h.room, false, func(r *room) error { out = r.log.Tips(); return nil }) != nil {
+	if h.s.withRoom(h.room, false, func(r *room) error { out = r.tips(); return nil }) != nil {
 		return map[string]string{}
 	}
 	return out
@@ -369,12 +399,21 @@ func (h *RoomHistory) Tips() map[string]string {
 func (h *RoomHistory) At(author string, seq int64) (history.Entry, bool) {
 	var e history.Entry
 	var ok bool
-	h.s.withRoom(h.room, false, func(r *room) error { e, ok = r.log.At(author, seq); return nil })
+	h.s.withRoom(h.room, false, func(r *room) error {
+		if seq < 1 || seq > int64(len(r.chains[author])) {
+			return nil
+		}
+		es, err := h.s.read(r, []pos{{author, seq}})
+		if err == nil {
+			e, ok = es[0], true
+		}
+		return nil
+	})
 	return e, ok
 }
 
 // MarkForked records, in memory, that a peer holds another entry of this author at a
 // stored seq (the store keeps the first; nothing is written).
 func (h *RoomHistory) MarkForked(author string) {
-	h.s.withRoom(h.room, true, func(r *room) error { r.log.MarkForked(author); return nil })
+	h.s.withRoom(h.room, true, func(r *room) error { r.forked[author] = true; return nil })
 }

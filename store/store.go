@@ -3,7 +3,9 @@
 //
 // buntdb is an append-only file (Redis AOF records) replayed into RAM on open. The store
 // only ever adds keys: nothing is overwritten or deleted (there is no edit and no delete in
-// ChatTorrent), so the file never holds anything redundant and is never shrunk.
+// ChatTorrent), so the file never holds anything redundant and is never shrunk. The one
+// exception is repair: a record skipped at Open or found damaged when read is written again
+// when a peer sends a good copy of the entry.
 //
 // Key layout (room and author ids never contain ':'):
 //
@@ -11,6 +13,10 @@
 //	e:<room>:<author>:<seq %016x> → one history.Entry as JSON
 //
 // Keys sort by room, then author, then seq, which is the order entries are replayed in.
+//
+// In RAM each entry is held once, as buntdb's record; each room keeps beside it an index of
+// what sync needs (per author: ids and timestamps, 48 bytes an entry; index.go), and reads
+// the entries themselves from buntdb when they are sent or exported.
 //
 // Media blobs (later) are not kept in buntdb: they will be files named by content hash under
 // the same dir, <dir>/blobs/<hash[:2]>/<hash>, written to a temporary name, synced and
@@ -33,8 +39,6 @@ import (
 	"time"
 
 	"github.com/tidwall/buntdb"
-
-	"github.com/chattorrent/chattorrent/store/history"
 )
 
 // FileName is the database file's name inside the store's dir.
@@ -111,6 +115,7 @@ type Store struct {
 	rates     *rates       // per-author entries and bytes in the last RateWindow
 	refusedMu sync.Mutex
 	refused   map[string]bool // refusals logged already (logRefusal)
+	damaged   sync.Map        // entry key → true: records read (index.go) and found damaged
 
 	mu     sync.RWMutex // guards rooms and closed; held for reading by every operation
 	closed bool
@@ -121,12 +126,15 @@ type Store struct {
 	lock *os.File // holds the advisory lock on rooms.db.lock
 }
 
-// room is one room's metadata and its history in memory.
+// room is one room's metadata and the index of its history (index.go); the entries
+// themselves are in buntdb.
 type room struct {
-	mu      sync.RWMutex // guards log
+	mu      sync.RWMutex // guards everything below but meta
 	meta    roomMeta
-	log     *history.Log
-	authors map[string]string // interned author ids, so entries share one string each
+	chains  map[string][]entryRec // author → its entries at seq 1..n
+	authors map[string]string     // interned author ids: the keys of chains
+	forked  map[string]bool       // authors seen with two entries at one seq
+	entries int
 	lastTS  int64
 }
 
@@ -137,8 +145,9 @@ type roomMeta struct {
 }
 
 // Open opens (or creates) dir/rooms.db: it recovers a torn or garbage tail, replays the
-// file and rebuilds every room's history.Log, re-checking each entry. An entry that fails
-// its checks is logged and skipped, never fatal.
+// file and rebuilds every room's index. Stored entries were checked in full when they
+// were appended; Open checks only their structure and chains (see rebuild). A record that
+// fails is logged and skipped, never fatal.
 func Open(dir string, opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
