@@ -156,6 +156,14 @@ func newRoom(m roomMeta) *room {
 // (the room id, the author id, prev as the previous entry's id: ~140 bytes an entry) so a
 // large history costs less RAM. The caller holds r.mu for writing (or owns r).
 func (r *room) add(e history.Entry, now time.Time) (bool, error) {
+	return r.addWith(e, func(e history.Entry) (bool, error) { return r.log.Add(e, now) })
+}
+
+// addChecked is add for an entry checked already (history.CheckBatch, then append): only
+// the chain rules are applied, its signature is not verified again.
+func (r *room) addChecked(e history.Entry) (bool, error) { return r.addWith(e, r.log.AddChecked) }
+
+func (r *room) addWith(e history.Entry, logAdd func(history.Entry) (bool, error)) (bool, error) {
 	if e.Room == r.meta.ID {
 		e.Room = r.meta.ID
 	}
@@ -166,7 +174,7 @@ func (r *room) add(e history.Entry, now time.Time) (bool, error) {
 	if head, ok := r.log.Head(e.Author); ok && head.ID == e.Prev {
 		e.Prev = head.ID
 	}
-	added, err := r.log.Add(e, now)
+	added, err := logAdd(e)
 	if !added || err != nil {
 		return added, err
 	}

@@ -185,7 +185,23 @@ func (s *Store) Append(roomID string, e history.Entry) (bool, error) {
 	var added bool
 	err := s.withRoom(roomID, true, func(r *room) error {
 		var err error
-		added, err = s.append(r, e, s.now(), false)
+		added, err = s.append(r, e, s.now(), false, false)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("store: append to room %s: %w", roomID, err)
+	}
+	return added, nil
+}
+
+// AppendChecked is Append for a received entry that history.CheckBatch passed: its
+// fields, id and signature (perhaps through a later entry of its author) are not checked
+// again; the chain rules and the limits are.
+func (s *Store) AppendChecked(roomID string, e history.Entry) (bool, error) {
+	var added bool
+	err := s.withRoom(roomID, true, func(r *room) error {
+		var err error
+		added, err = s.append(r, e, s.now(), false, true)
 		return err
 	})
 	if err != nil {
@@ -203,7 +219,7 @@ func (s *Store) Write(roomID string, e history.Entry, sign func(*history.Entry))
 	err := s.withRoom(roomID, true, func(r *room) error {
 		r.log.Next(&e)
 		sign(&e)
-		_, err := s.append(r, e, s.now(), true)
+		_, err := s.append(r, e, s.now(), true, false)
 		return err
 	})
 	if err != nil {
@@ -214,13 +230,16 @@ func (s *Store) Write(roomID string, e history.Entry, sign func(*history.Entry))
 
 // append checks e against r's log and the store's limits (the per-author ones unless own,
 // the box's own entry), writes it, then adds it to the log. r.mu is held. Every check
-// comes before the one write of one key: a refusal writes nothing.
-func (s *Store) append(r *room, e history.Entry, now time.Time, own bool) (bool, error) {
+// comes before the one write of one key: a refusal writes nothing. checked: e passed
+// history.CheckBatch, its signature is not verified again.
+func (s *Store) append(r *room, e history.Entry, now time.Time, own, checked bool) (bool, error) {
 	if r.log.Has(e.ID) {
 		return false, nil
 	}
-	if err := e.Check(r.meta.ID, now); err != nil {
-		return false, err
+	if !checked {
+		if err := e.Check(r.meta.ID, now); err != nil {
+			return false, err
+		}
 	}
 	var headSeq int64
 	var headID string
@@ -262,7 +281,8 @@ func (s *Store) append(r *room, e history.Entry, now time.Time, own bool) (bool,
 		undo()
 		return false, err
 	}
-	added, err := r.add(e, now)
+	// Checked above (or by CheckBatch): the log applies only the chain rules.
+	added, err := r.addChecked(e)
 	if err == nil && !added {
 		err = errors.New("internal: the log did not take a stored entry")
 	}
@@ -350,6 +370,9 @@ func (h *RoomHistory) Missing(heads map[string]int64) []history.Entry {
 
 // Add is Store.Append for this room.
 func (h *RoomHistory) Add(e history.Entry) (bool, error) { return h.s.Append(h.room, e) }
+
+// AddChecked is Store.AppendChecked for this room (net/rtc.CheckedAdder).
+func (h *RoomHistory) AddChecked(e history.Entry) (bool, error) { return h.s.AppendChecked(h.room, e) }
 
 // Write is Store.Write for this room.
 func (h *RoomHistory) Write(e history.Entry, sign func(*history.Entry)) (history.Entry, error) {
