@@ -5,6 +5,7 @@
 import { checkBatch } from './history.js';
 
 self.addEventListener('message', async (ev) => {
-  const { id, room, now, entries, known } = ev.data;
+  const { id, room, now, entries } = ev.data;
+  const known = ev.data.known || {}; // a page of an older version sends none
   self.postMessage({ id, results: await checkBatch(entries, room, now, (a, seq) => known[`${a} ${seq}`]) });
 });
