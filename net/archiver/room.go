@@ -111,6 +111,15 @@ func (r *sessionRoom) MarkForked(author string) {
 	}
 }
 
+// AddChecked implements rtc.CheckedAdder: as Add, for an entry history.CheckBatch passed.
+func (r *sessionRoom) AddChecked(e history.Entry) (bool, error) {
+	rh, err := r.ensure()
+	if err != nil {
+		return false, fmt.Errorf("%w: %w", errNoRoomYet, err)
+	}
+	return rh.AddChecked(e)
+}
+
 // Add implements rtc.History: called after the peer's hello, it makes the room.
 func (r *sessionRoom) Add(e history.Entry) (bool, error) {
 	rh, err := r.ensure()

@@ -29,6 +29,16 @@ type History interface {
 	Add(e history.Entry) (bool, error)
 }
 
+// CheckedAdder is a History that can store a received entry the session checked already
+// with history.CheckBatch (fields, id, and a signature of its author covering it, perhaps
+// through a later entry's prev), applying only the chain rules: the session then verifies
+// one signature per run instead of one per entry. A History without it gets Add, which
+// verifies each entry's own signature again. A wrapper that embeds a CheckedAdder and
+// overrides Add (a quota) must override AddChecked too.
+type CheckedAdder interface {
+	AddChecked(e history.Entry) (bool, error)
+}
+
 // MemHistory is a History in memory: a history.Log behind a mutex.
 type MemHistory struct {
 	mu  sync.Mutex
@@ -88,6 +98,13 @@ func (h *MemHistory) Add(e history.Entry) (bool, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.log.Add(e, h.now())
+}
+
+// AddChecked implements CheckedAdder.
+func (h *MemHistory) AddChecked(e history.Entry) (bool, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.log.AddChecked(e)
 }
 
 // Len is the number of stored entries.

@@ -37,6 +37,14 @@ func (q quotaHistory) Add(e history.Entry) (bool, error) {
 	return q.MemHistory.Add(e)
 }
 
+// AddChecked: the session stores through it (CheckedAdder); the quota applies the same.
+func (q quotaHistory) AddChecked(e history.Entry) (bool, error) {
+	if err := q.refuse(e); err != nil {
+		return false, fmt.Errorf("store: append: %w", err)
+	}
+	return q.MemHistory.AddChecked(e)
+}
+
 // syncBuffer is a log output that tests read while sessions write.
 type syncBuffer struct {
 	mu sync.Mutex
@@ -354,7 +362,8 @@ func TestSessionHeldBytes(t *testing.T) {
 }
 
 // TestSessionBadEntries: a peer sending entries with forged signatures is cut once it sent
-// more than MaxBadEntries, with ErrBadPeer; no more signatures are checked for it.
+// more than MaxBadEntries, with ErrBadPeer; nothing more is taken from it (signatures are
+// checked per batch: at most MaxBatch of them in the batch that ends it).
 func TestSessionBadEntries(t *testing.T) {
 	mallory := newAuthor("mallory")
 	var forged []history.Entry

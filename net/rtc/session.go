@@ -925,17 +925,32 @@ func (s *Session) onEntries(raws []json.RawMessage) error {
 	}
 	var added []history.Entry
 	var stored []string
+	es := make([]history.Entry, 0, len(raws))
+	sizes := make([]int, 0, len(raws))
 	for _, raw := range raws {
-		if s.bad > MaxBadEntries {
-			break // not one more signature checked for this peer
-		}
-		s.st.entriesReceived.Add(1)
 		var e history.Entry
 		if err := json.Unmarshal(raw, &e); err != nil {
+			s.st.entriesReceived.Add(1)
 			s.refuse(e, &history.Error{Code: history.CodeBadField, Msg: "not an entry: " + err.Error()})
 			continue
 		}
-		added, stored = s.store(e, len(raw), added, stored)
+		es = append(es, e)
+		sizes = append(sizes, len(raw))
+	}
+	// One signature per run of an author's linked entries (PROTOCOL.md §3): a batch costs
+	// at most MaxBatch signatures, however bad, so a peer past MaxBadEntries is cut after at
+	// most one batch more.
+	verdicts := history.CheckBatch(s.cfg.Room, es, s.cfg.now(), s.cfg.History.At)
+	for i, e := range es {
+		if s.bad > MaxBadEntries {
+			break // nothing more taken from this peer
+		}
+		s.st.entriesReceived.Add(1)
+		if verdicts[i] != nil {
+			s.refuse(e, verdicts[i])
+			continue
+		}
+		added, stored = s.store(e, sizes[i], added, stored)
 	}
 	s.queueAcks(stored)
 	if len(added) > 0 {
@@ -954,7 +969,7 @@ func (s *Session) store(e history.Entry, size int, added []history.Entry, stored
 			s.refuse(e, err)
 			return added, stored
 		}
-		ok, err := s.cfg.History.Add(e)
+		ok, err := s.add(e)
 		switch {
 		case err == nil:
 			stored = append(stored, e.ID)
@@ -985,6 +1000,15 @@ func (s *Session) store(e history.Entry, size int, added []history.Entry, stored
 		s.release(e.Author, e.Seq+1, next.size)
 		e, size = next.e, next.size
 	}
+}
+
+// add stores an entry that passed history.CheckBatch: without verifying it again where the
+// History can (CheckedAdder).
+func (s *Session) add(e history.Entry) (bool, error) {
+	if ca, ok := s.cfg.History.(CheckedAdder); ok {
+		return ca.AddChecked(e)
+	}
+	return s.cfg.History.Add(e)
 }
 
 // admitAuthor refuses the first entry of an author unknown to the room once this session
@@ -1050,13 +1074,17 @@ func (s *Session) refuse(e history.Entry, err error) {
 		}
 	case errors.As(err, &he):
 		code = he.Code
-		if badCodes[code] {
-			s.bad++
+		if badCodes[code] && he.By == "" {
+			s.bad++ // an entry refused only with its run is not counted: the one at fault is
 		}
 		if code == history.CodeFork {
 			s.queueProof(e)
 		}
-		s.log.Warn("entry refused", "id", e.ID, "author", e.Author, "seq", e.Seq, "code", code, "err", err)
+		if he.By != "" {
+			s.log.Debug("entry refused with its run", "id", e.ID, "author", e.Author, "seq", e.Seq, "code", code, "by", he.By)
+		} else {
+			s.log.Warn("entry refused", "id", e.ID, "author", e.Author, "seq", e.Seq, "code", code, "err", err)
+		}
 	default:
 		s.log.Error("entry not stored", "id", e.ID, "err", err)
 	}

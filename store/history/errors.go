@@ -20,9 +20,15 @@ type Error struct {
 	Code  string
 	Field string
 	Msg   string
+	// By is set on an entry refused with its run (CheckBatch): the id of the entry whose
+	// refusal (its link or its signature) took the run down. It is empty on that entry itself.
+	By string
 }
 
 func (e *Error) Error() string {
+	if e.By != "" {
+		return fmt.Sprintf("history: %s: %s", e.Code, e.Msg)
+	}
 	if e.Field != "" {
 		return fmt.Sprintf("history: %s %s: %s", e.Code, e.Field, e.Msg)
 	}

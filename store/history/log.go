@@ -44,6 +44,20 @@ func (l *Log) Add(e Entry, now time.Time) (bool, error) {
 	if err := e.Check(l.room, now); err != nil {
 		return false, err
 	}
+	return l.link(e)
+}
+
+// AddChecked is Add for an entry that CheckBatch passed (nil): its fields, id and time are
+// not checked again and its signature is not verified again; only the chain rules apply.
+func (l *Log) AddChecked(e Entry) (bool, error) {
+	if l.Has(e.ID) {
+		return false, nil
+	}
+	return l.link(e)
+}
+
+// link applies the chain rules to a checked entry and appends it.
+func (l *Log) link(e Entry) (bool, error) {
 	chain := l.chains[e.Author]
 	n := int64(len(chain))
 	switch {

@@ -2,7 +2,7 @@
 // in-memory channel pair, with real signed entries.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Log, signEntry, toB64url } from '../static/js/history.js';
+import { Log, signEntry, toB64url, computeId } from '../static/js/history.js';
 import { Session, decodeMessage, ProtocolError, MAX_MESSAGE, BATCH_ENTRIES, MAX_BAD_ENTRIES, HEADS_PER_PAGE, helloPages } from '../static/js/session.js';
 
 const ROOM = 'ab'.repeat(16);
@@ -420,4 +420,42 @@ test('heads without a hello are dropped; a paged hello from Go decodes page by p
     assert.throws(() => decodeMessage(JSON.stringify({ t: 'heads', heads: { a: 1 }, tips: { b: 'e'.repeat(64) } })), ProtocolError);
     a.close();
   });
+});
+
+test('a batch with one forged link is refused for that run only, counted once, and the session goes on', async () => {
+  const [ca, cb] = pair();
+  const ana = await identity();
+  const bruno = await identity();
+  const ea = [];
+  const stored = [];
+  const la = new Log(ROOM);
+  const a = session(ca, la, await identity(), 'A', ea, stored);
+  a.start();
+  cb.send(peerHello());
+  const chain = async (me, name, n) => {
+    const out = [];
+    for (let i = 1; i <= n; i++) {
+      out.push(await signEntry({ room: ROOM, name, seq: i, prev: i > 1 ? out[i - 2].id : '', ts: 1000 + i, kind: 'text', body: `${name} ${i}` }, me));
+    }
+    return out;
+  };
+  const run = await chain(ana, 'Ana', 40);
+  const other = await chain(bruno, 'Bruno', 5);
+  const forged = { ...run[20], body: 'not what Ana wrote' }; // id recomputed, signature kept
+  forged.id = await computeId(forged);
+  const batch = [...run.slice(0, 20), forged, ...run.slice(21), ...other].reverse(); // out of order too
+  cb.send(JSON.stringify({ t: 'entries', entries: batch }));
+  await settle(() => ea.filter((e) => e.type === 'refused').length === run.length && la.size === other.length);
+  assert.ok(ea.filter((e) => e.type === 'refused').every((e) => e.code === 'broken-chain'));
+  assert.equal(a.bad, 0, 'a broken link is not a bad entry (an honest peer after a fork sends one too)');
+  // A bad signature on the last entry of a long run: refused whole, counted once.
+  const last = { ...run[39], sig: run[38].sig };
+  last.id = await computeId(last);
+  cb.send(JSON.stringify({ t: 'entries', entries: [...run.slice(0, 39), last] }));
+  await settle(() => ea.filter((e) => e.type === 'refused' && e.code === 'bad-signature').length === run.length);
+  assert.equal(a.bad, 1);
+  cb.send(JSON.stringify({ t: 'entries', entries: run }));
+  await settle(() => la.size === other.length + run.length);
+  assert.equal(a.closed, false);
+  a.close();
 });

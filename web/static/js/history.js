@@ -155,9 +155,9 @@ export function cleanText(s, max) {
   return out;
 }
 
-/** Checks one entry on its own, in the order of docs/PROTOCOL.md: fields, room, id,
- * signature, time. Throws HistoryError. Says nothing of the author's chain (see Log.add). */
-export async function checkEntry(e, room, now = Date.now()) {
+// The fields, the room and the id (the part of checkEntry before the signature); returns
+// the signature's bytes. Throws HistoryError.
+async function checkFields(e, room) {
   if (e === null || typeof e !== 'object' || Array.isArray(e)) throw badField('', 'not an entry');
   if (!isStr(e.room) || !reHex32.test(e.room)) throw badField('room', 'want 32 lowercase hex characters');
   if (!validText(e.name, MAX_NAME) || e.name === '') throw badField('name', 'want 1 to 64 bytes of text without control or format characters');
@@ -177,25 +177,132 @@ export async function checkEntry(e, room, now = Date.now()) {
   if (!sig || sig.length !== 64) throw badField('sig', 'want a base64url Ed25519 signature (86 characters)');
   if (e.room !== room) throw new HistoryError('wrong-room', '', `entry belongs to room ${e.room}`);
   if ((await computeId(e)) !== e.id) throw new HistoryError('bad-id', '', 'id is not the hash of the entry');
-  const ok = await crypto.subtle.verify({ name: 'Ed25519' }, await publicKey(e.author), sig, signingBytes(e));
-  if (!ok) throw new HistoryError('bad-signature', '', "signature does not match the author's key");
+  return sig;
+}
+
+function checkTime(e, now) {
   if (e.ts > now + FUTURE_SLACK_MS) throw new HistoryError('future', '', 'timestamp is more than 10 minutes ahead');
 }
 
+// Verifies the signature of an entry that passed checkFields: null or a HistoryError.
+async function verifySig(e) {
+  const ok = await crypto.subtle.verify({ name: 'Ed25519' }, await publicKey(e.author), fromB64url(e.sig), signingBytes(e));
+  return ok ? null : new HistoryError('bad-signature', '', "signature does not match the author's key");
+}
+
+/** Checks one entry on its own, in the order of docs/PROTOCOL.md: fields, room, id,
+ * signature, time. Throws HistoryError. Says nothing of the author's chain (see Log.add). */
+export async function checkEntry(e, room, now = Date.now()) {
+  await checkFields(e, room);
+  const err = await verifySig(e);
+  if (err) throw err;
+  checkTime(e, now);
+}
+
+/** checkEntry without the signature (Go's Entry.CheckUnsigned): fields, room, id, time. */
+export async function checkUnsigned(e, room, now = Date.now()) {
+  await checkFields(e, room);
+  checkTime(e, now);
+}
+
+const asResult = (err) => (err instanceof HistoryError
+  ? { code: err.code, field: err.field, message: err.message, by: err.by || '' }
+  : { code: 'bad-field', field: '', message: String(err && err.message), by: '' });
+
 /** Checks many entries on their own (checkEntry each); resolves to one result per entry:
- * null when it passed, else {code, field, message}. */
+ * null when it passed, else {code, field, message, by}. */
 export async function checkEntries(entries, room, now = Date.now()) {
-  const out = [];
-  for (const e of entries) {
-    try {
-      await checkEntry(e, room, now);
-      out.push(null);
-    } catch (err) {
-      out.push(err instanceof HistoryError ? { code: err.code, field: err.field, message: err.message }
-        : { code: 'bad-field', field: '', message: String(err && err.message) });
+  return Promise.all(entries.map((e) => checkEntry(e, room, now).then(() => null, asResult)));
+}
+
+/**
+ * Checks a batch of received entries, of any authors in any order, with one Ed25519
+ * signature per run of an author's linked entries (Go's history.CheckBatch, the same rules
+ * and results; docs/PROTOCOL.md section 3, "Verifying chains"). storedId(author, seq) is the
+ * id of the entry stored there, or undefined. Resolves to one result per entry: null when
+ * it passes (fields, id, time, and a valid signature of its author covers it), else
+ * {code, field, message, by}: by is set on an entry refused only with its run, to the id of
+ * the entry at fault. The chain rules against the stored log stay Log.checkChain's.
+ */
+export async function checkBatch(entries, room, now = Date.now(), storedId = () => undefined) {
+  const out = await Promise.all(entries.map((e) => checkUnsigned(e, room, now).then(() => null, asResult)));
+  const byAuthor = new Map();
+  entries.forEach((e, i) => {
+    if (out[i]) return;
+    const l = byAuthor.get(e.author);
+    if (l) l.push(i);
+    else byAuthor.set(e.author, [i]);
+  });
+  const singles = []; // indices checked on their own signature
+  const runs = []; // {run: [indices], fault: {at, err} | null}
+  const copies = []; // [a later copy, the first one]
+  for (const [author, idx] of byAuthor) {
+    idx.sort((a, b) => entries[a].seq - entries[b].seq || a - b);
+    const fresh = [];
+    for (let k = 0; k < idx.length;) {
+      const seq = entries[idx[k]].seq;
+      const uniq = [];
+      for (; k < idx.length && entries[idx[k]].seq === seq; k++) {
+        const i = idx[k];
+        const f = uniq.find((u) => entries[u].id === entries[i].id);
+        if (f !== undefined) copies.push([i, f]);
+        else uniq.push(i);
+      }
+      const sid = storedId(author, seq);
+      if (sid !== undefined) {
+        for (const i of uniq) if (entries[i].id !== sid) singles.push(i); // a fork if it verifies
+      } else if (uniq.length > 1) singles.push(...uniq);
+      else fresh.push(uniq[0]);
+    }
+    for (let a = 0; a < fresh.length;) {
+      let b = a + 1;
+      while (b < fresh.length && entries[fresh[b]].seq === entries[fresh[b - 1]].seq + 1) b++;
+      runs.push({ run: fresh.slice(a, b), fault: linkFault(entries, fresh.slice(a, b), storedId) });
+      a = b;
     }
   }
+  const sigs = await Promise.all([
+    ...singles.map((i) => verifySig(entries[i])),
+    ...runs.map((r) => (r.fault ? null : verifySig(entries[r.run[r.run.length - 1]]))),
+  ]);
+  singles.forEach((i, k) => { out[i] = sigs[k] && asResult(sigs[k]); });
+  runs.forEach((r, k) => {
+    const err = sigs[singles.length + k];
+    const fault = r.fault || (err && { at: r.run.length - 1, err });
+    if (fault) refuseRun(entries, r.run, out, fault);
+  });
+  for (const [i, f] of copies) out[i] = out[f];
   return out;
+}
+
+// The first broken link of a run (entries of one author at consecutive seqs, none stored):
+// {at, err} or null.
+function linkFault(entries, run, storedId) {
+  const first = entries[run[0]];
+  if (first.seq > 1) {
+    const sid = storedId(first.author, first.seq - 1);
+    if (sid !== undefined && sid !== first.prev) {
+      return { at: 0, err: new HistoryError('broken-chain', 'prev', `prev is not the id of the author's stored entry at seq ${first.seq - 1}`) };
+    }
+  }
+  for (let k = 1; k < run.length; k++) {
+    const e = entries[run[k]];
+    if (e.prev !== entries[run[k - 1]].id) {
+      return { at: k, err: new HistoryError('broken-chain', 'prev', `prev is not the id of the author's entry at seq ${e.seq - 1} in this batch`) };
+    }
+  }
+  return null;
+}
+
+function refuseRun(entries, run, out, { at, err }) {
+  const culprit = entries[run[at]];
+  const msg = err.message.replace(/^history: [a-z-]+( [a-z]+)?: /, '');
+  run.forEach((i, k) => {
+    out[i] = k === at ? asResult(err) : {
+      code: err.code, field: '', by: culprit.id,
+      message: `history: ${err.code}: refused with its run (seqs ${entries[run[0]].seq} to ${entries[run[run.length - 1]].seq}): the entry at seq ${culprit.seq}: ${msg}`,
+    };
+  });
 }
 
 /** Only the fields of an entry, in a fresh object (drops anything a peer added). */

@@ -4,7 +4,7 @@
 // bufferedAmountLowThreshold, readyState, addEventListener), so node tests use a fake.
 
 import { HistoryError, pick } from './history.js';
-import { inlineVerifier } from './verifier.js';
+import { inlineVerifier, knownIds } from './verifier.js';
 import { checkControl, FileError, MAX_FRAME } from './files.js';
 
 export const VERSION = 1;
@@ -396,11 +396,12 @@ export class Session {
     const stored = [];
     const proofs = [];
     const plain = list.map((x) => (x !== null && typeof x === 'object' && !Array.isArray(x) ? pick(x) : x));
-    const results = await this.verify(plain, this.room, this.now());
-    for (let i = 0; i < plain.length; i++) {
+    // One signature per run of an author's linked entries (history.checkBatch).
+    const results = await this.verify(plain, this.room, this.now(), knownIds(this.log, plain));
+    for (const i of seqOrder(plain)) {
       const e = plain[i];
       try {
-        if (results[i]) throw new HistoryError(results[i].code, results[i].field, results[i].message);
+        if (results[i]) throw Object.assign(new HistoryError(results[i].code, results[i].field, results[i].message), { by: results[i].by || '' });
         if (this.log.checkChain(e)) {
           this.log.append(e);
           fresh.push(e);
@@ -409,7 +410,7 @@ export class Session {
       } catch (err) {
         this.stats.refused++;
         const code = err instanceof HistoryError ? err.code : 'bad-field';
-        if (BAD_CODES.has(code)) this.bad++;
+        if (BAD_CODES.has(code) && !err.by) this.bad++; // one refused only with its run is not counted
         if (code === 'fork') {
           // The proof the other way: our own entry at that seq, once.
           const mine = this.log.at(e.author, e.seq);
@@ -441,4 +442,23 @@ export class Session {
       this.close();
     });
   }
+}
+
+/** The order to take a batch in: each author's entries in seq order, in the slots that
+ * author holds in the batch (as net/rtc's seqOrder), so a batch sent out of order chains. */
+export function seqOrder(entries) {
+  const slots = new Map();
+  entries.forEach((e, i) => {
+    const a = e !== null && typeof e === 'object' && Number.isSafeInteger(e.seq) ? e.author : undefined;
+    if (a === undefined) return;
+    const l = slots.get(a);
+    if (l) l.push(i);
+    else slots.set(a, [i]);
+  });
+  const order = entries.map((_, i) => i);
+  for (const idx of slots.values()) {
+    const sorted = [...idx].sort((x, y) => entries[x].seq - entries[y].seq || x - y);
+    idx.forEach((slot, k) => { order[slot] = sorted[k]; });
+  }
+  return order;
 }

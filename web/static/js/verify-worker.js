@@ -1,8 +1,11 @@
-// Checks entries (hashes and Ed25519 signatures) off the page's main thread, so a long
-// history syncs without freezing the page. Messages: {id, room, now, entries} → {id, results}.
-import { checkEntries } from './history.js';
+// Checks batches of entries (hashes, links and one Ed25519 signature per run: checkBatch)
+// off the page's main thread, so a long history syncs without freezing the page.
+// Messages: {id, room, now, entries, known} → {id, results}; known maps "author seq" to
+// the id stored there (verifier.js).
+import { checkBatch } from './history.js';
 
 self.addEventListener('message', async (ev) => {
   const { id, room, now, entries } = ev.data;
-  self.postMessage({ id, results: await checkEntries(entries, room, now) });
+  const known = ev.data.known || {}; // a page of an older version sends none
+  self.postMessage({ id, results: await checkBatch(entries, room, now, (a, seq) => known[`${a} ${seq}`]) });
 });
