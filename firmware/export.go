@@ -142,13 +142,13 @@ func (l localExport) rooms(context.Context) ([]exportRoom, error) {
 	return out, nil
 }
 
+// zip streams the room's zip as the running box's history.zip does (bundle.WriteStream).
 func (l localExport) zip(_ context.Context, id string, w io.Writer) error {
-	now := time.Now()
-	x, err := l.st.Export(id, now)
+	h, err := l.st.Stream(id)
 	if err != nil {
 		return err
 	}
-	return bundle.Write(w, x, l.files, now)
+	return bundle.WriteStream(w, h, l.files, time.Now())
 }
 
 // remoteExport asks the running appliance on loopback.
