@@ -9,6 +9,7 @@ import (
 	"iter"
 	"slices"
 	"time"
+	"unsafe"
 
 	"github.com/tidwall/buntdb"
 
@@ -76,7 +77,16 @@ func (h *HistoryStream) Len() int { return h.n }
 // export: a merge of the authors' chains by (ts, author, seq), each chain in seq order.
 // It stops at the first error (ErrClosed once the store is closed), yielded with a zero
 // Entry.
-func (h *HistoryStream) Entries() iter.Seq2[history.Entry, error] {
+func (h *HistoryStream) Entries() iter.Seq2[history.Entry, error] { return h.entries(nil) }
+
+// EntriesOfKind yields, in the same order, only the entries whose kind keep accepts (a
+// history.zip's media list: those announcing files). The others are read only as far as
+// their ts and kind, so a pass over a room of few such entries allocates little.
+func (h *HistoryStream) EntriesOfKind(keep func(kind string) bool) iter.Seq2[history.Entry, error] {
+	return h.entries(keep)
+}
+
+func (h *HistoryStream) entries(keep func(string) bool) iter.Seq2[history.Entry, error] {
 	return func(yield func(history.Entry, error) bool) {
 		per := max(streamBudget/max(len(h.heads), 1), 1)
 		runs := make(runs, 0, len(h.heads))
@@ -84,7 +94,7 @@ func (h *HistoryStream) Entries() iter.Seq2[history.Entry, error] {
 			if hd.seq < 1 {
 				continue
 			}
-			r := &run{head: hd, next: 1}
+			r := &run{head: hd, next: 1, keep: keep}
 			if err := h.fill(r, per); err != nil {
 				yield(history.Entry{}, err)
 				return
@@ -108,6 +118,9 @@ func (h *HistoryStream) Entries() iter.Seq2[history.Entry, error] {
 				}
 			}
 			runs.down(0)
+			if keep != nil && !keep(e.Kind) {
+				continue
+			}
 			if !yield(e, nil) {
 				return
 			}
@@ -121,6 +134,13 @@ type run struct {
 	next int64           // the next seq to read
 	buf  []history.Entry // read ahead; buf[i] is the next to yield
 	i    int
+	keep func(kind string) bool // nil: every entry whole; else only those it keeps, the rest as ts and kind
+}
+
+// sortKey is what the merge needs of an entry the pass does not yield.
+type sortKey struct {
+	TS   int64  `json:"ts"`
+	Kind string `json:"kind"`
 }
 
 // fill reads the author's next entries, about budget bytes of them (one at least), in
@@ -134,18 +154,31 @@ func (h *HistoryStream) fill(r *run, budget int) error {
 		from := entryKey(h.room.ID, r.head.author, r.next)
 		to := entryKey(h.room.ID, r.head.author, r.head.seq+1)
 		return tx.AscendRange("", from, to, func(key, val string) bool {
+			// encoding/json neither keeps nor changes what it decodes: no copy of val.
+			data := unsafe.Slice(unsafe.StringData(val), len(val))
 			var e history.Entry
-			if err := json.Unmarshal([]byte(val), &e); err != nil {
-				bad = fmt.Errorf("stored entry %s: %w", key, err)
-				return false
+			if r.keep != nil {
+				var k sortKey
+				if err := json.Unmarshal(data, &k); err != nil {
+					bad = fmt.Errorf("stored entry %s: %w", key, err)
+					return false
+				}
+				e = history.Entry{Room: h.room.ID, Author: r.head.author, Seq: r.next, TS: k.TS, Kind: k.Kind}
 			}
-			if e.Room != h.room.ID || e.Author != r.head.author || e.Seq != r.next {
-				bad = fmt.Errorf("stored entry %s does not match its key", key)
-				return false
-			}
-			if e.Seq == r.head.seq && e.ID != r.head.tip {
-				bad = fmt.Errorf("stored entry %s is not the one the room's log holds", key)
-				return false
+			if r.keep == nil || r.keep(e.Kind) {
+				e = history.Entry{}
+				if err := json.Unmarshal(data, &e); err != nil {
+					bad = fmt.Errorf("stored entry %s: %w", key, err)
+					return false
+				}
+				if e.Room != h.room.ID || e.Author != r.head.author || e.Seq != r.next {
+					bad = fmt.Errorf("stored entry %s does not match its key", key)
+					return false
+				}
+				if e.Seq == r.head.seq && e.ID != r.head.tip {
+					bad = fmt.Errorf("stored entry %s is not the one the room's log holds", key)
+					return false
+				}
 			}
 			r.buf = append(r.buf, e)
 			r.next++

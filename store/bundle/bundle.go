@@ -67,6 +67,12 @@ func WriteStream(w io.Writer, src Source, files Files, now time.Time) error {
 	return write(w, src, history.ExportTime(now), files, now)
 }
 
+// kindSource is a Source that can skip entries by kind cheaply (store.HistoryStream): the
+// media list's pass reads only the entries announcing files whole.
+type kindSource interface {
+	EntriesOfKind(keep func(kind string) bool) iter.Seq2[history.Entry, error]
+}
+
 type sliceSource struct{ x *history.Export }
 
 func (s sliceSource) Room() history.ExportRoom { return s.x.Room }
@@ -109,7 +115,11 @@ func write(w io.Writer, src Source, exported string, files Files, now time.Time)
 	}
 	var include []held
 	paths := map[string]bool{}
-	for e, err := range src.Entries() {
+	announced := src.Entries()
+	if k, ok := src.(kindSource); ok {
+		announced = k.EntriesOfKind(pieces.IsFileKind)
+	}
+	for e, err := range announced {
 		if err != nil {
 			return fmt.Errorf("bundle: history.json: %w", err)
 		}

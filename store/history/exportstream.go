@@ -25,13 +25,21 @@ type ExportWriter struct {
 	indent string
 	n      int // elements of the open array
 	err    error
-	buf    bytes.Buffer // one element, indented
+	buf    bytes.Buffer  // one element, indented
+	enc    *json.Encoder // into buf: no allocation per element beyond encoding/json's own
 }
 
 // NewExportWriter writes the export's head (format, v, room, exported) and opens its
 // "entries" array. exported is Export.Exported (see ExportTime).
 func NewExportWriter(w io.Writer, room ExportRoom, exported string, indent string) *ExportWriter {
 	x := &ExportWriter{w: bufio.NewWriterSize(w, 32<<10), indent: indent}
+	x.enc = json.NewEncoder(&x.buf)
+	// An element of a top-level array: its lines start two levels in (the first line is
+	// never prefixed, as with json.Indent).
+	x.enc.SetIndent(indent+indent, indent)
+	if indent == "" {
+		x.enc.SetIndent("", "")
+	}
 	x.write("{")
 	x.field("format", ExportFormat, true)
 	x.field("v", ExportVersion, false)
@@ -50,21 +58,20 @@ func (x *ExportWriter) Elem(v any) error {
 	if x.err != nil {
 		return x.err
 	}
-	b, err := json.Marshal(v)
-	if err != nil {
+	x.buf.Reset()
+	if err := x.enc.Encode(v); err != nil {
 		x.err = err
 		return err
 	}
+	b := bytes.TrimSuffix(x.buf.Bytes(), []byte("\n"))
 	if x.n > 0 {
 		x.write(",")
 	}
 	x.n++
-	if x.indent == "" {
-		x.writeBytes(b)
-		return x.err
+	if x.indent != "" {
+		x.write("\n" + x.indent + x.indent)
 	}
-	x.write("\n" + x.indent + x.indent)
-	x.writeIndented(b, x.indent+x.indent)
+	x.writeBytes(b)
 	return x.err
 }
 
