@@ -322,7 +322,7 @@ func (h *hardware) ExportTo(ctx context.Context, dst string) (string, error) {
 		})}
 		if h.blobs != nil {
 			x.More = func(yield func(board.ExportFile, error) bool) {
-				for e, err := range hs.Entries() {
+				for e, err := range hs.EntriesOfKind(pieces.IsFileKind) {
 					if err != nil {
 						yield(board.ExportFile{}, err)
 						return
