@@ -261,15 +261,34 @@ func (o Options) export(w http.ResponseWriter, r *http.Request, file, ctype stri
 	w.Header().Set("Content-Type", ctype)
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Disposition", `attachment; filename="`+torrent.SafeFileName(name)+"_"+file+`"`)
-	// Streamed: a room may be large, and its files larger. A failure midway cuts the
+	// Streamed: a room may be large, and its files larger. A failure before the first byte
+	// (the writers buffer the first kilobytes) is still a 500; one midway cuts the
 	// response: the JSON is then unfinished and the zip lacks its central directory, so no
 	// tool takes either for whole. Each write waits at most WriteTimeout for a client that
 	// stopped reading.
 	rc := http.NewResponseController(w)
-	if err := write(deadlineWriter{w: w, rc: rc, timeout: o.WriteTimeout}); err != nil {
-		o.Logger.Warn("export", "room", id, "file", file, "err", err)
+	sent := &sentWriter{w: deadlineWriter{w: w, rc: rc, timeout: o.WriteTimeout}}
+	if err := write(sent); err != nil {
+		if !sent.any {
+			o.Logger.Error("export", "room", id, "file", file, "err", err)
+			w.Header().Del("Content-Disposition")
+			fail(w, http.StatusInternalServerError, "failed", "the box could not export the room")
+			return
+		}
+		o.Logger.Warn("export cut", "room", id, "file", file, "err", err)
 	}
 	// Left set for the last bytes the server flushes: it lifts it once the response is out
 	// (HTTP/1.1), or resets a stream that missed it (HTTP/2).
 	rc.SetWriteDeadline(time.Now().Add(o.WriteTimeout))
+}
+
+// sentWriter notes whether anything was written.
+type sentWriter struct {
+	w   io.Writer
+	any bool
+}
+
+func (s *sentWriter) Write(p []byte) (int, error) {
+	s.any = s.any || len(p) > 0
+	return s.w.Write(p)
 }

@@ -75,3 +75,23 @@ func TestExportSlots(t *testing.T) {
 		}
 	}
 }
+
+// failBox's exports fail before writing anything.
+type failBox struct{ fakeBox }
+
+func (failBox) Export(room string) (string, func(io.Writer) error, error) {
+	return "Aula 7", func(io.Writer) error { return io.ErrUnexpectedEOF }, nil
+}
+
+// An export that fails before its first byte is still answered 500, not an empty file.
+func TestExportFailsBeforeFirstByte(t *testing.T) {
+	h := New(Options{Box: failBox{}})
+	member := prove(t, h, "https://box.local", memberKey)
+	r := httptest.NewRequest("GET", "https://box.local/api/rooms/"+strings.Repeat("a", 32)+"/history.json", nil)
+	r.AddCookie(member)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != http.StatusInternalServerError || w.Header().Get("Content-Disposition") != "" || !strings.Contains(w.Body.String(), `"code":"failed"`) {
+		t.Errorf("%d %q %s", w.Code, w.Header().Get("Content-Disposition"), w.Body)
+	}
+}
