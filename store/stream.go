@@ -8,6 +8,8 @@ import (
 	"io"
 	"iter"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -77,49 +79,28 @@ func (h *HistoryStream) Len() int { return h.n }
 // export: a merge of the authors' chains by (ts, author, seq), each chain in seq order.
 // It stops at the first error (ErrClosed once the store is closed), yielded with a zero
 // Entry.
-func (h *HistoryStream) Entries() iter.Seq2[history.Entry, error] { return h.entries(nil) }
+func (h *HistoryStream) Entries() iter.Seq2[history.Entry, error] { return h.EntriesOfKind(nil) }
 
-// EntriesOfKind yields, in the same order, only the entries whose kind keep accepts (a
-// history.zip's media list: those announcing files). The others are read only as far as
-// their ts and kind, so a pass over a room of few such entries allocates little.
+// EntriesOfKind yields, in the same order, only the entries whose kind keep accepts (nil:
+// all), such as those announcing files for a history.zip's media list. The others are
+// never decoded.
 func (h *HistoryStream) EntriesOfKind(keep func(kind string) bool) iter.Seq2[history.Entry, error] {
-	return h.entries(keep)
-}
-
-func (h *HistoryStream) entries(keep func(string) bool) iter.Seq2[history.Entry, error] {
 	return func(yield func(history.Entry, error) bool) {
-		per := max(streamBudget/max(len(h.heads), 1), 1)
-		runs := make(runs, 0, len(h.heads))
-		for _, hd := range h.heads {
-			if hd.seq < 1 {
-				continue
-			}
-			r := &run{head: hd, next: 1, keep: keep}
-			if err := h.fill(r, per); err != nil {
+		for it, err := range h.items() {
+			if err != nil {
 				yield(history.Entry{}, err)
 				return
 			}
-			runs = append(runs, r)
-		}
-		runs.init()
-		for len(runs) > 0 {
-			r := runs[0]
-			e := r.buf[r.i]
-			r.i++
-			if r.i == len(r.buf) {
-				if r.next > r.head.seq { // this author is done
-					last := len(runs) - 1
-					runs[0] = runs[last]
-					runs[last] = nil
-					runs = runs[:last]
-				} else if err := h.fill(r, per); err != nil {
-					yield(history.Entry{}, err)
-					return
-				}
-			}
-			runs.down(0)
-			if keep != nil && !keep(e.Kind) {
+			if keep != nil && !keep(it.kind()) {
 				continue
+			}
+			e, err := it.entry()
+			if err == nil && e.Seq == it.head.seq && e.ID != it.head.tip {
+				err = fmt.Errorf("stored entry %s is not the one the room's log holds", it.key())
+			}
+			if err != nil {
+				yield(history.Entry{}, fmt.Errorf("store: stream room %s: %w", h.room.ID, err))
+				return
 			}
 			if !yield(e, nil) {
 				return
@@ -128,59 +109,137 @@ func (h *HistoryStream) entries(keep func(string) bool) iter.Seq2[history.Entry,
 	}
 }
 
-// run is one author's chain being merged: a chunk of it read ahead.
-type run struct {
-	head streamHead
-	next int64           // the next seq to read
-	buf  []history.Entry // read ahead; buf[i] is the next to yield
-	i    int
-	keep func(kind string) bool // nil: every entry whole; else only those it keeps, the rest as ts and kind
+// EntriesJSON yields, in the same order, each entry's JSON as stored: the bytes
+// json.Marshal gives for the history.Entry (the store wrote it so, and never rewrites it),
+// without decoding it. An export made of these is byte for byte the export of the decoded
+// entries, and a pass allocates next to nothing per entry, so the collector has no garbage
+// to keep up with.
+func (h *HistoryStream) EntriesJSON() iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {
+		for it, err := range h.items() {
+			if err != nil {
+				yield("", err)
+				return
+			}
+			if !yield(it.val, nil) {
+				return
+			}
+		}
+	}
 }
 
-// sortKey is what the merge needs of an entry the pass does not yield.
-type sortKey struct {
-	TS   int64  `json:"ts"`
-	Kind string `json:"kind"`
+// item is one stored entry in a pass: its value as buntdb holds it (not copied) and what
+// the merge orders it by.
+type item struct {
+	head *streamHead
+	room string
+	seq  int64
+	ts   int64
+	val  string
+}
+
+func (it item) key() string { return entryKey(it.room, it.head.author, it.seq) }
+
+// kind is the entry's kind, read from its JSON without decoding the rest ("" if absent).
+func (it item) kind() string {
+	i := strings.Index(it.val, `,"kind":"`)
+	if i < 0 {
+		return ""
+	}
+	k := it.val[i+len(`,"kind":"`):]
+	if j := strings.IndexByte(k, '"'); j >= 0 {
+		return k[:j] // a kind is [a-z][a-z0-9-]*: no escapes
+	}
+	return ""
+}
+
+// entry decodes the whole entry and checks it against its key.
+func (it item) entry() (history.Entry, error) {
+	var e history.Entry
+	// encoding/json neither keeps nor changes what it decodes: no copy of the value.
+	if err := json.Unmarshal(unsafe.Slice(unsafe.StringData(it.val), len(it.val)), &e); err != nil {
+		return e, fmt.Errorf("stored entry %s: %w", it.key(), err)
+	}
+	if e.Room != it.room || e.Author != it.head.author || e.Seq != it.seq || e.TS != it.ts {
+		return e, fmt.Errorf("stored entry %s does not match its key", it.key())
+	}
+	return e, nil
+}
+
+// items is one pass: the authors' chains merged in display order.
+func (h *HistoryStream) items() iter.Seq2[item, error] {
+	return func(yield func(item, error) bool) {
+		per := max(streamBudget/max(len(h.heads), 1), 1)
+		runs := make(runs, 0, len(h.heads))
+		for i := range h.heads {
+			if h.heads[i].seq < 1 {
+				continue
+			}
+			r := &run{head: &h.heads[i], next: 1}
+			if err := h.fill(r, per); err != nil {
+				yield(item{}, err)
+				return
+			}
+			runs = append(runs, r)
+		}
+		runs.init()
+		for len(runs) > 0 {
+			r := runs[0]
+			it := r.buf[r.i]
+			r.i++
+			if r.i == len(r.buf) {
+				if r.next > r.head.seq { // this author is done
+					last := len(runs) - 1
+					runs[0] = runs[last]
+					runs[last] = nil
+					runs = runs[:last]
+				} else if err := h.fill(r, per); err != nil {
+					yield(item{}, err)
+					return
+				}
+			}
+			runs.down(0)
+			if !yield(it, nil) {
+				return
+			}
+		}
+	}
+}
+
+// run is one author's chain being merged: a chunk of it read ahead.
+type run struct {
+	head *streamHead
+	next int64  // the next seq to read
+	buf  []item // read ahead; buf[i] is the next to yield
+	i    int
 }
 
 // fill reads the author's next entries, about budget bytes of them (one at least), in
-// one read transaction.
+// one read transaction. It only finds each one's ts: the values are buntdb's own strings,
+// which never change, so nothing is copied.
 func (h *HistoryStream) fill(r *run, budget int) error {
-	clear(r.buf) // let the yielded entries' strings go
+	clear(r.buf) // let go of the values yielded
 	r.buf, r.i = r.buf[:0], 0
 	var bad error
 	read := 0
+	// Every stored value starts so: json.Marshal of a history.Entry, fields in order.
+	prefix := `{"room":"` + h.room.ID + `","author":"` + r.head.author + `","name":`
 	err := h.view(func(tx *buntdb.Tx) error {
 		from := entryKey(h.room.ID, r.head.author, r.next)
 		to := entryKey(h.room.ID, r.head.author, r.head.seq+1)
 		return tx.AscendRange("", from, to, func(key, val string) bool {
-			// encoding/json neither keeps nor changes what it decodes: no copy of val.
-			data := unsafe.Slice(unsafe.StringData(val), len(val))
-			var e history.Entry
-			if r.keep != nil {
-				var k sortKey
-				if err := json.Unmarshal(data, &k); err != nil {
-					bad = fmt.Errorf("stored entry %s: %w", key, err)
-					return false
-				}
-				e = history.Entry{Room: h.room.ID, Author: r.head.author, Seq: r.next, TS: k.TS, Kind: k.Kind}
+			it := item{head: r.head, room: h.room.ID, seq: r.next, val: val}
+			if key != it.key() {
+				bad = fmt.Errorf("stored entry %s is missing", it.key())
+				return false
 			}
-			if r.keep == nil || r.keep(e.Kind) {
-				e = history.Entry{}
-				if err := json.Unmarshal(data, &e); err != nil {
-					bad = fmt.Errorf("stored entry %s: %w", key, err)
-					return false
-				}
-				if e.Room != h.room.ID || e.Author != r.head.author || e.Seq != r.next {
-					bad = fmt.Errorf("stored entry %s does not match its key", key)
-					return false
-				}
-				if e.Seq == r.head.seq && e.ID != r.head.tip {
-					bad = fmt.Errorf("stored entry %s is not the one the room's log holds", key)
-					return false
-				}
+			ts, ok := storedTS(val)
+			if !ok || !strings.HasPrefix(val, prefix) {
+				bad = fmt.Errorf("stored entry %s is not an entry of its key as the store writes them", key)
+				return false
 			}
-			r.buf = append(r.buf, e)
+			it.ts = ts
+			r.buf = append(r.buf, it)
 			r.next++
 			read += len(val)
 			return read < budget
@@ -196,6 +255,23 @@ func (h *HistoryStream) fill(r *run, budget int) error {
 		return fmt.Errorf("store: stream room %s: %w", h.room.ID, err)
 	}
 	return nil
+}
+
+// storedTS reads the "ts" of an entry's stored JSON without decoding it. In JSON that
+// json.Marshal wrote, `,"ts":` can only be that key: a '"' inside a string is escaped, and
+// a string ending there followed by ':' is a key, and no other key ends in "ts".
+func storedTS(val string) (int64, bool) {
+	i := strings.Index(val, `,"ts":`)
+	if i < 0 {
+		return 0, false
+	}
+	rest := val[i+len(`,"ts":`):]
+	j := strings.IndexAny(rest, ",}")
+	if j < 0 {
+		return 0, false
+	}
+	ts, err := strconv.ParseInt(rest[:j], 10, 64)
+	return ts, err == nil
 }
 
 // view runs fn in a read transaction while the store is open.
@@ -218,7 +294,7 @@ type runs []*run
 
 func (q runs) less(i, j int) bool {
 	a, b := q[i].buf[q[i].i], q[j].buf[q[j].i]
-	return cmp.Or(cmp.Compare(a.TS, b.TS), cmp.Compare(a.Author, b.Author), cmp.Compare(a.Seq, b.Seq)) < 0
+	return cmp.Or(cmp.Compare(a.ts, b.ts), cmp.Compare(a.head.author, b.head.author), cmp.Compare(a.seq, b.seq)) < 0
 }
 
 func (q runs) init() {
@@ -249,11 +325,11 @@ func (q runs) down(i int) {
 // json.NewEncoder(w).Encode of Store.Export's (compact, one line).
 func (h *HistoryStream) WriteJSON(w io.Writer, now time.Time) error {
 	x := history.NewExportWriter(w, h.room, history.ExportTime(now), "")
-	for e, err := range h.Entries() {
+	for js, err := range h.EntriesJSON() {
 		if err != nil {
 			return err
 		}
-		if err := x.Entry(e); err != nil {
+		if err := x.EntryJSON(js); err != nil {
 			return err
 		}
 	}

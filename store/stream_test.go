@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/chattorrent/chattorrent/store/history"
@@ -17,7 +18,7 @@ func clockChain(k []byte, room string, prev history.Entry, n int, ts func(i int)
 	var out []history.Entry
 	for i := range n {
 		e := history.Entry{Room: room, Author: author(key), Name: "Ana <b>&", Kind: history.KindText,
-			Seq: prev.Seq + 1, Prev: prev.ID, TS: ts(i), Body: fmt.Sprintf("message %d <i>\"hola\"</i> ✓", prev.Seq+1)}
+			Seq: prev.Seq + 1, Prev: prev.ID, TS: ts(i), Body: fmt.Sprintf(`message %d <i>"hola"</i> ✓ ,"ts":1,"kind":"image"}`, prev.Seq+1)}
 		e.Sign(key)
 		out = append(out, e)
 		prev = e
@@ -136,6 +137,17 @@ func TestStreamErrors(t *testing.T) {
 	var b bytes.Buffer
 	if err := empty.WriteJSON(&b, testNow); err != nil || !bytes.Contains(b.Bytes(), []byte(`"entries":[]}`)) {
 		t.Errorf("empty room: %v, %s", err, b.Bytes())
+	}
+	// A stored value that is not what the store writes for its key fails the pass.
+	bad, _ := s.Stream(roomA)
+	a := author(testKey(2))
+	if err := s.set(entryKey(roomA, a, 3), `{"room":"x"}`); err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range bad.EntriesJSON() {
+		if err == nil || !strings.Contains(err.Error(), "not an entry of its key") {
+			t.Errorf("a bad stored value: %v", err)
+		}
 	}
 	s.Close()
 	n := 0

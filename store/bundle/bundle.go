@@ -73,6 +73,12 @@ type kindSource interface {
 	EntriesOfKind(keep func(kind string) bool) iter.Seq2[history.Entry, error]
 }
 
+// jsonSource is a Source that yields its entries as their JSON, as json.Marshal writes
+// them (store.HistoryStream): history.json is then written without decoding them.
+type jsonSource interface {
+	EntriesJSON() iter.Seq2[string, error]
+}
+
 type sliceSource struct{ x *history.Export }
 
 func (s sliceSource) Room() history.ExportRoom { return s.x.Room }
@@ -102,12 +108,23 @@ func write(w io.Writer, src Source, exported string, files Files, now time.Time)
 	}
 	// The same bytes as json.Encoder with SetIndent("", " ") writes for Export.
 	x := history.NewExportWriter(hw, src.Room(), exported, " ")
-	for e, err := range src.Entries() {
-		if err != nil {
-			return fmt.Errorf("bundle: history.json: %w", err)
+	if js, ok := src.(jsonSource); ok {
+		for e, err := range js.EntriesJSON() {
+			if err != nil {
+				return fmt.Errorf("bundle: history.json: %w", err)
+			}
+			if err := x.EntryJSON(e); err != nil {
+				return fmt.Errorf("bundle: history.json: %w", err)
+			}
 		}
-		if err := x.Entry(e); err != nil {
-			return fmt.Errorf("bundle: history.json: %w", err)
+	} else {
+		for e, err := range src.Entries() {
+			if err != nil {
+				return fmt.Errorf("bundle: history.json: %w", err)
+			}
+			if err := x.Entry(e); err != nil {
+				return fmt.Errorf("bundle: history.json: %w", err)
+			}
 		}
 	}
 	if err := x.Array("media"); err != nil {

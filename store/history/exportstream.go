@@ -27,6 +27,7 @@ type ExportWriter struct {
 	err    error
 	buf    bytes.Buffer  // one element, indented
 	enc    *json.Encoder // into buf: no allocation per element beyond encoding/json's own
+	raw    []byte        // EntryJSON's input, for json.Indent
 }
 
 // NewExportWriter writes the export's head (format, v, room, exported) and opens its
@@ -52,6 +53,26 @@ func NewExportWriter(w io.Writer, room ExportRoom, exported string, indent strin
 
 // Entry appends e to the entries (or to the array Array opened last).
 func (x *ExportWriter) Entry(e Entry) error { return x.Elem(e) }
+
+// EntryJSON appends an entry given as its compact JSON, as json.Marshal writes it (a
+// store's stored value): it is written as it is, or indented, never decoded.
+func (x *ExportWriter) EntryJSON(js string) error {
+	if x.err != nil {
+		return x.err
+	}
+	if x.n > 0 {
+		x.write(",")
+	}
+	x.n++
+	if x.indent == "" {
+		x.write(js)
+		return x.err
+	}
+	x.write("\n" + x.indent + x.indent)
+	x.raw = append(x.raw[:0], js...)
+	x.writeIndented(x.raw, x.indent+x.indent)
+	return x.err
+}
 
 // Elem appends v, marshalled as encoding/json does, to the open array.
 func (x *ExportWriter) Elem(v any) error {

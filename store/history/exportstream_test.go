@@ -35,8 +35,15 @@ func TestExportWriterBytes(t *testing.T) {
 
 				var got bytes.Buffer
 				w := NewExportWriter(&got, x.Room, x.Exported, indent)
-				for _, e := range x.Entries {
-					if err := w.Entry(e); err != nil {
+				for i, e := range x.Entries {
+					if i%2 == 0 {
+						if err := w.Entry(e); err != nil {
+							t.Fatal(err)
+						}
+						continue
+					}
+					js, _ := json.Marshal(e)
+					if err := w.EntryJSON(string(js)); err != nil {
 						t.Fatal(err)
 					}
 				}
