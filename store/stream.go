@@ -18,10 +18,11 @@ import (
 	"github.com/chattorrent/chattorrent/store/history"
 )
 
-// streamBudget is about how many bytes of stored entry JSON one pass of a HistoryStream
-// reads ahead, over all of the room's authors together; each author still reads at least
-// one entry at a time (so a room of DefaultMaxAuthorsPerRoom authors with 16 KiB bodies
-// holds about 4 MiB at worst). A variable so tests can make it tiny.
+// streamBudget is about how many bytes of stored entries one pass of a HistoryStream reads
+// ahead in one read transaction, over all of the room's authors together (each author reads
+// at least one entry at a time). It bounds how long a chunk keeps writers waiting; the
+// read-ahead itself holds only references to buntdb's values (56 bytes an entry), never
+// copies. A variable so tests can make it tiny.
 var streamBudget = 512 << 10
 
 // HistoryStream is a room's history as it stood when Store.Stream took it, read from the
@@ -33,6 +34,10 @@ var streamBudget = 512 << 10
 // wait at most one chunk, never the whole export. Stored entries are never changed or
 // removed, so every pass sees exactly the entries stored when the stream was taken, in the
 // same order, however many entries arrive meanwhile (those are left out).
+//
+// Format: a stored value is json.Marshal of its history.Entry, which the store wrote once
+// and never rewrites; EntriesJSON hands it out as it is (checked to start with its key's
+// room and author), Entries decodes it.
 //
 // A HistoryStream may be read any number of times (history.zip reads it twice), from one
 // goroutine at a time per pass; it holds nothing open between passes.
