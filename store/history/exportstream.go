@@ -28,12 +28,14 @@ type ExportWriter struct {
 	buf    bytes.Buffer  // one element, indented
 	enc    *json.Encoder // into buf: no allocation per element beyond encoding/json's own
 	raw    []byte        // EntryJSON's input, for json.Indent
+	elem   string        // what starts an element's line when indented
 }
 
 // NewExportWriter writes the export's head (format, v, room, exported) and opens its
 // "entries" array. exported is Export.Exported (see ExportTime).
 func NewExportWriter(w io.Writer, room ExportRoom, exported string, indent string) *ExportWriter {
 	x := &ExportWriter{w: bufio.NewWriterSize(w, 32<<10), indent: indent}
+	x.elem = "\n" + indent + indent
 	x.enc = json.NewEncoder(&x.buf)
 	// An element of a top-level array: its lines start two levels in (the first line is
 	// never prefixed, as with json.Indent).
@@ -68,7 +70,7 @@ func (x *ExportWriter) EntryJSON(js string) error {
 		x.write(js)
 		return x.err
 	}
-	x.write("\n" + x.indent + x.indent)
+	x.write(x.elem)
 	x.raw = append(x.raw[:0], js...)
 	x.writeIndented(x.raw, x.indent+x.indent)
 	return x.err
@@ -90,7 +92,7 @@ func (x *ExportWriter) Elem(v any) error {
 	}
 	x.n++
 	if x.indent != "" {
-		x.write("\n" + x.indent + x.indent)
+		x.write(x.elem)
 	}
 	x.writeBytes(b)
 	return x.err
