@@ -183,21 +183,38 @@ func newRemoteExport(dataDir, httpsAddr string) (remoteExport, error) {
 	}, nil
 }
 
+// exportRetries and exportRetryWait: while the running box serves
+// web.MaxConcurrentExports downloads already it answers 503 busy; the command waits for a
+// place, up to about a minute, rather than fail.
+var (
+	exportRetries   = 30
+	exportRetryWait = 2 * time.Second
+)
+
 func (r remoteExport) get(ctx context.Context, path string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.base+path, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set(web.LocalHeader, r.local)
-	resp, err := r.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
+	for try := 0; ; try++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.base+path, nil)
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set(web.LocalHeader, r.local)
+		resp, err := r.client.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode == http.StatusOK {
+			return resp, nil
+		}
 		resp.Body.Close()
-		return nil, fmt.Errorf("GET %s: %s", path, resp.Status)
+		if resp.StatusCode != http.StatusServiceUnavailable || try >= exportRetries {
+			return nil, fmt.Errorf("GET %s: %s", path, resp.Status)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(exportRetryWait):
+		}
 	}
-	return resp, nil
 }
 
 func (r remoteExport) rooms(ctx context.Context) ([]exportRoom, error) {
