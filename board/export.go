@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -27,6 +28,24 @@ type ExportRoom struct {
 	Name    string      // the room's name; made safe for a file name
 	History io.WriterTo // writes the room's verifiable history JSON (see WriterFunc)
 	Files   []ExportFile
+	// More yields further files, after Files, read only as they are written: a room's
+	// files need not be listed in memory first. An error it yields fails the export like
+	// a failed history.
+	More iter.Seq2[ExportFile, error]
+}
+
+// files is Files then More.
+func (r ExportRoom) files() iter.Seq2[ExportFile, error] {
+	return func(yield func(ExportFile, error) bool) {
+		for _, f := range r.Files {
+			if !yield(f, nil) {
+				return
+			}
+		}
+		if r.More != nil {
+			r.More(yield)
+		}
+	}
 }
 
 // ExportFile is a media file of a room, written next to its history.
@@ -167,7 +186,13 @@ func (x *export) room(parent, name string, r ExportRoom) error {
 			return fmt.Errorf("room %q: %w", r.Name, err)
 		}
 	}
-	for _, f := range r.Files {
+	for f, err := range r.files() {
+		if err != nil {
+			return fmt.Errorf("room %q: %w", r.Name, err)
+		}
+		if err := x.ctx.Err(); err != nil {
+			return err
+		}
 		name := unique(used, SafeName(f.Name))
 		err := x.file(dir, name, func(w io.Writer) error {
 			rc, err := f.Open()

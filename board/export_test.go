@@ -222,3 +222,49 @@ func TestExportCancelled(t *testing.T) {
 		t.Fatalf("left %v", after)
 	}
 }
+
+// More's files are written after Files, each opened only when its turn comes; an error
+// from More fails the export and removes what it wrote.
+func TestExportMoreFiles(t *testing.T) {
+	stick := t.TempDir()
+	opened := 0
+	more := func(n int, fail error) func(yield func(ExportFile, error) bool) {
+		return func(yield func(ExportFile, error) bool) {
+			for i := range n {
+				f := ExportFile{Name: fmt.Sprintf("f%d.txt", i), Open: func() (io.ReadCloser, error) {
+					opened++
+					if opened != i+2 { // memFile "a.txt" first, then these one by one
+						t.Errorf("file %d opened as the %dth", i, opened)
+					}
+					return io.NopCloser(strings.NewReader(fmt.Sprint(i))), nil
+				}}
+				if !yield(f, nil) {
+					return
+				}
+			}
+			if fail != nil {
+				yield(ExportFile{}, fail)
+			}
+		}
+	}
+	r := jsonRoom("r", "{}", memFile("a.txt", "a"))
+	r.Files[0].Open = func() (io.ReadCloser, error) { opened++; return io.NopCloser(strings.NewReader("a")), nil }
+	r.More = more(3, nil)
+	dir, err := (&Exporter{Now: exportNow}).Export(context.Background(), stick, []ExportRoom{r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := tree(t, dir)
+	want := map[string]string{"r/history.json": "{}", "r/a.txt": "a", "r/f0.txt": "0", "r/f1.txt": "1", "r/f2.txt": "2"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	opened = 0
+	r.More = more(2, errors.New("store closed"))
+	if _, err := (&Exporter{Now: exportNow}).Export(context.Background(), stick, []ExportRoom{r}); err == nil || !strings.Contains(err.Error(), "store closed") {
+		t.Fatalf("More's error: %v", err)
+	}
+	if entries, _ := os.ReadDir(stick); len(entries) != 1 {
+		t.Errorf("a failed export left %d folders, want only the first export's", len(entries))
+	}
+}

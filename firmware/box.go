@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -51,12 +50,10 @@ func (b boxAPI) Rooms() ([]web.BoxRoom, error) {
 	return out, nil
 }
 
+// ExportZip streams the room's zip (bundle.WriteStream) from a snapshot of its history
+// taken now (store.HistoryStream).
 func (b boxAPI) ExportZip(room string) (string, func(io.Writer) error, error) {
-	now := time.Now()
-	x, err := b.store.Export(room, now)
-	if errors.Is(err, store.ErrNotFound) {
-		return "", nil, web.ErrNoRoom
-	}
+	h, err := b.stream(room)
 	if err != nil {
 		return "", nil, err
 	}
@@ -64,18 +61,24 @@ func (b boxAPI) ExportZip(room string) (string, func(io.Writer) error, error) {
 	if b.blobs != nil {
 		files = b.blobs
 	}
-	return x.Room.Name, func(w io.Writer) error { return bundle.Write(w, x, files, now) }, nil
+	return h.Room().Name, func(w io.Writer) error { return bundle.WriteStream(w, h, files, time.Now()) }, nil
 }
 
-func (b boxAPI) Export(room string, w io.Writer) (string, error) {
-	x, err := b.store.Export(room, time.Now())
-	if errors.Is(err, store.ErrNotFound) {
-		return "", web.ErrNoRoom
-	}
+// Export streams the room's history.json from a snapshot of its history taken now.
+func (b boxAPI) Export(room string) (string, func(io.Writer) error, error) {
+	h, err := b.stream(room)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	return x.Room.Name, json.NewEncoder(w).Encode(x)
+	return h.Room().Name, func(w io.Writer) error { return h.WriteJSON(w, time.Now()) }, nil
+}
+
+func (b boxAPI) stream(room string) (*store.HistoryStream, error) {
+	h, err := b.store.Stream(room)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, web.ErrNoRoom
+	}
+	return h, err
 }
 
 func (b boxAPI) Member(room string, authors []string) (bool, error) {

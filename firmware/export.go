@@ -142,13 +142,13 @@ func (l localExport) rooms(context.Context) ([]exportRoom, error) {
 	return out, nil
 }
 
+// zip streams the room's zip as the running box's history.zip does (bundle.WriteStream).
 func (l localExport) zip(_ context.Context, id string, w io.Writer) error {
-	now := time.Now()
-	x, err := l.st.Export(id, now)
+	h, err := l.st.Stream(id)
 	if err != nil {
 		return err
 	}
-	return bundle.Write(w, x, l.files, now)
+	return bundle.WriteStream(w, h, l.files, time.Now())
 }
 
 // remoteExport asks the running appliance on loopback.
@@ -183,21 +183,38 @@ func newRemoteExport(dataDir, httpsAddr string) (remoteExport, error) {
 	}, nil
 }
 
+// exportRetries and exportRetryWait: while the running box serves
+// web.MaxConcurrentExports downloads already it answers 503 busy; the command waits for a
+// place, up to about a minute, rather than fail.
+var (
+	exportRetries   = 30
+	exportRetryWait = 2 * time.Second
+)
+
 func (r remoteExport) get(ctx context.Context, path string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.base+path, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set(web.LocalHeader, r.local)
-	resp, err := r.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
+	for try := 0; ; try++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.base+path, nil)
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set(web.LocalHeader, r.local)
+		resp, err := r.client.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode == http.StatusOK {
+			return resp, nil
+		}
 		resp.Body.Close()
-		return nil, fmt.Errorf("GET %s: %s", path, resp.Status)
+		if resp.StatusCode != http.StatusServiceUnavailable || try >= exportRetries {
+			return nil, fmt.Errorf("GET %s: %s", path, resp.Status)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(exportRetryWait):
+		}
 	}
-	return resp, nil
 }
 
 func (r remoteExport) rooms(ctx context.Context) ([]exportRoom, error) {

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +18,7 @@ import (
 	"github.com/chattorrent/chattorrent/net/pieces"
 	"github.com/chattorrent/chattorrent/store"
 	"github.com/chattorrent/chattorrent/store/history"
+	"github.com/chattorrent/chattorrent/web"
 )
 
 // "chattorrent export" writes each kept room as a zip of its verifiable history and files:
@@ -190,6 +193,39 @@ func TestExportSameNameSamePrefix(t *testing.T) {
 		z.Close()
 		if len(x.Entries) != 1 || x.Entries[0].Room != room || x.Entries[0].Body != fmt.Sprintf("room %d", i) {
 			t.Errorf("%s holds %+v, not room %d's history", name, x.Entries, i)
+		}
+	}
+}
+
+// Through the running box, an export answered 503 busy (web.MaxConcurrentExports taken)
+// is asked again until a place is free, and gives up after exportRetries.
+func TestRemoteExportWaitsWhileBusy(t *testing.T) {
+	defer func(n int, d time.Duration) { exportRetries, exportRetryWait = n, d }(exportRetries, exportRetryWait)
+	exportRetries, exportRetryWait = 3, time.Millisecond
+	busy := 0
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get(web.LocalHeader) != "tok" {
+			http.Error(w, "no", http.StatusNotFound)
+			return
+		}
+		if busy > 0 {
+			busy--
+			http.Error(w, `{"code":"busy"}`, http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "PK")
+	}))
+	defer srv.Close()
+	rx := remoteExport{client: srv.Client(), base: srv.URL, local: "tok"}
+	for _, tc := range []struct {
+		busy int
+		ok   bool
+	}{{0, true}, {3, true}, {4, false}} {
+		busy = tc.busy
+		var b bytes.Buffer
+		err := rx.zip(context.Background(), strings.Repeat("e", 32), &b)
+		if (err == nil) != tc.ok || (tc.ok && b.String() != "PK") {
+			t.Errorf("%d busy answers: %v, %q", tc.busy, err, b.String())
 		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -311,28 +310,39 @@ func (h *hardware) ExportTo(ctx context.Context, dst string) (string, error) {
 	}
 	var out []board.ExportRoom
 	for _, r := range rooms {
+		// A snapshot of the room's history, streamed from the store twice (history.json,
+		// then the files its entries announce): nothing of the room is held whole.
+		hs, err := h.st.Stream(r.ID)
+		if err != nil {
+			h.pattern(board.LEDError)
+			return "", err
+		}
 		x := board.ExportRoom{Name: cmpOr(r.Name, r.ID), History: board.WriterFunc(func(w io.Writer) error {
-			ex, err := h.st.Export(r.ID, time.Now())
-			if err != nil {
-				return err
-			}
-			return json.NewEncoder(w).Encode(ex)
+			return hs.WriteJSON(w, time.Now())
 		})}
-		if es, err := h.st.Entries(r.ID); err == nil && h.blobs != nil {
-			for _, e := range es {
-				m, err := pieces.ParseMeta(e.Kind, e.Body)
-				if err != nil {
-					continue
-				}
-				root := m.Root
-				x.Files = append(x.Files, board.ExportFile{Name: root[:12] + "-" + m.Name, Open: func() (io.ReadCloser, error) {
-					var r [32]byte
-					if n, err := hex.Decode(r[:], []byte(root)); err != nil || n != len(r) {
-						return nil, fmt.Errorf("file root %q is not 64 hex digits", root)
+		if h.blobs != nil {
+			x.More = func(yield func(board.ExportFile, error) bool) {
+				for e, err := range hs.EntriesOfKind(pieces.IsFileKind) {
+					if err != nil {
+						yield(board.ExportFile{}, err)
+						return
 					}
-					f, _, _, err := h.blobs.Open(r)
-					return f, err
-				}})
+					m, err := pieces.ParseMeta(e.Kind, e.Body)
+					if err != nil {
+						continue
+					}
+					root := m.Root
+					if !yield(board.ExportFile{Name: root[:12] + "-" + m.Name, Open: func() (io.ReadCloser, error) {
+						var r [32]byte
+						if n, err := hex.Decode(r[:], []byte(root)); err != nil || n != len(r) {
+							return nil, fmt.Errorf("file root %q is not 64 hex digits", root)
+						}
+						f, _, _, err := h.blobs.Open(r)
+						return f, err
+					}}, nil) {
+						return
+					}
+				}
 			}
 		}
 		out = append(out, x)

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,11 +24,13 @@ type Box interface {
 	Connect(ctx context.Context, offer []byte) ([]byte, error)
 	// Rooms lists the rooms the box keeps.
 	Rooms() ([]BoxRoom, error)
-	// Export writes a room's verifiable history export (JSON) and returns the room's name;
-	// ErrNoRoom when the box does not keep it.
-	Export(room string, w io.Writer) (string, error)
+	// Export returns the room's name and a func writing its verifiable history export
+	// (JSON); ErrNoRoom when the box does not keep it. The func streams: it may be called
+	// once, and memory should not grow with the room.
+	Export(room string) (string, func(io.Writer) error, error)
 	// ExportZip returns the room's name and a func writing its export with the files the
-	// box holds as a zip (PROTOCOL.md §4); ErrNoRoom when the box does not keep it.
+	// box holds as a zip (PROTOCOL.md §4), streamed like Export's; ErrNoRoom when the box
+	// does not keep it.
 	ExportZip(room string) (string, func(io.Writer) error, error)
 	// Member reports whether one of authors (identity keys) wrote in the room's stored
 	// history; ErrNoRoom when the box does not keep the room.
@@ -220,36 +221,17 @@ func (o Options) apiVoice(w http.ResponseWriter, r *http.Request) {
 }
 
 func (o Options) apiHistory(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if !reRoomID.MatchString(id) {
-		fail(w, http.StatusBadRequest, "bad-room", "a room id is 32 lowercase hex characters")
-		return
-	}
-	if !o.memberOf(r, id) {
-		notFound(w)
-		return
-	}
-	var buf bytes.Buffer
-	name, err := o.Box.Export(id, &buf)
-	switch {
-	case errors.Is(err, ErrNoRoom):
-		fail(w, http.StatusNotFound, "no-room", "the box keeps no such room")
-		return
-	case err != nil:
-		o.Logger.Error("export", "room", id, "err", err)
-		fail(w, http.StatusInternalServerError, "failed", "the box could not export the room")
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Disposition", `attachment; filename="`+torrent.SafeFileName(name)+`_history.json"`)
-	// Left set: the server lifts it once the response is out (HTTP/1.1), or resets a
-	// stream that missed it (HTTP/2).
-	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(o.WriteTimeout))
-	w.Write(buf.Bytes())
+	o.export(w, r, "history.json", "application/json", o.Box.Export)
 }
 
 func (o Options) apiHistoryZip(w http.ResponseWriter, r *http.Request) {
+	o.export(w, r, "history.zip", "application/zip", o.Box.ExportZip)
+}
+
+// export serves a room's history.json or history.zip, streamed from the store: neither the
+// JSON nor the room is held whole. At most MaxConcurrentExports run at once, each one pass
+// over the room on the box's CPU; beyond that the answer is 503 busy.
+func (o Options) export(w http.ResponseWriter, r *http.Request, file, ctype string, export func(string) (string, func(io.Writer) error, error)) {
 	id := r.PathValue("id")
 	if !reRoomID.MatchString(id) {
 		fail(w, http.StatusBadRequest, "bad-room", "a room id is 32 lowercase hex characters")
@@ -259,25 +241,54 @@ func (o Options) apiHistoryZip(w http.ResponseWriter, r *http.Request) {
 		notFound(w)
 		return
 	}
-	name, write, err := o.Box.ExportZip(id)
+	release, ok := o.exports.take()
+	if !ok {
+		o.refused.note(o.Logger, "concurrent exports", clientAddr(r))
+		fail(w, http.StatusServiceUnavailable, "busy", "the box is exporting other rooms right now; try again in a minute")
+		return
+	}
+	defer release()
+	name, write, err := export(id)
 	switch {
 	case errors.Is(err, ErrNoRoom):
 		fail(w, http.StatusNotFound, "no-room", "the box keeps no such room")
 		return
 	case err != nil:
-		o.Logger.Error("export zip", "room", id, "err", err)
+		o.Logger.Error("export", "room", id, "file", file, "err", err)
 		fail(w, http.StatusInternalServerError, "failed", "the box could not export the room")
 		return
 	}
-	w.Header().Set("Content-Type", "application/zip")
+	w.Header().Set("Content-Type", ctype)
 	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Disposition", `attachment; filename="`+torrent.SafeFileName(name)+`_history.zip"`)
-	// Streamed: the files may be large. A failure midway cuts the response, and the zip
-	// then lacks its central directory, so no tool takes it for whole. Each write waits
-	// at most WriteTimeout for a client that stopped reading.
+	w.Header().Set("Content-Disposition", `attachment; filename="`+torrent.SafeFileName(name)+"_"+file+`"`)
+	// Streamed: a room may be large, and its files larger. A failure before the first byte
+	// (the writers buffer the first kilobytes) is still a 500; one midway cuts the
+	// response: the JSON is then unfinished and the zip lacks its central directory, so no
+	// tool takes either for whole. Each write waits at most WriteTimeout for a client that
+	// stopped reading.
 	rc := http.NewResponseController(w)
-	if err := write(deadlineWriter{w: w, rc: rc, timeout: o.WriteTimeout}); err != nil {
-		o.Logger.Warn("export zip", "room", id, "err", err)
+	sent := &sentWriter{w: deadlineWriter{w: w, rc: rc, timeout: o.WriteTimeout}}
+	if err := write(sent); err != nil {
+		if !sent.any {
+			o.Logger.Error("export", "room", id, "file", file, "err", err)
+			w.Header().Del("Content-Disposition")
+			fail(w, http.StatusInternalServerError, "failed", "the box could not export the room")
+			return
+		}
+		o.Logger.Warn("export cut", "room", id, "file", file, "err", err)
 	}
-	rc.SetWriteDeadline(time.Now().Add(o.WriteTimeout)) // for the last bytes the server flushes
+	// Left set for the last bytes the server flushes: it lifts it once the response is out
+	// (HTTP/1.1), or resets a stream that missed it (HTTP/2).
+	rc.SetWriteDeadline(time.Now().Add(o.WriteTimeout))
+}
+
+// sentWriter notes whether anything was written.
+type sentWriter struct {
+	w   io.Writer
+	any bool
+}
+
+func (s *sentWriter) Write(p []byte) (int, error) {
+	s.any = s.any || len(p) > 0
+	return s.w.Write(p)
 }

@@ -23,12 +23,11 @@ func (f fakeBox) Connect(_ context.Context, offer []byte) ([]byte, error) { retu
 func (fakeBox) Rooms() ([]BoxRoom, error) {
 	return []BoxRoom{{ID: strings.Repeat("a", 32), Name: "Aula", Entries: 3}}, nil
 }
-func (fakeBox) Export(room string, w io.Writer) (string, error) {
+func (fakeBox) Export(room string) (string, func(io.Writer) error, error) {
 	if room != strings.Repeat("a", 32) {
-		return "", ErrNoRoom
+		return "", nil, ErrNoRoom
 	}
-	io.WriteString(w, `{"format":"chattorrent-history"}`)
-	return "Aula 7", nil
+	return "Aula 7", func(w io.Writer) error { _, err := io.WriteString(w, `{"format":"chattorrent-history"}`); return err }, nil
 }
 
 func (fakeBox) ExportZip(room string) (string, func(io.Writer) error, error) {

@@ -26,6 +26,10 @@ const (
 	// MaxDropAnswersPerClient caps the answers one address posted that still wait for a
 	// verdict, over every offer.
 	MaxDropAnswersPerClient = 8
+	// MaxConcurrentExports caps the history.json and history.zip downloads the box serves
+	// at once (the box's own and every client's together): each is a pass over a whole
+	// room, streamed, on a CPU that is also the peers'. One more is refused with 503 busy.
+	MaxConcurrentExports = 2
 	// DefaultBodyReadTimeout is how long a request may take to send its body (Options.
 	// BodyReadTimeout); a slower one is cut with 408 slow-body.
 	DefaultBodyReadTimeout = 30 * time.Second
@@ -105,6 +109,21 @@ func (s *streamSlots) take(client netip.Addr) (release func(), full string) {
 			delete(s.perClient, client)
 		}
 	}), ""
+}
+
+// exportSlots counts the exports running (MaxConcurrentExports).
+type exportSlots chan struct{}
+
+func newExportSlots() exportSlots { return make(exportSlots, MaxConcurrentExports) }
+
+// take reserves an export; false when MaxConcurrentExports run already.
+func (s exportSlots) take() (release func(), ok bool) {
+	select {
+	case s <- struct{}{}:
+		return sync.OnceFunc(func() { <-s }), true
+	default:
+		return nil, false
+	}
 }
 
 // refusals logs a refused client once per refusalLogEvery and kind, so a client hammering

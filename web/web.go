@@ -82,6 +82,7 @@ type Options struct {
 	WriteTimeout time.Duration
 
 	streams *streamSlots // the event streams open, per client and in all (limits.go)
+	exports exportSlots  // the exports running (limits.go)
 	refused *refusals    // the refusals logged lately
 }
 
@@ -121,7 +122,7 @@ func (o Options) withDefaults() Options {
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = DefaultWriteTimeout
 	}
-	o.streams, o.refused = newStreamSlots(), newRefusals()
+	o.streams, o.refused, o.exports = newStreamSlots(), newRefusals(), newExportSlots()
 	return o
 }
 

@@ -83,4 +83,22 @@ func TestWrite(t *testing.T) {
 	if !bytes.Equal(files[want], photo) {
 		t.Errorf("%s: %d bytes, not the photo", want, len(files[want]))
 	}
+	// Streamed, history.json is still the bytes the whole value encoded makes.
+	var whole bytes.Buffer
+	enc := json.NewEncoder(&whole)
+	enc.SetIndent("", " ")
+	if err := enc.Encode(Export{Export: history.NewExport(log, "Patio", now), Media: out.Media}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(files["history.json"], whole.Bytes()) {
+		t.Errorf("history.json differs from the whole export encoded:\n%s\nwant\n%s", files["history.json"], whole.Bytes())
+	}
+	// WriteStream from a Source read twice gives the same zip as Write.
+	var streamed bytes.Buffer
+	if err := WriteStream(&streamed, sliceSource{history.NewExport(log, "Patio", now)}, blobs, now); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(streamed.Bytes(), buf.Bytes()) {
+		t.Error("WriteStream and Write differ")
+	}
 }
