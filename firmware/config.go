@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chattorrent/chattorrent/board"
+	"github.com/chattorrent/chattorrent/web"
 )
 
 // Config is everything "serve" needs, filled from flags with CHATTORRENT_* environment
@@ -60,6 +61,9 @@ type Config struct {
 	// OwnerResetFile: when this file exists at start, the box forgets its owner and deletes
 	// it (owner.go). Default /boot/firmware/chattorrent-reset-owner; empty turns it off.
 	OwnerResetFile string
+	// BodyTimeout bounds how long a request may take to send its body; a slower one is cut
+	// with 408 slow-body (web.Options.BodyReadTimeout). Default web.DefaultBodyReadTimeout.
+	BodyTimeout time.Duration
 }
 
 // errHelp reports that -h was asked for and the help was printed.
@@ -122,6 +126,9 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	fs.StringVar(&cfg.OwnerResetFile, "owner-reset-file", env("CHATTORRENT_OWNER_RESET_FILE", defaultOwnerResetFile),
 		"when this file exists at start the box forgets its owner and deletes the file; empty disables it\n"+
 			"(env CHATTORRENT_OWNER_RESET_FILE)")
+	bodyTimeout := fs.String("body-timeout", env("CHATTORRENT_BODY_TIMEOUT", web.DefaultBodyReadTimeout.String()),
+		"how long a request may take to send its body before it is cut with 408 slow-body, 100ms..10m\n"+
+			"(env CHATTORRENT_BODY_TIMEOUT)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return Config{}, errHelp
@@ -147,6 +154,10 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	}
 	if cfg.MaxVoice <= 0 || cfg.MaxVoice > 10*time.Minute {
 		return Config{}, usageError{err: errors.New("serve: -max-voice wants 1s..10m")}
+	}
+	var err error
+	if cfg.BodyTimeout, err = time.ParseDuration(*bodyTimeout); err != nil || cfg.BodyTimeout < 100*time.Millisecond || cfg.BodyTimeout > 10*time.Minute {
+		return Config{}, usageError{err: fmt.Errorf("serve: -body-timeout %q: want a duration of 100ms..10m", *bodyTimeout)}
 	}
 	if err := checkPorts(cfg); err != nil {
 		return Config{}, usageError{err: err}

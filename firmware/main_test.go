@@ -10,6 +10,9 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/chattorrent/chattorrent/web"
 )
 
 // runMain runs the command as main does, minus os.Exit: it returns what main would print
@@ -118,7 +121,8 @@ func TestParseConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.HTTPSAddr != ":8443" || cfg.HTTPAddr != ":8080" || cfg.Hostname != "" || cfg.LogLevel.String() != "INFO" || cfg.ReadyFile != "" {
+	if cfg.HTTPSAddr != ":8443" || cfg.HTTPAddr != ":8080" || cfg.Hostname != "" || cfg.LogLevel.String() != "INFO" || cfg.ReadyFile != "" ||
+		cfg.BodyTimeout != web.DefaultBodyReadTimeout {
 		t.Errorf("defaults = %+v", cfg)
 	}
 	wantDir := "/home/u/.local/state/chattorrent"
@@ -130,23 +134,25 @@ func TestParseConfig(t *testing.T) {
 	}
 
 	env := envOf("CHATTORRENT_DATA_DIR", "/d", "CHATTORRENT_HTTPS_ADDR", ":1", "CHATTORRENT_HTTP_ADDR", "",
-		"CHATTORRENT_HOSTNAME", "Kitchen.local", "CHATTORRENT_LOG_LEVEL", "debug", "CHATTORRENT_READY_FILE", "/r")
+		"CHATTORRENT_HOSTNAME", "Kitchen.local", "CHATTORRENT_LOG_LEVEL", "debug", "CHATTORRENT_READY_FILE", "/r",
+		"CHATTORRENT_BODY_TIMEOUT", "5s")
 	cfg, err = parseConfig(nil, env, &discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.DataDir != "/d" || cfg.HTTPSAddr != ":1" || cfg.HTTPAddr != "" || cfg.Hostname != "kitchen" || cfg.LogLevel.String() != "DEBUG" || cfg.ReadyFile != "/r" {
+	if cfg.DataDir != "/d" || cfg.HTTPSAddr != ":1" || cfg.HTTPAddr != "" || cfg.Hostname != "kitchen" || cfg.LogLevel.String() != "DEBUG" || cfg.ReadyFile != "/r" ||
+		cfg.BodyTimeout != 5*time.Second {
 		t.Errorf("from env = %+v", cfg)
 	}
-	cfg, err = parseConfig([]string{"--data-dir", "/f", "-https-addr=:2", "-log-level", "warn"}, env, &discard)
+	cfg, err = parseConfig([]string{"--data-dir", "/f", "-https-addr=:2", "-log-level", "warn", "-body-timeout", "1s"}, env, &discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.DataDir != "/f" || cfg.HTTPSAddr != ":2" || cfg.LogLevel.String() != "WARN" {
+	if cfg.DataDir != "/f" || cfg.HTTPSAddr != ":2" || cfg.LogLevel.String() != "WARN" || cfg.BodyTimeout != time.Second {
 		t.Errorf("flags over env = %+v", cfg)
 	}
 
-	for _, args := range [][]string{{"-log-level", "loud"}, {"extra"}, {"-https-addr", ""}} {
+	for _, args := range [][]string{{"-log-level", "loud"}, {"extra"}, {"-https-addr", ""}, {"-body-timeout", "0s"}, {"-body-timeout", "slow"}, {"-body-timeout", "1h"}} {
 		if _, err := parseConfig(args, envOf("HOME", "/h"), &discard); err == nil {
 			t.Errorf("%q accepted", args)
 		}

@@ -131,17 +131,18 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	}
 	defer os.Remove(filepath.Join(cfg.DataDir, localTokenFile))
 	webOpts := web.Options{
-		Activity:      hw.activity,
-		LocalToken:    localToken,
-		Version:       version,
-		CAPEM:         box.CAPEM(),
-		CAFingerprint: box.CAFingerprint(),
-		Logger:        base,
-		Box:           boxAPI{arch: arch, store: st, blobs: blobs},
-		Drop:          web.NewDropBox(web.DropOptions{}),
-		Hardware:      hardwareAPI{hw},
-		ICE:           wnet.ice,
-		Owner:         owner,
+		Activity:        hw.activity,
+		LocalToken:      localToken,
+		Version:         version,
+		CAPEM:           box.CAPEM(),
+		CAFingerprint:   box.CAFingerprint(),
+		Logger:          base,
+		Box:             boxAPI{arch: arch, store: st, blobs: blobs},
+		Drop:            web.NewDropBox(web.DropOptions{}),
+		Hardware:        hardwareAPI{hw},
+		ICE:             wnet.ice,
+		Owner:           owner,
+		BodyReadTimeout: cfg.BodyTimeout,
 	}
 	if cfg.StaticDir != "" {
 		if fi, err := os.Stat(cfg.StaticDir); err != nil || !fi.IsDir() {
