@@ -1,0 +1,299 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chattorrent/chattorrent/net/rtc"
+	"github.com/chattorrent/chattorrent/net/torrent"
+	"github.com/chattorrent/chattorrent/store/history"
+	"github.com/chattorrent/chattorrent/web"
+)
+
+// limitsBox is a box of the limits test's own: its caps are not shared with other tests.
+type limitsBox struct {
+	base string // https://127.0.0.1:PORT
+	host string // 127.0.0.1:PORT
+	data string
+	tls  *tls.Config
+}
+
+// from returns an HTTP client whose connections come from src (a 127.x.y.z address: in a
+// loopback-only namespace every one of them is local), so the box counts it as a client
+// of its own (web's clientAddr is the TCP peer address). HTTP/1.1: one connection per
+// request in flight, as a browser's event streams are.
+func (b *limitsBox) from(src string) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 10 * time.Second}
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		DialContext: d.DialContext, TLSClientConfig: b.tls.Clone(), MaxIdleConnsPerHost: 16,
+	}}
+}
+
+// apiError is the body of a refused request.
+type apiError struct {
+	Code  string `json:"code"`
+	Error string `json:"error"`
+}
+
+// do sends one request and returns its status and, for a refusal, its JSON code; ok
+// responses' bodies are returned too.
+func (b *limitsBox) do(t *testing.T, c *http.Client, method, path string, body []byte, hdr map[string]string) (int, string, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, b.base+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-ChatTorrent", "1")
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var e apiError
+	if resp.StatusCode >= 400 {
+		if err := json.Unmarshal(raw, &e); err != nil {
+			t.Errorf("%s %s: %s: body is not a JSON error: %q", method, path, resp.Status, raw)
+		}
+	}
+	return resp.StatusCode, e.Code, raw
+}
+
+// offerTorrent wraps sdp in an offer .torrent for a fresh room.
+func offerTorrent(t *testing.T, sdp string) []byte {
+	t.Helper()
+	var room, sess [16]byte
+	rand.Read(room[:])
+	rand.Read(sess[:])
+	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	peer := history.EncodeKey(pub)
+	b, err := torrent.Encode(&torrent.Invitation{Role: torrent.RoleOffer, Room: hex.EncodeToString(room[:]), RoomName: "Límites",
+		SDP: sdp, Session: hex.EncodeToString(sess[:]), Peer: torrent.Peer{ID: peer, Name: "Límites"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestLimitsBlackBox shows the limits of docs/OPERATIONS.md ("Limits: connections and
+// requests") against the real binary over HTTPS, each client a source address of its own:
+// every subtest fails when its limit is taken out of the box.
+func TestLimitsBlackBox(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	base := startBox(t, "limitsbox", "--data-dir", data, "--webrtc-loopback", "--body-timeout", "1s")
+	ca, err := os.ReadFile(filepath.Join(data, "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	u, _ := url.Parse(base)
+	box := &limitsBox{base: base, host: u.Host, data: data, tls: &tls.Config{RootCAs: pool}}
+	api, err := rtc.NewAPI(rtc.Options{IncludeLoopback: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// pionOffer is a real pion peer's offer SDP; the peer lives until the test ends and never
+	// accepts the box's answer, so its connection stays "opening" on the box.
+	pionOffer := func(t *testing.T) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+		defer cancel()
+		pc, _, sdp, err := rtc.Offer(ctx, api)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pc.Close() })
+		return sdp
+	}
+	connect := func(t *testing.T, c *http.Client, offer []byte) (int, string) {
+		t.Helper()
+		status, code, _ := box.do(t, c, http.MethodPost, "/api/rooms/connect", offer,
+			map[string]string{"Content-Type": "application/x-bittorrent"})
+		return status, code
+	}
+
+	// archiver.MaxOfferCandidates and the SDP checks: an offer the box cannot answer is
+	// refused before a peer connection is made, and no room is kept for it.
+	t.Run("bad-sdp", func(t *testing.T) {
+		c := box.from("127.0.0.10")
+		junk := "v=0\r\na=fingerprint:sha-256 " + strings.Repeat("AB:", 31) + "AB\r\nthis is no SDP\r\n"
+		if status, code := connect(t, c, offerTorrent(t, junk)); status != http.StatusBadRequest || code != web.CodeBadSDP {
+			t.Errorf("junk SDP: %d %q, want 400 %q", status, code, web.CodeBadSDP)
+		}
+		// A real offer with more ICE candidates than the box takes: pion alone would answer it.
+		valid := pionOffer(t)
+		var extra strings.Builder
+		for i := range 33 {
+			fmt.Fprintf(&extra, "a=candidate:%d 1 udp 2130706431 127.0.0.1 %d typ host\r\n", 1000+i, 40000+i)
+		}
+		if strings.Count(valid, "\r\nm=") != 1 || !strings.Contains(valid, "\r\nm=application") {
+			t.Fatalf("want one application section, the last, in the offer:\n%s", valid)
+		}
+		flooded := valid + extra.String() // candidates of that section
+		if status, code := connect(t, c, offerTorrent(t, flooded)); status != http.StatusBadRequest || code != web.CodeBadSDP {
+			t.Errorf("offer with %d extra candidates: %d %q, want 400 %q", 33, status, code, web.CodeBadSDP)
+		}
+		// The box keeps no room: its local token (what chattorrent export uses) lists all.
+		tok, err := os.ReadFile(filepath.Join(data, "local-token"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		status, _, body := box.do(t, c, http.MethodGet, "/api/rooms", nil,
+			map[string]string{web.LocalHeader: strings.TrimSpace(string(tok))})
+		var rooms []json.RawMessage
+		if status != http.StatusOK || json.Unmarshal(body, &rooms) != nil {
+			t.Fatalf("GET /api/rooms with the local token: %d %s", status, body)
+		}
+		if len(rooms) != 0 {
+			t.Errorf("the box keeps rooms after refused offers: %s", body)
+		}
+	})
+
+	// archiver.DefaultMaxOpeningPerClient: 4 connections not yet past hello per address.
+	t.Run("opening-per-client", func(t *testing.T) {
+		a, b := box.from("127.0.0.2"), box.from("127.0.0.3")
+		for i := range 4 {
+			if status, code := connect(t, a, offerTorrent(t, pionOffer(t))); status != http.StatusOK {
+				t.Fatalf("offer %d from one address: %d %q, want 200", i+1, status, code)
+			}
+		}
+		if status, code := connect(t, a, offerTorrent(t, pionOffer(t))); status != http.StatusTooManyRequests || code != web.CodeTooMany {
+			t.Errorf("5th opening offer from one address: %d %q, want 429 %q", status, code, web.CodeTooMany)
+		}
+		if status, code := connect(t, b, offerTorrent(t, pionOffer(t))); status != http.StatusOK {
+			t.Errorf("an offer from another address: %d %q, want 200", status, code)
+		}
+	})
+
+	// web.MaxStreamsPerClient: 8 event streams per address.
+	t.Run("streams-per-client", func(t *testing.T) {
+		a, b := box.from("127.0.0.4"), box.from("127.0.0.5")
+		open := func(c *http.Client) (*http.Response, string) {
+			t.Helper()
+			req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, box.base+"/api/drop/events", nil)
+			req.Header.Set("Accept", "text/event-stream")
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode == http.StatusOK {
+				t.Cleanup(func() { resp.Body.Close() })
+				// The stream is open on the box: its first event has arrived.
+				if _, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil {
+					t.Fatalf("stream: %v", err)
+				}
+				return resp, ""
+			}
+			defer resp.Body.Close()
+			var e apiError
+			raw, _ := io.ReadAll(resp.Body)
+			if err := json.Unmarshal(raw, &e); err != nil {
+				t.Errorf("%s: not a JSON error: %q", resp.Status, raw)
+			}
+			return resp, e.Code
+		}
+		for i := range web.MaxStreamsPerClient {
+			if resp, code := open(a); resp.StatusCode != http.StatusOK {
+				t.Fatalf("stream %d of one address: %s %q, want 200", i+1, resp.Status, code)
+			}
+		}
+		if resp, code := open(a); resp.StatusCode != http.StatusTooManyRequests || code != web.CodeTooMany {
+			t.Errorf("9th stream of one address: %s %q, want 429 %q", resp.Status, code, web.CodeTooMany)
+		}
+		if resp, code := open(b); resp.StatusCode != http.StatusOK {
+			t.Errorf("a stream of another address: %s %q, want 200", resp.Status, code)
+		}
+	})
+
+	// web.MaxDropOffersPerClient: 8 open drop-box offers per address.
+	t.Run("drop-offers-per-client", func(t *testing.T) {
+		a, b := box.from("127.0.0.6"), box.from("127.0.0.7")
+		sdp := "v=0\r\na=fingerprint:sha-256 " + strings.Repeat("CD:", 31) + "CD\r\n" // the drop box passes SDPs on unread
+		publish := func(c *http.Client) (int, string) {
+			status, code, _ := box.do(t, c, http.MethodPost, "/api/drop/offers", offerTorrent(t, sdp),
+				map[string]string{"Content-Type": "application/x-bittorrent"})
+			return status, code
+		}
+		for i := range web.MaxDropOffersPerClient {
+			if status, code := publish(a); status != http.StatusCreated {
+				t.Fatalf("drop offer %d of one address: %d %q, want 201", i+1, status, code)
+			}
+		}
+		if status, code := publish(a); status != http.StatusTooManyRequests || code != web.CodeTooMany {
+			t.Errorf("9th drop offer of one address: %d %q, want 429 %q", status, code, web.CodeTooMany)
+		}
+		if status, code := publish(b); status != http.StatusCreated {
+			t.Errorf("a drop offer of another address: %d %q, want 201", status, code)
+		}
+	})
+
+	// web.DefaultBodyReadTimeout (here --body-timeout 1s): a body still arriving after the
+	// timeout is cut, however steadily it trickles.
+	t.Run("slow-body", func(t *testing.T) {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.8")}, Timeout: 10 * time.Second}
+		conn, err := tls.DialWithDialer(d, "tcp", box.host, box.tls.Clone())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		// Without the limit the box would wait for the rest; this bounds the test.
+		conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+		body := offerTorrent(t, "v=0\r\na=fingerprint:sha-256 "+strings.Repeat("EF:", 31)+"EF\r\n")
+		head := fmt.Sprintf("POST /api/drop/offers HTTP/1.1\r\nHost: %s\r\nX-ChatTorrent: 1\r\n"+
+			"Content-Type: application/x-bittorrent\r\nContent-Length: %d\r\n\r\n", box.host, len(body))
+		if _, err := io.WriteString(conn, head); err != nil {
+			t.Fatal(err)
+		}
+		stop := make(chan struct{})
+		trickled := make(chan struct{})
+		go func() { // a byte every 200 ms: the whole body would take minutes
+			defer close(trickled)
+			for _, c := range body {
+				select {
+				case <-stop:
+					return
+				case <-time.After(200 * time.Millisecond):
+				}
+				if _, err := conn.Write([]byte{c}); err != nil {
+					return
+				}
+			}
+		}()
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		close(stop)
+		if err != nil {
+			t.Fatalf("no answer to a trickled body: %v", err)
+		}
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+		resp.Body.Close()
+		var e apiError
+		json.Unmarshal(raw, &e)
+		if resp.StatusCode != http.StatusRequestTimeout || e.Code != web.CodeSlowBody {
+			t.Errorf("trickled body: %s %s, want 408 %q", resp.Status, raw, web.CodeSlowBody)
+		}
+		conn.Close()
+		<-trickled
+	})
+}
