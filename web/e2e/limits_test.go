@@ -21,6 +21,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/webrtc/v4"
+
+	"github.com/chattorrent/chattorrent/net/archiver"
 	"github.com/chattorrent/chattorrent/net/rtc"
 	"github.com/chattorrent/chattorrent/net/torrent"
 	"github.com/chattorrent/chattorrent/store/history"
@@ -33,6 +36,7 @@ type limitsBox struct {
 	host string // 127.0.0.1:PORT
 	data string
 	tls  *tls.Config
+	api  *webrtc.API
 }
 
 // from returns an HTTP client whose connections come from src (a 127.x.y.z address: in a
@@ -95,13 +99,12 @@ func offerTorrent(t *testing.T, sdp string) []byte {
 	return b
 }
 
-// TestLimitsBlackBox shows the limits of docs/OPERATIONS.md ("Limits: connections and
-// requests") against the real binary over HTTPS, each client a source address of its own:
-// every subtest fails when its limit is taken out of the box.
-func TestLimitsBlackBox(t *testing.T) {
-	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
-	base := startBox(t, "limitsbox", "--data-dir", data, "--webrtc-loopback", "--body-timeout", "1s")
+// newLimitsBox starts a box of the test's own, its HTTPS trusted by the box's CA, with a
+// pion API for offers.
+func newLimitsBox(t *testing.T, hostname string, args ...string) *limitsBox {
+	t.Helper()
+	data := filepath.Join(t.TempDir(), "data")
+	base := startBox(t, hostname, append([]string{"--data-dir", data, "--webrtc-loopback"}, args...)...)
 	ca, err := os.ReadFile(filepath.Join(data, "ca.crt"))
 	if err != nil {
 		t.Fatal(err)
@@ -109,30 +112,77 @@ func TestLimitsBlackBox(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(ca)
 	u, _ := url.Parse(base)
-	box := &limitsBox{base: base, host: u.Host, data: data, tls: &tls.Config{RootCAs: pool}}
 	api, err := rtc.NewAPI(rtc.Options{IncludeLoopback: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// pionOffer is a real pion peer's offer SDP; the peer lives until the test ends and never
-	// accepts the box's answer, so its connection stays "opening" on the box.
-	pionOffer := func(t *testing.T) string {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-		defer cancel()
-		pc, _, sdp, err := rtc.Offer(ctx, api)
-		if err != nil {
-			t.Fatal(err)
+	return &limitsBox{base: base, host: u.Host, data: data, tls: &tls.Config{RootCAs: pool}, api: api}
+}
+
+// pionOffer is a real pion peer's offer SDP; the peer lives until t ends and never accepts
+// the box's answer, so its connection stays "opening" on the box.
+func (b *limitsBox) pionOffer(t *testing.T) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	pc, _, sdp, err := rtc.Offer(ctx, b.api)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	return sdp
+}
+
+// connect posts an offer .torrent to POST /api/rooms/connect, as the page does.
+func (b *limitsBox) connect(t *testing.T, c *http.Client, offer []byte) (int, string) {
+	t.Helper()
+	status, code, _ := b.do(t, c, http.MethodPost, "/api/rooms/connect", offer,
+		map[string]string{"Content-Type": "application/x-bittorrent"})
+	return status, code
+}
+
+// publish posts an offer to the drop box; the drop box passes SDPs on unread.
+func (b *limitsBox) publish(t *testing.T, c *http.Client) (int, string) {
+	t.Helper()
+	sdp := "v=0\r\na=fingerprint:sha-256 " + strings.Repeat("CD:", 31) + "CD\r\n"
+	status, code, _ := b.do(t, c, http.MethodPost, "/api/drop/offers", offerTorrent(t, sdp),
+		map[string]string{"Content-Type": "application/x-bittorrent"})
+	return status, code
+}
+
+// stream opens GET /api/drop/events and, when it is 200, holds it open until t ends (its
+// first event has arrived: the box holds the stream's place); else it returns the code.
+func (b *limitsBox) stream(t *testing.T, c *http.Client) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, b.base+"/api/drop/events", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode == http.StatusOK {
+		t.Cleanup(func() { resp.Body.Close() })
+		if _, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil {
+			t.Fatalf("stream: %v", err)
 		}
-		t.Cleanup(func() { pc.Close() })
-		return sdp
+		return resp.StatusCode, ""
 	}
-	connect := func(t *testing.T, c *http.Client, offer []byte) (int, string) {
-		t.Helper()
-		status, code, _ := box.do(t, c, http.MethodPost, "/api/rooms/connect", offer,
-			map[string]string{"Content-Type": "application/x-bittorrent"})
-		return status, code
+	defer resp.Body.Close()
+	var e apiError
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	if err := json.Unmarshal(raw, &e); err != nil {
+		t.Errorf("%s: not a JSON error: %q", resp.Status, raw)
 	}
+	return resp.StatusCode, e.Code
+}
+
+// TestLimitsBlackBox shows the per-client limits of docs/OPERATIONS.md ("Limits:
+// connections and requests") against the real binary over HTTPS, each client a source
+// address of its own: every subtest fails when its limit is taken out of the box.
+func TestLimitsBlackBox(t *testing.T) {
+	box := newLimitsBox(t, "limitsbox", "--body-timeout", "1s")
+	data := box.data
+	pionOffer, connect := box.pionOffer, box.connect
 
 	// archiver.MaxOfferCandidates and the SDP checks: an offer the box cannot answer is
 	// refused before a peer connection is made, and no room is kept for it.
@@ -190,61 +240,31 @@ func TestLimitsBlackBox(t *testing.T) {
 	// web.MaxStreamsPerClient: 8 event streams per address.
 	t.Run("streams-per-client", func(t *testing.T) {
 		a, b := box.from("127.0.0.4"), box.from("127.0.0.5")
-		open := func(c *http.Client) (*http.Response, string) {
-			t.Helper()
-			req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, box.base+"/api/drop/events", nil)
-			req.Header.Set("Accept", "text/event-stream")
-			resp, err := c.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if resp.StatusCode == http.StatusOK {
-				t.Cleanup(func() { resp.Body.Close() })
-				// The stream is open on the box: its first event has arrived.
-				if _, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil {
-					t.Fatalf("stream: %v", err)
-				}
-				return resp, ""
-			}
-			defer resp.Body.Close()
-			var e apiError
-			raw, _ := io.ReadAll(resp.Body)
-			if err := json.Unmarshal(raw, &e); err != nil {
-				t.Errorf("%s: not a JSON error: %q", resp.Status, raw)
-			}
-			return resp, e.Code
-		}
 		for i := range web.MaxStreamsPerClient {
-			if resp, code := open(a); resp.StatusCode != http.StatusOK {
-				t.Fatalf("stream %d of one address: %s %q, want 200", i+1, resp.Status, code)
+			if status, code := box.stream(t, a); status != http.StatusOK {
+				t.Fatalf("stream %d of one address: %d %q, want 200", i+1, status, code)
 			}
 		}
-		if resp, code := open(a); resp.StatusCode != http.StatusTooManyRequests || code != web.CodeTooMany {
-			t.Errorf("9th stream of one address: %s %q, want 429 %q", resp.Status, code, web.CodeTooMany)
+		if status, code := box.stream(t, a); status != http.StatusTooManyRequests || code != web.CodeTooMany {
+			t.Errorf("9th stream of one address: %d %q, want 429 %q", status, code, web.CodeTooMany)
 		}
-		if resp, code := open(b); resp.StatusCode != http.StatusOK {
-			t.Errorf("a stream of another address: %s %q, want 200", resp.Status, code)
+		if status, code := box.stream(t, b); status != http.StatusOK {
+			t.Errorf("a stream of another address: %d %q, want 200", status, code)
 		}
 	})
 
 	// web.MaxDropOffersPerClient: 8 open drop-box offers per address.
 	t.Run("drop-offers-per-client", func(t *testing.T) {
 		a, b := box.from("127.0.0.6"), box.from("127.0.0.7")
-		sdp := "v=0\r\na=fingerprint:sha-256 " + strings.Repeat("CD:", 31) + "CD\r\n" // the drop box passes SDPs on unread
-		publish := func(c *http.Client) (int, string) {
-			status, code, _ := box.do(t, c, http.MethodPost, "/api/drop/offers", offerTorrent(t, sdp),
-				map[string]string{"Content-Type": "application/x-bittorrent"})
-			return status, code
-		}
 		for i := range web.MaxDropOffersPerClient {
-			if status, code := publish(a); status != http.StatusCreated {
+			if status, code := box.publish(t, a); status != http.StatusCreated {
 				t.Fatalf("drop offer %d of one address: %d %q, want 201", i+1, status, code)
 			}
 		}
-		if status, code := publish(a); status != http.StatusTooManyRequests || code != web.CodeTooMany {
+		if status, code := box.publish(t, a); status != http.StatusTooManyRequests || code != web.CodeTooMany {
 			t.Errorf("9th drop offer of one address: %d %q, want 429 %q", status, code, web.CodeTooMany)
 		}
-		if status, code := publish(b); status != http.StatusCreated {
+		if status, code := box.publish(t, b); status != http.StatusCreated {
 			t.Errorf("a drop offer of another address: %d %q, want 201", status, code)
 		}
 	})
@@ -295,5 +315,60 @@ func TestLimitsBlackBox(t *testing.T) {
 		}
 		conn.Close()
 		<-trickled
+	})
+}
+
+// TestLimitsBoxWide fills the whole box's caps from several addresses, each within its own
+// share, in a box of its own: the next one, from a fresh address, is refused.
+func TestLimitsBoxWide(t *testing.T) {
+	box := newLimitsBox(t, "limitswide")
+	// clients returns n clients, each of a source address of its own in 127.0.subnet.0/24.
+	clients := func(subnet, n int) []*http.Client {
+		cs := make([]*http.Client, n)
+		for i := range cs {
+			cs[i] = box.from(fmt.Sprintf("127.0.%d.%d", subnet, i+1))
+		}
+		return cs
+	}
+
+	// archiver.DefaultMaxPeers: 32 peer connections, 4 opening from each of 8 addresses.
+	t.Run("peers", func(t *testing.T) {
+		const maxPeers, perClient = archiver.DefaultMaxPeers, archiver.DefaultMaxOpeningPerClient
+		cs := clients(1, maxPeers/perClient+1)
+		for i := range maxPeers {
+			if status, code := box.connect(t, cs[i/perClient], offerTorrent(t, box.pionOffer(t))); status != http.StatusOK {
+				t.Fatalf("offer %d (client %d): %d %q, want 200", i+1, i/perClient+1, status, code)
+			}
+		}
+		if status, code := box.connect(t, cs[len(cs)-1], offerTorrent(t, box.pionOffer(t))); status != http.StatusServiceUnavailable || code != "busy" {
+			t.Errorf("offer %d, from a fresh address: %d %q, want 503 busy", maxPeers+1, status, code)
+		}
+	})
+
+	// web.MaxStreams: 64 event streams, 8 from each of 8 addresses.
+	t.Run("streams", func(t *testing.T) {
+		cs := clients(2, web.MaxStreams/web.MaxStreamsPerClient+1)
+		for i := range web.MaxStreams {
+			if status, code := box.stream(t, cs[i/web.MaxStreamsPerClient]); status != http.StatusOK {
+				t.Fatalf("stream %d: %d %q, want 200", i+1, status, code)
+			}
+		}
+		if status, code := box.stream(t, cs[len(cs)-1]); status != http.StatusServiceUnavailable || code != "busy" {
+			t.Errorf("stream %d, from a fresh address: %d %q, want 503 busy", web.MaxStreams+1, status, code)
+		}
+	})
+
+	// web.DropOptions.MaxOffers (64 by default): open drop-box offers of the whole box.
+	t.Run("drop-offers", func(t *testing.T) {
+		const maxOffers = 64 // web.DropOptions.MaxOffers's default
+		cs := clients(3, maxOffers/web.MaxDropOffersPerClient+1)
+		for i := range maxOffers {
+			if status, code := box.publish(t, cs[i/web.MaxDropOffersPerClient]); status != http.StatusCreated {
+				t.Fatalf("drop offer %d: %d %q, want 201", i+1, status, code)
+			}
+		}
+		if status, code := box.publish(t, cs[len(cs)-1]); status != http.StatusServiceUnavailable || code != "drop-full" {
+			t.Errorf("drop offer %d, from a fresh address: %d %q, want 503 drop-full", maxOffers+1, status, code)
+		}
 	})
 }
