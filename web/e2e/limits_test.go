@@ -12,12 +12,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -176,6 +179,76 @@ func (b *limitsBox) stream(t *testing.T, c *http.Client) (int, string) {
 	return resp.StatusCode, e.Code
 }
 
+// joined opens a real peer connection from c's address into a fresh room: the pion peer
+// accepts the box's answer, opens the DataChannel, says hello and sends its join entry,
+// and returns once the box acknowledged that entry (so the box handled the hello: the
+// connection is past "opening"). The session runs until t ends.
+func (b *limitsBox) joined(t *testing.T, c *http.Client) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	var roomID [16]byte
+	rand.Read(roomID[:])
+	room := hex.EncodeToString(roomID[:])
+	pub, key, _ := ed25519.GenerateKey(rand.Reader)
+	author := history.EncodeKey(pub)
+	log := history.NewLog(room)
+	join := history.Entry{Author: author, Name: "Límites", Kind: history.KindJoin, TS: time.Now().UnixMilli()}
+	log.Next(&join)
+	join.Sign(key)
+	if _, err := log.Add(join, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	pc, dc, sdp, err := rtc.Offer(ctx, b.api)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	var sess [16]byte
+	rand.Read(sess[:])
+	offer, err := torrent.Encode(&torrent.Invitation{Role: torrent.RoleOffer, Room: room, RoomName: "Límites", SDP: sdp,
+		Session: hex.EncodeToString(sess[:]), Peer: torrent.Peer{ID: author, Name: "Límites"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, code, answer := b.do(t, c, http.MethodPost, "/api/rooms/connect", offer,
+		map[string]string{"Content-Type": "application/x-bittorrent"})
+	if status != http.StatusOK {
+		t.Fatalf("connect: %d %q", status, code)
+	}
+	inv, err := torrent.Decode(answer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rtc.Accept(pc, inv.SDP); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := rtc.Open(ctx, dc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acked := make(chan struct{})
+	var once sync.Once
+	s, err := rtc.NewSession(rtc.Config{Room: room, Self: rtc.PeerInfo{ID: author, Name: "Límites"}, History: rtc.NewMemHistory(log),
+		Conn: conn, Logger: slog.New(slog.DiscardHandler), OnEvent: func(ev rtc.Event) {
+			if ev.Kind == rtc.EventAcked && slices.Contains(ev.IDs, join.ID) {
+				once.Do(func() { close(acked) })
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(sctx) }()
+	t.Cleanup(func() { stop(); <-done })
+	select {
+	case <-acked:
+	case <-ctx.Done():
+		t.Fatal("the box did not acknowledge the join entry")
+	}
+}
+
 // TestLimitsBlackBox shows the per-client limits of docs/OPERATIONS.md ("Limits:
 // connections and requests") against the real binary over HTTPS, each client a source
 // address of its own: every subtest fails when its limit is taken out of the box.
@@ -231,6 +304,22 @@ func TestLimitsBlackBox(t *testing.T) {
 		}
 		if status, code := connect(t, a, offerTorrent(t, pionOffer(t))); status != http.StatusTooManyRequests || code != web.CodeTooMany {
 			t.Errorf("5th opening offer from one address: %d %q, want 429 %q", status, code, web.CodeTooMany)
+		}
+		if status, code := connect(t, b, offerTorrent(t, pionOffer(t))); status != http.StatusOK {
+			t.Errorf("an offer from another address: %d %q, want 200", status, code)
+		}
+	})
+
+	// archiver.DefaultMaxPeersPerClient: 8 peer connections per address, open or opening
+	// (here all past hello, so the opening cap is not what refuses the 9th).
+	t.Run("peers-per-client", func(t *testing.T) {
+		a, b := box.from("127.0.0.11"), box.from("127.0.0.12")
+		for range archiver.DefaultMaxPeersPerClient {
+			box.joined(t, a)
+		}
+		if status, code := connect(t, a, offerTorrent(t, pionOffer(t))); status != http.StatusTooManyRequests || code != web.CodeTooMany {
+			t.Errorf("offer %d from one address holding %d peer connections: %d %q, want 429 %q",
+				archiver.DefaultMaxPeersPerClient+1, archiver.DefaultMaxPeersPerClient, status, code, web.CodeTooMany)
 		}
 		if status, code := connect(t, b, offerTorrent(t, pionOffer(t))); status != http.StatusOK {
 			t.Errorf("an offer from another address: %d %q, want 200", status, code)
