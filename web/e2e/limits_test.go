@@ -86,16 +86,24 @@ func (b *limitsBox) do(t *testing.T, c *http.Client, method, path string, body [
 	return resp.StatusCode, e.Code, raw
 }
 
+// dropSDP is an SDP the drop box takes: it passes SDPs on unread.
+var dropSDP = "v=0\r\na=fingerprint:sha-256 " + strings.Repeat("CD:", 31) + "CD\r\n"
+
 // offerTorrent wraps sdp in an offer .torrent for a fresh room.
 func offerTorrent(t *testing.T, sdp string) []byte {
 	t.Helper()
 	var room, sess [16]byte
 	rand.Read(room[:])
 	rand.Read(sess[:])
+	return invitation(t, torrent.RoleOffer, hex.EncodeToString(room[:]), hex.EncodeToString(sess[:]), sdp)
+}
+
+// invitation is a .torrent of role for room and session, from a fresh peer.
+func invitation(t *testing.T, role torrent.Role, room, session, sdp string) []byte {
+	t.Helper()
 	pub, _, _ := ed25519.GenerateKey(rand.Reader)
-	peer := history.EncodeKey(pub)
-	b, err := torrent.Encode(&torrent.Invitation{Role: torrent.RoleOffer, Room: hex.EncodeToString(room[:]), RoomName: "Límites",
-		SDP: sdp, Session: hex.EncodeToString(sess[:]), Peer: torrent.Peer{ID: peer, Name: "Límites"}})
+	b, err := torrent.Encode(&torrent.Invitation{Role: role, Room: room, RoomName: "Límites",
+		SDP: sdp, Session: session, Peer: torrent.Peer{ID: history.EncodeKey(pub), Name: "Límites"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,13 +152,34 @@ func (b *limitsBox) connect(t *testing.T, c *http.Client, offer []byte) (int, st
 	return status, code
 }
 
-// publish posts an offer to the drop box; the drop box passes SDPs on unread.
+// publish posts an offer to the drop box.
 func (b *limitsBox) publish(t *testing.T, c *http.Client) (int, string) {
 	t.Helper()
-	sdp := "v=0\r\na=fingerprint:sha-256 " + strings.Repeat("CD:", 31) + "CD\r\n"
-	status, code, _ := b.do(t, c, http.MethodPost, "/api/drop/offers", offerTorrent(t, sdp),
+	status, code, _ := b.do(t, c, http.MethodPost, "/api/drop/offers", offerTorrent(t, dropSDP),
 		map[string]string{"Content-Type": "application/x-bittorrent"})
 	return status, code
+}
+
+// dropOffer publishes an offer that must be taken; it returns a function that posts an
+// answer to it from a client.
+func (b *limitsBox) dropOffer(t *testing.T, c *http.Client) (answer func(c *http.Client) (int, string)) {
+	t.Helper()
+	var r, s [16]byte
+	rand.Read(r[:])
+	rand.Read(s[:])
+	room, session := hex.EncodeToString(r[:]), hex.EncodeToString(s[:])
+	status, code, body := b.do(t, c, http.MethodPost, "/api/drop/offers", invitation(t, torrent.RoleOffer, room, session, dropSDP),
+		map[string]string{"Content-Type": "application/x-bittorrent"})
+	var created struct{ ID string }
+	if status != http.StatusCreated || json.Unmarshal(body, &created) != nil {
+		t.Fatalf("drop offer: %d %q %s", status, code, body)
+	}
+	return func(c *http.Client) (int, string) {
+		t.Helper()
+		status, code, _ := b.do(t, c, http.MethodPost, "/api/drop/offers/"+created.ID+"/answers",
+			invitation(t, torrent.RoleAnswer, room, session, dropSDP), map[string]string{"Content-Type": "application/x-bittorrent"})
+		return status, code
+	}
 }
 
 // stream opens GET /api/drop/events and, when it is 200, holds it open until t ends (its
@@ -358,6 +387,61 @@ func TestLimitsBlackBox(t *testing.T) {
 		}
 	})
 
+	// web.DropOptions.MaxAnswers: 8 answers waiting for a verdict on one offer.
+	t.Run("drop-answers-per-offer", func(t *testing.T) {
+		answer := box.dropOffer(t, box.from("127.0.0.13"))
+		for i := range 8 { // web.DropOptions.MaxAnswers's default
+			if status, code := answer(box.from(fmt.Sprintf("127.0.4.%d", i+1))); status != http.StatusCreated {
+				t.Fatalf("answer %d to one offer: %d %q, want 201", i+1, status, code)
+			}
+		}
+		if status, code := answer(box.from("127.0.4.9")); status != http.StatusTooManyRequests || code != "too-many-answers" {
+			t.Errorf("9th answer to one offer, from a fresh address: %d %q, want 429 too-many-answers", status, code)
+		}
+	})
+
+	// web.MaxDropAnswersPerClient: 8 answers of one address waiting, over every offer.
+	t.Run("drop-answers-per-client", func(t *testing.T) {
+		a := box.from("127.0.0.15")
+		for i := range web.MaxDropAnswersPerClient {
+			if status, code := box.dropOffer(t, box.from("127.0.0.14"))(a); status != http.StatusCreated {
+				t.Fatalf("answer %d of one address: %d %q, want 201", i+1, status, code)
+			}
+		}
+		answer := box.dropOffer(t, box.from("127.0.0.16"))
+		if status, code := answer(a); status != http.StatusTooManyRequests || code != web.CodeTooMany {
+			t.Errorf("9th answer of one address: %d %q, want 429 %q", status, code, web.CodeTooMany)
+		}
+		if status, code := answer(box.from("127.0.0.17")); status != http.StatusCreated {
+			t.Errorf("an answer of another address: %d %q, want 201", status, code)
+		}
+	})
+
+	// torrent.MaxSize: an invitation of more than 65,536 bytes.
+	t.Run("too-large", func(t *testing.T) {
+		c := box.from("127.0.0.18")
+		big := bytes.Repeat([]byte("d"), torrent.MaxSize+1)
+		for _, path := range []string{"/api/rooms/connect", "/api/drop/offers"} {
+			if status, code, _ := box.do(t, c, http.MethodPost, path, big, nil); status != http.StatusRequestEntityTooLarge || code != torrent.CodeTooLarge {
+				t.Errorf("POST %s of %d bytes: %d %q, want 413 %q", path, len(big), status, code, torrent.CodeTooLarge)
+			}
+		}
+	})
+
+	// The request headers' cap (firmware/serve.go: 32 KiB).
+	t.Run("large-headers", func(t *testing.T) {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, box.base+"/api/drop/offers", nil)
+		req.Header.Set("X-Filler", strings.Repeat("x", 64<<10))
+		resp, err := box.from("127.0.0.19").Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+			t.Errorf("64 KiB of headers: %s, want 431", resp.Status)
+		}
+	})
+
 	// web.DefaultBodyReadTimeout (here --body-timeout 1s): a body still arriving after the
 	// timeout is cut, however steadily it trickles.
 	t.Run("slow-body", func(t *testing.T) {
@@ -369,7 +453,7 @@ func TestLimitsBlackBox(t *testing.T) {
 		defer conn.Close()
 		// Without the limit the box would wait for the rest; this bounds the test.
 		conn.SetReadDeadline(time.Now().Add(20 * time.Second))
-		body := offerTorrent(t, "v=0\r\na=fingerprint:sha-256 "+strings.Repeat("EF:", 31)+"EF\r\n")
+		body := offerTorrent(t, dropSDP)
 		head := fmt.Sprintf("POST /api/drop/offers HTTP/1.1\r\nHost: %s\r\nX-ChatTorrent: 1\r\n"+
 			"Content-Type: application/x-bittorrent\r\nContent-Length: %d\r\n\r\n", box.host, len(body))
 		if _, err := io.WriteString(conn, head); err != nil {
