@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -439,6 +440,42 @@ func TestLimitsBlackBox(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 			t.Errorf("64 KiB of headers: %s, want 431", resp.Status)
+		}
+	})
+
+	// The headers' timeout (firmware/serve.go: 10 s, http.Server.ReadHeaderTimeout, which
+	// also bounds the TLS handshake): a client that never finishes either is disconnected.
+	t.Run("slow-headers", func(t *testing.T) {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.20")}, Timeout: 10 * time.Second}
+		raw, err := d.DialContext(t.Context(), "tcp", box.host) // no TLS handshake at all
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		conn, err := tls.DialWithDialer(d, "tcp", box.host, box.tls.Clone())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: "+box.host+"\r\n"); err != nil { // and no blank line
+			t.Fatal(err)
+		}
+		errs := make(chan error, 2)
+		for _, c := range []net.Conn{raw, conn} {
+			go func() {
+				// Without the limit the box would wait for ever; this bounds the test.
+				c.SetReadDeadline(time.Now().Add(25 * time.Second))
+				_, err := io.Copy(io.Discard, c)
+				if err == nil {
+					err = io.EOF
+				}
+				errs <- err
+			}()
+		}
+		for _, what := range []string{"first", "second"} {
+			if err := <-errs; errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Errorf("%s unfinished connection (handshake, headers) still open: %v", what, err)
+			}
 		}
 	})
 
