@@ -460,21 +460,22 @@ func TestLimitsBlackBox(t *testing.T) {
 		if _, err := io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: "+box.host+"\r\n"); err != nil { // and no blank line
 			t.Fatal(err)
 		}
-		errs := make(chan error, 2)
-		for _, c := range []net.Conn{raw, conn} {
+		type result struct {
+			what string
+			err  error
+		}
+		results := make(chan result, 2)
+		for what, c := range map[string]net.Conn{"a TCP connection without a TLS handshake": raw, "a request with unfinished headers": conn} {
 			go func() {
 				// Without the limit the box would wait for ever; this bounds the test.
 				c.SetReadDeadline(time.Now().Add(25 * time.Second))
 				_, err := io.Copy(io.Discard, c)
-				if err == nil {
-					err = io.EOF
-				}
-				errs <- err
+				results <- result{what, err}
 			}()
 		}
-		for _, what := range []string{"first", "second"} {
-			if err := <-errs; errors.Is(err, os.ErrDeadlineExceeded) {
-				t.Errorf("%s unfinished connection (handshake, headers) still open: %v", what, err)
+		for range 2 {
+			if r := <-results; errors.Is(r.err, os.ErrDeadlineExceeded) {
+				t.Errorf("%s is still open: %v", r.what, r.err)
 			}
 		}
 	})
