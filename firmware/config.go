@@ -126,7 +126,15 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	fs.StringVar(&cfg.OwnerResetFile, "owner-reset-file", env("CHATTORRENT_OWNER_RESET_FILE", defaultOwnerResetFile),
 		"when this file exists at start the box forgets its owner and deletes the file; empty disables it\n"+
 			"(env CHATTORRENT_OWNER_RESET_FILE)")
-	bodyTimeout := fs.String("body-timeout", env("CHATTORRENT_BODY_TIMEOUT", web.DefaultBodyReadTimeout.String()),
+	bodyTimeout := web.DefaultBodyReadTimeout
+	if v, ok := lookupEnv("CHATTORRENT_BODY_TIMEOUT"); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return Config{}, usageError{err: fmt.Errorf("serve: CHATTORRENT_BODY_TIMEOUT %q: want a duration such as 30s", v)}
+		}
+		bodyTimeout = d
+	}
+	fs.DurationVar(&cfg.BodyTimeout, "body-timeout", bodyTimeout,
 		"how long a request may take to send its body before it is cut with 408 slow-body, 100ms..10m\n"+
 			"(env CHATTORRENT_BODY_TIMEOUT)")
 	if err := fs.Parse(args); err != nil {
@@ -155,9 +163,8 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	if cfg.MaxVoice <= 0 || cfg.MaxVoice > 10*time.Minute {
 		return Config{}, usageError{err: errors.New("serve: -max-voice wants 1s..10m")}
 	}
-	var err error
-	if cfg.BodyTimeout, err = time.ParseDuration(*bodyTimeout); err != nil || cfg.BodyTimeout < 100*time.Millisecond || cfg.BodyTimeout > 10*time.Minute {
-		return Config{}, usageError{err: fmt.Errorf("serve: -body-timeout %q: want a duration of 100ms..10m", *bodyTimeout)}
+	if cfg.BodyTimeout < 100*time.Millisecond || cfg.BodyTimeout > 10*time.Minute {
+		return Config{}, usageError{err: fmt.Errorf("serve: -body-timeout %v: want 100ms..10m", cfg.BodyTimeout)}
 	}
 	if err := checkPorts(cfg); err != nil {
 		return Config{}, usageError{err: err}

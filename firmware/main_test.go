@@ -157,6 +157,9 @@ func TestParseConfig(t *testing.T) {
 			t.Errorf("%q accepted", args)
 		}
 	}
+	if _, err := parseConfig(nil, envOf("HOME", "/h", "CHATTORRENT_BODY_TIMEOUT", "slow"), &discard); err == nil {
+		t.Error("CHATTORRENT_BODY_TIMEOUT=slow accepted")
+	}
 }
 
 func TestDefaultDataDir(t *testing.T) {
