@@ -298,7 +298,7 @@ func TestLimitsBlackBox(t *testing.T) {
 		// A real offer with more ICE candidates than the box takes: pion alone would answer it.
 		valid := pionOffer(t)
 		var extra strings.Builder
-		for i := range 33 {
+		for i := range archiver.MaxOfferCandidates + 1 {
 			fmt.Fprintf(&extra, "a=candidate:%d 1 udp 2130706431 127.0.0.1 %d typ host\r\n", 1000+i, 40000+i)
 		}
 		if strings.Count(valid, "\r\nm=") != 1 || !strings.Contains(valid, "\r\nm=application") {
@@ -306,7 +306,7 @@ func TestLimitsBlackBox(t *testing.T) {
 		}
 		flooded := valid + extra.String() // candidates of that section
 		if status, code := connect(t, c, offerTorrent(t, flooded)); status != http.StatusBadRequest || code != web.CodeBadSDP {
-			t.Errorf("offer with %d extra candidates: %d %q, want 400 %q", 33, status, code, web.CodeBadSDP)
+			t.Errorf("offer with %d extra candidates: %d %q, want 400 %q", archiver.MaxOfferCandidates+1, status, code, web.CodeBadSDP)
 		}
 		// The box keeps no room: its local token (what chattorrent export uses) lists all.
 		tok, err := os.ReadFile(filepath.Join(data, "local-token"))
