@@ -21,10 +21,10 @@ type History interface {
 	Tips() map[string]string
 	// At is the author's entry at seq, if stored.
 	At(author string, seq int64) (history.Entry, bool)
-	// MarkForked records that a peer holds another entry at one of the author's seqs.
-	MarkForked(author string)
 	// Add checks and stores a received entry: (true, nil) when new, (false, nil) when
-	// already stored, a *history.Error when refused. A new entry is durable before Add
+	// already stored, a *history.Error when refused (a fork, two valid signed entries at
+	// one (author, seq), marks the author forked), or an error with a RefusalCode method
+	// (a quota: the session tells the peer and goes on). A new entry is durable before Add
 	// returns (it is acknowledged to the author right after).
 	Add(e history.Entry) (bool, error)
 }
@@ -69,7 +69,7 @@ func (h *MemHistory) At(author string, seq int64) (history.Entry, bool) {
 	return h.log.At(author, seq)
 }
 
-// MarkForked implements History.
+// MarkForked records that the author was seen forked.
 func (h *MemHistory) MarkForked(author string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strconv"
 
 	"github.com/chattorrent/chattorrent/net/pieces"
@@ -19,6 +21,12 @@ const (
 	MaxBatch      = 200       // entries in one entries message
 	MaxBatchBytes = 200 << 10 // bytes of one entries message as written by this side
 	maxPeerField  = 64        // bytes in peer.id and peer.name
+	// HeadsPerPage is the most authors one hello or heads message states: with the tips,
+	// at most ~176 bytes each, a page stays well under MaxMessage.
+	HeadsPerPage = 1000
+	// MaxHelloHeads is the most authors a peer's hello states in all its pages; those
+	// beyond are ignored (this side then sends their entries again: duplicates, harmless).
+	MaxHelloHeads = 20000
 )
 
 // Message types.
@@ -26,6 +34,8 @@ const (
 	TypeHello   = "hello"
 	TypeEntries = "entries"
 	TypeAck     = "ack"
+	TypeRefused = "refused"
+	TypeHeads   = "heads"
 )
 
 // PeerInfo names the device at the other end.
@@ -47,14 +57,17 @@ type Hello struct {
 	// Now is the sender's clock, ms since 1970 (optional): a box without a real-time clock
 	// learns the time from the phones (PROTOCOL.md §2).
 	Now int64 `json:"now,omitempty"`
+	// More says heads messages follow with more of the heads; the last one has no more.
+	More bool `json:"more,omitempty"`
 }
 
 // Message is one decoded DataChannel message: T says which field is set.
 type Message struct {
 	T       string
-	Hello   *Hello
+	Hello   *Hello            // hello; heads: only Heads, Tips and More
 	Entries []json.RawMessage // each decoded on its own, so one bad entry is refused, not the batch
-	IDs     []string          // ack
+	IDs     []string          // ack, refused
+	Code    string            // refused: why, e.g. "author-rate" (PROTOCOL.md §2)
 	Control *pieces.Control   // want, nope, got, cancel (PROTOCOL.md §5)
 }
 
@@ -65,6 +78,7 @@ var (
 	rePeerID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 	reRoom   = regexp.MustCompile(`^[0-9a-f]{32}$`)
 	reID     = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	reCode   = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
 )
 
 func malformed(format string, args ...any) error {
@@ -95,6 +109,16 @@ func DecodeMessage(data []byte) (Message, error) {
 			return Message{}, err
 		}
 		return Message{T: t, Hello: h}, nil
+	case TypeHeads:
+		h := &Hello{}
+		var err error
+		if h.Heads, h.Tips, err = decodeHeads(top); err != nil {
+			return Message{}, err
+		}
+		if h.More, err = flag(top, "more"); err != nil {
+			return Message{}, err
+		}
+		return Message{T: t, Hello: h}, nil
 	case TypeEntries:
 		var es []json.RawMessage
 		if err := field(top, "entries", &es); err != nil {
@@ -120,6 +144,27 @@ func DecodeMessage(data []byte) (Message, error) {
 			}
 		}
 		return Message{T: t, IDs: ids}, nil
+	case TypeRefused:
+		var code string
+		if err := str(top, "code", &code); err != nil {
+			return Message{}, err
+		}
+		if !reCode.MatchString(code) {
+			return Message{}, malformed("code wants [a-z][a-z0-9-]{0,31}")
+		}
+		var ids []string
+		if err := field(top, "ids", &ids); err != nil {
+			return Message{}, err
+		}
+		if len(ids) > ackIDs {
+			return Message{}, malformed("%d ids, at most %d", len(ids), ackIDs)
+		}
+		for i, id := range ids {
+			if !reID.MatchString(id) {
+				return Message{}, malformed("ids[%d] is not an entry id", i)
+			}
+		}
+		return Message{T: t, IDs: ids, Code: code}, nil
 	case "want", "nope", "got", "cancel":
 		c, err := pieces.DecodeControl(data)
 		if err != nil {
@@ -163,43 +208,9 @@ func decodeHello(top map[string]json.RawMessage) (*Hello, error) {
 	if !history.ValidText(h.Peer.Name, maxPeerField) || h.Peer.Name == "" {
 		return nil, malformed("peer.name wants 1..64 bytes of text")
 	}
-	var heads map[string]json.RawMessage
-	if err := field(top, "heads", &heads); err != nil {
+	var err error
+	if h.Heads, h.Tips, err = decodeHeads(top); err != nil {
 		return nil, err
-	}
-	h.Heads = make(map[string]int64, len(heads))
-	for a := range heads {
-		if _, ok := history.DecodeKey(a); !ok {
-			return nil, malformed("heads: %.48q is not an author key", a)
-		}
-		var seq int64
-		if err := num(heads, a, &seq); err != nil {
-			return nil, fmt.Errorf("heads: %w", err)
-		}
-		if seq < 0 || seq > history.MaxSeq {
-			return nil, malformed("heads: seq %d out of range", seq)
-		}
-		h.Heads[a] = seq
-	}
-	if raw, ok := top["tips"]; ok && !bytes.Equal(raw, []byte("null")) {
-		var tips map[string]json.RawMessage
-		if err := field(top, "tips", &tips); err != nil {
-			return nil, err
-		}
-		h.Tips = make(map[string]string, len(tips))
-		for a := range tips {
-			if _, ok := h.Heads[a]; !ok {
-				return nil, malformed("tips: %.48q has no head", a)
-			}
-			var id string
-			if err := str(tips, a, &id); err != nil {
-				return nil, fmt.Errorf("tips: %w", err)
-			}
-			if !reID.MatchString(id) {
-				return nil, malformed("tips: not an entry id")
-			}
-			h.Tips[a] = id
-		}
 	}
 	if _, ok := top["now"]; ok {
 		if err := num(top, "now", &h.Now); err != nil {
@@ -209,12 +220,68 @@ func decodeHello(top map[string]json.RawMessage) (*Hello, error) {
 			return nil, malformed("now %d out of range", h.Now)
 		}
 	}
-	if raw, ok := top["again"]; ok {
-		if err := json.Unmarshal(raw, &h.Again); err != nil {
-			return nil, malformed("again is not a boolean")
-		}
+	if h.Again, err = flag(top, "again"); err != nil {
+		return nil, err
+	}
+	if h.More, err = flag(top, "more"); err != nil {
+		return nil, err
 	}
 	return h, nil
+}
+
+// flag decodes an optional boolean.
+func flag(top map[string]json.RawMessage, key string) (bool, error) {
+	var b bool
+	if raw, ok := top[key]; ok {
+		if err := json.Unmarshal(raw, &b); err != nil {
+			return false, malformed("%s is not a boolean", key)
+		}
+	}
+	return b, nil
+}
+
+// decodeHeads decodes heads (required) and tips (optional) of a hello or heads message.
+func decodeHeads(top map[string]json.RawMessage) (map[string]int64, map[string]string, error) {
+	h := &Hello{}
+	var heads map[string]json.RawMessage
+	if err := field(top, "heads", &heads); err != nil {
+		return nil, nil, err
+	}
+	h.Heads = make(map[string]int64, len(heads))
+	for a := range heads {
+		if _, ok := history.DecodeKey(a); !ok {
+			return nil, nil, malformed("heads: %.48q is not an author key", a)
+		}
+		var seq int64
+		if err := num(heads, a, &seq); err != nil {
+			return nil, nil, fmt.Errorf("heads: %w", err)
+		}
+		if seq < 0 || seq > history.MaxSeq {
+			return nil, nil, malformed("heads: seq %d out of range", seq)
+		}
+		h.Heads[a] = seq
+	}
+	if raw, ok := top["tips"]; ok && !bytes.Equal(raw, []byte("null")) {
+		var tips map[string]json.RawMessage
+		if err := field(top, "tips", &tips); err != nil {
+			return nil, nil, err
+		}
+		h.Tips = make(map[string]string, len(tips))
+		for a := range tips {
+			if _, ok := h.Heads[a]; !ok {
+				return nil, nil, malformed("tips: %.48q has no head", a)
+			}
+			var id string
+			if err := str(tips, a, &id); err != nil {
+				return nil, nil, fmt.Errorf("tips: %w", err)
+			}
+			if !reID.MatchString(id) {
+				return nil, nil, malformed("tips: not an entry id")
+			}
+			h.Tips[a] = id
+		}
+	}
+	return h.Heads, h.Tips, nil
 }
 
 // field decodes a required key, refusing null (which json would leave as the zero value).
@@ -271,6 +338,59 @@ func EncodeHello(h Hello) ([]byte, error) {
 	return b, nil
 }
 
+// EncodeHelloPages writes a hello as one message or, when it states more than HeadsPerPage
+// authors, as a hello with the first page of heads and more: true, then heads messages, the
+// last without more (PROTOCOL.md §2). Authors go in sorted order.
+func EncodeHelloPages(h Hello) ([][]byte, error) {
+	if len(h.Heads) <= HeadsPerPage {
+		h.More = false
+		b, err := EncodeHello(h)
+		if err != nil {
+			return nil, err
+		}
+		return [][]byte{b}, nil
+	}
+	authors := slices.Sorted(maps.Keys(h.Heads))
+	var out [][]byte
+	for i := 0; i < len(authors); i += HeadsPerPage {
+		page := authors[i:min(i+HeadsPerPage, len(authors))]
+		heads := make(map[string]int64, len(page))
+		var tips map[string]string
+		for _, a := range page {
+			heads[a] = h.Heads[a]
+			if id, ok := h.Tips[a]; ok {
+				if tips == nil {
+					tips = make(map[string]string, len(page))
+				}
+				tips[a] = id
+			}
+		}
+		more := i+HeadsPerPage < len(authors)
+		var b []byte
+		var err error
+		if i == 0 {
+			first := h
+			first.Heads, first.Tips, first.More = heads, tips, more
+			b, err = EncodeHello(first)
+		} else {
+			b, err = json.Marshal(struct {
+				T     string            `json:"t"`
+				Heads map[string]int64  `json:"heads"`
+				Tips  map[string]string `json:"tips,omitempty"`
+				More  bool              `json:"more,omitempty"`
+			}{TypeHeads, heads, tips, more})
+			if err == nil && len(b) > MaxMessage {
+				err = fmt.Errorf("%w: %d bytes", ErrTooLarge, len(b))
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("rtc: encode hello page %d: %w", i/HeadsPerPage, err)
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
 // EncodeAck writes an ack message for ids, which must fit in MaxMessage (ackIDs ids do).
 func EncodeAck(ids []string) ([]byte, error) {
 	b, err := json.Marshal(struct {
@@ -279,6 +399,26 @@ func EncodeAck(ids []string) ([]byte, error) {
 	}{TypeAck, ids})
 	if err != nil {
 		return nil, fmt.Errorf("rtc: encode ack: %w", err)
+	}
+	return b, nil
+}
+
+// EncodeRefused writes a refused message: the entries with these ids (at most ackIDs,
+// possibly none when the refused entries had no valid id) were refused for code.
+func EncodeRefused(code string, ids []string) ([]byte, error) {
+	if !reCode.MatchString(code) {
+		return nil, fmt.Errorf("rtc: encode refused: code %.40q wants [a-z][a-z0-9-]{0,31}", code)
+	}
+	if ids == nil {
+		ids = []string{}
+	}
+	b, err := json.Marshal(struct {
+		T    string   `json:"t"`
+		Code string   `json:"code"`
+		IDs  []string `json:"ids"`
+	}{TypeRefused, code, ids})
+	if err != nil {
+		return nil, fmt.Errorf("rtc: encode refused: %w", err)
 	}
 	return b, nil
 }

@@ -20,7 +20,55 @@ var (
 	ErrWrongRoom   = errors.New("rtc: peer is in another room")
 	ErrVersion     = errors.New("rtc: peer speaks another protocol version")
 	ErrSessionDone = errors.New("rtc: session is over")
+	// ErrBadPeer ends a session whose peer sent more than MaxBadEntries entries no honest
+	// peer relays (it checks every entry before storing it).
+	ErrBadPeer = errors.New("rtc: the peer sent too many bad entries")
 )
+
+// Limits of one session (docs/OPERATIONS.md, "Limits: the sync session").
+const (
+	// MaxNewAuthorsPerSession caps the authors unknown to the room whose first entry one
+	// session stores; the first entries of further new authors are refused with
+	// CodeAuthorsSession. An honest phone brings its own key and those of the people it
+	// met since it last saw the box.
+	MaxNewAuthorsPerSession = 32
+	// MaxHeld caps, per session, the received entries held because an earlier entry of
+	// their author had not arrived yet (the default of Config.MaxPending).
+	MaxHeld = 1000
+	// MaxHeldBytes caps the bytes of those entries per session (as received, JSON).
+	MaxHeldBytes = 2 << 20
+	// MaxHeldBytesTotal caps them over all the sessions of this process.
+	MaxHeldBytesTotal = 16 << 20
+	// MaxBadEntries is how many bad entries (badCodes: a forged signature or id, a field
+	// out of its rule, another room's) a session takes; one more ends it with ErrBadPeer.
+	MaxBadEntries = 64
+)
+
+// Refusal codes the session itself sends in refused messages (PROTOCOL.md §2), beside
+// the History's quota codes.
+const (
+	CodeAuthorsSession = "authors-session" // more than MaxNewAuthorsPerSession new authors
+	CodeHeldFull       = "held-full"       // out of order and the session holds enough already
+)
+
+// badCodes are the refusals an honest peer never causes: it relays only entries it checked.
+var badCodes = map[string]bool{
+	history.CodeBadSignature: true, history.CodeBadID: true, history.CodeBadField: true,
+	history.CodeTooLarge: true, history.CodeWrongRoom: true,
+}
+
+// heldTotal is the bytes held by all sessions (MaxHeldBytesTotal).
+var heldTotal atomic.Int64
+
+// refusalCoder is an error that refuses an entry for a reason the peer should hear (a
+// quota): the session sends a refused message with the code and goes on.
+type refusalCoder interface{ RefusalCode() string }
+
+// refusal is a refusal decided by the session.
+type refusal struct{ code, msg string }
+
+func (r *refusal) Error() string       { return "rtc: session: " + r.msg }
+func (r *refusal) RefusalCode() string { return r.code }
 
 // errRemoteClosed is how the receiver reports a clean close by the peer.
 var errRemoteClosed = errors.New("rtc: closed by the peer")
@@ -42,8 +90,10 @@ type Config struct {
 	// session's goroutines, at times two at once, and must not block.
 	OnEvent func(Event)
 	// MaxPending caps the received entries held because an earlier entry of their author
-	// had not arrived yet (a gap); 0 means 1000. Beyond it they are refused as gaps.
-	MaxPending int
+	// had not arrived yet (a gap); 0 means MaxHeld. MaxHeldBytes caps their bytes; 0
+	// means MaxHeldBytes. Beyond either they are refused (CodeHeldFull).
+	MaxPending   int
+	MaxHeldBytes int
 	// Files, when set, receives the peer's file messages and frames (PROTOCOL.md §5) once
 	// it has said hello; Conn must then be a FrameConn. SendControl and SendFrame answer.
 	Files FileHandler
@@ -67,11 +117,12 @@ type EventKind int
 
 // Events.
 const (
-	EventHello   EventKind = iota + 1 // the peer said hello: Peer
-	EventAdded                        // entries received and newly stored: Entries
-	EventAcked                        // the peer stored these of ours: IDs
-	EventRefused                      // a received entry was refused: ID, Code, Err
-	EventSynced                       // everything the peer lacked at hello has been sent
+	EventHello       EventKind = iota + 1 // the peer said hello: Peer
+	EventAdded                            // entries received and newly stored: Entries
+	EventAcked                            // the peer stored these of ours: IDs
+	EventRefused                          // a received entry was refused: ID, Code, Err
+	EventSynced                           // everything the peer lacked at hello has been sent
+	EventPeerRefused                      // the peer refused entries of ours: IDs, Code (PROTOCOL.md §2)
 )
 
 // Event is something a UI or the appliance may show.
@@ -81,7 +132,7 @@ type Event struct {
 	Entries []history.Entry
 	IDs     []string
 	ID      string // the refused entry's id as claimed (may be empty or wrong)
-	Code    string // the history error code of a refusal ("" for a store failure)
+	Code    string // the history error code or refusal code of a refusal ("" for a store failure)
 	Err     error
 	PeerNow time.Time // EventHello: the peer's clock when it said hello (zero when not stated)
 }
@@ -117,18 +168,38 @@ type Session struct {
 	nudge    chan struct{} // a message came before the peer's hello, receiver → sender
 	peerID   string        // set with gotHello
 
-	ackMu    sync.Mutex
-	acks     []string
-	ackReady chan struct{}
+	ackMu     sync.Mutex // guards the outbox: acks, refusals, proofs, proofSent
+	acks      []string
+	refusals  map[string][]string // code → ids refused for it, to tell the peer
+	proofs    []history.Entry     // this side's entries at seqs where the peer holds another
+	proofSent map[forkAt]bool     // proofs queued or sent, once per (author, seq)
+	ackReady  chan struct{}
 
 	peerMu  sync.Mutex
 	peerHas map[string]int64 // per author, the last seq the peer is known to hold
 
-	pending  map[string]map[int64]history.Entry // receiver only: entries after a gap
-	npending int
+	// receiver only
+	pending    map[string]map[int64]heldEntry // entries after a gap
+	npending   int
+	heldBytes  int
+	newAuthors int             // authors this session brought to the room
+	bad        int             // entries refused with a badCodes code
+	logged     map[string]bool // refusal codes logged already (once per code per session)
+	paging     *Hello          // a hello whose heads messages are still coming
 
 	started atomic.Bool
 	done    chan struct{}
+}
+
+type heldEntry struct {
+	e    history.Entry
+	size int
+}
+
+// forkAt is one (author, seq).
+type forkAt struct {
+	author string
+	seq    int64
 }
 
 // NewSession checks cfg and returns a session; Run starts it.
@@ -149,22 +220,28 @@ func NewSession(cfg Config) (*Session, error) {
 		return nil, errors.New("rtc: session: files need a connection that carries frames")
 	}
 	if cfg.MaxPending <= 0 {
-		cfg.MaxPending = 1000
+		cfg.MaxPending = MaxHeld
+	}
+	if cfg.MaxHeldBytes <= 0 {
+		cfg.MaxHeldBytes = MaxHeldBytes
 	}
 	if cfg.HelloRetry <= 0 {
 		cfg.HelloRetry = 2 * time.Second
 	}
 	return &Session{
-		cfg:      cfg,
-		log:      logger(cfg.Logger).With("room", cfg.Room),
-		pub:      make(chan history.Entry, 256),
-		hello:    make(chan *Hello, 1),
-		again:    make(chan *Hello, 1),
-		nudge:    make(chan struct{}, 1),
-		ackReady: make(chan struct{}, 1),
-		peerHas:  make(map[string]int64),
-		pending:  make(map[string]map[int64]history.Entry),
-		done:     make(chan struct{}),
+		cfg:       cfg,
+		log:       logger(cfg.Logger).With("room", cfg.Room),
+		pub:       make(chan history.Entry, 256),
+		hello:     make(chan *Hello, 1),
+		again:     make(chan *Hello, 1),
+		nudge:     make(chan struct{}, 1),
+		ackReady:  make(chan struct{}, 1),
+		peerHas:   make(map[string]int64),
+		pending:   make(map[string]map[int64]heldEntry),
+		refusals:  make(map[string][]string),
+		proofSent: make(map[forkAt]bool),
+		logged:    make(map[string]bool),
+		done:      make(chan struct{}),
 	}, nil
 }
 
@@ -227,6 +304,8 @@ func (s *Session) Run(ctx context.Context) error {
 		s.log.Debug("close", "err", err)
 	}
 	wg.Wait()
+	heldTotal.Add(-int64(s.heldBytes)) // what was held dies with the session
+	s.heldBytes = 0
 	err := context.Cause(rctx)
 	if ctx.Err() != nil || errors.Is(err, errRemoteClosed) {
 		return nil
@@ -349,7 +428,7 @@ func (s *Session) sendAll(ctx context.Context) error {
 		return s.sendHello(ctx, true)
 	}
 	for {
-		if err := s.flushAcks(ctx); err != nil {
+		if err := s.flushOutbox(ctx); err != nil {
 			return err
 		}
 		if len(sn.queue) > 0 {
@@ -411,13 +490,15 @@ func (s *Session) sendAll(ctx context.Context) error {
 }
 
 func (s *Session) sendHello(ctx context.Context, again bool) error {
-	hello, err := EncodeHello(Hello{V: Version, Room: s.cfg.Room, Peer: s.cfg.Self, Heads: s.cfg.History.Heads(), Tips: s.cfg.History.Tips(),
+	pages, err := EncodeHelloPages(Hello{V: Version, Room: s.cfg.Room, Peer: s.cfg.Self, Heads: s.cfg.History.Heads(), Tips: s.cfg.History.Tips(),
 		Again: again, Now: s.cfg.now().UnixMilli()})
 	if err != nil {
 		return fmt.Errorf("rtc: session: %w", err)
 	}
-	if err := s.send(ctx, hello); err != nil {
-		return fmt.Errorf("rtc: session: send hello: %w", err)
+	for _, p := range pages {
+		if err := s.send(ctx, p); err != nil {
+			return fmt.Errorf("rtc: session: send hello: %w", err)
+		}
 	}
 	return nil
 }
@@ -438,16 +519,16 @@ func (s *Session) answerAgain(ctx context.Context, sn *sender, h *Hello) error {
 }
 
 // sendForks compares the peer's tips with this side's entries at the same seqs. Where they
-// differ, the author is forked: it is marked here, and this side's entry at that seq is
-// sent so that the peer, which refuses it as a fork, marks the author too.
+// differ, the peer says it holds another entry there: its word is no proof, so nothing is
+// marked here. This side's entry at that seq is sent instead: the peer checks its
+// signature and, holding another valid entry there, refuses it as a fork, marks the author
+// and sends its own entry back (queueProof), with which this side marks the author too.
 func (s *Session) sendForks(ctx context.Context, h *Hello) error {
 	var forks []history.Entry
 	for a, id := range h.Tips {
-		if e, ok := s.cfg.History.At(a, h.Heads[a]); ok && e.ID != id {
-			s.cfg.History.MarkForked(a)
+		if e, ok := s.cfg.History.At(a, h.Heads[a]); ok && e.ID != id && s.claimProof(e) {
 			forks = append(forks, e)
-			s.log.Warn("forked author", "author", a, "seq", e.Seq)
-			s.event(Event{Kind: EventRefused, ID: e.ID, Code: history.CodeFork, Err: &history.Error{Code: history.CodeFork, Msg: "the peer holds another entry at this seq"}})
+			s.log.Info("the peer states another entry at a seq of this side's: sending ours", "author", a, "seq", e.Seq)
 		}
 	}
 	if len(forks) == 0 {
@@ -556,10 +637,100 @@ func (s *Session) queueAcks(ids []string) {
 	s.ackMu.Lock()
 	s.acks = append(s.acks, ids...)
 	s.ackMu.Unlock()
+	s.kickSender()
+}
+
+// claimProof reports whether e is yet to be sent as this side's entry at its (author,
+// seq) and records that it is: a proof goes once per session, so two sides never trade
+// theirs forever.
+func (s *Session) claimProof(e history.Entry) bool {
+	s.ackMu.Lock()
+	defer s.ackMu.Unlock()
+	k := forkAt{e.Author, e.Seq}
+	if s.proofSent[k] {
+		return false
+	}
+	s.proofSent[k] = true
+	return true
+}
+
+// queueProof answers an entry refused as a fork with this side's own entry at that seq,
+// which the peer can verify (PROTOCOL.md §2).
+func (s *Session) queueProof(theirs history.Entry) {
+	mine, ok := s.cfg.History.At(theirs.Author, theirs.Seq)
+	if !ok || mine.ID == theirs.ID || !s.claimProof(mine) {
+		return
+	}
+	s.ackMu.Lock()
+	s.proofs = append(s.proofs, mine)
+	s.ackMu.Unlock()
+	s.kickSender()
+}
+
+// queueRefusal tells the peer, in the next refused message, that the entry id was
+// refused for code.
+func (s *Session) queueRefusal(code, id string) {
+	s.ackMu.Lock()
+	ids, ok := s.refusals[code]
+	if !ok {
+		ids = []string{} // the message goes even when no id was valid
+	}
+	if reID.MatchString(id) && len(ids) < ackIDs { // the code is said; the peer resends the rest
+		ids = append(ids, id)
+	}
+	s.refusals[code] = ids
+	s.ackMu.Unlock()
+	s.kickSender()
+}
+
+func (s *Session) kickSender() {
 	select {
 	case s.ackReady <- struct{}{}:
 	default:
 	}
+}
+
+// flushOutbox sends what the receiver queued for the peer: acks, refusals, fork proofs.
+func (s *Session) flushOutbox(ctx context.Context) error {
+	if err := s.flushAcks(ctx); err != nil {
+		return err
+	}
+	s.ackMu.Lock()
+	var refusals map[string][]string // taken whole: the receiver fills a new one meanwhile
+	if len(s.refusals) > 0 {
+		refusals = s.refusals
+		s.refusals = make(map[string][]string)
+	}
+	proofs := s.proofs
+	s.proofs = nil
+	s.ackMu.Unlock()
+	for code, ids := range refusals {
+		for first := true; first || len(ids) > 0; first = false {
+			n := min(len(ids), ackIDs)
+			msg, err := EncodeRefused(code, ids[:n])
+			if err != nil {
+				return fmt.Errorf("rtc: session: %w", err)
+			}
+			if err := s.send(ctx, msg); err != nil {
+				return fmt.Errorf("rtc: session: send refused: %w", err)
+			}
+			ids = ids[n:]
+		}
+	}
+	if len(proofs) == 0 {
+		return nil
+	}
+	msgs, err := EncodeEntries(proofs)
+	if err != nil {
+		return fmt.Errorf("rtc: session: %w", err)
+	}
+	for _, m := range msgs {
+		if err := s.send(ctx, m); err != nil {
+			return fmt.Errorf("rtc: session: send fork proofs: %w", err)
+		}
+	}
+	s.st.entriesSent.Add(int64(len(proofs)))
+	return nil
 }
 
 func (s *Session) flushAcks(ctx context.Context) error {
@@ -608,11 +779,22 @@ func (s *Session) recvLoop(ctx context.Context) error {
 		}
 		switch m.T {
 		case TypeHello:
-			if err := s.onHello(m.Hello); err != nil {
+			if err := s.onHelloPage(m.Hello); err != nil {
+				return err
+			}
+		case TypeHeads:
+			if err := s.onHeads(m.Hello); err != nil {
 				return err
 			}
 		case TypeEntries:
-			s.onEntries(m.Entries)
+			if err := s.onEntries(m.Entries); err != nil {
+				return err
+			}
+		case TypeRefused:
+			if !s.gotHello.Load() {
+				s.nudgeSender()
+			}
+			s.onRefused(m.Code, m.IDs)
 		case "want", "nope", "got", "cancel":
 			if !s.gotHello.Load() || s.cfg.Files == nil {
 				s.st.messagesDropped.Add(1)
@@ -629,6 +811,65 @@ func (s *Session) recvLoop(ctx context.Context) error {
 	}
 }
 
+// onHelloPage takes a hello that may be the first of several pages (More): its checks are
+// made at once, the rest waits for the last heads message.
+func (s *Session) onHelloPage(h *Hello) error {
+	if !h.More {
+		s.paging = nil
+		return s.onHello(h)
+	}
+	if !s.gotHello.Load() {
+		if err := s.checkHello(h); err != nil {
+			return err
+		}
+	}
+	s.paging = h
+	return nil
+}
+
+// onHeads adds a page of heads to the hello being received.
+func (s *Session) onHeads(page *Hello) error {
+	h := s.paging
+	if h == nil {
+		s.st.messagesDropped.Add(1)
+		s.log.Warn("message dropped", "err", "heads without a hello")
+		s.nudgeSender()
+		return nil
+	}
+	for a, seq := range page.Heads {
+		if len(h.Heads) >= MaxHelloHeads {
+			break
+		}
+		if _, dup := h.Heads[a]; dup {
+			continue
+		}
+		h.Heads[a] = seq
+		if id, ok := page.Tips[a]; ok {
+			if h.Tips == nil {
+				h.Tips = make(map[string]string)
+			}
+			h.Tips[a] = id
+		}
+	}
+	if page.More {
+		return nil
+	}
+	s.paging = nil
+	h.More = false
+	return s.onHello(h)
+}
+
+// checkHello ends the session for a first hello of another version or room.
+func (s *Session) checkHello(h *Hello) error {
+	if h.V != Version {
+		return fmt.Errorf("%w: peer %s speaks v%d, this side v%d", ErrVersion, h.Peer.ID, h.V, Version)
+	}
+	if h.Room != s.cfg.Room {
+		return fmt.Errorf("%w: peer %s is in room %s, this session is room %s", ErrWrongRoom, h.Peer.ID, h.Room, s.cfg.Room)
+	}
+	return nil
+}
+
 func (s *Session) onHello(h *Hello) error {
 	if s.gotHello.Load() {
 		if !h.Again || h.Peer.ID != s.peerID || h.Room != s.cfg.Room {
@@ -643,11 +884,8 @@ func (s *Session) onHello(h *Hello) error {
 		s.again <- h
 		return nil
 	}
-	if h.V != Version {
-		return fmt.Errorf("%w: peer %s speaks v%d, this side v%d", ErrVersion, h.Peer.ID, h.V, Version)
-	}
-	if h.Room != s.cfg.Room {
-		return fmt.Errorf("%w: peer %s is in room %s, this session is room %s", ErrWrongRoom, h.Peer.ID, h.Room, s.cfg.Room)
+	if err := s.checkHello(h); err != nil {
+		return err
 	}
 	s.peerMu.Lock()
 	for a, seq := range h.Heads {
@@ -666,34 +904,56 @@ func (s *Session) onHello(h *Hello) error {
 	return nil
 }
 
+// onRefused reports that the peer refused entries of ours for a reason it names.
+func (s *Session) onRefused(code string, ids []string) {
+	if k := "peer " + code; !s.logged[k] {
+		s.logged[k] = true
+		s.log.Warn("the peer refused entries (logged once per code)", "code", code, "entries", len(ids))
+	}
+	s.event(Event{Kind: EventPeerRefused, Code: code, IDs: ids})
+}
+
 // onEntries stores a batch and acknowledges what is stored. Refused entries are
-// reported and skipped; the session goes on.
-func (s *Session) onEntries(raws []json.RawMessage) {
+// reported and skipped; the session goes on, unless the peer has now sent more than
+// MaxBadEntries bad ones (ErrBadPeer).
+func (s *Session) onEntries(raws []json.RawMessage) error {
 	if !s.gotHello.Load() {
 		s.st.messagesDropped.Add(1)
 		s.log.Warn("message dropped", "err", "entries before hello")
 		s.nudgeSender()
-		return
+		return nil
 	}
 	var added []history.Entry
 	var stored []string
 	for _, raw := range raws {
+		if s.bad > MaxBadEntries {
+			break // not one more signature checked for this peer
+		}
 		s.st.entriesReceived.Add(1)
 		var e history.Entry
 		if err := json.Unmarshal(raw, &e); err != nil {
 			s.refuse(e, &history.Error{Code: history.CodeBadField, Msg: "not an entry: " + err.Error()})
 			continue
 		}
-		added, stored = s.store(e, added, stored)
+		added, stored = s.store(e, len(raw), added, stored)
 	}
 	s.queueAcks(stored)
 	if len(added) > 0 {
 		s.event(Event{Kind: EventAdded, Entries: added})
 	}
+	if s.bad > MaxBadEntries {
+		s.log.Warn("ending the session: the peer sent too many bad entries", "bad", s.bad, "max", MaxBadEntries)
+		return fmt.Errorf("%w: %d entries refused as forged or malformed, at most %d", ErrBadPeer, s.bad, MaxBadEntries)
+	}
+	return nil
 }
 
-func (s *Session) store(e history.Entry, added []history.Entry, stored []string) ([]history.Entry, []string) {
+func (s *Session) store(e history.Entry, size int, added []history.Entry, stored []string) ([]history.Entry, []string) {
 	for {
+		if err := s.admitAuthor(e); err != nil {
+			s.refuse(e, err)
+			return added, stored
+		}
 		ok, err := s.cfg.History.Add(e)
 		switch {
 		case err == nil:
@@ -703,9 +963,15 @@ func (s *Session) store(e history.Entry, added []history.Entry, stored []string)
 				s.st.duplicates.Add(1)
 				return added, stored
 			}
+			if e.Seq == 1 {
+				s.newAuthors++ // a new seq 1 is a new author (a known one's would be a fork)
+			}
 			s.st.added.Add(1)
 			added = append(added, e)
-		case errors.Is(err, history.ErrGap) && s.hold(e):
+		case errors.Is(err, history.ErrGap):
+			if herr := s.hold(e, size); herr != nil {
+				s.refuse(e, herr)
+			}
 			return added, stored
 		default:
 			s.refuse(e, err)
@@ -716,41 +982,82 @@ func (s *Session) store(e history.Entry, added []history.Entry, stored []string)
 		if !held {
 			return added, stored
 		}
-		delete(s.pending[e.Author], e.Seq+1)
-		if len(s.pending[e.Author]) == 0 {
-			delete(s.pending, e.Author)
-		}
-		s.npending--
-		e = next
+		s.release(e.Author, e.Seq+1, next.size)
+		e, size = next.e, next.size
 	}
 }
 
-// hold keeps an entry that came before its author's previous one.
-func (s *Session) hold(e history.Entry) bool {
-	if s.npending >= s.cfg.MaxPending {
-		return false
+// admitAuthor refuses the first entry of an author unknown to the room once this session
+// brought MaxNewAuthorsPerSession new authors.
+func (s *Session) admitAuthor(e history.Entry) error {
+	if e.Seq != 1 || s.newAuthors < MaxNewAuthorsPerSession {
+		return nil
 	}
+	if _, known := s.cfg.History.At(e.Author, 1); known {
+		return nil // a duplicate, or a fork to detect
+	}
+	return &refusal{code: CodeAuthorsSession,
+		msg: fmt.Sprintf("this session brought %d new authors already, at most %d", s.newAuthors, MaxNewAuthorsPerSession)}
+}
+
+// hold keeps an entry that came before its author's previous one, within the session's
+// and the process's limits.
+func (s *Session) hold(e history.Entry, size int) error {
 	m := s.pending[e.Author]
+	if _, dup := m[e.Seq]; dup {
+		return nil // the first one held is the one tried
+	}
+	if s.npending >= s.cfg.MaxPending || s.heldBytes+size > s.cfg.MaxHeldBytes {
+		return &refusal{code: CodeHeldFull, msg: fmt.Sprintf("out of order, and this session holds %d entries (%d bytes) already", s.npending, s.heldBytes)}
+	}
+	if heldTotal.Add(int64(size)) > MaxHeldBytesTotal {
+		heldTotal.Add(-int64(size))
+		return &refusal{code: CodeHeldFull, msg: "out of order, and all sessions hold enough already"}
+	}
 	if m == nil {
-		m = make(map[int64]history.Entry)
+		m = make(map[int64]heldEntry)
 		s.pending[e.Author] = m
 	}
-	if _, dup := m[e.Seq]; dup {
-		return true // the first one held is the one tried
-	}
-	m[e.Seq] = e
+	m[e.Seq] = heldEntry{e: e, size: size}
 	s.npending++
-	return true
+	s.heldBytes += size
+	return nil
+}
+
+// release forgets a held entry.
+func (s *Session) release(author string, seq int64, size int) {
+	delete(s.pending[author], seq)
+	if len(s.pending[author]) == 0 {
+		delete(s.pending, author)
+	}
+	s.npending--
+	s.heldBytes -= size
+	heldTotal.Add(-int64(size))
 }
 
 func (s *Session) refuse(e history.Entry, err error) {
 	s.st.refused.Add(1)
 	var he *history.Error
+	var rc refusalCoder
 	code := ""
-	if errors.As(err, &he) {
+	switch {
+	case errors.As(err, &rc):
+		code = rc.RefusalCode()
+		s.queueRefusal(code, e.ID)
+		if !s.logged[code] {
+			s.logged[code] = true
+			s.log.Warn("entry refused, the peer is told (logged once per code)", "id", e.ID, "author", e.Author, "seq", e.Seq, "code", code, "err", err)
+		}
+	case errors.As(err, &he):
 		code = he.Code
+		if badCodes[code] {
+			s.bad++
+		}
+		if code == history.CodeFork {
+			s.queueProof(e)
+		}
 		s.log.Warn("entry refused", "id", e.ID, "author", e.Author, "seq", e.Seq, "code", code, "err", err)
-	} else {
+	default:
 		s.log.Error("entry not stored", "id", e.ID, "err", err)
 	}
 	s.event(Event{Kind: EventRefused, ID: e.ID, Code: code, Err: err})

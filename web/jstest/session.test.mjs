@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Log, signEntry, toB64url } from '../static/js/history.js';
-import { Session, decodeMessage, ProtocolError, MAX_MESSAGE, BATCH_ENTRIES } from '../static/js/session.js';
+import { Session, decodeMessage, ProtocolError, MAX_MESSAGE, BATCH_ENTRIES, MAX_BAD_ENTRIES, HEADS_PER_PAGE, helloPages } from '../static/js/session.js';
 
 const ROOM = 'ab'.repeat(16);
 
@@ -284,4 +284,140 @@ test('received entries are acknowledged only once stored; a failed store closes 
       assert.equal(sb.length, 3);
     }
   }
+});
+
+// ---- session limits and refusals (docs/OPERATIONS.md, "Limits: the sync session") ----
+
+const peerHello = (heads = {}, tips) => JSON.stringify({ t: 'hello', v: 1, room: ROOM, peer: { id: 'm', name: 'Mallory' }, heads, ...(tips ? { tips } : {}) });
+const sentOf = (ch, t) => ch.sent.map((s) => JSON.parse(s)).filter((m) => m.t === t);
+
+test('the shared message vectors (net/rtc/testdata/messages.json) decode as in Go', async () => {
+  const { readFile } = await import('node:fs/promises');
+  const v = JSON.parse(await readFile(new URL('../../net/rtc/testdata/messages.json', import.meta.url), 'utf8'));
+  assert.ok(v.refused.valid.length && v.refused.invalid.length && v.heads.valid.length && v.heads.invalid.length);
+  for (const c of v.refused.valid) assert.deepEqual(decodeMessage(c.frame), { t: 'refused', code: c.code, ids: c.ids }, c.frame);
+  for (const c of v.heads.valid) {
+    const m = decodeMessage(c.frame);
+    assert.deepEqual({ heads: m.heads, tips: m.tips, more: m.more }, { heads: c.heads, tips: c.tips, more: c.more }, c.frame);
+  }
+  for (const f of [...v.refused.invalid, ...v.heads.invalid]) assert.throws(() => decodeMessage(f), ProtocolError, f.slice(0, 80));
+  const many = JSON.stringify({ t: 'refused', code: 'x', ids: new Array(2001).fill('ab'.repeat(32)) });
+  assert.throws(() => decodeMessage(many), ProtocolError);
+});
+
+test('a refused message from the peer is reported as peer-refused and the session goes on', async () => {
+  const [ca, cb] = pair();
+  const ana = await identity();
+  const la = new Log(ROOM);
+  const mine = await write(la, ana, 'Ana', 'refused by the box');
+  const ea = [];
+  const a = session(ca, la, ana, 'Ana', ea, []);
+  a.start();
+  cb.send(peerHello());
+  await settle(() => sentOf(ca, 'entries').length === 1);
+  cb.send(JSON.stringify({ t: 'refused', code: 'author-rate', ids: [mine.id] }));
+  cb.send(JSON.stringify({ t: 'refused', code: 'author-rate', ids: [mine.id] }));
+  await settle(() => ea.filter((e) => e.type === 'peer-refused').length === 2);
+  assert.deepEqual(ea.find((e) => e.type === 'peer-refused'), { type: 'peer-refused', code: 'author-rate', ids: [mine.id] });
+  assert.equal(a.closed, false);
+  const live = await write(la, ana, 'Ana', 'still sent');
+  a.publish(live);
+  await settle(() => sentOf(ca, 'entries').some((m) => m.entries.some((e) => e.id === live.id)));
+  a.close();
+});
+
+test('a hello whose tip differs marks nothing; a second signed entry does, and is answered with ours once', async () => {
+  const [ca, cb] = pair();
+  const ana = await identity();
+  const la = new Log(ROOM);
+  const mine = [];
+  for (let i = 0; i < 3; i++) mine.push(await write(la, ana, 'Ana', `m${i}`, 1000 + i));
+  const ea = [];
+  const a = session(ca, la, ana, 'A', ea, []);
+  a.start();
+  cb.send(peerHello({ [ana.author]: 3 }, { [ana.author]: 'e'.repeat(64) }));
+  await settle(() => sentOf(ca, 'entries').length === 1);
+  assert.deepEqual(sentOf(ca, 'entries')[0].entries.map((e) => e.id), [mine[2].id], 'our entry at that seq, as proof');
+  assert.equal(la.forked(ana.author), false, 'not on the peer\'s word');
+  assert.ok(!ea.some((e) => e.type === 'refused'));
+  // The proof: the same key signed another entry at seq 2.
+  const other = await signEntry({ room: ROOM, name: 'Ana', seq: 2, prev: mine[0].id, ts: 5000, kind: 'text', body: 'other device' }, ana);
+  cb.send(JSON.stringify({ t: 'entries', entries: [other] }));
+  await settle(() => la.forked(ana.author) && sentOf(ca, 'entries').length === 2);
+  assert.deepEqual(sentOf(ca, 'entries')[1].entries.map((e) => e.id), [mine[1].id]);
+  // Again, and a forged one: no more proofs, nothing new.
+  cb.send(JSON.stringify({ t: 'entries', entries: [other, { ...other, body: 'forged' }] }));
+  await settle(() => ea.filter((e) => e.type === 'refused').length === 3);
+  assert.equal(sentOf(ca, 'entries').length, 2);
+  assert.equal(a.closed, false);
+  a.close();
+});
+
+test('a peer sending more than MAX_BAD_ENTRIES forged entries is cut', async () => {
+  const [ca, cb] = pair();
+  const ana = await identity();
+  const ea = [];
+  const a = session(ca, new Log(ROOM), await identity(), 'A', ea, []);
+  a.start();
+  cb.send(peerHello());
+  const good = await signEntry({ room: ROOM, name: 'Ana', seq: 1, prev: '', ts: 1000, kind: 'text', body: 'x' }, ana);
+  const forged = [];
+  for (let i = 0; i < MAX_BAD_ENTRIES; i++) forged.push({ ...good, body: `forged ${i}` });
+  cb.send(JSON.stringify({ t: 'entries', entries: forged }));
+  await settle(() => ea.filter((e) => e.type === 'refused').length === MAX_BAD_ENTRIES);
+  assert.equal(a.closed, false, 'up to the budget the session goes on');
+  cb.send(JSON.stringify({ t: 'entries', entries: [{ ...good, body: 'one more' }] }));
+  await settle(() => a.closed);
+  assert.match(ea.find((e) => e.type === 'error').error.message, /forged or malformed/);
+});
+
+test('a room with more authors than one hello can state: the heads go in pages and both sides hear them all', async () => {
+  const n = 2 * HEADS_PER_PAGE + 500; // one hello would be ~440 KB, over MAX_MESSAGE
+  const la = new Log(ROOM);
+  const lb = new Log(ROOM);
+  const hex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+  for (let i = 0; i < n; i++) {
+    // Entries never sent (both hold them): only their chain fields matter here.
+    const e = { room: ROOM, author: toB64url(crypto.getRandomValues(new Uint8Array(32))), name: `m${i}`, seq: 1, prev: '', ts: 1000 + i,
+      kind: 'text', body: 'hi', sig: 'A'.repeat(86), id: hex(crypto.getRandomValues(new Uint8Array(32))) };
+    la.append(e);
+    lb.append(e);
+  }
+  const bruno = await identity();
+  const only = await write(lb, bruno, 'Bruno', 'the one A lacks');
+  const hello = { t: 'hello', v: 1, room: ROOM, peer: { id: 'a', name: 'A' }, heads: la.heads(), tips: la.tips() };
+  assert.ok(JSON.stringify(hello).length > MAX_MESSAGE);
+  const pages = helloPages(hello);
+  assert.equal(pages.length, 3);
+  assert.deepEqual(pages.map((p) => [p.t, p.more === true]), [['hello', true], ['heads', true], ['heads', false]]);
+  for (const p of pages) assert.ok(JSON.stringify(p).length <= MAX_MESSAGE);
+  assert.deepEqual(decodeMessage(JSON.stringify(pages[1])).t, 'heads');
+
+  const [ca, cb] = pair();
+  const ea = [], eb = [], sa = [], sb = [];
+  const a = session(ca, la, await identity(), 'A', ea, sa);
+  const b = session(cb, lb, bruno, 'B', eb, sb);
+  a.start();
+  b.start();
+  await settle(() => la.has(only.id) && a.peer && b.peer);
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(sentOf(ca, 'heads').length, 2);
+  assert.deepEqual(sentOf(cb, 'entries').flatMap((m) => m.entries).map((e) => e.id), [only.id], 'B sent only what A lacked');
+  assert.equal(sentOf(ca, 'entries').length, 0, 'A sent nothing: B holds it all');
+  assert.equal(a.stats.dropped + b.stats.dropped, 0);
+  for (const s of [...ca.sent, ...cb.sent]) assert.ok(s.length <= MAX_MESSAGE);
+  a.close();
+});
+
+test('heads without a hello are dropped; a paged hello from Go decodes page by page', () => {
+  const [ca, cb] = pair();
+  const ea = [];
+  const a = new Session({ channel: ca, room: ROOM, me: { id: 'a', name: 'A' }, log: new Log(ROOM), persist: () => {}, onEvent: (e) => ea.push(e) });
+  cb.send(JSON.stringify({ t: 'heads', heads: {} }));
+  return settle(() => a.stats.dropped === 1).then(() => {
+    assert.equal(a.peer, null);
+    assert.throws(() => decodeMessage(JSON.stringify({ t: 'heads', heads: {}, more: 'yes' })), ProtocolError);
+    assert.throws(() => decodeMessage(JSON.stringify({ t: 'heads', heads: { a: 1 }, tips: { b: 'e'.repeat(64) } })), ProtocolError);
+    a.close();
+  });
 });

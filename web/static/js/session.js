@@ -13,16 +13,30 @@ export const BATCH_ENTRIES = 200;
 export const BATCH_BYTES = 200 * 1024;
 export const HIGH_WATER = 1 << 20;
 export const LOW_WATER = 256 * 1024;
-const MAX_HEADS = 10000;
+const MAX_HEADS = 10000; // in one message
+// A hello states at most HEADS_PER_PAGE authors; more follow in heads messages, the last
+// without more (docs/PROTOCOL.md section 2). A peer's pages count at most MAX_HELLO_HEADS
+// authors in all; the rest are ignored (their entries are then sent again: duplicates).
+export const HEADS_PER_PAGE = 1000;
+export const MAX_HELLO_HEADS = 20000;
 // Some WebRTC stacks lose the first message of a fresh channel (it arrives before the
 // channel is wired up on the offerer's side). A side that has not heard the peer's hello
 // asks again: after HELLO_RETRY_MS, or at once when other messages arrive first.
 export const HELLO_RETRY_MS = 2000;
 export const HELLO_AGAIN_MAX = 3;
+// Limits of one session (docs/OPERATIONS.md, "Limits: the sync session"), as in net/rtc
+// (the box's cap on new authors per session is not the page's: a phone joining a room
+// wants every author's history at once).
+// A peer that sent more entries than this that no honest peer relays (BAD_CODES) is cut.
+export const MAX_BAD_ENTRIES = 64;
+const BAD_CODES = new Set(['bad-signature', 'bad-id', 'bad-field', 'too-large', 'wrong-room']);
+const MAX_REFUSED_IDS = 2000;
 
 const rePeerId = /^[A-Za-z0-9_-]{1,64}$/;
 const reHex32 = /^[0-9a-f]{32}$/;
 const reControl = /\p{Cc}/u;
+const reId = /^[0-9a-f]{64}$/;
+const reCode = /^[a-z][a-z0-9-]{0,31}$/;
 
 export class ProtocolError extends Error {
   constructor(msg) {
@@ -51,25 +65,13 @@ export function decodeMessage(data) {
       if (typeof p.name !== 'string' || p.name === '' || new TextEncoder().encode(p.name).length > 64 || reControl.test(p.name)) {
         throw new ProtocolError('hello: bad peer name');
       }
-      const h = m.heads;
-      if (h === null || typeof h !== 'object' || Array.isArray(h)) throw new ProtocolError('hello: bad heads');
-      const keys = Object.keys(h);
-      if (keys.length > MAX_HEADS) throw new ProtocolError('hello: too many heads');
-      for (const k of keys) {
-        if (!Number.isSafeInteger(h[k]) || h[k] < 0) throw new ProtocolError('hello: bad head');
-      }
-      let tips = {};
-      if (m.tips !== undefined && m.tips !== null) {
-        if (typeof m.tips !== 'object' || Array.isArray(m.tips)) throw new ProtocolError('hello: bad tips');
-        for (const [k, id] of Object.entries(m.tips)) {
-          if (!(k in h) || typeof id !== 'string' || !/^[0-9a-f]{64}$/.test(id)) throw new ProtocolError('hello: bad tip');
-        }
-        tips = m.tips;
-      }
+      const { heads, tips, more } = checkHeads(m, 'hello');
       if (m.again !== undefined && typeof m.again !== 'boolean') throw new ProtocolError('hello: bad again');
       if (m.now !== undefined && (!Number.isSafeInteger(m.now) || m.now < 0)) throw new ProtocolError('hello: bad now');
-      return { t: 'hello', v: m.v, room: m.room, peer: { id: p.id, name: p.name }, heads: h, tips, again: m.again === true };
+      return { t: 'hello', v: m.v, room: m.room, peer: { id: p.id, name: p.name }, heads, tips, again: m.again === true, more };
     }
+    case 'heads':
+      return { t: 'heads', ...checkHeads(m, 'heads') };
     case 'entries':
       if (!Array.isArray(m.entries) || m.entries.length > BATCH_ENTRIES) throw new ProtocolError('entries: want a list of at most 200');
       return { t: 'entries', entries: m.entries };
@@ -87,15 +89,65 @@ export function decodeMessage(data) {
         throw new ProtocolError('ack: bad ids');
       }
       return { t: 'ack', ids: m.ids };
+    case 'refused':
+      // The peer refused entries of ours for a reason it names (a quota): the session goes on.
+      if (typeof m.code !== 'string' || !reCode.test(m.code)) throw new ProtocolError('refused: bad code');
+      if (!Array.isArray(m.ids) || m.ids.length > MAX_REFUSED_IDS || !m.ids.every((x) => typeof x === 'string' && reId.test(x))) {
+        throw new ProtocolError('refused: bad ids');
+      }
+      return { t: 'refused', code: m.code, ids: m.ids };
     default:
       throw new ProtocolError(`unknown message type ${JSON.stringify(String(m.t)).slice(0, 40)}`);
   }
 }
 
+/** The heads, tips and more of a hello or heads message; throws ProtocolError. */
+function checkHeads(m, what) {
+  const h = m.heads;
+  if (h === null || typeof h !== 'object' || Array.isArray(h)) throw new ProtocolError(`${what}: bad heads`);
+  const keys = Object.keys(h);
+  if (keys.length > MAX_HEADS) throw new ProtocolError(`${what}: too many heads`);
+  for (const k of keys) {
+    if (!Number.isSafeInteger(h[k]) || h[k] < 0) throw new ProtocolError(`${what}: bad head`);
+  }
+  let tips = {};
+  if (m.tips !== undefined && m.tips !== null) {
+    if (typeof m.tips !== 'object' || Array.isArray(m.tips)) throw new ProtocolError(`${what}: bad tips`);
+    for (const [k, id] of Object.entries(m.tips)) {
+      if (!Object.hasOwn(h, k) || typeof id !== 'string' || !reId.test(id)) throw new ProtocolError(`${what}: bad tip`);
+    }
+    tips = m.tips;
+  }
+  if (m.more !== undefined && typeof m.more !== 'boolean') throw new ProtocolError(`${what}: bad more`);
+  return { heads: h, tips, more: m.more === true };
+}
+
+/** A hello as messages: the first HEADS_PER_PAGE authors (sorted) in the hello, the rest
+ * in heads messages; every one but the last says more. */
+export function helloPages(hello) {
+  const authors = Object.keys(hello.heads).sort();
+  if (authors.length <= HEADS_PER_PAGE) return [hello];
+  const pages = [];
+  for (let i = 0; i < authors.length; i += HEADS_PER_PAGE) {
+    const heads = {};
+    const tips = {};
+    for (const a of authors.slice(i, i + HEADS_PER_PAGE)) {
+      heads[a] = hello.heads[a];
+      if (Object.hasOwn(hello.tips || {}, a)) tips[a] = hello.tips[a];
+    }
+    const page = i === 0 ? { ...hello, heads, tips } : { t: 'heads', heads, tips };
+    if (i + HEADS_PER_PAGE < authors.length) page.more = true;
+    pages.push(page);
+  }
+  return pages;
+}
+
 /**
  * A sync session. options: channel, room, me {id, name}, log (history.Log), persist
  * (entries → void, throws when storage fails; called before anything is acked),
- * onEvent ({type: hello|added|acked|refused|dropped|error|closed, ...}).
+ * onEvent ({type: hello|added|acked|refused|peer-refused|dropped|error|closed, ...}):
+ * refused is an entry of the peer's this side refused ({code, entry, author}); peer-refused
+ * is the peer refusing entries of ours ({code, ids}: a quota of the box, e.g. 'author-rate').
  */
 export class Session {
   constructor({ channel, room, me, log, persist, onEvent = () => {}, now = () => Date.now(), verify = inlineVerifier, helloRetryMs = HELLO_RETRY_MS }) {
@@ -106,6 +158,9 @@ export class Session {
     this.stats = { sent: 0, received: 0, refused: 0, dropped: 0 };
     this.asked = 0; // hellos re-sent with again
     this.retry = null;
+    this.bad = 0; // entries refused with a BAD_CODES code
+    this.proofSent = new Set(); // 'author seq' of the entries sent as fork proofs
+    this.logged = new Set(); // refusal codes the peer sent, logged once each
     channel.bufferedAmountLowThreshold = LOW_WATER;
     this.onMessage = (ev) => this.receive(ev.data);
     this.onClose = () => this.close();
@@ -122,7 +177,7 @@ export class Session {
     this.enqueue(() => {
       const m = { t: 'hello', v: VERSION, room: this.room, peer: this.me, heads: this.log.heads(), tips: this.log.tips(), now: this.now() };
       if (again) m.again = true;
-      return this.send(m);
+      return helloPages(m).reduce((p, page) => p.then(() => this.send(page)), Promise.resolve());
     });
   }
 
@@ -239,7 +294,8 @@ export class Session {
       this.onEvent({ type: 'dropped', error: err });
       return;
     }
-    if (m.t === 'hello') return this.onHello(m);
+    if (m.t === 'hello') return this.onHelloPage(m);
+    if (m.t === 'heads') return this.onHeads(m);
     if (!this.peer) {
       this.stats.dropped++;
       console.warn('chattorrent: dropped a message before hello; asking for it again');
@@ -248,7 +304,38 @@ export class Session {
     }
     if (m.t === 'entries') this.log.queue(() => this.onEntries(m.entries));
     else if (m.t === 'ack') this.onEvent({ type: 'acked', ids: m.ids });
+    else if (m.t === 'refused') this.onRefused(m);
     else if (this.files) this.files.onControl(m);
+  }
+
+  /** A hello that may be the first of several pages (more): the rest waits for the last
+   * heads message. */
+  onHelloPage(m) {
+    this.paging = null;
+    if (!m.more || m.room !== this.room) return this.onHello(m);
+    const heads = Object.assign(Object.create(null), m.heads);
+    const tips = Object.assign(Object.create(null), m.tips);
+    this.paging = { ...m, heads, tips, n: Object.keys(heads).length };
+  }
+
+  onHeads(m) {
+    const h = this.paging;
+    if (!h) {
+      this.stats.dropped++;
+      console.warn('chattorrent: dropped heads without a hello');
+      if (!this.peer) this.askAgain();
+      return;
+    }
+    for (const [a, seq] of Object.entries(m.heads)) {
+      if (h.n >= MAX_HELLO_HEADS) break;
+      if (Object.hasOwn(h.heads, a)) continue;
+      h.heads[a] = seq;
+      h.n++;
+      if (Object.hasOwn(m.tips, a)) h.tips[a] = m.tips[a];
+    }
+    if (m.more) return;
+    this.paging = null;
+    this.onHello({ ...h, more: false });
   }
 
   onHello(m) {
@@ -273,24 +360,41 @@ export class Session {
     this.peer = m.peer;
     clearTimeout(this.retry);
     this.onEvent({ type: 'hello', peer: m.peer });
-    // Where the peer's entry at its head differs from ours at that seq, the author is
-    // forked: mark it, and send ours so the peer (refusing it as a fork) marks it too.
+    // Where the peer says its entry at its head differs from ours at that seq, its word is
+    // no proof: nothing is marked. Ours is sent instead; the peer verifies it and, holding
+    // another signed entry there, refuses it as a fork, marks the author and sends its own
+    // back (onEntries), with which this side marks the author too.
     const forks = [];
     for (const [author, id] of Object.entries(m.tips)) {
       const mine = this.log.at(author, m.heads[author]);
-      if (mine && mine.id !== id) {
-        this.log.forkedAuthors.add(author);
-        forks.push(mine);
-        this.onEvent({ type: 'refused', code: 'fork', entry: mine, author });
-      }
+      if (mine && mine.id !== id && this.claimProof(mine)) forks.push(mine);
     }
     if (forks.length) this.enqueue(() => this.sendEntries(forks));
     this.enqueue(() => this.sendEntries(this.log.missing(m.heads)));
   }
 
+  /** Whether this side's entry is yet to be sent as a fork proof; records that it is (once
+   * per author and seq, so two sides never trade theirs forever). */
+  claimProof(mine) {
+    const k = `${mine.author} ${mine.seq}`;
+    if (this.proofSent.has(k)) return false;
+    this.proofSent.add(k);
+    return true;
+  }
+
+  onRefused(m) {
+    if (!this.logged.has(m.code)) {
+      this.logged.add(m.code);
+      console.warn(`chattorrent: the peer refused entries of ours (${m.code}); logged once per code`);
+    }
+    this.onEvent({ type: 'peer-refused', code: m.code, ids: m.ids });
+  }
+
   async onEntries(list) {
+    if (this.closed || this.bad > MAX_BAD_ENTRIES) return;
     const fresh = [];
     const stored = [];
+    const proofs = [];
     const plain = list.map((x) => (x !== null && typeof x === 'object' && !Array.isArray(x) ? pick(x) : x));
     const results = await this.verify(plain, this.room, this.now());
     for (let i = 0; i < plain.length; i++) {
@@ -305,10 +409,22 @@ export class Session {
       } catch (err) {
         this.stats.refused++;
         const code = err instanceof HistoryError ? err.code : 'bad-field';
+        if (BAD_CODES.has(code)) this.bad++;
+        if (code === 'fork') {
+          // The proof the other way: our own entry at that seq, once.
+          const mine = this.log.at(e.author, e.seq);
+          if (mine && mine.id !== e.id && this.claimProof(mine)) proofs.push(mine);
+        }
         console.warn(`chattorrent: refused an entry (${code}):`, err.message);
         this.onEvent({ type: 'refused', code, entry: e, author: e && e.author });
       }
     }
+    if (this.bad > MAX_BAD_ENTRIES) {
+      this.onEvent({ type: 'error', error: new ProtocolError(`the peer sent ${this.bad} forged or malformed entries, at most ${MAX_BAD_ENTRIES}: session ended`) });
+      this.close();
+      return;
+    }
+    if (proofs.length) this.enqueue(() => this.sendEntries(proofs));
     const ack = () => {
       if (stored.length) this.enqueue(() => this.send({ t: 'ack', ids: stored }));
     };
