@@ -446,12 +446,18 @@ func (a *Archiver) serve(ctx context.Context, inv *torrent.Invitation, proven bo
 		}()
 		defer func() { stop(); <-done }()
 	}
-	if err := s.Run(sctx); err != nil {
-		log.Warn("session ended", "err", err)
+	err = s.Run(sctx)
+	st := s.Stats()
+	attrs := []any{"received", st.Added, "sent", st.EntriesSent, "refused", st.Refused}
+	if a.fetch != nil {
+		// What the peer leaves queued: the files announced wait for a peer that has them.
+		attrs = append(attrs, "files queued", a.fetch.Pending())
+	}
+	if err != nil {
+		log.Warn("session ended", append([]any{"err", err}, attrs...)...)
 		return
 	}
-	st := s.Stats()
-	log.Info("peer left", "received", st.Added, "sent", st.EntriesSent)
+	log.Info("peer left", attrs...)
 }
 
 // relay publishes entries that one session stored to the room's other sessions. It must
