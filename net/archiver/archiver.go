@@ -410,7 +410,7 @@ func (a *Archiver) serve(ctx context.Context, inv *torrent.Invitation, proven bo
 			case rtc.EventAdded:
 				a.recv.note(inv.Room, time.Now())
 				a.relay(ctx, inv.Room, s, ev.Entries)
-				a.fetchFiles(router.fetch, ev.Entries)
+				a.fetchFiles(router.fetch, ev.Entries, false)
 			}
 		},
 	})
@@ -537,13 +537,15 @@ func (a *Archiver) fetchKept(room string, link *pieces.FetchLink) {
 			a.log.Warn("files not fetched: the room's entries", "room", room, "err", err)
 			return
 		}
-		a.fetchFiles(link, es)
+		a.fetchFiles(link, es, true)
 	}()
 }
 
 // fetchFiles queues the files the entries announce to be fetched from the link's peer
 // (among others); files the box holds, or over the size limit, are skipped by the Fetcher.
-func (a *Archiver) fetchFiles(link *pieces.FetchLink, es []history.Entry) {
+// kept: the entries are the room's stored ones, the peer asked only in case it holds them
+// (FetchKept), not entries it brought.
+func (a *Archiver) fetchFiles(link *pieces.FetchLink, es []history.Entry, kept bool) {
 	if link == nil {
 		return
 	}
@@ -555,7 +557,11 @@ func (a *Archiver) fetchFiles(link *pieces.FetchLink, es []history.Entry) {
 		if err != nil {
 			continue // shown as unsupported; never fetched (§5)
 		}
-		if err := link.Fetch(m); err != nil && !errors.Is(err, pieces.ErrTooLarge) && !errors.Is(err, pieces.ErrTooManyJobs) {
+		fetch := link.Fetch
+		if kept {
+			fetch = link.FetchKept
+		}
+		if err := fetch(m); err != nil && !errors.Is(err, pieces.ErrTooLarge) && !errors.Is(err, pieces.ErrTooManyJobs) {
 			a.log.Warn("file not fetched", "root", m.Root, "err", err)
 		}
 	}

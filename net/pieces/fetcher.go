@@ -86,6 +86,7 @@ type FetcherStats struct {
 	Refused      int64 // fetches refused: over the size limit or the disk budget
 	TooMany      int64 // announcements refused: too many jobs (in all or in the room)
 	Expired      int64 // parked jobs dropped after ParkedJobTTL
+	MadeWay      int64 // jobs no peer could be asked for, dropped for a file a peer offers
 	PartsExpired int64 // partial files deleted after PartialTTL without progress
 }
 
@@ -112,7 +113,7 @@ type Fetcher struct {
 	warnedJob map[string]bool // rooms told (in the log) they have too many jobs
 	wg        sync.WaitGroup
 
-	fetched, pieces, bad, dropped, refused, tooMany, expired, partsExpired atomic.Int64
+	fetched, pieces, bad, dropped, refused, tooMany, expired, partsExpired, madeWay atomic.Int64
 }
 
 type job struct {
@@ -124,6 +125,7 @@ type job struct {
 	in    chan fetchEvent     // made when a run starts, dropped when it ends
 	peers []*FetchLink        // who may hold the file, in the order they are asked
 	skip  map[*FetchLink]bool // said nope, cancelled or lied too often: not asked again
+	maybe map[*FetchLink]bool // peers only asked in case they hold it (FetchKept), not its announcers
 	cur   *FetchLink          // the peer asked now; frames from others are dropped
 
 	running bool
@@ -189,7 +191,7 @@ func NewFetcher(opts FetcherOptions) (*Fetcher, error) {
 func (f *Fetcher) Stats() FetcherStats {
 	return FetcherStats{Fetched: f.fetched.Load(), Pieces: f.pieces.Load(), BadPieces: f.bad.Load(),
 		DroppedPeers: f.dropped.Load(), Refused: f.refused.Load(), TooMany: f.tooMany.Load(),
-		Expired: f.expired.Load(), PartsExpired: f.partsExpired.Load()}
+		Expired: f.expired.Load(), PartsExpired: f.partsExpired.Load(), MadeWay: f.madeWay.Load()}
 }
 
 // Pending is the number of files queued or being fetched.
@@ -260,6 +262,31 @@ func (f *Fetcher) pruneJobs(now time.Time) {
 	}
 }
 
+// makeWay drops the oldest job not running that no announcer of it can be asked for (they
+// left, said nope or lied; peers asked only in case, FetchKept, do not count), in room
+// (any room for ""), so a file a connected peer announces now takes its place: otherwise
+// files announced by a peer that never sends them hold the room's places (and the box's)
+// for ParkedJobTTL after it left, and longer while it keeps coming back, and nobody
+// else's file is fetched meanwhile. The dropped job's partial file stays; a later
+// announcement queues it again. f.mu held.
+func (f *Fetcher) makeWay(room string) {
+	var oldest *job
+	for _, j := range f.order {
+		if j.running || (room != "" && j.room != room) || f.announcer(j) {
+			continue
+		}
+		if oldest == nil || j.seen.Before(oldest.seen) {
+			oldest = j
+		}
+	}
+	if oldest == nil {
+		return
+	}
+	f.forget(oldest)
+	f.madeWay.Add(1)
+	f.log.Debug("file fetch dropped from the queue: no peer to ask, and a peer offers another file", "root", oldest.meta.Root, "name", oldest.meta.Name)
+}
+
 func (f *Fetcher) wake() {
 	select {
 	case f.kick <- struct{}{}:
@@ -327,6 +354,17 @@ func (f *Fetcher) forget(j *job) {
 		delete(f.perRoom, j.room)
 		delete(f.warnedJob, j.room)
 	}
+}
+
+// announcer reports whether a peer that announced j (not only asked in case) may still be
+// asked for it; f.mu held.
+func (f *Fetcher) announcer(j *job) bool {
+	for _, p := range j.peers {
+		if !j.skip[p] && !j.maybe[p] && !p.isClosed() {
+			return true
+		}
+	}
+	return false
 }
 
 // usable returns the first peer of j that may be asked, other than not (nil: any); f.mu held.
@@ -676,8 +714,18 @@ func (l *FetchLink) isClosed() bool { return l.closed.Load() }
 // peer among others, unless the store holds it already. A file over the size limit is
 // refused (ErrTooLarge), and so is a new file when MaxJobs files are queued in all or
 // MaxJobsPerRoom in the link's room (ErrTooManyJobs: announced again later, it is
-// queued then); the disk budget is checked when the fetch starts.
-func (l *FetchLink) Fetch(m Meta) error {
+// queued then), unless a queued job that no peer can be asked for makes way (makeWay);
+// the disk budget is checked when the fetch starts.
+func (l *FetchLink) Fetch(m Meta) error { return l.fetch(m, false) }
+
+// FetchKept is Fetch for a file announced in the room earlier, which this peer may hold
+// (the box asks each peer that connects for the room's files it lacks): the peer is asked
+// for it like any other, but it is not the file's announcer, so a job that only such
+// peers could send makes way for a file a peer announces (makeWay), and a new job here
+// never makes way for itself.
+func (l *FetchLink) FetchKept(m Meta) error { return l.fetch(m, true) }
+
+func (l *FetchLink) fetch(m Meta, maybe bool) error {
 	f := l.f
 	raw, err := hex.DecodeString(m.Root)
 	if err != nil || len(raw) != 32 || m.Size < 1 {
@@ -709,6 +757,12 @@ func (l *FetchLink) Fetch(m Meta) error {
 		if len(f.jobs) >= f.opts.MaxJobs || f.perRoom[l.room] >= f.opts.MaxJobsPerRoom {
 			f.pruneJobs(now)
 		}
+		if !maybe && f.perRoom[l.room] >= f.opts.MaxJobsPerRoom {
+			f.makeWay(l.room)
+		}
+		if !maybe && f.perRoom[l.room] < f.opts.MaxJobsPerRoom && len(f.jobs) >= f.opts.MaxJobs {
+			f.makeWay("")
+		}
 		if len(f.jobs) >= f.opts.MaxJobs || f.perRoom[l.room] >= f.opts.MaxJobsPerRoom {
 			warned := f.warnedJob[l.room]
 			f.warnedJob[l.room] = true
@@ -722,13 +776,19 @@ func (l *FetchLink) Fetch(m Meta) error {
 			return ErrTooManyJobs
 		}
 		// No per-piece memory yet: the event channel and the bitmap are made when it runs.
-		j = &job{meta: m, root: root, n: NumPieces(m.Size), room: l.room, skip: make(map[*FetchLink]bool)}
+		j = &job{meta: m, root: root, n: NumPieces(m.Size), room: l.room, skip: make(map[*FetchLink]bool), maybe: make(map[*FetchLink]bool)}
 		f.jobs[m.Root] = j
 		f.order = append(f.order, j)
 		f.perRoom[l.room]++
 	}
 	if !slices.Contains(j.peers, l) {
 		j.peers = append(j.peers, l)
+		if maybe {
+			j.maybe[l] = true
+		}
+	}
+	if !maybe {
+		delete(j.maybe, l)
 	}
 	j.refused = false
 	j.seen = now
@@ -748,6 +808,7 @@ func (l *FetchLink) Close() {
 	for _, j := range f.jobs {
 		j.peers = slices.DeleteFunc(j.peers, func(p *FetchLink) bool { return p == l })
 		delete(j.skip, l)
+		delete(j.maybe, l)
 	}
 	f.mu.Unlock()
 }
