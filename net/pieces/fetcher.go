@@ -22,6 +22,7 @@ const (
 	DefaultMaxLies      = 3
 	DefaultStall        = 10 * time.Second
 	maxBadHashes        = 3
+	silentStalls        = 3 // unanswered asks of one want before the peer counts as silent
 	gotEvery            = 64  // a got message every 64 pieces verified (1 MiB)
 	fetchQueue          = 512 // frames queued per fetch before the excess is dropped (asked again)
 
@@ -360,7 +361,7 @@ func (f *Fetcher) forget(j *job) {
 // asked for it; f.mu held.
 func (f *Fetcher) announcer(j *job) bool {
 	for _, p := range j.peers {
-		if !j.skip[p] && !j.maybe[p] && !p.isClosed() {
+		if !j.skip[p] && !j.maybe[p] && !p.isClosed() && !p.silent.Load() {
 			return true
 		}
 	}
@@ -370,7 +371,7 @@ func (f *Fetcher) announcer(j *job) bool {
 // usable returns the first peer of j that may be asked, other than not (nil: any); f.mu held.
 func (f *Fetcher) usable(j *job, not *FetchLink) *FetchLink {
 	for _, p := range j.peers {
-		if p != not && !j.skip[p] && !p.isClosed() {
+		if p != not && !j.skip[p] && !p.isClosed() && !p.silent.Load() {
 			return p
 		}
 	}
@@ -427,6 +428,7 @@ func (f *Fetcher) fetch(ctx context.Context, j *job, part *Partial, log *slog.Lo
 	}
 	rescan := j.leaves == nil && part.Existed
 	lies := make(map[*FetchLink]int)
+	quiet := make(map[*FetchLink]int) // asks of this file a peer left unanswered, in a row
 	var (
 		p         *FetchLink
 		hashBuf   [][32]byte
@@ -518,6 +520,17 @@ func (f *Fetcher) fetch(ctx context.Context, j *job, part *Partial, log *slog.Lo
 			continue
 		case <-stall.C:
 			stalls++
+			quiet[p]++
+			if quiet[p] >= silentStalls {
+				// A peer that sends nothing at all would hold this fetch's place (and the
+				// box's few) for as long as it stays connected: it is not asked again.
+				p.silent.Store(true)
+				log.Info("the peer answers no want: not asked for files until it sends something", "peer", p.name, "asked", quiet[p])
+				if err := next(p, false); err != nil {
+					return err
+				}
+				continue
+			}
 			log.Info("no frame from the peer: asking again", "peer", p.name, "stalls", stalls)
 			not := (*FetchLink)(nil)
 			if stalls >= 2 {
@@ -533,6 +546,7 @@ func (f *Fetcher) fetch(ctx context.Context, j *job, part *Partial, log *slog.Lo
 			continue // from a peer asked before
 		}
 		stalls = 0
+		delete(quiet, p)
 		if ev.ctl != "" {
 			log.Info("the peer does not send the file", "peer", p.name, "says", ev.ctl)
 			f.skip(j, p)
@@ -694,6 +708,9 @@ type FetchLink struct {
 	room   string // the session's room: what its announcements count against
 	done   chan struct{}
 	closed atomic.Bool
+	// silent: the peer answered none of a want asked silentStalls times; it is not asked
+	// for any file again until it sends the fetcher something (a frame, nope or cancel).
+	silent atomic.Bool
 }
 
 // Link returns the fetcher's side of a session whose peer is called name, in no room
@@ -709,6 +726,13 @@ func (f *Fetcher) RoomLink(room string, send Sender, name string) *FetchLink {
 }
 
 func (l *FetchLink) isClosed() bool { return l.closed.Load() }
+
+// heard notes that the peer sent the fetcher something: a silent peer may be asked again.
+func (l *FetchLink) heard() {
+	if l.silent.CompareAndSwap(true, false) {
+		l.f.wake()
+	}
+}
 
 // Fetch queues the file m (announced in the session's room) to be fetched, from this
 // peer among others, unless the store holds it already. A file over the size limit is
@@ -837,6 +861,7 @@ func (l *FetchLink) route(root string, ev fetchEvent) bool {
 
 // Control takes the peer's nope and cancel (a want is a Seeder's, got is ignored).
 func (l *FetchLink) Control(c Control) {
+	l.heard()
 	if c.T == "nope" || c.T == "cancel" {
 		l.route(c.Root, fetchEvent{from: l, ctl: c.T})
 	}
@@ -844,6 +869,7 @@ func (l *FetchLink) Control(c Control) {
 
 // Frame takes a binary frame from the peer: hashes or a piece of a file asked for.
 func (l *FetchLink) Frame(b []byte) {
+	l.heard()
 	fr, err := DecodeFrame(b)
 	if err != nil {
 		l.f.log.Warn("file frame dropped", "peer", l.name, "err", err)

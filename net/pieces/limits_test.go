@@ -1,6 +1,7 @@
 package pieces
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -316,5 +317,36 @@ func TestFetchParkedJobsMakeWay(t *testing.T) {
 	}
 	if f.Pending() != MaxJobs {
 		t.Fatalf("pending %d, want %d", f.Pending(), MaxJobs)
+	}
+}
+
+// TestFetchSilentPeer: a connected peer that announces files and answers none of the
+// fetcher's wants is not asked again after silentStalls asks, so it no longer holds the
+// box's few fetches (MaxFetches) for as long as it stays connected: another peer's file
+// is fetched meanwhile. When the silent peer sends something it is asked again.
+func TestFetchSilentPeer(t *testing.T) {
+	f, b, _ := newFetcher(t, t.TempDir(), FetcherOptions{Stall: 20 * time.Millisecond})
+	silent := f.Link(nopSender{}, "silent")
+	defer silent.Close()
+	for i := range 2 * DefaultMaxFetches {
+		if err := silent.Fetch(fakeMeta(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	blobs, m, data := holding(t, 3*PieceSize+5)
+	honest := connect(t, f, blobs, "honest", nil)
+	if err := honest.link.Fetch(m); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the honest peer's file stored", func() bool { return f.Stats().Fetched == 1 })
+	if got := stored(t, b, m); !bytes.Equal(got, data) {
+		t.Fatal("stored bytes differ")
+	}
+	if !silent.silent.Load() {
+		t.Fatal("the peer that answered nothing is not marked silent")
+	}
+	silent.Control(Control{T: "nope", Root: fakeMeta(0).Root})
+	if silent.silent.Load() {
+		t.Fatal("a silent peer that spoke is still silent")
 	}
 }
