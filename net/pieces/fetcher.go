@@ -22,7 +22,7 @@ const (
 	DefaultMaxLies      = 3
 	DefaultStall        = 10 * time.Second
 	maxBadHashes        = 3
-	silentStalls        = 3 // unanswered asks of one want before the peer counts as silent
+	silentStalls        = 3   // unanswered asks of one want before the peer counts as silent
 	gotEvery            = 64  // a got message every 64 pieces verified (1 MiB)
 	fetchQueue          = 512 // frames queued per fetch before the excess is dropped (asked again)
 
