@@ -403,14 +403,17 @@ func (a *Archiver) serve(ctx context.Context, inv *torrent.Invitation, proven bo
 					endSession()
 					return
 				}
+				// The peer's own files (by a key it proved) are asked of it as announced by it.
+				own := ""
 				if proven && ev.Peer.ID == inv.Peer.ID { // a key the peer proved, not a claim
 					a.observeClock(rh, ev.Peer.ID, ev.PeerNow) // before the peer's entries are checked
+					own = ev.Peer.ID
 				}
-				a.fetchKept(inv.Room, router.fetch)
+				a.fetchKept(inv.Room, router.fetch, own)
 			case rtc.EventAdded:
 				a.recv.note(inv.Room, time.Now())
 				a.relay(ctx, inv.Room, s, ev.Entries)
-				a.fetchFiles(router.fetch, ev.Entries, false)
+				a.fetchFiles(router.fetch, ev.Entries, false, "")
 			}
 		},
 	})
@@ -525,7 +528,7 @@ func (r *fileRouter) Frame(b []byte) {
 // fetchKept queues, once the peer said hello, the files of every entry the box already
 // keeps for the room: the peer may hold some the box lacks. It must not block (it runs in
 // the session's goroutine): the store is read on a goroutine of the archiver's wait group.
-func (a *Archiver) fetchKept(room string, link *pieces.FetchLink) {
+func (a *Archiver) fetchKept(room string, link *pieces.FetchLink, own string) {
 	if link == nil {
 		return
 	}
@@ -537,15 +540,16 @@ func (a *Archiver) fetchKept(room string, link *pieces.FetchLink) {
 			a.log.Warn("files not fetched: the room's entries", "room", room, "err", err)
 			return
 		}
-		a.fetchFiles(link, es, true)
+		a.fetchFiles(link, es, true, own)
 	}()
 }
 
 // fetchFiles queues the files the entries announce to be fetched from the link's peer
 // (among others); files the box holds, or over the size limit, are skipped by the Fetcher.
 // kept: the entries are the room's stored ones, the peer asked only in case it holds them
-// (FetchKept), not entries it brought.
-func (a *Archiver) fetchFiles(link *pieces.FetchLink, es []history.Entry, kept bool) {
+// (FetchKept), not entries it brought, except those by own (the key it proved): its own
+// files, which it announced.
+func (a *Archiver) fetchFiles(link *pieces.FetchLink, es []history.Entry, kept bool, own string) {
 	if link == nil {
 		return
 	}
@@ -558,7 +562,7 @@ func (a *Archiver) fetchFiles(link *pieces.FetchLink, es []history.Entry, kept b
 			continue // shown as unsupported; never fetched (§5)
 		}
 		fetch := link.Fetch
-		if kept {
+		if kept && (own == "" || e.Author != own) {
 			fetch = link.FetchKept
 		}
 		if err := fetch(m); err != nil && !errors.Is(err, pieces.ErrTooLarge) && !errors.Is(err, pieces.ErrTooManyJobs) {
