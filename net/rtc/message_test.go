@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -197,6 +198,8 @@ func FuzzDecodeMessage(f *testing.F) {
 	e := entry(alice, testRoom, 1, "", "hi")
 	msgs, _ := EncodeEntries([]history.Entry{e})
 	f.Add(msgs[0])
+	f.Add([]byte(`{"t":"refused","code":"author-rate","ids":["` + strings.Repeat("a", 64) + `"]}`))
+	f.Add([]byte(`{"t":"heads","heads":{"` + alice.id + `":2},"tips":{"` + alice.id + `":"` + strings.Repeat("b", 64) + `"},"more":true}`))
 	for _, in := range malformedCases() {
 		f.Add([]byte(in))
 	}
@@ -222,7 +225,24 @@ func FuzzDecodeMessage(f *testing.F) {
 			if len(m.Entries) > MaxBatch {
 				t.Fatal("too many entries")
 			}
-		case TypeAck:
+		case TypeRefused:
+			b, err := EncodeRefused(m.Code, m.IDs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m2, err := DecodeMessage(b); err != nil || m2.Code != m.Code || !slices.Equal(m2.IDs, m.IDs) {
+				t.Fatalf("refused round trip: %+v %v", m2, err)
+			}
+		case TypeHeads:
+			if m.Hello == nil || m.Hello.Heads == nil {
+				t.Fatal("heads without heads")
+			}
+			for a := range m.Hello.Tips {
+				if _, ok := m.Hello.Heads[a]; !ok {
+					t.Fatalf("a tip without a head: %s", a)
+				}
+			}
+		case TypeAck, "want", "nope", "got", "cancel":
 		default:
 			t.Fatalf("type %q decoded", m.T)
 		}
