@@ -800,7 +800,7 @@ func (l *FetchLink) fetch(m Meta, maybe bool) error {
 			return ErrTooManyJobs
 		}
 		// No per-piece memory yet: the event channel and the bitmap are made when it runs.
-		j = &job{meta: m, root: root, n: NumPieces(m.Size), room: l.room, skip: make(map[*FetchLink]bool), maybe: make(map[*FetchLink]bool)}
+		j = &job{meta: m, root: root, n: NumPieces(m.Size), room: l.room, skip: make(map[*FetchLink]bool)}
 		f.jobs[m.Root] = j
 		f.order = append(f.order, j)
 		f.perRoom[l.room]++
@@ -808,6 +808,9 @@ func (l *FetchLink) fetch(m Meta, maybe bool) error {
 	if !slices.Contains(j.peers, l) {
 		j.peers = append(j.peers, l)
 		if maybe {
+			if j.maybe == nil {
+				j.maybe = make(map[*FetchLink]bool)
+			}
 			j.maybe[l] = true
 		}
 	}
