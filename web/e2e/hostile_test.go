@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -62,18 +63,19 @@ func syncWithBox(ctx context.Context, p *clockLiar, room, name string, lead time
 	if files != nil {
 		fh = files
 	}
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
 	s, err := rtc.NewSession(rtc.Config{Room: room, Self: rtc.PeerInfo{ID: p.author, Name: name}, History: p.mem, Conn: conn, Files: fh,
 		Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return time.Now().Add(lead) },
 		OnEvent: func(ev rtc.Event) {
 			select {
 			case events <- ev:
-			case <-ctx.Done():
+			case <-sctx.Done(): // the session is over: nobody reads
 			}
 		}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sctx, stop := context.WithCancel(ctx)
 	ended := make(chan error, 1)
 	go func() { ended <- s.Run(sctx) }()
 	seeding := make(chan struct{})
@@ -111,7 +113,7 @@ func syncWithBox(ctx context.Context, p *clockLiar, room, name string, lead time
 					}
 				}
 			case rtc.EventAcked:
-				acked = acked || (mark.ID != "" && containsID(ev.IDs, mark.ID))
+				acked = acked || (mark.ID != "" && slices.Contains(ev.IDs, mark.ID))
 			case rtc.EventPeerRefused:
 				seen.refused[ev.Code] += len(ev.IDs)
 			case rtc.EventAdded:
@@ -125,15 +127,6 @@ func syncWithBox(ctx context.Context, p *clockLiar, room, name string, lead time
 		}
 	}
 	return mark, seen
-}
-
-func containsID(ids []string, id string) bool {
-	for _, x := range ids {
-		if x == id {
-			return true
-		}
-	}
-	return false
 }
 
 // throwAway signs an entry by a new key, into log, checked by now.
