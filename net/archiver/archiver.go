@@ -456,14 +456,17 @@ func (a *Archiver) serve(ctx context.Context, inv *torrent.Invitation, proven bo
 					endSession()
 					return
 				}
+				// The peer's own files (by a key it proved) are asked of it as announced by it.
+				own := ""
 				if proven && ev.Peer.ID == inv.Peer.ID { // a key the peer proved, not a claim
 					a.observeClock(rh, ev.Peer.ID, ev.PeerNow) // before the peer's entries are checked
+					own = ev.Peer.ID
 				}
-				a.fetchKept(inv.Room, router.fetch)
+				a.fetchKept(inv.Room, router.fetch, own)
 			case rtc.EventAdded:
 				a.recv.note(inv.Room, time.Now())
 				a.relay(ctx, inv.Room, s, ev.Entries)
-				a.fetchFiles(router.fetch, ev.Entries)
+				a.fetchFiles(router.fetch, ev.Entries, false, "")
 			}
 		},
 	})
@@ -499,12 +502,18 @@ func (a *Archiver) serve(ctx context.Context, inv *torrent.Invitation, proven bo
 		}()
 		defer func() { stop(); <-done }()
 	}
-	if err := s.Run(sctx); err != nil {
-		log.Warn("session ended", "err", err)
+	err = s.Run(sctx)
+	st := s.Stats()
+	attrs := []any{"received", st.Added, "sent", st.EntriesSent, "refused", st.Refused}
+	if a.fetch != nil {
+		// What the peer leaves queued: the files announced wait for a peer that has them.
+		attrs = append(attrs, "files queued", a.fetch.Pending())
+	}
+	if err != nil {
+		log.Warn("session ended", append([]any{"err", err}, attrs...)...)
 		return
 	}
-	st := s.Stats()
-	log.Info("peer left", "received", st.Added, "sent", st.EntriesSent)
+	log.Info("peer left", attrs...)
 }
 
 // relay publishes entries that one session stored to the room's other sessions. It must
@@ -572,7 +581,7 @@ func (r *fileRouter) Frame(b []byte) {
 // fetchKept queues, once the peer said hello, the files of every entry the box already
 // keeps for the room: the peer may hold some the box lacks. It must not block (it runs in
 // the session's goroutine): the store is read on a goroutine of the archiver's wait group.
-func (a *Archiver) fetchKept(room string, link *pieces.FetchLink) {
+func (a *Archiver) fetchKept(room string, link *pieces.FetchLink, own string) {
 	if link == nil {
 		return
 	}
@@ -584,13 +593,16 @@ func (a *Archiver) fetchKept(room string, link *pieces.FetchLink) {
 			a.log.Warn("files not fetched: the room's entries", "room", room, "err", err)
 			return
 		}
-		a.fetchFiles(link, es)
+		a.fetchFiles(link, es, true, own)
 	}()
 }
 
 // fetchFiles queues the files the entries announce to be fetched from the link's peer
 // (among others); files the box holds, or over the size limit, are skipped by the Fetcher.
-func (a *Archiver) fetchFiles(link *pieces.FetchLink, es []history.Entry) {
+// kept: the entries are the room's stored ones, the peer asked only in case it holds them
+// (FetchKept), not entries it brought, except those by own (the key it proved): its own
+// files, which it announced.
+func (a *Archiver) fetchFiles(link *pieces.FetchLink, es []history.Entry, kept bool, own string) {
 	if link == nil {
 		return
 	}
@@ -602,7 +614,11 @@ func (a *Archiver) fetchFiles(link *pieces.FetchLink, es []history.Entry) {
 		if err != nil {
 			continue // shown as unsupported; never fetched (§5)
 		}
-		if err := link.Fetch(m); err != nil && !errors.Is(err, pieces.ErrTooLarge) && !errors.Is(err, pieces.ErrTooManyJobs) {
+		fetch := link.Fetch
+		if kept && (own == "" || e.Author != own) {
+			fetch = link.FetchKept
+		}
+		if err := fetch(m); err != nil && !errors.Is(err, pieces.ErrTooLarge) && !errors.Is(err, pieces.ErrTooManyJobs) {
 			a.log.Warn("file not fetched", "root", m.Root, "err", err)
 		}
 	}

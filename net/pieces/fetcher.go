@@ -22,6 +22,7 @@ const (
 	DefaultMaxLies      = 3
 	DefaultStall        = 10 * time.Second
 	maxBadHashes        = 3
+	silentStalls        = 3   // unanswered asks of one want before the peer counts as silent
 	gotEvery            = 64  // a got message every 64 pieces verified (1 MiB)
 	fetchQueue          = 512 // frames queued per fetch before the excess is dropped (asked again)
 
@@ -86,6 +87,7 @@ type FetcherStats struct {
 	Refused      int64 // fetches refused: over the size limit or the disk budget
 	TooMany      int64 // announcements refused: too many jobs (in all or in the room)
 	Expired      int64 // parked jobs dropped after ParkedJobTTL
+	MadeWay      int64 // jobs no peer could be asked for, dropped for a file a peer offers
 	PartsExpired int64 // partial files deleted after PartialTTL without progress
 }
 
@@ -112,7 +114,7 @@ type Fetcher struct {
 	warnedJob map[string]bool // rooms told (in the log) they have too many jobs
 	wg        sync.WaitGroup
 
-	fetched, pieces, bad, dropped, refused, tooMany, expired, partsExpired atomic.Int64
+	fetched, pieces, bad, dropped, refused, tooMany, expired, partsExpired, madeWay atomic.Int64
 }
 
 type job struct {
@@ -124,6 +126,7 @@ type job struct {
 	in    chan fetchEvent     // made when a run starts, dropped when it ends
 	peers []*FetchLink        // who may hold the file, in the order they are asked
 	skip  map[*FetchLink]bool // said nope, cancelled or lied too often: not asked again
+	maybe map[*FetchLink]bool // peers only asked in case they hold it (FetchKept), not its announcers
 	cur   *FetchLink          // the peer asked now; frames from others are dropped
 
 	running bool
@@ -189,7 +192,7 @@ func NewFetcher(opts FetcherOptions) (*Fetcher, error) {
 func (f *Fetcher) Stats() FetcherStats {
 	return FetcherStats{Fetched: f.fetched.Load(), Pieces: f.pieces.Load(), BadPieces: f.bad.Load(),
 		DroppedPeers: f.dropped.Load(), Refused: f.refused.Load(), TooMany: f.tooMany.Load(),
-		Expired: f.expired.Load(), PartsExpired: f.partsExpired.Load()}
+		Expired: f.expired.Load(), PartsExpired: f.partsExpired.Load(), MadeWay: f.madeWay.Load()}
 }
 
 // Pending is the number of files queued or being fetched.
@@ -258,6 +261,31 @@ func (f *Fetcher) pruneJobs(now time.Time) {
 			f.log.Info("parked file fetch dropped: no peer sent it for a while", "root", j.meta.Root, "name", j.meta.Name, "after", f.opts.ParkedJobTTL)
 		}
 	}
+}
+
+// makeWay drops the oldest job not running that no announcer of it can be asked for (they
+// left, said nope or lied; peers asked only in case, FetchKept, do not count), in room
+// (any room for ""), so a file a connected peer announces now takes its place: otherwise
+// files announced by a peer that never sends them hold the room's places (and the box's)
+// for ParkedJobTTL after it left, and longer while it keeps coming back, and nobody
+// else's file is fetched meanwhile. The dropped job's partial file stays; a later
+// announcement queues it again. f.mu held.
+func (f *Fetcher) makeWay(room string) {
+	var oldest *job
+	for _, j := range f.order {
+		if j.running || (room != "" && j.room != room) || f.announcer(j) {
+			continue
+		}
+		if oldest == nil || j.seen.Before(oldest.seen) {
+			oldest = j
+		}
+	}
+	if oldest == nil {
+		return
+	}
+	f.forget(oldest)
+	f.madeWay.Add(1)
+	f.log.Debug("file fetch dropped from the queue: no peer to ask, and a peer offers another file", "root", oldest.meta.Root, "name", oldest.meta.Name)
 }
 
 func (f *Fetcher) wake() {
@@ -329,10 +357,21 @@ func (f *Fetcher) forget(j *job) {
 	}
 }
 
+// announcer reports whether a peer that announced j (not only asked in case) may still be
+// asked for it; f.mu held.
+func (f *Fetcher) announcer(j *job) bool {
+	for _, p := range j.peers {
+		if !j.skip[p] && !j.maybe[p] && !p.isClosed() && !p.silent.Load() {
+			return true
+		}
+	}
+	return false
+}
+
 // usable returns the first peer of j that may be asked, other than not (nil: any); f.mu held.
 func (f *Fetcher) usable(j *job, not *FetchLink) *FetchLink {
 	for _, p := range j.peers {
-		if p != not && !j.skip[p] && !p.isClosed() {
+		if p != not && !j.skip[p] && !p.isClosed() && !p.silent.Load() {
 			return p
 		}
 	}
@@ -389,6 +428,7 @@ func (f *Fetcher) fetch(ctx context.Context, j *job, part *Partial, log *slog.Lo
 	}
 	rescan := j.leaves == nil && part.Existed
 	lies := make(map[*FetchLink]int)
+	quiet := make(map[*FetchLink]int) // asks of this file a peer left unanswered, in a row
 	var (
 		p         *FetchLink
 		hashBuf   [][32]byte
@@ -480,6 +520,17 @@ func (f *Fetcher) fetch(ctx context.Context, j *job, part *Partial, log *slog.Lo
 			continue
 		case <-stall.C:
 			stalls++
+			quiet[p]++
+			if quiet[p] >= silentStalls {
+				// A peer that sends nothing at all would hold this fetch's place (and the
+				// box's few) for as long as it stays connected: it is not asked again.
+				p.silent.Store(true)
+				log.Info("the peer answers no want: not asked for files until it sends something", "peer", p.name, "asked", quiet[p])
+				if err := next(p, false); err != nil {
+					return err
+				}
+				continue
+			}
 			log.Info("no frame from the peer: asking again", "peer", p.name, "stalls", stalls)
 			not := (*FetchLink)(nil)
 			if stalls >= 2 {
@@ -495,6 +546,7 @@ func (f *Fetcher) fetch(ctx context.Context, j *job, part *Partial, log *slog.Lo
 			continue // from a peer asked before
 		}
 		stalls = 0
+		delete(quiet, p)
 		if ev.ctl != "" {
 			log.Info("the peer does not send the file", "peer", p.name, "says", ev.ctl)
 			f.skip(j, p)
@@ -656,6 +708,9 @@ type FetchLink struct {
 	room   string // the session's room: what its announcements count against
 	done   chan struct{}
 	closed atomic.Bool
+	// silent: the peer answered none of a want asked silentStalls times; it is not asked
+	// for any file again until it sends the fetcher something (a frame, nope or cancel).
+	silent atomic.Bool
 }
 
 // Link returns the fetcher's side of a session whose peer is called name, in no room
@@ -672,12 +727,29 @@ func (f *Fetcher) RoomLink(room string, send Sender, name string) *FetchLink {
 
 func (l *FetchLink) isClosed() bool { return l.closed.Load() }
 
+// heard notes that the peer sent the fetcher something: a silent peer may be asked again.
+func (l *FetchLink) heard() {
+	if l.silent.CompareAndSwap(true, false) {
+		l.f.wake()
+	}
+}
+
 // Fetch queues the file m (announced in the session's room) to be fetched, from this
 // peer among others, unless the store holds it already. A file over the size limit is
 // refused (ErrTooLarge), and so is a new file when MaxJobs files are queued in all or
 // MaxJobsPerRoom in the link's room (ErrTooManyJobs: announced again later, it is
-// queued then); the disk budget is checked when the fetch starts.
-func (l *FetchLink) Fetch(m Meta) error {
+// queued then), unless a queued job that no peer can be asked for makes way (makeWay);
+// the disk budget is checked when the fetch starts.
+func (l *FetchLink) Fetch(m Meta) error { return l.fetch(m, false) }
+
+// FetchKept is Fetch for a file announced in the room earlier, which this peer may hold
+// (the box asks each peer that connects for the room's files it lacks): the peer is asked
+// for it like any other, but it is not the file's announcer, so a job that only such
+// peers could send makes way for a file a peer announces (makeWay), and a new job here
+// never makes way for itself.
+func (l *FetchLink) FetchKept(m Meta) error { return l.fetch(m, true) }
+
+func (l *FetchLink) fetch(m Meta, maybe bool) error {
 	f := l.f
 	raw, err := hex.DecodeString(m.Root)
 	if err != nil || len(raw) != 32 || m.Size < 1 {
@@ -709,6 +781,12 @@ func (l *FetchLink) Fetch(m Meta) error {
 		if len(f.jobs) >= f.opts.MaxJobs || f.perRoom[l.room] >= f.opts.MaxJobsPerRoom {
 			f.pruneJobs(now)
 		}
+		if !maybe && f.perRoom[l.room] >= f.opts.MaxJobsPerRoom {
+			f.makeWay(l.room)
+		}
+		if !maybe && f.perRoom[l.room] < f.opts.MaxJobsPerRoom && len(f.jobs) >= f.opts.MaxJobs {
+			f.makeWay("")
+		}
 		if len(f.jobs) >= f.opts.MaxJobs || f.perRoom[l.room] >= f.opts.MaxJobsPerRoom {
 			warned := f.warnedJob[l.room]
 			f.warnedJob[l.room] = true
@@ -729,6 +807,15 @@ func (l *FetchLink) Fetch(m Meta) error {
 	}
 	if !slices.Contains(j.peers, l) {
 		j.peers = append(j.peers, l)
+		if maybe {
+			if j.maybe == nil {
+				j.maybe = make(map[*FetchLink]bool)
+			}
+			j.maybe[l] = true
+		}
+	}
+	if !maybe {
+		delete(j.maybe, l)
 	}
 	j.refused = false
 	j.seen = now
@@ -748,6 +835,7 @@ func (l *FetchLink) Close() {
 	for _, j := range f.jobs {
 		j.peers = slices.DeleteFunc(j.peers, func(p *FetchLink) bool { return p == l })
 		delete(j.skip, l)
+		delete(j.maybe, l)
 	}
 	f.mu.Unlock()
 }
@@ -776,6 +864,7 @@ func (l *FetchLink) route(root string, ev fetchEvent) bool {
 
 // Control takes the peer's nope and cancel (a want is a Seeder's, got is ignored).
 func (l *FetchLink) Control(c Control) {
+	l.heard()
 	if c.T == "nope" || c.T == "cancel" {
 		l.route(c.Root, fetchEvent{from: l, ctl: c.T})
 	}
@@ -783,6 +872,7 @@ func (l *FetchLink) Control(c Control) {
 
 // Frame takes a binary frame from the peer: hashes or a piece of a file asked for.
 func (l *FetchLink) Frame(b []byte) {
+	l.heard()
 	fr, err := DecodeFrame(b)
 	if err != nil {
 		l.f.log.Warn("file frame dropped", "peer", l.name, "err", err)

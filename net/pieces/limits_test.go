@@ -1,6 +1,7 @@
 package pieces
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -242,5 +243,110 @@ func TestPartialsExpire(t *testing.T) {
 	}
 	if st := f.Stats(); st.PartsExpired != 1 {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+// TestFetchParkedJobsMakeWay: files whose announcing peer left (or said nope) make way for
+// a file a connected peer announces, in the room and over all rooms, even when connected
+// peers are asked for them in case (FetchKept); files their connected announcer may still
+// send do not. Else one peer announcing files it never sends held a room's
+// places, and the box's, for ParkedJobTTL after it left.
+func TestFetchParkedJobsMakeWay(t *testing.T) {
+	f := idleFetcher(t, FetcherOptions{})
+	hostile := f.RoomLink("r", nopSender{}, "hostile")
+	for i := range MaxJobsPerRoom {
+		if err := hostile.Fetch(fakeMeta(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	honest := f.RoomLink("r", nopSender{}, "honest")
+	if err := honest.Fetch(fakeMeta(1000)); !errors.Is(err, ErrTooManyJobs) {
+		t.Fatalf("while the peer that announced them is connected: %v, want ErrTooManyJobs", err)
+	}
+	hostile.Close()
+	// The honest peer is asked for the room's files in case it holds them (the box does so
+	// when a peer connects): that does not keep them, and a new one asked so makes no way.
+	for i := range MaxJobsPerRoom {
+		if err := honest.FetchKept(fakeMeta(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := honest.FetchKept(fakeMeta(5000)); !errors.Is(err, ErrTooManyJobs) {
+		t.Fatalf("a file only kept, in a full room: %v, want ErrTooManyJobs", err)
+	}
+	if err := honest.Fetch(fakeMeta(1000)); err != nil {
+		t.Fatalf("after it left: %v", err)
+	}
+	if f.Pending() != MaxJobsPerRoom || f.Stats().MadeWay != 1 {
+		t.Fatalf("pending %d, stats %+v", f.Pending(), f.Stats())
+	}
+	f.mu.Lock()
+	_, first := f.jobs[fakeMeta(0).Root] // the oldest went
+	_, mine := f.jobs[fakeMeta(1000).Root]
+	f.mu.Unlock()
+	if first || !mine {
+		t.Fatalf("the oldest parked job kept: %v; the new one queued: %v", first, mine)
+	}
+
+	// All rooms: the box's places held by rooms whose peers left.
+	for r := 1; r < MaxJobs/MaxJobsPerRoom; r++ {
+		l := f.RoomLink(fmt.Sprintf("room %d", r), nopSender{}, "hostile")
+		for i := range MaxJobsPerRoom {
+			if err := l.Fetch(fakeMeta(r*MaxJobsPerRoom + i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		l.Close()
+	}
+	if f.Pending() != MaxJobs {
+		t.Fatalf("pending %d, want %d", f.Pending(), MaxJobs)
+	}
+	// The honest peer's files take the room's other places, then the room is full of
+	// files its (connected) peer may send: the next one waits.
+	for i := range MaxJobsPerRoom - 1 {
+		if err := honest.Fetch(fakeMeta(2000 + i)); err != nil {
+			t.Fatalf("the honest room, file %d: %v", i, err)
+		}
+	}
+	if err := honest.Fetch(fakeMeta(3000)); !errors.Is(err, ErrTooManyJobs) {
+		t.Fatalf("the honest room full of files its peer may send: %v, want ErrTooManyJobs", err)
+	}
+	late := f.RoomLink("late", nopSender{}, "late")
+	if err := late.Fetch(fakeMeta(4000)); err != nil {
+		t.Fatalf("a new room while the box's places are held by parked files: %v", err)
+	}
+	if f.Pending() != MaxJobs {
+		t.Fatalf("pending %d, want %d", f.Pending(), MaxJobs)
+	}
+}
+
+// TestFetchSilentPeer: a connected peer that announces files and answers none of the
+// fetcher's wants is not asked again after silentStalls asks, so it no longer holds the
+// box's few fetches (MaxFetches) for as long as it stays connected: another peer's file
+// is fetched meanwhile. When the silent peer sends something it is asked again.
+func TestFetchSilentPeer(t *testing.T) {
+	f, b, _ := newFetcher(t, t.TempDir(), FetcherOptions{Stall: 20 * time.Millisecond})
+	silent := f.Link(nopSender{}, "silent")
+	defer silent.Close()
+	for i := range 2 * DefaultMaxFetches {
+		if err := silent.Fetch(fakeMeta(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	blobs, m, data := holding(t, 3*PieceSize+5)
+	honest := connect(t, f, blobs, "honest", nil)
+	if err := honest.link.Fetch(m); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the honest peer's file stored", func() bool { return f.Stats().Fetched == 1 })
+	if got := stored(t, b, m); !bytes.Equal(got, data) {
+		t.Fatal("stored bytes differ")
+	}
+	if !silent.silent.Load() {
+		t.Fatal("the peer that answered nothing is not marked silent")
+	}
+	silent.Control(Control{T: "nope", Root: fakeMeta(0).Root})
+	if silent.silent.Load() {
+		t.Fatal("a silent peer that spoke is still silent")
 	}
 }

@@ -51,24 +51,8 @@ func newPionSeed(b *testing.B, room string, size int64) *pionSeed {
 	}
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	p := &pionSeed{api: api, key: key, author: history.EncodeKey(key.Public().(ed25519.PublicKey)), size: size, log: history.NewLog(room)}
-	if p.blobs, err = pieces.NewBlobs(b.TempDir(), 0); err != nil {
-		b.Fatal(err)
-	}
-	path, _ := writeRandom(b, "pion.bin", size)
-	f, err := os.Open(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	p.root, err = p.blobs.Put(f, size)
-	f.Close()
-	if err != nil {
-		b.Fatal(err)
-	}
-	os.Remove(path)
-	body, err := pieces.Meta{Kind: "file", Root: pieces.RootHex(p.root), Size: size, Name: "pion.bin", Type: "application/octet-stream"}.Body()
-	if err != nil {
-		b.Fatal(err)
-	}
+	var body string
+	p.blobs, p.root, body, p.seeder = seedFile(b, "pion.bin", size)
 	for _, e := range []history.Entry{{Kind: history.KindJoin}, {Kind: "file", Body: body}} {
 		e.Author, e.Name, e.TS = p.author, "Pion", time.Now().UnixMilli()
 		p.log.Next(&e)
@@ -77,9 +61,35 @@ func newPionSeed(b *testing.B, room string, size int64) *pionSeed {
 			b.Fatal(err)
 		}
 	}
-	rootHex := pieces.RootHex(p.root)
-	p.seeder = pieces.NewSeeder(pieces.SeederOptions{Blobs: p.blobs, Announced: func(r string) bool { return r == rootHex }})
 	return p
+}
+
+// seedFile puts size random bytes named name into a Blobs of its own and returns it, the
+// file's root, the body of the "file" entry that announces it, and a Seeder that serves it
+// (and nothing else) to a session.
+func seedFile(tb testing.TB, name string, size int64) (*pieces.Blobs, [32]byte, string, *pieces.Seeder) {
+	tb.Helper()
+	blobs, err := pieces.NewBlobs(tb.TempDir(), 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	path, _ := writeRandom(tb, name, size)
+	f, err := os.Open(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	root, err := blobs.Put(f, size)
+	f.Close()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	os.Remove(path)
+	body, err := pieces.Meta{Kind: "file", Root: pieces.RootHex(root), Size: size, Name: name, Type: "application/octet-stream"}.Body()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	rootHex := pieces.RootHex(root)
+	return blobs, root, body, pieces.NewSeeder(pieces.SeederOptions{Blobs: blobs, Announced: func(r string) bool { return r == rootHex }})
 }
 
 // join answers the page's offer file like the archiver does and runs the session and the

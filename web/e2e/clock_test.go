@@ -75,11 +75,57 @@ func (l *clockLiar) say(kind, body string, ts time.Time) history.Entry {
 func (l *clockLiar) join(ctx context.Context, room string, acked ...string) string {
 	t := l.t
 	t.Helper()
+	conn, box, hangUp := l.dial(ctx, room)
+	defer hangUp()
+	want := make(map[string]bool)
+	for _, id := range acked {
+		want[id] = true
+	}
+	done := make(chan struct{})
+	events := make(chan []string, 64)
+	s, err := rtc.NewSession(rtc.Config{Room: room, Self: rtc.PeerInfo{ID: l.author, Name: "Reloj"}, History: l.mem, Conn: conn,
+		Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return time.Now().Add(liarLead) },
+		OnEvent: func(ev rtc.Event) {
+			if ev.Kind == rtc.EventAcked {
+				events <- ev.IDs
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, stop := context.WithCancel(ctx)
+	go func() { defer close(done); s.Run(sctx) }()
+	defer func() { stop(); <-done }()
+	for len(want) > 0 {
+		select {
+		case ids := <-events:
+			for _, id := range ids {
+				delete(want, id)
+			}
+		case <-ctx.Done():
+			t.Fatalf("the box did not acknowledge %d entries of the liar's", len(want))
+		}
+	}
+	time.Sleep(time.Second) // the entries sent after the acknowledged ones reach the box
+	return box
+}
+
+// dial proves l's key to the box, invites the box into room (POST /api/rooms/connect, as
+// the page does) and opens the DataChannel; it returns the channel, the box's author id
+// and what closes the peer connection. The caller runs the session over the channel.
+func (l *clockLiar) dial(ctx context.Context, room string) (*rtc.DataChannelConn, string, func()) {
+	t := l.t
+	t.Helper()
 	pc, dc, sdp, err := rtc.Offer(ctx, l.api)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pc.Close()
+	ok := false
+	defer func() {
+		if !ok {
+			pc.Close()
+		}
+	}()
 	var sess [16]byte
 	rand.Read(sess[:])
 	offer, err := torrent.Encode(&torrent.Invitation{Role: torrent.RoleOffer, Room: room, RoomName: "Reloj", SDP: sdp,
@@ -114,37 +160,8 @@ func (l *clockLiar) join(ctx context.Context, room string, acked ...string) stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := make(map[string]bool)
-	for _, id := range acked {
-		want[id] = true
-	}
-	done := make(chan struct{})
-	events := make(chan []string, 64)
-	s, err := rtc.NewSession(rtc.Config{Room: room, Self: rtc.PeerInfo{ID: l.author, Name: "Reloj"}, History: l.mem, Conn: conn,
-		Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return time.Now().Add(liarLead) },
-		OnEvent: func(ev rtc.Event) {
-			if ev.Kind == rtc.EventAcked {
-				events <- ev.IDs
-			}
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sctx, stop := context.WithCancel(ctx)
-	go func() { defer close(done); s.Run(sctx) }()
-	defer func() { stop(); <-done }()
-	for len(want) > 0 {
-		select {
-		case ids := <-events:
-			for _, id := range ids {
-				delete(want, id)
-			}
-		case <-ctx.Done():
-			t.Fatalf("the box did not acknowledge %d entries of the liar's", len(want))
-		}
-	}
-	time.Sleep(time.Second) // the entries sent after the acknowledged ones reach the box
-	return inv.Peer.ID
+	ok = true
+	return conn, inv.Peer.ID, func() { pc.Close() }
 }
 
 // boxEntries reads a room's history from the box's API (the one place this test reads

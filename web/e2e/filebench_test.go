@@ -161,19 +161,31 @@ func rendererRSS(pid int) int64 {
 }
 
 func vmRSS(pid int) int64 {
+	rss, _ := procMem(pid)
+	return rss
+}
+
+// procMem reads a process's resident memory now (VmRSS) and its peak (VmHWM), in bytes,
+// from /proc/PID/status; 0 when unknown.
+func procMem(pid int) (rss, hwm int64) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	defer f.Close()
+	kb := func(v string) int64 {
+		n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		return n << 10
+	}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb * 1024
+			rss = kb(v)
+		} else if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			hwm = kb(v)
 		}
 	}
-	return 0
+	return rss, hwm
 }
 
 var rawMessage = flag.Int("e2e.rawmessage", 16384, "BenchmarkBrowserFile: the raw runs' message size in bytes (16384 is the issue's baseline; the product sends up to 3 pieces a message, 49189 bytes)")

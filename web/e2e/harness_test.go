@@ -170,13 +170,44 @@ func startServer(dir string) (stop func() error, err error) {
 // args added to the loopback defaults, for tests that need a fresh one; it stops with tb.
 func startBox(tb testing.TB, hostname string, args ...string) string {
 	tb.Helper()
+	return startBoxProc(tb, hostname, args...).base
+}
+
+// boxProc is an appliance startBoxProc started.
+type boxProc struct {
+	base string // https://127.0.0.1:PORT
+	pid  int
+	logs *syncBuffer // its log so far
+}
+
+// syncBuffer is a bytes.Buffer a process writes while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// startBoxProc is startBox for tests that watch the process (its memory, its log).
+func startBoxProc(tb testing.TB, hostname string, args ...string) *boxProc {
+	tb.Helper()
 	dir := tb.TempDir()
 	ready := filepath.Join(dir, "ready.json")
 	cmd := exec.Command(filepath.Join(server.dir, "chattorrent"), append([]string{"serve", "--data-dir", filepath.Join(dir, "data"),
 		"--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--ready-file", ready, "--hostname", hostname,
 		"--webrtc-port", "0", "--turn-port", "0", "--mdns=false"}, args...)...)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
+	logs := new(syncBuffer)
+	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
@@ -191,11 +222,11 @@ func startBox(tb testing.TB, hostname string, args ...string) string {
 		b, err := os.ReadFile(ready)
 		var r struct{ HTTPS string }
 		if err == nil && json.Unmarshal(b, &r) == nil && r.HTTPS != "" {
-			return "https://" + r.HTTPS
+			return &boxProc{base: "https://" + r.HTTPS, pid: cmd.Process.Pid, logs: logs}
 		}
 	}
 	tb.Fatalf("%s not ready", hostname)
-	return ""
+	return nil
 }
 
 // user is one person: one Chromium process with its own profile (so closing and reopening
