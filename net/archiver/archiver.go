@@ -442,7 +442,7 @@ func (a *Archiver) serve(ctx context.Context, inv *torrent.Invitation, proven bo
 	}
 	var s *rtc.Session
 	s, err = rtc.NewSession(rtc.Config{Files: files,
-		Room: inv.Room, History: room, Conn: conn, Logger: a.opts.Logger,
+		Room: inv.Room, History: room, Conn: conn, Logger: a.opts.Logger, MaxNewAuthors: rtc.MaxNewAuthorsPerSession,
 		Self: rtc.PeerInfo{ID: a.opts.Identity.Author(), Name: a.opts.Identity.Name}, Now: a.opts.Clock.Now,
 		OnEvent: func(ev rtc.Event) {
 			switch ev.Kind {

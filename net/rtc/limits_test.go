@@ -261,7 +261,9 @@ func TestSessionNewAuthorsCap(t *testing.T) {
 	known := write(t, hA, alice, 1)
 	ca, cm := Pipe(64)
 	wa := newWatcher()
-	stop := runSession(t, t.Context(), newSession(t, hA, ca, "A", wa))
+	sA := newSession(t, hA, ca, "A", wa)
+	sA.cfg.MaxNewAuthors = MaxNewAuthorsPerSession // as the box sets it
+	stop := runSession(t, t.Context(), sA)
 	f := fakePeer{t, cm}
 	f.hello(map[string]int64{alice.id: 1}, nil)
 	const extra = 8

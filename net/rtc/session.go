@@ -94,6 +94,11 @@ type Config struct {
 	// means MaxHeldBytes. Beyond either they are refused (CodeHeldFull).
 	MaxPending   int
 	MaxHeldBytes int
+	// MaxNewAuthors caps the authors new to the room one session may bring (the box sets
+	// MaxNewAuthorsPerSession: its store is shared by everyone); 0 means no cap (a phone
+	// joining a room wants every author's history at once). Beyond it the first entries of
+	// more are refused (CodeAuthorsSession).
+	MaxNewAuthors int
 	// Files, when set, receives the peer's file messages and frames (PROTOCOL.md §5) once
 	// it has said hello; Conn must then be a FrameConn. SendControl and SendFrame answer.
 	Files FileHandler
@@ -1014,14 +1019,14 @@ func (s *Session) add(e history.Entry) (bool, error) {
 // admitAuthor refuses the first entry of an author unknown to the room once this session
 // brought MaxNewAuthorsPerSession new authors.
 func (s *Session) admitAuthor(e history.Entry) error {
-	if e.Seq != 1 || s.newAuthors < MaxNewAuthorsPerSession {
+	if s.cfg.MaxNewAuthors <= 0 || e.Seq != 1 || s.newAuthors < s.cfg.MaxNewAuthors {
 		return nil
 	}
 	if _, known := s.cfg.History.At(e.Author, 1); known {
 		return nil // a duplicate, or a fork to detect
 	}
 	return &refusal{code: CodeAuthorsSession,
-		msg: fmt.Sprintf("this session brought %d new authors already, at most %d", s.newAuthors, MaxNewAuthorsPerSession)}
+		msg: fmt.Sprintf("this session brought %d new authors already, at most %d", s.newAuthors, s.cfg.MaxNewAuthors)}
 }
 
 // hold keeps an entry that came before its author's previous one, within the session's
@@ -1080,10 +1085,16 @@ func (s *Session) refuse(e history.Entry, err error) {
 		if code == history.CodeFork {
 			s.queueProof(e)
 		}
-		if he.By != "" {
+		switch {
+		case he.By != "":
 			s.log.Debug("entry refused with its run", "id", e.ID, "author", e.Author, "seq", e.Seq, "code", code, "by", he.By)
-		} else {
-			s.log.Warn("entry refused", "id", e.ID, "author", e.Author, "seq", e.Seq, "code", code, "err", err)
+		case s.logged[code]:
+			s.log.Debug("entry refused", "id", e.ID, "author", e.Author, "seq", e.Seq, "code", code, "err", err)
+		default:
+			// Once per code and session: a peer's flood of bad entries is not a flood of
+			// log lines (the session's end counts what it refused).
+			s.logged[code] = true
+			s.log.Warn("entry refused (logged once per code)", "id", e.ID, "author", e.Author, "seq", e.Seq, "code", code, "err", err)
 		}
 	default:
 		s.log.Error("entry not stored", "id", e.ID, "err", err)
