@@ -8,10 +8,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/chattorrent/chattorrent/board"
+	"github.com/chattorrent/chattorrent/store"
 	"github.com/chattorrent/chattorrent/web"
 )
 
@@ -64,6 +66,9 @@ type Config struct {
 	// BodyTimeout bounds how long a request may take to send its body; a slower one is cut
 	// with 408 slow-body (web.Options.BodyReadTimeout). Default web.DefaultBodyReadTimeout.
 	BodyTimeout time.Duration
+	// StoreBudget is the bytes rooms.db may take (store.Limits.StoreBytes); past it the box
+	// refuses entries and its voice notes with store-full. Default store.DefaultStoreBudget.
+	StoreBudget int64
 }
 
 // errHelp reports that -h was asked for and the help was printed.
@@ -137,6 +142,17 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	fs.DurationVar(&cfg.BodyTimeout, "body-timeout", bodyTimeout,
 		"how long a request may take to send its body before it is cut with 408 slow-body, 100ms..10m\n"+
 			"(env CHATTORRENT_BODY_TIMEOUT)")
+	storeBudget := int64(store.DefaultStoreBudget)
+	if v, ok := lookupEnv("CHATTORRENT_STORE_BUDGET"); ok {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return Config{}, usageError{err: fmt.Errorf("serve: CHATTORRENT_STORE_BUDGET %q: want a number of bytes", v)}
+		}
+		storeBudget = n
+	}
+	fs.Int64Var(&cfg.StoreBudget, "store-budget", storeBudget,
+		"the bytes the history (rooms.db) may take on the card; past it the box refuses with store-full (HTTP 507)\n"+
+			"(env CHATTORRENT_STORE_BUDGET)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return Config{}, errHelp
@@ -165,6 +181,9 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	}
 	if cfg.BodyTimeout < 100*time.Millisecond || cfg.BodyTimeout > 10*time.Minute {
 		return Config{}, usageError{err: fmt.Errorf("serve: -body-timeout %v: want 100ms..10m", cfg.BodyTimeout)}
+	}
+	if cfg.StoreBudget < 64<<10 {
+		return Config{}, usageError{err: fmt.Errorf("serve: -store-budget %d: want at least 65536 bytes", cfg.StoreBudget)}
 	}
 	if err := checkPorts(cfg); err != nil {
 		return Config{}, usageError{err: err}

@@ -85,7 +85,8 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	// build time is a floor the system time cannot honestly be under.
 	clock := archiver.NewClock(archiver.ClockOptions{Logger: base, NotBefore: builtAt()})
 	setMemoryLimit(log)
-	st, err := store.Open(filepath.Join(cfg.DataDir, "store"), store.Options{Logger: base, Now: clock.Now})
+	st, err := store.Open(filepath.Join(cfg.DataDir, "store"), store.Options{Logger: base, Now: clock.Now,
+		Limits: store.Limits{StoreBytes: cfg.StoreBudget}})
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"archive/zip"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/chattorrent/chattorrent/board"
 )
 
 // TestBoxKeepsRoom: a member invites the box into a room; the box (a real pion peer in the
@@ -450,4 +453,35 @@ func TestPhoneFitsBoxList(t *testing.T) {
 		}
 	}
 	a.checkConsole()
+}
+
+// TestBoxFullVoiceNote: a box whose store budget is spent refuses a member's voice note
+// with 507 store-full before its microphone opens, and the page says the box is full, in
+// the page's language.
+func TestBoxFullVoiceNote(t *testing.T) {
+	dir := t.TempDir()
+	tone := &board.Recording{SampleRate: board.SampleRate, Samples: make([]int16, board.SampleRate)}
+	var wav bytes.Buffer
+	if _, err := board.WriteWAV(&wav, tone, 0); err != nil {
+		t.Fatal(err)
+	}
+	mic := filepath.Join(dir, "mic.wav")
+	if err := os.WriteFile(mic, wav.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// 100 KB: the room and its joins fit; a 10 s note (320 KB) does not.
+	base := startBox(t, "llenabox", "--webrtc-loopback", "--mic", "wav:"+mic, "--store-budget", "100000")
+	a := newUserAt(t, "A", "es-ES", base, noDNS)
+	a.setName("Ana")
+	a.do(chromedp.SendKeys(chromedp.CSS("#new-room-name"), "Llena"))
+	a.download(chromedp.Click(chromedp.CSS("#create-room")))
+	a.waitJS(`!document.getElementById('keep-on-box').hidden`)
+	a.do(chromedp.Click(chromedp.CSS("#keep-on-box")))
+	a.waitStatus("connected")
+	a.waitJS(`!document.getElementById('box-record').hidden`)
+	a.do(chromedp.Click(chromedp.CSS("#box-record")))
+	a.waitJS(`document.getElementById('notice').textContent.includes('La caja está llena')`)
+	if n := evalJS[int](a, `document.querySelectorAll('#messages audio').length`); n != 0 {
+		t.Errorf("%d voice notes in the room of a full box", n)
+	}
 }
