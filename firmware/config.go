@@ -182,8 +182,8 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	if cfg.BodyTimeout < 100*time.Millisecond || cfg.BodyTimeout > 10*time.Minute {
 		return Config{}, usageError{err: fmt.Errorf("serve: -body-timeout %v: want 100ms..10m", cfg.BodyTimeout)}
 	}
-	if cfg.StoreBudget < 64<<10 {
-		return Config{}, usageError{err: fmt.Errorf("serve: -store-budget %d: want at least 65536 bytes", cfg.StoreBudget)}
+	if cfg.StoreBudget < 4<<10 {
+		return Config{}, usageError{err: fmt.Errorf("serve: -store-budget %d: want at least 4096 bytes", cfg.StoreBudget)}
 	}
 	if err := checkPorts(cfg); err != nil {
 		return Config{}, usageError{err: err}

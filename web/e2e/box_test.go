@@ -485,3 +485,28 @@ func TestBoxFullVoiceNote(t *testing.T) {
 		t.Errorf("%d voice notes in the room of a full box", n)
 	}
 }
+
+// TestBoxFullRefusesEntries: a box whose store is full keeps the DataChannel open but
+// refuses the page's new entries with a refused message (store-full); the page says so
+// once, naming the box, and the chat goes on.
+func TestBoxFullRefusesEntries(t *testing.T) {
+	// 4 KB: the room and its joins fit, a few messages more do not.
+	base := startBox(t, "llenabox2", "--webrtc-loopback", "--store-budget", "4096")
+	a := newUserAt(t, "A", "en-US", base, noDNS)
+	a.setName("Ana")
+	a.do(chromedp.SendKeys(chromedp.CSS("#new-room-name"), "Full"))
+	a.download(chromedp.Click(chromedp.CSS("#create-room")))
+	a.waitJS(`!document.getElementById('keep-on-box').hidden`)
+	a.do(chromedp.Click(chromedp.CSS("#keep-on-box")))
+	a.waitStatus("connected")
+	refused := `document.getElementById('notice').dataset.code === 'refused-store-full'`
+	for i := 0; i < 30 && !evalJS[bool](a, refused); i++ {
+		a.say(fmt.Sprintf("mensaje %d con algo de texto para llenar la caja", i))
+	}
+	a.waitJS(refused)
+	if got := a.text("#notice"); !strings.Contains(got, "is full") || !strings.Contains(got, "ChatTorrent") {
+		t.Errorf("the notice: %q", got)
+	}
+	a.waitStatus("connected")
+	a.checkConsole()
+}
