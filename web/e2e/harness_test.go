@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/cdproto/storage"
 	"github.com/chromedp/chromedp"
@@ -241,6 +242,7 @@ type user struct {
 	rules   string // Chromium's --host-resolver-rules
 	noMic   bool   // no microphone permission: Chromium hides its addresses behind .local names
 	quota   int64  // >0: the origin's storage quota in bytes, set before the page first loads
+	preload string // JS run in every document before the page's own scripts (e.g. to remove a browser feature)
 	ctx     context.Context
 	stop    func()
 
@@ -384,6 +386,11 @@ func (u *user) open() {
 		q := float64(u.quota)
 		if _, err := chromedp.Call(ctx, storage.OverrideQuotaForOrigin, storage.OverrideQuotaForOriginParams{Origin: u.base, QuotaSize: &q}); err != nil {
 			t.Fatalf("%s: quota: %v", u.name, err)
+		}
+	}
+	if u.preload != "" {
+		if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: u.preload}); err != nil {
+			t.Fatalf("%s: preload: %v", u.name, err)
 		}
 	}
 	u.do(chromedp.Navigate(u.base + "/"))

@@ -17,6 +17,7 @@ import { initOwner } from './owner.js';
 import { proveMember, watchActivity } from './member.js';
 import { loadKey, saveKey, exportKey } from './keystore.js';
 import { isFull } from './idb.js';
+import { hasEd25519 } from './support.js';
 import {
   MAX_TORRENT_BYTES, MAX_ROOM_NAME, TorrentError, encodeInvitation, decodeInvitation, safeFileName, invitationFileName,
 } from './torrent.js';
@@ -1619,11 +1620,32 @@ function registerWorker() {
   });
 }
 
+/** Without Ed25519 (support.js) nothing works: the page shows which browsers it needs instead
+ * of the app, in the chosen language, and starts nothing else (no key, no verify worker, no
+ * connections), so there is nothing to fail and nothing in the console. */
+function showUnsupported() {
+  $('unsupported').hidden = false;
+  document.querySelector('.layout').hidden = true;
+  document.querySelector('.topbar .me').hidden = true;
+  on('lang', 'change', () => {
+    lang = $('lang').value === 'es' ? 'es' : 'en';
+    t = translator(lang);
+    store.setLang(lang);
+    applyStrings();
+  });
+  document.body.dataset.unsupported = '1';
+  document.body.dataset.ready = '1';
+}
+
 async function main() {
   registerWorker();
   applyStrings();
   if (!globalThis.crypto || !crypto.subtle) {
     notify('error', t('err.no-crypto'), 'no-crypto');
+    return;
+  }
+  if (!(await hasEd25519())) {
+    showUnsupported();
     return;
   }
   state.verify = workerVerifier();

@@ -177,6 +177,11 @@ const es = {
       failed: 'La caja no pudo hacerlo. Inténtalo otra vez.',
     },
   },
+  unsupported: {
+    title: 'Este navegador es demasiado antiguo para ChatTorrent',
+    body: 'ChatTorrent firma y comprueba cada mensaje con Ed25519, y este navegador no lo tiene.',
+    need: 'Actualiza el navegador o usa otro: Safari en iPhone, iPad o Mac 17 o posterior (iOS 17+), Chrome 137 o posterior (también en Android) o Firefox 129 o posterior.',
+  },
 };
 
 const en = {
@@ -352,6 +357,11 @@ const en = {
       'no-room': 'The box does not keep that room.',
       failed: 'The box could not do it. Try again.',
     },
+  },
+  unsupported: {
+    title: 'This browser is too old for ChatTorrent',
+    body: 'ChatTorrent signs and checks every message with Ed25519, and this browser does not have it.',
+    need: 'Update the browser or use another one: Safari on iPhone, iPad or Mac 17 or later (iOS 17+), Chrome 137 or later (Android too) or Firefox 129 or later.',
   },
 };
 

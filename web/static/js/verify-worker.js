@@ -1,5 +1,6 @@
 // Checks batches of entries (hashes, links and one Ed25519 signature per run: checkBatch)
 // off the page's main thread, so a long history syncs without freezing the page.
+// (Ed25519 in WebCrypto: the page starts this worker only after support.js found it.)
 // Messages: {id, room, now, entries, known} → {id, results}; known maps "author seq" to
 // the id stored there (verifier.js).
 import { checkBatch } from './history.js';
