@@ -228,6 +228,7 @@ function live(id) {
       waiting: false, // an offer or answer of ours is out
       conns: new Map(), // RTCPeerConnection → {pc, session, peer, safety}: a room can have several peers
       hint: '',
+      hintImport: '', // the hint when it names the import button (setWaiting)
       shown: PAGE,
     };
     state.live.set(id, l);
@@ -271,10 +272,15 @@ function roomStatus(l) {
   return l.waiting ? 'waiting' : 'offline';
 }
 
-function setWaiting(roomId, hint) {
+function setWaiting(roomId, hint, importHere = false) {
   const l = live(roomId);
   l.waiting = true;
-  if (l.conns.size === 0) l.hint = hint;
+  if (l.conns.size === 0) {
+    l.hint = hint;
+    // The hint names the import button: the room shows one under it (on a phone the room
+    // list, where the other one is, is off screen). Another hint replaces it and the button.
+    l.hintImport = importHere ? hint : '';
+  }
   render();
 }
 
@@ -306,7 +312,7 @@ async function createRoom() {
     download(file, bytes, 'application/x-bittorrent');
     $('new-room-name').value = '';
     state.open = id;
-    setWaiting(id, t('afterOffer', { file }));
+    setWaiting(id, t('afterOffer', { file }), true);
     notify('info', t('afterOffer', { file }));
   } catch (err) {
     fail(err);
@@ -334,7 +340,7 @@ async function reconnect(roomId) {
     state.pending.set(session, { pc: offer.pc, channel: offer.channel, room: roomId, bytes, session });
     const file = invitationFileName(r.name, 'offer');
     download(file, bytes, 'application/x-bittorrent');
-    setWaiting(roomId, t('afterOffer', { file }));
+    setWaiting(roomId, t('afterOffer', { file }), true);
     notify('info', t('afterOffer', { file }));
   } catch (err) {
     fail(err);
@@ -1523,6 +1529,7 @@ function renderRoom() {
   const hint = $('room-hint');
   hint.textContent = l.hint;
   hint.hidden = !l.hint;
+  $('room-import').hidden = !l.hint || l.hintImport !== l.hint;
 
   const ol = $('messages');
   const entries = l.log.entries();
@@ -1679,18 +1686,21 @@ async function main() {
   on('new-room-name', 'keydown', (e) => {
     if (e.key === 'Enter') createRoom();
   });
-  on('import-button', 'keydown', (e) => {
-    if (e.key === 'Enter' || e.key === ' ') {
-      e.preventDefault();
-      $('import-file').click();
-    }
-  });
-  on('import-file', 'change', async () => {
-    const input = $('import-file');
-    const file = input.files && input.files[0];
-    input.value = '';
-    await importFile(file);
-  });
+  // The import button of the room list, and the one under the waiting room's hint.
+  for (const [button, id] of [['import-button', 'import-file'], ['room-import', 'room-import-file']]) {
+    on(button, 'keydown', (e) => {
+      if (e.key === 'Enter' || e.key === ' ') {
+        e.preventDefault();
+        $(id).click();
+      }
+    });
+    on(id, 'change', async () => {
+      const input = $(id);
+      const file = input.files && input.files[0];
+      input.value = '';
+      await importFile(file);
+    });
+  }
   on('rooms', 'click', (e) => {
     const li = e.target.closest('.room-item');
     if (!li) return;
