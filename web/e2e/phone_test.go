@@ -73,3 +73,61 @@ func TestPhoneWaitingRoomImport(t *testing.T) {
 	a.checkConsole()
 	b.checkConsole()
 }
+
+// composerJS says what is wrong with the open room's composer on this screen, or "".
+const composerJS = `(() => {
+  const bad = [];
+  if (document.documentElement.scrollWidth > innerWidth) bad.push('horizontal scroll: ' + document.documentElement.scrollWidth + ' > ' + innerWidth);
+  const c = document.getElementById('composer').getBoundingClientRect();
+  if (c.height === 0 || c.top < 0 || c.bottom > innerHeight + 0.5 || c.left < 0 || c.right > innerWidth + 0.5) bad.push('composer not fully on screen: ' + JSON.stringify(c));
+  for (const id of ['attach', 'record', 'send', 'composer-input']) {
+    const n = document.getElementById(id);
+    const r = n.getBoundingClientRect();
+    if (r.width < 44 || r.height < 44) bad.push(id + ' is ' + r.width + 'x' + r.height);
+    if (r.left < 0 || r.right > innerWidth + 0.5) bad.push(id + ' is cut off');
+  }
+  for (const id of ['attach', 'record']) {
+    const n = document.getElementById(id);
+    if (/\p{Extended_Pictographic}/u.test(n.textContent)) bad.push(id + ' shows an emoji: ' + n.textContent);
+    if (!n.querySelector('svg')) bad.push(id + ' has no icon');
+    if (!n.getAttribute('aria-label')) bad.push(id + ' has no aria-label');
+  }
+  return bad.join('; ');
+})()`
+
+// TestSmallPhoneComposer: on a 360x640 touch phone the open room does not scroll sideways,
+// the composer is on screen, its controls are inline SVG icons with aria-labels (no emoji)
+// and every one is a touch target of 44 px or more; in Spanish, and after switching to English.
+func TestSmallPhoneComposer(t *testing.T) {
+	a := newUser(t, "A", "es-ES")
+	a.do(chromedp.EmulateViewport(360, 640, chromedp.EmulateMobile, chromedp.EmulateTouch))
+	a.do(chromedp.SendKeys(chromedp.CSS("#new-room-name"), "Una sala con un nombre bastante largo para un móvil pequeño"))
+	a.download(chromedp.Click(chromedp.CSS("#create-room")))
+	a.waitStatus("waiting")
+	if got := evalJS[string](a, composerJS); got != "" {
+		t.Errorf("Spanish: %s", got)
+	}
+	if got := evalJS[string](a, `document.getElementById('record').getAttribute('aria-label')`); got != "Grabar nota de voz" {
+		t.Errorf("record's aria-label %q", got)
+	}
+	a.do(chromedp.SetValue(chromedp.CSS("#lang"), "en"))
+	evalJS[chromedp.Void](a, `document.getElementById('lang').dispatchEvent(new Event('change'))`)
+	if got := evalJS[string](a, composerJS); got != "" {
+		t.Errorf("English: %s", got)
+	}
+	if got := evalJS[string](a, `document.getElementById('attach').getAttribute('aria-label')`); got != "Attach a file or image" {
+		t.Errorf("attach's aria-label %q", got)
+	}
+	// Recording: the stop icon and the time replace the microphone, still no sideways scroll.
+	a.do(chromedp.Click(chromedp.CSS("#record")))
+	a.waitJS(`document.getElementById('record').dataset.recording === '1' && document.getElementById('record-time').textContent !== ''`)
+	if got := evalJS[string](a, composerJS); got != "" {
+		t.Errorf("recording: %s", got)
+	}
+	if !evalJS[bool](a, `getComputedStyle(document.querySelector('#record .ico-mic')).display === 'none' && getComputedStyle(document.querySelector('#record .ico-stop')).display !== 'none'`) {
+		t.Error("recording: the stop icon is not shown instead of the microphone")
+	}
+	a.do(chromedp.Click(chromedp.CSS("#record")))
+	a.waitJS(`document.getElementById('record').dataset.recording === undefined && document.getElementById('record-time').textContent === ''`)
+	a.checkConsole()
+}

@@ -1354,8 +1354,8 @@ async function toggleRecording() {
     clearInterval(recorder.timer);
     for (const tr of stream.getTracks()) tr.stop();
     recorder.rec = null;
-    delete btn.dataset.recording;
-    btn.textContent = '🎤';
+    delete btn.dataset.recording; // (CSS shows the microphone icon again)
+    $('record-time').textContent = '';
     btn.setAttribute('aria-label', t('record'));
     const mime = (rec.mimeType || type || 'audio/webm').split(';')[0];
     const ext = mime.includes('mp4') ? 'm4a' : mime.includes('ogg') ? 'ogg' : 'webm';
@@ -1368,7 +1368,7 @@ async function toggleRecording() {
   btn.dataset.recording = '1';
   const tick = () => {
     const ms = performance.now() - recorder.started;
-    btn.textContent = `■ ${formatDuration(ms)}`;
+    setText($('record-time'), formatDuration(ms)); // beside the stop icon (data-recording)
     btn.setAttribute('aria-label', t('recordStop', { time: formatDuration(ms) }));
     if (ms >= MAX_VOICE_MS && recorder.rec) recorder.rec.stop();
   };
