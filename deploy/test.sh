@@ -50,7 +50,8 @@ step "go mod download"
 go mod download
 
 step "gofmt and go vet"
-unformatted=$(gofmt -l $(git ls-files '*.go'))
+mapfile -t gofiles < <(git ls-files '*.go')
+unformatted=$(gofmt -l "${gofiles[@]}")
 [ -z "$unformatted" ] || die "gofmt would change: $unformatted"
 go vet ./...
 
