@@ -147,6 +147,7 @@ step "smoke test: the packaged amd64 binary serves, and \`healthcheck\` (the Doc
 if [ "$(go env GOARCH)" = amd64 ] && command -v unshare >/dev/null; then
   # In a network namespace holding only loopback: nothing the server opens reaches a LAN.
   if [ "$(id -u)" = 0 ]; then ns=(unshare -n); else ns=(unshare -rn); fi
+  # shellcheck disable=SC2016 # the inner sh expands $1, $2 and $d itself
   "${ns[@]}" sh -c '
     ip link set lo up || exit 1
     bin=$1 d=$2
@@ -230,6 +231,7 @@ grep -qF 'nmcli connection delete chattorrent-hotspot' "$tmp/hotspot" || fail "h
 echo "  dry-run output as expected"
 
 step "Dockerfile (static checks)"
+# shellcheck disable=SC2016 # $BUILDPLATFORM is a literal in the Dockerfile, matched as such
 for want in '^FROM --platform=\$BUILDPLATFORM golang:1\.26' 'CGO_ENABLED=0' 'TARGETARCH' 'TARGETVARIANT' \
   '^USER [0-9]+' '^VOLUME \["?/data' '^EXPOSE ' '^HEALTHCHECK ' '-trimpath'; do
   grep -Eq -- "$want" Dockerfile || fail "Dockerfile lacks $want"

@@ -20,6 +20,7 @@ declare -A pkg_of=(
   [ip]=iproute2
   [dpkg-deb]=dpkg
   [systemd-analyze]=systemd
+  [shellcheck]=shellcheck
 )
 missing=()
 for tool in "${!pkg_of[@]}"; do
@@ -50,9 +51,27 @@ step "go mod download"
 go mod download
 
 step "gofmt and go vet"
-unformatted=$(gofmt -l $(git ls-files '*.go'))
+mapfile -t gofiles < <(git ls-files '*.go')
+unformatted=$(gofmt -l "${gofiles[@]}")
 [ -z "$unformatted" ] || die "gofmt would change: $unformatted"
 go vet ./...
+
+step "hygiene: go mod tidy -diff, staticcheck, shellcheck"
+go mod tidy -diff
+# Pinned: a newer staticcheck may find new things; bump it on purpose.
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+# Every shell script: *.sh and the extensionless ones with a shell shebang.
+mapfile -t scripts < <(git ls-files | while IFS= read -r f; do
+  case $f in
+    *.sh) echo "$f" ;;
+    *) [ -f "$f" ] && head -n 1 -- "$f" | grep -qE '^#!.*[/ ](ba|da)?sh( |$)' && echo "$f" ;;
+  esac
+done)
+if command -v shellcheck >/dev/null; then
+  shellcheck "${scripts[@]}"
+else
+  echo "test.sh: no shellcheck; the scripts are not checked" >&2
+fi
 
 step "go build for a Mac and for Windows (the README's first command on any laptop)"
 GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 go build ./...

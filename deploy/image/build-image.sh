@@ -70,6 +70,7 @@ chroot "$root" dpkg -i /tmp/chattorrent.deb
 rm -f "$root/tmp/chattorrent.deb"
 chroot "$root" systemctl is-enabled chattorrent.service
 # Regenerate /boot/firmware (cmdline.txt with the root label, kernel, initrd).
+# shellcheck disable=SC2012 # kernel version directory names are plain (no spaces or newlines)
 chroot "$root" /etc/kernel/postinst.d/z50-raspi-firmware "$(ls "$root/lib/modules" | head -n 1)" || true
 
 echo "build-image: file systems"
@@ -96,7 +97,9 @@ $smoke || exit 0
 # Boot the root file system under qemu's generic arm64 machine, in a loopback-only network
 # namespace, and wait for HTTPS through qemu's port forward.
 echo "build-image: smoke boot under qemu-system-aarch64 (TCG, several minutes)"
+# shellcheck disable=SC2012 # kernel version directory names are plain (no spaces or newlines)
 kver=$(ls "$root/lib/modules" | head -n 1)
+# shellcheck disable=SC2016 # the inner sh expands $1..$4 and its own variables
 unshare -n sh -c '
   ip link set lo up
   work=$1 root=$2 kver=$3 img=$4

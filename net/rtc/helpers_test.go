@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"fmt"
-	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -157,5 +156,3 @@ func runSession(t testing.TB, ctx context.Context, s *Session) (stop func() erro
 		return <-errc
 	})
 }
-
-func heads(h *MemHistory) map[string]int64 { return maps.Clone(h.Heads()) }
