@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -101,6 +102,9 @@ func newFirefoxUser(t testing.TB, name, lang string) *ffUser {
 	// Firefox's own profile and temporary files in the test's folder, removed with it.
 	f.cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir(), "MOZ_CRASHREPORTER_DISABLE=1")
 	f.cmd.Stderr = f.logs
+	// Its own process group, so that a driver that hangs is stopped with its Firefox; and if
+	// the test binary dies, the driver gets SIGTERM (puppeteer then closes Firefox).
+	f.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	var err error
 	if f.in, err = f.cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
@@ -131,8 +135,10 @@ func newFirefoxUser(t testing.TB, name, lang string) *ffUser {
 		}
 		f.close()
 	})
+	start := time.Now()
 	f.call(map[string]any{"cmd": "open", "url": server.base + "/", "lang": lang, "downloads": f.dl, "firefox": firefoxPath()}, 120*time.Second)
 	f.waitJS(`document.body.dataset.ready === '1'`)
+	t.Logf("%s: Firefox started and the page ready in %v", f.label(), time.Since(start).Round(time.Millisecond))
 	return f
 }
 
@@ -187,7 +193,7 @@ func (f *ffUser) close() {
 	select {
 	case <-done:
 	case <-time.After(20 * time.Second):
-		f.cmd.Process.Kill()
+		syscall.Kill(-f.cmd.Process.Pid, syscall.SIGKILL) // the driver's group: it and its Firefox
 		<-done
 	}
 	f.cmd = nil
@@ -330,6 +336,20 @@ func crossFlow(t *testing.T, a, b peer) {
 		t.Errorf("%s: answer file %q, want Aula_7_answer.torrent", b.label(), name)
 	}
 	b.waitStatus("waiting")
+	t.Cleanup(func() {
+		if t.Failed() { // the candidates each side offered, for a pair that did not connect
+			for _, p := range []string{offer, answer} {
+				raw, _ := os.ReadFile(p)
+				var lines []string
+				for _, l := range strings.Split(string(raw), "\n") {
+					if strings.Contains(l, "candidate") {
+						lines = append(lines, strings.TrimSpace(l))
+					}
+				}
+				t.Logf("%s (%d bytes) candidates:\n%s", filepath.Base(p), len(raw), strings.Join(lines, "\n"))
+			}
+		}
+	})
 	a.importFile(answer)
 	a.waitStatus("connected")
 	b.waitStatus("connected")
