@@ -13,9 +13,11 @@ die() { printf 'test.sh: %s\n' "$*" >&2; exit 1; }
 # Each tool the tests need and the Debian package that brings it.
 declare -A pkg_of=(
   [chromium]=chromium
+  [firefox-esr]=firefox-esr
   [qemu-aarch64-static]=qemu-user-static
   [transmission-show]=transmission-cli
   [node]=nodejs
+  [npm]=npm
   [unshare]=util-linux
   [ip]=iproute2
   [dpkg-deb]=dpkg
@@ -36,6 +38,13 @@ if ((${#missing[@]})); then
   else
     echo "test.sh: missing ${missing[*]}; tests that need them will skip" >&2
   fi
+fi
+
+# The Firefox e2e tests' driver (web/e2e/firefox): puppeteer-core from its lock file, only
+# when missing (npm ci replaces node_modules; the browser is Debian's firefox-esr above).
+if [ ! -d web/e2e/firefox/node_modules ] && command -v npm >/dev/null; then
+  step "npm ci in web/e2e/firefox"
+  (cd web/e2e/firefox && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)
 fi
 
 # Sockets are opened only inside a fresh network namespace holding nothing but loopback.
