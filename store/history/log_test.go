@@ -40,7 +40,7 @@ func randomLog(rng *rand.Rand, authors, maxLen int) *Log {
 	l := NewLog("0123456789abcdef0123456789abcdef")
 	for a := range authors {
 		id := fmt.Sprintf("author-%03d", a)
-		ts := int64(1_700_000_000_000 + rng.IntN(50))
+		ts := int64(1_700_000_000_000) + int64(rng.IntN(50))
 		n := int64(rng.IntN(maxLen + 1))
 		for seq := int64(1); seq <= n; seq++ {
 			ts += int64(rng.IntN(20) - 6) // sometimes backwards
