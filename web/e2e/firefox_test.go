@@ -211,15 +211,6 @@ func (f *ffUser) state() string {
 	return fmt.Sprintf("page: %s\nconsole: %s", s, c)
 }
 
-func ffEval[T any](f *ffUser, expr string) T {
-	f.t.Helper()
-	var v T
-	if err := json.Unmarshal(f.call(map[string]any{"cmd": "eval", "js": expr}, 60*time.Second), &v); err != nil {
-		f.t.Fatalf("%s: eval %s: %v", f.label(), expr, err)
-	}
-	return v
-}
-
 func (f *ffUser) waitJS(pred string) {
 	f.t.Helper()
 	f.call(map[string]any{"cmd": "waitJS", "js": pred, "timeoutMs": 60000}, 70*time.Second)

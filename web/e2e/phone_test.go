@@ -41,7 +41,7 @@ func TestPhoneWaitingRoomImport(t *testing.T) {
 	a.setName("Ana")
 	b.setName("Bruno")
 	a.do(chromedp.SendKeys(chromedp.CSS("#new-room-name"), "Sala del móvil"))
-	offer, _ := a.download(chromedp.Click(chromedp.CSS("#create-room")))
+	a.download(chromedp.Click(chromedp.CSS("#create-room")))
 	a.waitStatus("waiting")
 	if evalJS[bool](a, `document.getElementById('home').getClientRects().length > 0`) {
 		t.Fatal("the room list is on screen next to the room: not the phone layout")
@@ -56,7 +56,7 @@ func TestPhoneWaitingRoomImport(t *testing.T) {
 	evalJS[chromedp.Void](a, `document.getElementById('lang').dispatchEvent(new Event('change'))`)
 	// The hint is kept in the language it was made in until the next one; the button follows
 	// the switch. A fresh offer makes an English hint.
-	offer, _ = a.download(chromedp.Click(chromedp.CSS("#reconnect")))
+	offer, _ := a.download(chromedp.Click(chromedp.CSS("#reconnect")))
 	a.waitJS(`document.getElementById('room-hint').textContent.includes('“2. Import .torrent file”')`)
 	if got := evalJS[string](a, namedControlJS); got != "" {
 		t.Errorf("English: %s\n%s", got, a.state())
