@@ -130,26 +130,29 @@ func (r *room) tips() map[string]string {
 // history.Log.Missing gives them: by (ts, author, seq) merged from the per-author runs, so
 // each author's entries stay in seq order even where its clock went backwards.
 func (r *room) missing(heads map[string]int64) []pos {
-	var runs posHeap
+	// Runs are distinct authors', so no two first entries compare equal.
+	runs := history.MinHeap[run]{Less: func(a, b run) bool {
+		return cmp.Or(cmp.Compare(a.recs[0].ts, b.recs[0].ts), cmp.Compare(a.author, b.author), cmp.Compare(a.seq, b.seq)) < 0
+	}}
 	total := 0
 	for a, c := range r.chains {
 		from := min(max(heads[a], 0), int64(len(c)))
 		if from < int64(len(c)) {
-			runs = append(runs, run{author: a, seq: from + 1, recs: c[from:]})
+			runs.Items = append(runs.Items, run{author: a, seq: from + 1, recs: c[from:]})
 			total += len(c) - int(from)
 		}
 	}
-	runs.init()
+	runs.Init()
 	out := make([]pos, 0, total)
-	for len(runs) > 0 {
-		out = append(out, pos{runs[0].author, runs[0].seq})
-		runs[0].seq++
-		if runs[0].recs = runs[0].recs[1:]; len(runs[0].recs) == 0 {
-			last := len(runs) - 1
-			runs[0] = runs[last]
-			runs = runs[:last]
+	for len(runs.Items) > 0 {
+		top := &runs.Items[0]
+		out = append(out, pos{top.author, top.seq})
+		top.seq++
+		if top.recs = top.recs[1:]; len(top.recs) == 0 {
+			runs.DropTop()
+		} else {
+			runs.Fix()
 		}
-		runs.down(0)
 	}
 	return out
 }
@@ -159,39 +162,6 @@ type run struct {
 	author string
 	seq    int64
 	recs   []entryRec
-}
-
-// posHeap is a min-heap of non-empty runs by their first entry's (ts, author, seq).
-// Runs are distinct authors', so no two first entries compare equal.
-type posHeap []run
-
-func (h posHeap) less(i, j int) bool {
-	a, b := &h[i], &h[j]
-	return cmp.Or(cmp.Compare(a.recs[0].ts, b.recs[0].ts), cmp.Compare(a.author, b.author), cmp.Compare(a.seq, b.seq)) < 0
-}
-
-func (h posHeap) init() {
-	for i := len(h)/2 - 1; i >= 0; i-- {
-		h.down(i)
-	}
-}
-
-func (h posHeap) down(i int) {
-	for {
-		l := 2*i + 1
-		if l >= len(h) {
-			return
-		}
-		m := l
-		if r := l + 1; r < len(h) && h.less(r, l) {
-			m = r
-		}
-		if !h.less(m, i) {
-			return
-		}
-		h[i], h[m] = h[m], h[i]
-		i = m
-	}
 }
 
 // read reads the entries at these places from buntdb, in order, in one read transaction.

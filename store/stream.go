@@ -175,7 +175,10 @@ func (it item) entry() (history.Entry, error) {
 func (h *HistoryStream) items() iter.Seq2[item, error] {
 	return func(yield func(item, error) bool) {
 		per := max(streamBudget/max(len(h.heads), 1), 1)
-		runs := make(runs, 0, len(h.heads))
+		runs := history.MinHeap[*streamRun]{Items: make([]*streamRun, 0, len(h.heads)), Less: func(p, q *streamRun) bool {
+			a, b := p.buf[p.i], q.buf[q.i]
+			return cmp.Or(cmp.Compare(a.ts, b.ts), cmp.Compare(a.head.author, b.head.author), cmp.Compare(a.seq, b.seq)) < 0
+		}}
 		for i := range h.heads {
 			if h.heads[i].seq < 1 {
 				continue
@@ -185,25 +188,25 @@ func (h *HistoryStream) items() iter.Seq2[item, error] {
 				yield(item{}, err)
 				return
 			}
-			runs = append(runs, r)
+			runs.Items = append(runs.Items, r)
 		}
-		runs.init()
-		for len(runs) > 0 {
-			r := runs[0]
+		runs.Init()
+		for len(runs.Items) > 0 {
+			r := runs.Items[0]
 			it := r.buf[r.i]
 			r.i++
-			if r.i == len(r.buf) {
-				if r.next > r.head.seq { // this author is done
-					last := len(runs) - 1
-					runs[0] = runs[last]
-					runs[last] = nil
-					runs = runs[:last]
-				} else if err := h.fill(r, per); err != nil {
+			switch {
+			case r.i < len(r.buf):
+				runs.Fix()
+			case r.next > r.head.seq: // this author is done
+				runs.DropTop()
+			default:
+				if err := h.fill(r, per); err != nil {
 					yield(item{}, err)
 					return
 				}
+				runs.Fix()
 			}
-			runs.down(0)
 			if !yield(it, nil) {
 				return
 			}
@@ -293,38 +296,6 @@ func (h *HistoryStream) view(fn func(tx *buntdb.Tx) error) error {
 		return ErrClosed
 	}
 	return err
-}
-
-// runs is a min-heap of runs by their next entry, as history.Log.Missing merges.
-type runs []*streamRun
-
-func (q runs) less(i, j int) bool {
-	a, b := q[i].buf[q[i].i], q[j].buf[q[j].i]
-	return cmp.Or(cmp.Compare(a.ts, b.ts), cmp.Compare(a.head.author, b.head.author), cmp.Compare(a.seq, b.seq)) < 0
-}
-
-func (q runs) init() {
-	for i := len(q)/2 - 1; i >= 0; i-- {
-		q.down(i)
-	}
-}
-
-func (q runs) down(i int) {
-	for {
-		l := 2*i + 1
-		if l >= len(q) {
-			return
-		}
-		m := l
-		if r := l + 1; r < len(q) && q.less(r, l) {
-			m = r
-		}
-		if !q.less(m, i) {
-			return
-		}
-		q[i], q[m] = q[m], q[i]
-		i = m
-	}
 }
 
 // WriteJSON writes the room's verifiable export made at now, streamed: the same bytes as

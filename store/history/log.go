@@ -124,58 +124,28 @@ func (l *Log) Head(author string) (Entry, bool) {
 // the runs in a binary min-heap by their first entry: O(n log k) for n entries of k
 // authors (it was a linear scan of the runs per entry: O(n·k)).
 func (l *Log) Missing(heads map[string]int64) []Entry {
-	var runs runHeap
+	runs := MinHeap[[]Entry]{Less: func(a, b []Entry) bool { return compareEntries(a[0], b[0]) < 0 }}
 	total := 0
 	for a, c := range l.chains {
 		from := min(max(heads[a], 0), int64(len(c)))
 		if from < int64(len(c)) {
-			runs = append(runs, c[from:])
+			runs.Items = append(runs.Items, c[from:])
 			total += len(c) - int(from)
 		}
 	}
-	runs.init()
+	// Runs are distinct authors' chains, so no two first entries compare equal and the
+	// merge's order is total: the same as picking the smallest first entry each time.
+	runs.Init()
 	out := make([]Entry, 0, total)
-	for len(runs) > 0 {
-		out = append(out, runs[0][0])
-		if runs[0] = runs[0][1:]; len(runs[0]) == 0 {
-			last := len(runs) - 1
-			runs[0] = runs[last]
-			runs = runs[:last]
+	for len(runs.Items) > 0 {
+		out = append(out, runs.Items[0][0])
+		if runs.Items[0] = runs.Items[0][1:]; len(runs.Items[0]) == 0 {
+			runs.DropTop()
+		} else {
+			runs.Fix()
 		}
-		runs.down(0)
 	}
 	return out
-}
-
-// runHeap is a min-heap of non-empty runs by their first entry (compareEntries). Runs are
-// distinct authors' chains, so no two first entries compare equal and the merge's order is
-// total: the same as picking the smallest first entry each time.
-type runHeap [][]Entry
-
-func (h runHeap) less(i, j int) bool { return compareEntries(h[i][0], h[j][0]) < 0 }
-
-func (h runHeap) init() {
-	for i := len(h)/2 - 1; i >= 0; i-- {
-		h.down(i)
-	}
-}
-
-func (h runHeap) down(i int) {
-	for {
-		l := 2*i + 1
-		if l >= len(h) {
-			return
-		}
-		m := l
-		if r := l + 1; r < len(h) && h.less(r, l) {
-			m = r
-		}
-		if !h.less(m, i) {
-			return
-		}
-		h[i], h[m] = h[m], h[i]
-		i = m
-	}
 }
 
 // Entries is the whole history in display order: by ts, then author, then seq.
