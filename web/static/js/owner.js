@@ -3,6 +3,8 @@
 // (microphone on or off, the push-to-talk room); anyone else a short line. The owner's
 // credential is an HttpOnly cookie the page never sees. textContent only.
 
+import { initOwnerBox } from './ownerbox.js';
+
 const HEADERS = { 'X-ChatTorrent': '1' };
 
 const $ = (id) => document.getElementById(id);
@@ -52,6 +54,7 @@ function showSettings(s) {
 export async function initOwner(tr) {
   const panel = $('owner');
   if (!panel) return;
+  const tools = initOwnerBox(tr); // storage, update, logs, factory reset (ownerbox.js)
   const load = async () => {
     let st;
     try {
@@ -72,6 +75,7 @@ export async function initOwner(tr) {
     panel.dataset.state = !st.claimed ? 'unclaimed' : settings ? 'owner' : 'other';
     if (settings) showSettings(settings);
     panel.hidden = false;
+    if (settings) await tools.show();
   };
   $('owner-claim').addEventListener('submit', async (ev) => {
     ev.preventDefault();
