@@ -145,6 +145,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		Owner:           owner,
 		BodyReadTimeout: cfg.BodyTimeout,
 		Update:          cfg.updater.api(),
+		OwnerBox:        ownerBox{store: st, blobs: blobs, hostname: cfg.Hostname, dataDir: cfg.DataDir, upd: cfg.updater},
 	}
 	if cfg.StaticDir != "" {
 		if fi, err := os.Stat(cfg.StaticDir); err != nil || !fi.IsDir() {

@@ -38,7 +38,8 @@ type updater struct {
 	m        *update.Manager
 	self     string // the running program
 	launcher string // the installed binary, which decides what runs at every start
-	restart  func() // set by run: stops serve with errRestart
+	restart  func() // set by serveUpdatable: stops serve with errRestart
+	logs     *logRing
 	log      *slog.Logger
 }
 
@@ -137,10 +138,17 @@ func probeHealth(ctx context.Context, caFile, hostport string) ([]byte, error) {
 // (launch), and when the owner uploads one serve stops cleanly and the launcher starts
 // again (same process id) to run it.
 func serveUpdatable(ctx context.Context, cfg Config, logOut io.Writer) error {
-	u, err := newUpdater(cfg.DataDir, slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: cfg.LogLevel})))
+	ring := new(logRing) // the owner's page shows the last lines (ownerbox.go)
+	logOut = io.MultiWriter(logOut, ring)
+	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	if err := applyFactoryReset(cfg.DataDir, log); err != nil {
+		return err
+	}
+	u, err := newUpdater(cfg.DataDir, log)
 	if err != nil {
 		return err
 	}
+	u.logs = ring
 	u.launch()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)

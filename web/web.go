@@ -74,6 +74,9 @@ type Options struct {
 	// Owner, when set, serves the owner's claim and settings under /api/owner (owner.go,
 	// owner_api.go); the owner may switch the box's microphone off.
 	Owner *Owner
+	// OwnerBox, when set with Owner, shows the owner the storage and logs and offers the
+	// factory reset (owner_box.go).
+	OwnerBox OwnerBox
 	// Update, when set with Owner, lets the owner upload a signed release (update_api.go).
 	Update Updater
 	// BodyReadTimeout bounds how long a request may take to send its body (limits.go);
@@ -164,6 +167,9 @@ func New(opts Options) http.Handler {
 		opts.ownerRoutes(mux)
 		if opts.Update != nil {
 			opts.updateRoutes(mux) // update_api.go
+		}
+		if opts.OwnerBox != nil {
+			opts.ownerBoxRoutes(mux) // owner_box.go
 		}
 	}
 	if opts.Drop != nil {

@@ -259,3 +259,79 @@ func TestUpdateAndRollback(t *testing.T) {
 		t.Error("the rollback is not in the box's log")
 	}
 }
+
+// TestFactoryReset: the owner reads the box's storage and last log lines (a stranger may
+// not), a reset needs the box's name typed, and then the box comes back empty: a new
+// claim code, the old owner's cookie worth nothing, a new CA.
+func TestFactoryReset(t *testing.T) {
+	box := supervise(t, filepath.Join(server.dir, "chattorrent"), "--hostname", "resetbox")
+	c := box.client()
+	base := box.base(t, c, "dev")
+	claim := func(skip int) string {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if m := reClaimCode.FindAllStringSubmatch(box.logs.String(), -1); len(m) > skip {
+				return m[skip][1]
+			}
+		}
+		t.Fatalf("no claim code #%d in the log", skip+1)
+		return ""
+	}
+	call := func(c *http.Client, method, path, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		req.Header.Set("X-ChatTorrent", "1")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	stranger := box.client()
+	for _, p := range []string{"/api/owner/storage", "/api/owner/logs", "/api/owner/factory-reset"} {
+		if st, _ := call(stranger, "GET", p, ""); st != http.StatusUnauthorized {
+			t.Errorf("a stranger's GET %s: %d", p, st)
+		}
+	}
+	if st, _ := call(stranger, "POST", "/api/owner/factory-reset", `{"confirm":"resetbox"}`); st != http.StatusUnauthorized {
+		t.Errorf("a stranger's factory reset: %d", st)
+	}
+	first := claim(0)
+	if st, body := call(c, "POST", "/api/owner/claim", `{"code":"`+first+`"}`); st != http.StatusOK {
+		t.Fatalf("claim: %d %s", st, body)
+	}
+	if st, body := call(c, "GET", "/api/owner/storage", ""); st != http.StatusOK || !strings.Contains(body, `"rooms":[]`) {
+		t.Errorf("storage: %d %s", st, body)
+	}
+	if st, body := call(c, "GET", "/api/owner/logs", ""); st != http.StatusOK || !strings.Contains(body, "open the chat") {
+		t.Errorf("logs: %d %q", st, body)
+	}
+	st, body := call(c, "GET", "/api/owner/factory-reset", "")
+	if st != http.StatusOK || !strings.Contains(body, `"confirm":"resetbox"`) || !strings.Contains(body, `"ca"`) {
+		t.Errorf("what a reset loses: %d %s", st, body)
+	}
+	caBefore, _ := call(c, "GET", "/ca.crt", "")
+	_, caPEM := call(c, "GET", "/ca.crt", "")
+	if st, body := call(c, "POST", "/api/owner/factory-reset", `{"confirm":"another"}`); st != http.StatusBadRequest || !strings.Contains(body, "bad-confirm") {
+		t.Errorf("a reset with the wrong name: %d %s", st, body)
+	}
+	if st, body := call(c, "POST", "/api/owner/factory-reset", `{"confirm":"resetbox"}`); st != http.StatusAccepted {
+		t.Fatalf("factory reset: %d %s", st, body)
+	}
+	second := claim(1)
+	base = box.base(t, c, "dev")
+	if second == first {
+		t.Error("the claim code after the reset is the old one")
+	}
+	if _, body := call(c, "GET", "/api/owner", ""); !strings.Contains(body, `"claimed":false`) || !strings.Contains(body, `"owner":false`) {
+		t.Errorf("after the reset the old owner's cookie: %s", body)
+	}
+	if _, after := call(c, "GET", "/ca.crt", ""); caBefore != http.StatusOK || after == caPEM {
+		t.Error("the CA survived the factory reset")
+	}
+	if !strings.Contains(box.logs.String(), "factory reset: the box forgot everything") {
+		t.Error("the reset is not in the log")
+	}
+}
