@@ -46,7 +46,10 @@ mkdir -p "$DIST"
 if [ -z "${BUILT:-}" ]; then
   BUILT=$(TZ=UTC git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null || true)
 fi
-ldflags="-s -w -X main.version=$VERSION -X main.commit=$COMMIT -X main.built=$BUILT"
+# The project's release public key (hex): the box accepts only releases it signed
+# (firmware/update, docs/OPERATIONS.md "Updates"). Without the file, updates are off.
+RELEASE_KEY=$(tr -d '[:space:]' < deploy/release-key.pub 2>/dev/null || true)
+ldflags="-s -w -X main.version=$VERSION -X main.commit=$COMMIT -X main.built=$BUILT -X main.releaseKey=$RELEASE_KEY"
 printf 'build.sh: %s version=%s commit=%s\n' "$PKG" "$VERSION" "$COMMIT"
 
 for t in "${targets[@]}"; do

@@ -52,6 +52,8 @@ type Config struct {
 	WAVMic string
 	// board, when set (tests), is used instead of the hardware board.Open finds.
 	board *board.Board
+	// updater, when set (serveUpdatable), lets the owner upload releases.
+	updater *updater
 	// onLED, when set (tests), is told each pattern the status LED is given.
 	onLED func(board.Pattern)
 	// MaxVoice bounds a voice note from the box's microphone. Default 60 s.

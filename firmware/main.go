@@ -7,6 +7,8 @@
 //	chattorrent torrent inspect FILE print an invitation .torrent as JSON
 //	chattorrent verify FILE.json     check a history export's signatures and chains
 //	chattorrent identity [show|export|import FILE]  the box's own key pair
+//	chattorrent release keygen|sign  make the release key, sign a release
+//	chattorrent update FILE          stage a signed release on this box
 //	chattorrent healthcheck [flags]  ask the running appliance whether it is healthy
 //	chattorrent version              print the version
 //	chattorrent help                 print this help
@@ -102,6 +104,9 @@ Usage:
   chattorrent new-ca [-data-dir DIR] set the box's CA aside (into DIR/retired-ca-<time>/) so that the
                                      next start makes a new one for the box's current name and
                                      addresses; every phone must then install it again
+  chattorrent release keygen|sign    make the release key, sign a release (docs/OPERATIONS.md, "Updates")
+  chattorrent update [-data-dir DIR] FILE
+                                     stage a signed release; it runs on trial at the next start
   chattorrent healthcheck [flags]    GET /healthz of the running appliance (same flags as serve)
   chattorrent version                print the version
   chattorrent help                   print this help
@@ -122,7 +127,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		return serve(ctx, cfg, stderr)
+		return serveUpdatable(ctx, cfg, stderr)
 	case "healthcheck":
 		cfg, err := parseConfig(rest, os.LookupEnv, stderr)
 		if errors.Is(err, errHelp) {
@@ -140,6 +145,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return identityCmd(rest, stdout, stderr)
 	case "export":
 		return exportCmd(ctx, rest, stdout, stderr)
+	case "release":
+		return releaseCmd(rest, stdout, stderr)
+	case "update":
+		return updateCmd(rest, stdout, stderr)
 	case "new-ca":
 		return newCACmd(rest, stdout, stderr, time.Now())
 	case "version":

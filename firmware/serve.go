@@ -144,6 +144,8 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		ICE:             wnet.ice,
 		Owner:           owner,
 		BodyReadTimeout: cfg.BodyTimeout,
+		Update:          cfg.updater.api(),
+		OwnerBox:        ownerBox{store: st, blobs: blobs, hostname: cfg.Hostname, dataDir: cfg.DataDir, upd: cfg.updater},
 	}
 	if cfg.StaticDir != "" {
 		if fi, err := os.Stat(cfg.StaticDir); err != nil || !fi.IsDir() {
@@ -212,6 +214,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	}
 	g.Go(func() error { return arch.Run(gctx) })
 	g.Go(func() error { return hw.Run(gctx) })
+	g.Go(func() error { return cfg.updater.watch(gctx, ready.HTTPS, ready.CACert) }) // a new release's trial (updates.go)
 	if responder != nil {
 		g.Go(func() error { return runMDNS(gctx, responder, base) })
 	}

@@ -74,6 +74,11 @@ type Options struct {
 	// Owner, when set, serves the owner's claim and settings under /api/owner (owner.go,
 	// owner_api.go); the owner may switch the box's microphone off.
 	Owner *Owner
+	// OwnerBox, when set with Owner, shows the owner the storage and logs and offers the
+	// factory reset (owner_box.go).
+	OwnerBox OwnerBox
+	// Update, when set with Owner, lets the owner upload a signed release (update_api.go).
+	Update Updater
 	// BodyReadTimeout bounds how long a request may take to send its body (limits.go);
 	// 0 means DefaultBodyReadTimeout.
 	BodyReadTimeout time.Duration
@@ -160,6 +165,12 @@ func New(opts Options) http.Handler {
 	mux.HandleFunc("GET /api/ice", opts.apiICE) // an empty list without ICE (ice.go)
 	if opts.Owner != nil {
 		opts.ownerRoutes(mux)
+		if opts.Update != nil {
+			opts.updateRoutes(mux) // update_api.go
+		}
+		if opts.OwnerBox != nil {
+			opts.ownerBoxRoutes(mux) // owner_box.go
+		}
 	}
 	if opts.Drop != nil {
 		mux.HandleFunc("GET /api/drop/offers", opts.dropList)
