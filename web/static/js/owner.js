@@ -36,6 +36,7 @@ async function errorOf(res) {
 
 function showSettings(s) {
   $('owner-mic').checked = !s.mic_off;
+  $('owner-stick').checked = !s.stick_export_off;
   const sel = $('owner-ptt');
   const auto = sel.querySelector('option[value=""]');
   const rooms = Array.isArray(s.rooms) ? s.rooms.filter((r) => r && typeof r.id === 'string' && /^[0-9a-f]{32}$/.test(r.id)) : [];
@@ -101,7 +102,7 @@ export async function initOwner(tr) {
     }
   });
   const save = async () => {
-    const body = { mic_off: !$('owner-mic').checked, ptt_room: $('owner-ptt').value };
+    const body = { mic_off: !$('owner-mic').checked, ptt_room: $('owner-ptt').value, stick_export_off: !$('owner-stick').checked };
     try {
       const res = await fetch('/api/owner/settings', {
         method: 'PUT', headers: { ...HEADERS, 'Content-Type': 'application/json' }, body: JSON.stringify(body),
@@ -119,6 +120,7 @@ export async function initOwner(tr) {
     }
   };
   $('owner-mic').addEventListener('change', save);
+  $('owner-stick').addEventListener('change', save);
   $('owner-ptt').addEventListener('change', save);
   await load();
 }
