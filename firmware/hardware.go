@@ -271,6 +271,10 @@ func (h *hardware) sticks(ctx context.Context) error {
 		if err != nil {
 			return nil
 		}
+		if h.owner != nil && h.owner.Settings().StickExportOff {
+			h.note("a USB stick was inserted: the owner switched the export on insert off (the export button still exports)", false)
+			continue
+		}
 		h.ExportTo(ctx, path)
 	}
 }

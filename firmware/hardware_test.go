@@ -36,7 +36,7 @@ type hwRig struct {
 	room  string
 }
 
-func newHWRig(t *testing.T) *hwRig {
+func newHWRig(t *testing.T, setup ...func(*hardware)) *hwRig {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := store.Open(dir, store.Options{})
@@ -68,6 +68,9 @@ func newHWRig(t *testing.T) *hwRig {
 	b := &board.Board{PushToTalk: r.ptt, ExportButton: r.exp, Mic: r.mic, Volumes: r.vols,
 		LED: boardtest.NewLED(t, "led")}
 	r.h = newHardware(b, arch, st, blobs, 30*time.Second, log)
+	for _, f := range setup {
+		f(r.h)
+	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- r.h.Run(ctx) }()
@@ -327,4 +330,29 @@ func newBoxParts(t *testing.T, opts store.Options) (*store.Store, *pieces.Blobs,
 		t.Fatal(err)
 	}
 	return st, blobs, arch
+}
+
+// With the owner's "export on insert" off, an inserted stick stays empty (the status page
+// says why); the export button still exports to it.
+func TestSticksExportOff(t *testing.T) {
+	own, err := web.NewOwner(web.OwnerOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := own.SetSettings(web.Settings{StickExportOff: true}); err != nil {
+		t.Fatal(err)
+	}
+	r := newHWRig(t, func(h *hardware) { h.owner = own })
+	stick := r.vols.Insert(t, "USB")
+	waitFor(t, "the note that export on insert is off", func() bool { return featureDetail(r.h, "last-export", "export on insert off") })
+	if dirs, _ := filepath.Glob(filepath.Join(stick, "chattorrent-*")); len(dirs) != 0 {
+		t.Fatalf("an export on insert while the owner switched it off: %v", dirs)
+	}
+	r.exp.Press()
+	time.Sleep(100 * time.Millisecond)
+	r.exp.Release()
+	waitFor(t, "the button's export", func() bool {
+		dirs, _ := filepath.Glob(filepath.Join(stick, "chattorrent-*"))
+		return len(dirs) == 1
+	})
 }

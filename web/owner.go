@@ -61,6 +61,9 @@ type Settings struct {
 	// PTTRoom is the room push-to-talk records into; "" is automatic (the room a member
 	// wrote to most recently, by the box's own receive time).
 	PTTRoom string `json:"ptt_room"`
+	// StickExportOff stops the export of every room onto a USB stick when one is inserted;
+	// the export button still exports to a mounted stick.
+	StickExportOff bool `json:"stick_export_off"`
 }
 
 // OwnerOptions configures NewOwner.

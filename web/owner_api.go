@@ -21,7 +21,7 @@ const ownerCookieMaxAge = 400 * 24 * 60 * 60
 //	GET  /api/owner           {claimed, owner}: anyone; what the page shows
 //	POST /api/owner/claim     {code}: claims an unclaimed box (409 once claimed)
 //	GET  /api/owner/settings  the box's settings and the rooms push-to-talk may use: owner only
-//	PUT  /api/owner/settings  {mic_off, ptt_room}: owner only
+//	PUT  /api/owner/settings  {mic_off, ptt_room, stick_export_off}: owner only
 //
 // Later owner-only features register on the same mux with ownerOnly (and sameOrigin for
 // what changes something), e.g. POST /api/owner/wifi.
@@ -147,7 +147,7 @@ func (o Options) apiPutSettings(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err != nil || dec.Decode(&s) != nil {
-		fail(w, http.StatusBadRequest, "bad-request", "send {\"mic_off\": bool, \"ptt_room\": \"\" or a room id}")
+		fail(w, http.StatusBadRequest, "bad-request", "send {\"mic_off\": bool, \"ptt_room\": \"\" or a room id, \"stick_export_off\": bool}")
 		return
 	}
 	if s.PTTRoom != "" {

@@ -118,9 +118,15 @@ func TestOwnerClaim(t *testing.T) {
 	if got := evalJS[string](b, voice); got != "403 mic-off" {
 		t.Errorf("a stranger's voice note with the microphone off: %s", got)
 	}
-	// The owner's choice survives a reload of the page.
+	// Export on insert, off: the box keeps it.
+	if !evalJS[bool](a, `document.getElementById('owner-stick').checked`) {
+		t.Error("a new box shows the export on insert off")
+	}
+	a.do(chromedp.Click(chromedp.CSS("#owner-stick")))
+	a.waitAsync(`fetch('/api/owner/settings', {headers: {'X-ChatTorrent': '1'}}).then(r => r.json()).then(s => s.stick_export_off === true && s.mic_off === true)`)
+	// The owner's choices survive a reload of the page.
 	a.reopen()
-	a.waitJS(`document.getElementById('owner').dataset.state === 'owner' && !document.getElementById('owner-mic').checked`)
+	a.waitJS(`document.getElementById('owner').dataset.state === 'owner' && !document.getElementById('owner-mic').checked && !document.getElementById('owner-stick').checked`)
 	a.checkConsole()
 	b.checkConsole()
 }

@@ -7,16 +7,20 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 )
 
 // supervised runs a binary as systemd runs the box's unit (Restart=on-failure): started
@@ -33,10 +37,17 @@ type supervised struct {
 	done     chan struct{}
 }
 
+// supervise runs bin on a fixed port (a page keeps its origin across the restarts).
 func supervise(t *testing.T, bin string, args ...string) *supervised {
 	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
 	s := &supervised{bin: bin, ready: filepath.Join(dir, "ready.json"), logs: new(syncBuffer), done: make(chan struct{})}
-	s.args = append([]string{"serve", "--data-dir", filepath.Join(dir, "data"), "--https-addr", "127.0.0.1:0",
+	s.args = append([]string{"serve", "--data-dir", filepath.Join(dir, "data"), "--https-addr", addr,
 		"--http-addr", "", "--ready-file", s.ready, "--webrtc-port", "0", "--turn-port", "0", "--mdns=false",
 		"--owner-reset-file", ""}, args...)
 	go s.run(t)
@@ -165,80 +176,71 @@ func TestUpdateAndRollback(t *testing.T) {
 	}
 	goBuild(t, src, foreign, []string{"CGO_ENABLED=0", "GOARCH=" + foreignArch}, ".")
 
-	rel := func(keyFile, ver, bin string) []byte {
-		out := filepath.Join(dir, ver+"-"+filepath.Base(keyFile)+".release")
+	rel := func(keyFile, ver, bin string) string {
+		out := filepath.Join(dir, ver+"-"+filepath.Base(keyFile)+"-"+filepath.Base(bin)+".release")
 		runCmd(t, tool, "release", "sign", "-key", keyFile, "-version", ver, "-o", out, bin)
-		b, err := os.ReadFile(out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
+		return out
 	}
 	good := rel(key, "2.0.0", v2)
+	goodBytes, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	truncated := filepath.Join(dir, "truncated.release")
+	os.WriteFile(truncated, goodBytes[:len(goodBytes)-4096], 0o644)
+	notRelease := filepath.Join(dir, "photo.release")
+	os.WriteFile(notRelease, []byte("PK\x03\x04 a zip"), 0o644)
 
 	box := supervise(t, installed)
 	c := box.client()
 	base := box.base(t, c, "1.0.0")
-	var code string
-	for deadline := time.Now().Add(10 * time.Second); code == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if m := reClaimCode.FindStringSubmatch(box.logs.String()); m != nil {
-			code = m[1]
-		}
-	}
-	call := func(method, path string, body []byte) (int, map[string]any) {
-		t.Helper()
-		req, _ := http.NewRequestWithContext(context.Background(), method, base+path, bytes.NewReader(body))
-		req.Header.Set("X-ChatTorrent", "1")
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Fatalf("%s %s: %v", method, path, err)
-		}
-		defer resp.Body.Close()
-		var out map[string]any
-		b, _ := io.ReadAll(resp.Body)
-		json.Unmarshal(b, &out)
-		return resp.StatusCode, out
-	}
 	// A stranger may not update the box.
-	if st, out := call("POST", "/api/owner/update", good); st != http.StatusUnauthorized {
-		t.Fatalf("a stranger's upload: %d %v", st, out)
-	}
-	if st, out := call("POST", "/api/owner/claim", []byte(`{"code":"`+code+`"}`)); st != http.StatusOK {
-		t.Fatalf("claim: %d %v", st, out)
+	req, _ := http.NewRequest("POST", base+"/api/owner/update", bytes.NewReader(goodBytes))
+	req.Header.Set("X-ChatTorrent", "1")
+	if resp, err := c.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("a stranger's upload: %v %v", resp.Status, err)
 	}
 
+	// The owner claims the box on the page and updates it from there.
+	a := newUserAt(t, "A", "en-US", base, noDNS)
+	claimOnPage(t, a, box.logs, 0)
+	a.do(chromedp.Click(chromedp.CSS("#owner-update-box summary")))
 	releases := filepath.Join(filepath.Dir(box.ready), "data", "releases")
-	for _, bad := range []struct {
-		name string
-		file []byte
-		code string
-	}{
-		{"signed by another key", rel(other, "2.0.0", v2), "bad-signature"},
-		{"built for " + foreignArch, rel(key, "9.0.0", foreign), "wrong-platform"},
-		{"truncated", good[:len(good)-4096], "truncated"},
-		{"not a release", []byte("PK\x03\x04"), "not-a-release"},
+	upload := func(path, code string) {
+		t.Helper()
+		evalJS[chromedp.Void](a, `document.getElementById('owner-update-msg').dataset.code = ''`)
+		a.do(chromedp.SetUploadFiles(chromedp.CSS("#owner-update-file"), []string{path}))
+		a.waitJS(`document.getElementById('owner-update-msg').dataset.code === ` + js(code))
+	}
+	for _, bad := range []struct{ file, code string }{
+		{rel(other, "2.0.0", v2), "bad-signature"},
+		{rel(key, "9.0.0", foreign), "wrong-platform"},
+		{truncated, "truncated"},
+		{notRelease, "not-a-release"},
 	} {
-		st, out := call("POST", "/api/owner/update", bad.file)
-		if st != http.StatusUnprocessableEntity || out["code"] != bad.code || out["error"] == "" {
-			t.Errorf("%s: %d %v, want 422 %s with a message", bad.name, st, out, bad.code)
+		upload(bad.file, bad.code)
+		if msg := a.text("#owner-update-msg"); !strings.Contains(msg, "nothing was installed") && bad.code != "not-a-release" {
+			t.Errorf("%s: the page says %q", bad.code, msg)
 		}
 		if ents, _ := os.ReadDir(releases); len(ents) != 0 {
-			t.Errorf("%s: the refused release left %d files in %s", bad.name, len(ents), releases)
+			t.Errorf("%s: the refused release left %d files in %s", bad.code, len(ents), releases)
 		}
-	}
-	if _, err := c.Get(base + "/healthz"); err != nil {
-		t.Fatalf("the box stopped after refused releases: %v", err)
 	}
 
 	// A good release: the box restarts into it and keeps it once healthy.
-	if st, out := call("POST", "/api/owner/update", good); st != http.StatusAccepted || out["version"] != "2.0.0" {
-		t.Fatalf("upload 2.0.0: %d %v", st, out)
+	upload(good, "back")
+	if msg := a.text("#owner-update-msg"); !strings.Contains(msg, "2.0.0") {
+		t.Errorf("after the update the page says %q", msg)
 	}
-	base = box.base(t, c, "2.0.0")
+	box.base(t, c, "2.0.0")
 	state := func() map[string]any {
-		_, out := call("GET", "/api/owner/update", nil)
-		s, _ := out["state"].(map[string]any)
-		return s
+		t.Helper()
+		var st map[string]any
+		out := evalJS[string](a, `fetch('/api/owner/update', {headers: {'X-ChatTorrent': '1'}}).then(r => r.text())`)
+		var u struct{ State map[string]any }
+		json.Unmarshal([]byte(out), &u)
+		st = u.State
+		return st
 	}
 	for deadline := time.Now().Add(70 * time.Second); state()["trial"] == true; time.Sleep(200 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -247,17 +249,30 @@ func TestUpdateAndRollback(t *testing.T) {
 	}
 
 	// A broken release: it exits at once; the box goes back to 2.0.0 by itself.
-	if st, out := call("POST", "/api/owner/update", rel(key, "3.0.0", broken)); st != http.StatusAccepted {
-		t.Fatalf("upload 3.0.0: %d %v", st, out)
-	}
-	base = box.base(t, c, "2.0.0")
-	last, _ := state()["last"].(string)
-	if !strings.Contains(last, "rolled back from 3.0.0 to 2.0.0") {
-		t.Errorf("after the broken release the owner reads %q", last)
-	}
+	upload(rel(key, "3.0.0", broken), "back")
+	box.base(t, c, "2.0.0")
+	a.waitJS(`document.getElementById('owner-update-status').textContent.includes('rolled back from 3.0.0 to 2.0.0')`)
 	if !strings.Contains(box.logs.String(), "rolling back") {
 		t.Error("the rollback is not in the box's log")
 	}
+}
+
+// claimOnPage claims the box as user u with the claim code number skip (0: the first) the
+// box printed, and waits for the owner's tools.
+func claimOnPage(t *testing.T, u *user, logs *syncBuffer, skip int) {
+	t.Helper()
+	var code string
+	for deadline := time.Now().Add(20 * time.Second); code == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if m := reClaimCode.FindAllStringSubmatch(logs.String(), -1); len(m) > skip {
+			code = m[skip][1]
+		}
+	}
+	if code == "" {
+		t.Fatalf("no claim code #%d in the box's log", skip+1)
+	}
+	u.waitJS(`document.getElementById('owner').dataset.state === 'unclaimed'`)
+	u.do(chromedp.SendKeys(chromedp.CSS("#owner-code"), code), chromedp.Click(chromedp.CSS("#owner-claim-btn")))
+	u.waitJS(`document.getElementById('owner').dataset.state === 'owner' && document.getElementById('owner-reset-name').textContent !== ''`)
 }
 
 // TestFactoryReset: the owner reads the box's storage and last log lines (a stranger may
@@ -267,16 +282,6 @@ func TestFactoryReset(t *testing.T) {
 	box := supervise(t, filepath.Join(server.dir, "chattorrent"), "--hostname", "resetbox")
 	c := box.client()
 	base := box.base(t, c, "dev")
-	claim := func(skip int) string {
-		t.Helper()
-		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			if m := reClaimCode.FindAllStringSubmatch(box.logs.String(), -1); len(m) > skip {
-				return m[skip][1]
-			}
-		}
-		t.Fatalf("no claim code #%d in the log", skip+1)
-		return ""
-	}
 	call := func(c *http.Client, method, path, body string) (int, string) {
 		t.Helper()
 		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
@@ -295,43 +300,58 @@ func TestFactoryReset(t *testing.T) {
 			t.Errorf("a stranger's GET %s: %d", p, st)
 		}
 	}
-	if st, _ := call(stranger, "POST", "/api/owner/factory-reset", `{"confirm":"resetbox"}`); st != http.StatusUnauthorized {
-		t.Errorf("a stranger's factory reset: %d", st)
-	}
-	first := claim(0)
-	if st, body := call(c, "POST", "/api/owner/claim", `{"code":"`+first+`"}`); st != http.StatusOK {
-		t.Fatalf("claim: %d %s", st, body)
-	}
-	if st, body := call(c, "GET", "/api/owner/storage", ""); st != http.StatusOK || !strings.Contains(body, `"rooms":[]`) {
-		t.Errorf("storage: %d %s", st, body)
-	}
-	if st, body := call(c, "GET", "/api/owner/logs", ""); st != http.StatusOK || !strings.Contains(body, "open the chat") {
-		t.Errorf("logs: %d %q", st, body)
-	}
-	st, body := call(c, "GET", "/api/owner/factory-reset", "")
-	if st != http.StatusOK || !strings.Contains(body, `"confirm":"resetbox"`) || !strings.Contains(body, `"ca"`) {
-		t.Errorf("what a reset loses: %d %s", st, body)
-	}
-	caBefore, _ := call(c, "GET", "/ca.crt", "")
 	_, caPEM := call(c, "GET", "/ca.crt", "")
-	if st, body := call(c, "POST", "/api/owner/factory-reset", `{"confirm":"another"}`); st != http.StatusBadRequest || !strings.Contains(body, "bad-confirm") {
-		t.Errorf("a reset with the wrong name: %d %s", st, body)
+	if st, body := call(c, "POST", "/api/owner/factory-reset", `{"confirm":"resetbox"}`); st != http.StatusUnauthorized {
+		t.Errorf("a stranger's reset: %d %s", st, body)
 	}
-	if st, body := call(c, "POST", "/api/owner/factory-reset", `{"confirm":"resetbox"}`); st != http.StatusAccepted {
-		t.Fatalf("factory reset: %d %s", st, body)
+
+	// The owner, on the page: storage, logs, what a reset loses, then the reset itself.
+	a := newUserAt(t, "A", "en-US", base, noDNS)
+	claimOnPage(t, a, box.logs, 0)
+	a.waitJS(`document.getElementById('owner-storage-total').textContent.includes('0 rooms')`)
+	a.waitJS(`document.getElementById('owner-logs').textContent.includes('open the chat')`)
+	if lost := evalJS[[]string](a, `[...document.querySelectorAll('#owner-reset-lost li')].map(li => li.dataset.lost)`); !slices.Contains(lost, "ca") || !slices.Contains(lost, "rooms") || !slices.Contains(lost, "owner") {
+		t.Errorf("the reset names as lost %v", lost)
 	}
-	second := claim(1)
-	base = box.base(t, c, "dev")
-	if second == first {
+	a.do(chromedp.Click(chromedp.CSS("#owner-reset-box summary")), chromedp.SendKeys(chromedp.CSS("#owner-reset-word"), "resetbo"))
+	if !evalJS[bool](a, `document.getElementById('owner-reset-btn').disabled`) {
+		t.Error("the reset button is enabled before the box's name is typed in full")
+	}
+	a.do(chromedp.SendKeys(chromedp.CSS("#owner-reset-word"), "o")) // "resetboo"
+	if !evalJS[bool](a, `document.getElementById('owner-reset-btn').disabled`) {
+		t.Error("the reset button is enabled with a wrong name")
+	}
+	evalJS[chromedp.Void](a, `document.getElementById('owner-reset-word').value = ''`)
+	a.do(chromedp.SendKeys(chromedp.CSS("#owner-reset-word"), "resetbox"), chromedp.Click(chromedp.CSS("#owner-reset-btn")))
+	// The page reloads once the box is back: a new box, unclaimed, with a new code.
+	waitAcrossReload(t, a, `document.getElementById('owner') && document.getElementById('owner').dataset.state === 'unclaimed'`)
+	claimOnPage(t, a, box.logs, 1)
+	codes := reClaimCode.FindAllStringSubmatch(box.logs.String(), -1)
+	if codes[0][1] == codes[1][1] {
 		t.Error("the claim code after the reset is the old one")
 	}
-	if _, body := call(c, "GET", "/api/owner", ""); !strings.Contains(body, `"claimed":false`) || !strings.Contains(body, `"owner":false`) {
-		t.Errorf("after the reset the old owner's cookie: %s", body)
-	}
-	if _, after := call(c, "GET", "/ca.crt", ""); caBefore != http.StatusOK || after == caPEM {
+	base = box.base(t, c, "dev")
+	if _, after := call(c, "GET", "/ca.crt", ""); after == caPEM {
 		t.Error("the CA survived the factory reset")
 	}
 	if !strings.Contains(box.logs.String(), "factory reset: the box forgot everything") {
 		t.Error("the reset is not in the log")
 	}
+}
+
+// waitAcrossReload is waitJS for a page that reloads meanwhile: an evaluation cut by the
+// navigation is tried again.
+func waitAcrossReload(t *testing.T, u *user, pred string) {
+	t.Helper()
+	var last error
+	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(u.ctx, 5*time.Second)
+		var ok bool
+		ok, last = chromedp.Run(ctx, chromedp.Evaluate[bool](pred))
+		cancel()
+		if last == nil && ok {
+			return
+		}
+	}
+	t.Fatalf("%s: waiting for %s: %v\n%s", u.name, pred, last, u.state())
 }

@@ -2,8 +2,9 @@
 // moving files over an in-memory link — whole, with a lying sender, cut and resumed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { FileLink } from '../static/js/filelink.js';
 import {
-  FileLink, MemoryMedia, PIECE_SIZE, parseMeta, metaBody, encodePiece, encodePieces, PIECES_PER_FRAME, encodeHashes, decodeFrame, checkControl,
+  MemoryMedia, PIECE_SIZE, parseMeta, metaBody, encodePiece, encodePieces, PIECES_PER_FRAME, encodeHashes, decodeFrame, checkControl,
   missingRanges, hashBlob, rootOf, fromHex, toHex, numPieces, MAX_RANGES, cleanName, setBit,
 } from '../static/js/files.js';
 import { sha256Node } from '../static/js/sha256.js';

@@ -3,6 +3,8 @@
 // (microphone on or off, the push-to-talk room); anyone else a short line. The owner's
 // credential is an HttpOnly cookie the page never sees. textContent only.
 
+import { initOwnerBox } from './ownerbox.js';
+
 const HEADERS = { 'X-ChatTorrent': '1' };
 
 const $ = (id) => document.getElementById(id);
@@ -34,6 +36,7 @@ async function errorOf(res) {
 
 function showSettings(s) {
   $('owner-mic').checked = !s.mic_off;
+  $('owner-stick').checked = !s.stick_export_off;
   const sel = $('owner-ptt');
   const auto = sel.querySelector('option[value=""]');
   const rooms = Array.isArray(s.rooms) ? s.rooms.filter((r) => r && typeof r.id === 'string' && /^[0-9a-f]{32}$/.test(r.id)) : [];
@@ -52,6 +55,7 @@ function showSettings(s) {
 export async function initOwner(tr) {
   const panel = $('owner');
   if (!panel) return;
+  const tools = initOwnerBox(tr); // storage, update, logs, factory reset (ownerbox.js)
   const load = async () => {
     let st;
     try {
@@ -72,6 +76,7 @@ export async function initOwner(tr) {
     panel.dataset.state = !st.claimed ? 'unclaimed' : settings ? 'owner' : 'other';
     if (settings) showSettings(settings);
     panel.hidden = false;
+    if (settings) await tools.show();
   };
   $('owner-claim').addEventListener('submit', async (ev) => {
     ev.preventDefault();
@@ -97,7 +102,7 @@ export async function initOwner(tr) {
     }
   });
   const save = async () => {
-    const body = { mic_off: !$('owner-mic').checked, ptt_room: $('owner-ptt').value };
+    const body = { mic_off: !$('owner-mic').checked, ptt_room: $('owner-ptt').value, stick_export_off: !$('owner-stick').checked };
     try {
       const res = await fetch('/api/owner/settings', {
         method: 'PUT', headers: { ...HEADERS, 'Content-Type': 'application/json' }, body: JSON.stringify(body),
@@ -115,6 +120,7 @@ export async function initOwner(tr) {
     }
   };
   $('owner-mic').addEventListener('change', save);
+  $('owner-stick').addEventListener('change', save);
   $('owner-ptt').addEventListener('change', save);
   await load();
 }
