@@ -181,7 +181,16 @@ func phoneFlow(t *testing.T, w, h int64, shot func(u *user, name string)) {
 	a.do(chromedp.Click(chromedp.CSS("#back")))
 	a.waitJS(`document.querySelectorAll('#box-rooms .box-room').length === 1 && document.querySelectorAll('#box-status li').length > 0`)
 	check(t, a, "room list with the box", layoutJS)
-	evalJS[chromedp.Void](a, `document.getElementById('box').scrollIntoView()`)
+	// The box's panel at the top of the room list (the list scrolls, not the page), drawn.
+	evalJS[chromedp.Void](a, `(async () => {
+  const b = document.getElementById('box');
+  const p = b.closest('.panel');
+  p.scrollTop += b.getBoundingClientRect().top - p.getBoundingClientRect().top;
+  await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+})()`)
+	if got := evalJS[float64](a, `document.getElementById('box').getBoundingClientRect().top - document.querySelector('.home').getBoundingClientRect().top`); got > 1 {
+		t.Errorf("A: the box's panel is %v px below the top of the room list", got)
+	}
 	shot(a, "box")
 	a.checkConsole()
 	b.checkConsole()
