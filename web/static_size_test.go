@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io/fs"
+	"path"
 	"slices"
 	"strings"
 	"testing"
@@ -76,4 +77,32 @@ func isText(p string) bool {
 		}
 	}
 	return false
+}
+
+// TestModulePreload: index.html preloads every module the page imports (all of js/ but
+// app.js, its script, and verify-worker.js, a worker's), so a phone fetches them at once
+// instead of one level of imports per round trip; and preloads nothing that is not there.
+func TestModulePreload(t *testing.T) {
+	html, err := fs.ReadFile(embedded, "static/index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	err = fs.WalkDir(embedded, "static/js", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".js") && path.Base(p) != "app.js" && path.Base(p) != "verify-worker.js" {
+			want = append(want, strings.TrimPrefix(p, "static"))
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range want {
+		if !strings.Contains(string(html), `<link rel="modulepreload" href="`+m+`">`) {
+			t.Errorf("index.html does not preload %s", m)
+		}
+	}
+	if n := strings.Count(string(html), `rel="modulepreload"`); n != len(want) {
+		t.Errorf("index.html preloads %d modules, want the %d of js/", n, len(want))
+	}
 }

@@ -36,7 +36,7 @@ func TestBoxKeepsRoom(t *testing.T) {
 	room := evalJS[string](a, `document.querySelector('#rooms .room-item').dataset.roomId`)
 	a.say("antes de la caja")
 
-	a.do(chromedp.Click(chromedp.CSS("#keep-on-box")))
+	a.do(menuClick("#keep-on-box"))
 	a.waitStatus("connected")
 	a.waitJS(`document.getElementById('room-peer').textContent.includes('ChatTorrent e2ebox')`)
 	a.say("con la caja")
@@ -157,7 +157,7 @@ func TestDropBoxFlow(t *testing.T) {
 	if note := a.text("#publish-note"); !strings.Contains(note, "todo el mundo en esta wifi") || evalJS[bool](a, `document.getElementById('publish-note').hidden`) {
 		t.Errorf("next to the publish button: %q", note)
 	}
-	a.do(chromedp.Click(chromedp.CSS("#publish-offer")))
+	a.do(menuClick("#publish-offer"))
 	a.waitJS(`document.getElementById('publish-offer').hidden`)
 	b.waitJS(`[...document.querySelectorAll('#drop-offers .drop-offer .room-name')].some(n => n.textContent === 'Patio')`)
 	if got := b.text("#drop-offers .drop-offer .room-last"); got != "invita Ana" {
@@ -219,7 +219,7 @@ func TestDropBoxStranger(t *testing.T) {
 	a.do(chromedp.SendKeys(chromedp.CSS("#new-room-name"), "Yard"))
 	a.download(chromedp.Click(chromedp.CSS("#create-room")))
 	a.waitJS(`!document.getElementById('publish-offer').hidden`)
-	a.do(chromedp.Click(chromedp.CSS("#publish-offer")))
+	a.do(menuClick("#publish-offer"))
 	a.waitJS(`document.getElementById('publish-offer').hidden`)
 
 	// The stranger answers first.
@@ -340,11 +340,11 @@ func TestBoxVoiceNote(t *testing.T) {
 	a.do(chromedp.SendKeys(chromedp.CSS("#new-room-name"), "Radio"))
 	a.download(chromedp.Click(chromedp.CSS("#create-room")))
 	a.waitJS(`!document.getElementById('keep-on-box').hidden`)
-	a.do(chromedp.Click(chromedp.CSS("#keep-on-box")))
+	a.do(menuClick("#keep-on-box"))
 	a.waitStatus("connected")
 	a.waitJS(`[...document.querySelectorAll('#box-status .box-feature')].some(n => n.dataset.feature === 'microphone' && !n.classList.contains('absent'))`)
 	a.waitJS(`!document.getElementById('box-record').hidden`)
-	a.do(chromedp.Click(chromedp.CSS("#box-record")))
+	a.do(menuClick("#box-record"))
 	playable := `(() => { const au = document.querySelector('#messages audio.msg-audio'); return !!au && au.readyState >= 1 && au.duration > 1; })()`
 	a.waitJS(playable)
 	if got := a.text(`#messages .msg:not(.mine) .msg-author`); !strings.Contains(got, "ChatTorrent e2ebox") {
@@ -430,7 +430,7 @@ func TestPhoneFitsBoxList(t *testing.T) {
 	a.download(chromedp.Click(chromedp.CSS("#create-room")))
 	a.waitJS(`document.querySelectorAll('#rooms .room-item').length === 1`)
 	room := evalJS[string](a, `document.querySelector('#rooms .room-item').dataset.roomId`)
-	a.do(chromedp.Click(chromedp.CSS("#keep-on-box")))
+	a.do(menuClick("#keep-on-box"))
 	a.waitStatus("connected")
 	if got := evalJS[string](a, overflowJS+`('#room *')`); got != "" {
 		t.Errorf("the room overflows a 360 px screen: %s", got)
@@ -476,10 +476,10 @@ func TestBoxFullVoiceNote(t *testing.T) {
 	a.do(chromedp.SendKeys(chromedp.CSS("#new-room-name"), "Llena"))
 	a.download(chromedp.Click(chromedp.CSS("#create-room")))
 	a.waitJS(`!document.getElementById('keep-on-box').hidden`)
-	a.do(chromedp.Click(chromedp.CSS("#keep-on-box")))
+	a.do(menuClick("#keep-on-box"))
 	a.waitStatus("connected")
 	a.waitJS(`!document.getElementById('box-record').hidden`)
-	a.do(chromedp.Click(chromedp.CSS("#box-record")))
+	a.do(menuClick("#box-record"))
 	a.waitJS(`document.getElementById('notice').textContent.includes('La caja está llena')`)
 	if n := evalJS[int](a, `document.querySelectorAll('#messages audio').length`); n != 0 {
 		t.Errorf("%d voice notes in the room of a full box", n)
@@ -497,7 +497,7 @@ func TestBoxFullRefusesEntries(t *testing.T) {
 	a.do(chromedp.SendKeys(chromedp.CSS("#new-room-name"), "Full"))
 	a.download(chromedp.Click(chromedp.CSS("#create-room")))
 	a.waitJS(`!document.getElementById('keep-on-box').hidden`)
-	a.do(chromedp.Click(chromedp.CSS("#keep-on-box")))
+	a.do(menuClick("#keep-on-box"))
 	a.waitStatus("connected")
 	refused := `document.getElementById('notice').dataset.code === 'refused-store-full'`
 	for i := 0; i < 30 && !evalJS[bool](a, refused); i++ {

@@ -41,7 +41,7 @@ func TestBoxFetchesFiles(t *testing.T) {
 	a.download(chromedp.Click(chromedp.CSS("#create-room")))
 	a.waitJS(`document.querySelectorAll('#rooms .room-item').length === 1`)
 	room := evalJS[string](a, `document.querySelector('#rooms .room-item').dataset.roomId`)
-	a.do(chromedp.Click(chromedp.CSS("#keep-on-box")))
+	a.do(menuClick("#keep-on-box"))
 	a.waitStatus("connected")
 	a.waitJS(`document.getElementById('room-peer').textContent.includes('ChatTorrent e2ebox')`)
 

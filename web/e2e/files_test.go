@@ -35,7 +35,7 @@ func connect(a, b *user, room string) {
 // reconnect makes a fresh offer in a's open room and has b answer it.
 func reconnect(a, b *user) {
 	a.t.Helper()
-	offer, _ := a.download(chromedp.Click(chromedp.CSS("#reconnect")))
+	offer, _ := a.download(menuClick("#reconnect"))
 	answer, _ := b.importAndDownload(offer)
 	a.importFile(answer)
 	a.waitStatus("connected")
@@ -161,7 +161,7 @@ func TestFiles(t *testing.T) {
 	t.Logf("B's links: %v", st)
 
 	// The export with media: history.json (verifiable, listing the media) and the files.
-	zpath, zname := b.download(chromedp.Click(chromedp.CSS("#export-media")))
+	zpath, zname := b.download(menuClick("#export-media"))
 	if zname != "Fotos_history.zip" {
 		t.Errorf("zip named %q", zname)
 	}

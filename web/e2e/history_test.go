@@ -66,7 +66,7 @@ func TestLongHistory(t *testing.T) {
 
 	// Long tasks on B's main thread while it syncs, for the log (the benchmark reports them).
 	evalJS[chromedp.Void](b, `(() => { window.__long = []; new PerformanceObserver(l => { for (const e of l.getEntries()) window.__long.push(e.duration); }).observe({type: 'longtask', buffered: false}); })()`)
-	offer, _ := a.download(chromedp.Click(chromedp.CSS("#reconnect")))
+	offer, _ := a.download(menuClick("#reconnect"))
 	answer, _ := b.importAndDownload(offer)
 	start := time.Now()
 	a.importFile(answer)
@@ -122,7 +122,7 @@ func TestHistoryBeyondLocalStorage(t *testing.T) {
 	a.waitMessage(fmt.Sprintf("mensaje %d del archivo", n-1))
 
 	b := newUser(t, "B", "en-US")
-	offer, _ := a.download(chromedp.Click(chromedp.CSS("#reconnect")))
+	offer, _ := a.download(menuClick("#reconnect"))
 	answer, _ := b.importAndDownload(offer)
 	a.importFile(answer)
 	b.waitStatus("connected")
@@ -261,7 +261,7 @@ func TestForkedAuthor(t *testing.T) {
 	b.seedStorage(room, "Bifurcada", append(base[:3:3], fork("version B")))
 	a.openRoom(room)
 	b.openRoom(room)
-	offer, _ := a.download(chromedp.Click(chromedp.CSS("#reconnect")))
+	offer, _ := a.download(menuClick("#reconnect"))
 	answer, _ := b.importAndDownload(offer)
 	a.importFile(answer)
 	a.waitStatus("connected")

@@ -160,7 +160,7 @@ func TestLANBoxByName(t *testing.T) {
 	a.do(chromedp.SendKeys(chromedp.CSS("#new-room-name"), "Campamento"))
 	a.download(chromedp.Click(chromedp.CSS("#create-room")))
 	a.waitJS(`!document.getElementById('publish-offer').hidden`)
-	a.do(chromedp.Click(chromedp.CSS("#publish-offer")))
+	a.do(menuClick("#publish-offer"))
 	b.waitJS(`[...document.querySelectorAll('#drop-offers .drop-offer .room-name')].some(n => n.textContent === 'Campamento')`)
 	before := len(b.downloads())
 	b.do(chromedp.Click(chromedp.CSS("#drop-offers .drop-join")))
@@ -205,7 +205,7 @@ func TestLANBoxByName(t *testing.T) {
 	if names == 0 {
 		t.Fatalf("D's offer has no .local candidate: %q", candidates(t, offer))
 	}
-	d.do(chromedp.Click(chromedp.CSS("#keep-on-box")))
+	d.do(menuClick("#keep-on-box"))
 	d.waitStatus("connected")
 	d.waitJS(`document.getElementById('room-peer').textContent.includes('ChatTorrent chattorrent')`)
 	d.say("la caja me encontró")

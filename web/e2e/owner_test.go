@@ -106,7 +106,7 @@ func TestOwnerClaim(t *testing.T) {
 	a.do(chromedp.SendKeys(chromedp.CSS("#new-room-name"), "Radio"))
 	a.download(chromedp.Click(chromedp.CSS("#create-room")))
 	a.waitJS(`!document.getElementById('keep-on-box').hidden`)
-	a.do(chromedp.Click(chromedp.CSS("#keep-on-box")))
+	a.do(menuClick("#keep-on-box"))
 	a.waitStatus("connected")
 	room := evalJS[string](a, `document.querySelector('#rooms .room-item').dataset.roomId`)
 	a.do(chromedp.Click(chromedp.CSS("#owner-mic")))

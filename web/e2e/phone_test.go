@@ -56,7 +56,7 @@ func TestPhoneWaitingRoomImport(t *testing.T) {
 	evalJS[chromedp.Void](a, `document.getElementById('lang').dispatchEvent(new Event('change'))`)
 	// The hint is kept in the language it was made in until the next one; the button follows
 	// the switch. A fresh offer makes an English hint.
-	offer, _ := a.download(chromedp.Click(chromedp.CSS("#reconnect")))
+	offer, _ := a.download(menuClick("#reconnect"))
 	a.waitJS(`document.getElementById('room-hint').textContent.includes('“2. Import .torrent file”')`)
 	if got := evalJS[string](a, namedControlJS); got != "" {
 		t.Errorf("English: %s\n%s", got, a.state())

@@ -176,7 +176,7 @@ func seedFlow(t *testing.T, lang, room, safe string) {
 	// Both write while apart; then B reconnects with a fresh offer and answer.
 	a.say("A mientras tanto")
 	b.say("B mientras tanto")
-	offer2, name := b.download(chromedp.Click(chromedp.CSS("#reconnect")))
+	offer2, name := b.download(menuClick("#reconnect"))
 	if name != safe+"_offer.torrent" {
 		t.Errorf("reconnect offer file %q", name)
 	}
@@ -206,7 +206,7 @@ func seedFlow(t *testing.T, lang, room, safe string) {
 	if got := a.text("#export-history"); got != l["export"] {
 		t.Errorf("export button %q, want %q", got, l["export"])
 	}
-	exp, name := a.download(chromedp.Click(chromedp.CSS("#export-history")))
+	exp, name := a.download(menuClick("#export-history"))
 	if name != safe+"_history.json" {
 		t.Errorf("export file %q, want %q", name, safe+"_history.json")
 	}
@@ -368,7 +368,7 @@ func TestThreePeers(t *testing.T) {
 	answer, _ := b.importAndDownload(offer)
 	a.importFile(answer)
 	b.waitStatus("connected")
-	offer2, _ := b.download(chromedp.Click(chromedp.CSS("#reconnect")))
+	offer2, _ := b.download(menuClick("#reconnect"))
 	answer2, _ := c.importAndDownload(offer2)
 	b.importFile(answer2)
 	c.waitStatus("connected")

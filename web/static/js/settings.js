@@ -14,7 +14,7 @@ import { loadBoxRooms } from './box.js';
 export function applyStrings() {
   document.documentElement.lang = lang();
   for (const n of document.querySelectorAll('[data-i18n]')) {
-    if (!n.dataset.busy) n.textContent = t(n.dataset.i18n);
+    if (!n.closest('[data-busy]')) n.textContent = t(n.dataset.i18n);
   }
   for (const n of document.querySelectorAll('[data-i18n-placeholder]')) n.placeholder = t(n.dataset.i18nPlaceholder);
   for (const n of document.querySelectorAll('[data-i18n-label]')) n.setAttribute('aria-label', t(n.dataset.i18nLabel));

@@ -1,5 +1,5 @@
 // The room view (#room): its name, status and peers, the safety code, the waiting room's
-// hint (with the import button it names), the room's actions, and its messages.
+// hint (with the import button it names), the room's actions in one menu, and its messages.
 
 import { isolate } from '../dropconsent.js';
 import { state, live, roomMeta, roomStatus, PAGE } from '../state.js';
@@ -46,8 +46,32 @@ export function renderRoom() {
   renderMessages(id, l);
 }
 
+/** The room's actions menu (#room-menu, a <details>): opened by its button (a click, Enter
+ * or Space), closed by choosing an item, by Escape (focus back on the button), or by a tap
+ * elsewhere. */
+function wireMenu() {
+  const menu = $('room-menu');
+  const close = () => {
+    menu.open = false;
+  };
+  $('room-actions').addEventListener('click', (e) => {
+    if (e.target.closest('button')) close();
+  });
+  menu.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape' && menu.open) {
+      close();
+      $('room-menu-button').focus();
+    }
+  });
+  document.addEventListener('click', (e) => {
+    if (menu.open && !menu.contains(e.target)) close();
+  });
+}
+
 export function wireRoom() {
+  wireMenu();
   on('back', 'click', () => {
+    $('room-menu').open = false;
     state.open = null;
     render();
   });
