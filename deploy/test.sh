@@ -14,6 +14,8 @@ die() { printf 'test.sh: %s\n' "$*" >&2; exit 1; }
 declare -A pkg_of=(
   [chromium]=chromium
   [firefox-esr]=firefox-esr
+  [WebKitWebDriver]=webkit2gtk-driver
+  [Xvfb]=xvfb
   [qemu-aarch64-static]=qemu-user-static
   [transmission-show]=transmission-cli
   [node]=nodejs
@@ -28,6 +30,12 @@ missing=()
 for tool in "${!pkg_of[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${pkg_of[$tool]}")
 done
+# Firefox plays AAC (Chromium's audio/mp4 voice notes, TestEnginePairs) through FFmpeg's
+# libavcodec, only a recommendation of firefox-esr: the newest this Debian offers.
+if ! ldconfig -p 2>/dev/null | grep -q 'libavcodec\.so\.'; then
+  avcodec=$(apt-cache pkgnames libavcodec 2>/dev/null | grep -E '^libavcodec[0-9]+$' | sort -V | tail -n 1 || true)
+  missing+=("${avcodec:-libavcodec}")
+fi
 if ((${#missing[@]})); then
   step "installing ${missing[*]}"
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

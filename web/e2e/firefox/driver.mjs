@@ -10,8 +10,11 @@
 //   type {selector, text}                 type into an element
 //   click {selector}                      click an element
 //   upload {selector, path}               set a file input's file (fires change)
+//   reload {}                             reload the page (waits for its load event)
 //   problems {}                           console errors and uncaught exceptions so far (cleared)
 //   console {}                            the latest console lines
+//   rtc {}                                every RTCPeerConnection the page made: its states and
+//                                         ICE candidate pairs (for failure messages)
 //   close {}                              close Firefox gracefully; the driver exits
 import puppeteer from 'puppeteer-core';
 import readline from 'node:readline';
@@ -73,8 +76,44 @@ async function open({ url, lang, downloads, firefox }) {
     if (m.type() === 'error') problems.push('console.' + line);
   });
   page.on('pageerror', (e) => problems.push('uncaught: ' + (e?.message ?? String(e))));
+  // Diagnostics only: keep every RTCPeerConnection the page makes, for the rtc command.
+  await page.evaluateOnNewDocument(() => {
+    const Orig = window.RTCPeerConnection;
+    if (typeof Orig !== 'function') return;
+    const all = [];
+    window.__e2ePeerConnections = all;
+    window.RTCPeerConnection = new Proxy(Orig, {
+      construct(target, args) {
+        const pc = Reflect.construct(target, args);
+        all.push(pc);
+        return pc;
+      },
+    });
+  });
   await page.goto(url, { waitUntil: 'load' });
   return true;
+}
+
+async function rtcState() {
+  return page.evaluate(async () => {
+    const out = [];
+    for (const pc of window.__e2ePeerConnections ?? []) {
+      const o = { signaling: pc.signalingState, gathering: pc.iceGatheringState, ice: pc.iceConnectionState, conn: pc.connectionState, pairs: [] };
+      try {
+        const stats = await pc.getStats();
+        const byId = new Map([...stats.values()].map((s) => [s.id, s]));
+        for (const s of stats.values()) {
+          if (s.type !== 'candidate-pair') continue;
+          const l = byId.get(s.localCandidateId), r = byId.get(s.remoteCandidateId);
+          o.pairs.push(`${s.state}${s.nominated ? ' nominated' : ''} ${l?.candidateType}/${l?.protocol} ${l?.address}:${l?.port} -> ${r?.candidateType} ${r?.address}:${r?.port} req ${s.requestsSent ?? '?'}/${s.responsesReceived ?? '?'}`);
+        }
+      } catch (e) {
+        o.pairs.push('getStats: ' + e);
+      }
+      out.push(o);
+    }
+    return out;
+  });
 }
 
 async function handle(msg) {
@@ -98,6 +137,9 @@ async function handle(msg) {
       await el.uploadFile(msg.path);
       return true;
     }
+    case 'reload':
+      await page.reload({ waitUntil: 'load' });
+      return true;
     case 'problems': {
       const p = problems;
       problems = [];
@@ -105,6 +147,8 @@ async function handle(msg) {
     }
     case 'console':
       return consoleLines;
+    case 'rtc':
+      return rtcState();
     case 'close':
       if (browser) await browser.close();
       browser = null;
