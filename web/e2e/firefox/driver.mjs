@@ -86,6 +86,22 @@ async function open({ url, lang, downloads, firefox }) {
       construct(target, args) {
         const pc = Reflect.construct(target, args);
         all.push(pc);
+        pc.__e2eChannels = [];
+        const follow = (ch) => {
+          const c = { ch, got: 0, sent: 0, events: [] };
+          for (const ev of ['open', 'close', 'error']) ch.addEventListener(ev, () => c.events.push(ev + '@' + Math.round(performance.now())));
+          ch.addEventListener('message', () => c.got++);
+          const send = ch.send.bind(ch);
+          ch.send = (d) => { c.sent++; return send(d); };
+          pc.__e2eChannels.push(c);
+        };
+        const create = pc.createDataChannel.bind(pc);
+        pc.createDataChannel = (...a) => { const ch = create(...a); follow(ch); return ch; };
+        pc.addEventListener('datachannel', (ev) => follow(ev.channel));
+        pc.__e2eEvents = [];
+        for (const ev of ['iceconnectionstatechange', 'connectionstatechange', 'signalingstatechange']) {
+          pc.addEventListener(ev, () => pc.__e2eEvents.push(ev.replace('statechange', '') + '=' + (ev === 'iceconnectionstatechange' ? pc.iceConnectionState : ev === 'connectionstatechange' ? pc.connectionState : pc.signalingState) + '@' + Math.round(performance.now())));
+        }
         return pc;
       },
     });
@@ -98,7 +114,9 @@ async function rtcState() {
   return page.evaluate(async () => {
     const out = [];
     for (const pc of window.__e2ePeerConnections ?? []) {
-      const o = { signaling: pc.signalingState, gathering: pc.iceGatheringState, ice: pc.iceConnectionState, conn: pc.connectionState, pairs: [] };
+      const o = { signaling: pc.signalingState, gathering: pc.iceGatheringState, ice: pc.iceConnectionState, conn: pc.connectionState,
+        sctp: pc.sctp ? pc.sctp.state : null, now: Math.round(performance.now()), events: pc.__e2eEvents,
+        channels: (pc.__e2eChannels ?? []).map((c) => `${c.ch.label} ${c.ch.readyState} got ${c.got} sent ${c.sent} ${c.events.join(' ')}`), pairs: [] };
       try {
         const stats = await pc.getStats();
         const byId = new Map([...stats.values()].map((s) => [s.id, s]));
@@ -149,6 +167,11 @@ async function handle(msg) {
       return consoleLines;
     case 'rtc':
       return rtcState();
+    case 'tabs': {
+      const out = [];
+      for (const p of await browser.pages()) out.push({ url: p.url(), mine: p === page, visibility: await p.evaluate(() => document.visibilityState + ' focus=' + document.hasFocus()).catch((e) => String(e)) });
+      return out;
+    }
     case 'close':
       if (browser) await browser.close();
       browser = null;
