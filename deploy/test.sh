@@ -100,7 +100,7 @@ node --test web/jstest/*.test.mjs
 step "go test (loopback-only network namespace, browsers included)"
 # TestLANBoxByName adds a veth pair to the namespace: it runs alone afterwards, so that no
 # other package's test sees an interface other than loopback while it runs.
-netns go test -count=1 -timeout 20m -skip '^TestLANBoxByName$' ./...
+netns go test -count=1 -timeout 30m -skip '^TestLANBoxByName$' ./...
 step "go test: the box on a LAN of two network namespaces, by its mDNS name"
 netns go test -count=1 -timeout 5m -run '^TestLANBoxByName$' ./web/e2e/
 
