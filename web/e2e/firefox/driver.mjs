@@ -85,7 +85,9 @@ async function open({ url, lang, downloads, firefox }) {
     window.RTCPeerConnection = new Proxy(Orig, {
       construct(target, args) {
         const pc = Reflect.construct(target, args);
-        all.push(pc);
+        // Weakly: the page must keep its connections alive itself (Gecko collects, and so
+        // closes, an RTCPeerConnection nothing refers to).
+        all.push(new WeakRef(pc));
         pc.__e2eChannels = [];
         const follow = (ch) => {
           const c = { ch, got: 0, sent: 0, events: [] };
@@ -113,7 +115,12 @@ async function open({ url, lang, downloads, firefox }) {
 async function rtcState() {
   return page.evaluate(async () => {
     const out = [];
-    for (const pc of window.__e2ePeerConnections ?? []) {
+    for (const ref of window.__e2ePeerConnections ?? []) {
+      const pc = ref.deref();
+      if (!pc) {
+        out.push('collected (the page kept no reference to it)');
+        continue;
+      }
       const o = { signaling: pc.signalingState, gathering: pc.iceGatheringState, ice: pc.iceConnectionState, conn: pc.connectionState,
         sctp: pc.sctp ? pc.sctp.state : null, now: Math.round(performance.now()), events: pc.__e2eEvents,
         channels: (pc.__e2eChannels ?? []).map((c) => `${c.ch.label} ${c.ch.readyState} got ${c.got} sent ${c.sent} ${c.events.join(' ')}`), pairs: [] };
