@@ -90,15 +90,14 @@ func TestEnginePairs(t *testing.T) {
 // pictureShown: the picture's inline preview is decoded (a PNG of 64x48, writePNG).
 const pictureShown = `[...document.querySelectorAll('#messages .msg-image')].some(i => i.complete && i.naturalWidth === 64 && i.alt === 'foto del aula.png')`
 
-// othersVoicePlays starts the other person's voice note (muted) and is true once it plays:
-// the engine decoded the other engine's recording (Chromium's audio/mp4, Firefox's
+// othersVoicePlays: the other person's voice note is loaded in this engine's player with
+// its data decoded (readyState HAVE_CURRENT_DATA or more, a duration, no error): the engine
+// reads the other engine's recording (Chromium's audio/mp4, Firefox's
 // audio/webm;codecs=opus). A format this engine cannot play shows .voice-unplayable and no
 // <audio>: never true.
 const othersVoicePlays = `(() => {
   const au = document.querySelector('#messages .msg:not(.mine) audio.msg-audio');
-  if (!au || au.error) return false;
-  if (au.paused && !au.ended) { au.muted = true; au.play().catch(() => {}); }
-  return au.readyState >= 2 && au.duration > 0 && (au.currentTime > 0 || au.ended);
+  return !!au && !au.error && au.readyState >= 2 && au.duration > 0;
 })()`
 
 // audioState is what the page's players say, for failure messages.
