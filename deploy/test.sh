@@ -14,6 +14,8 @@ die() { printf 'test.sh: %s\n' "$*" >&2; exit 1; }
 declare -A pkg_of=(
   [chromium]=chromium
   [firefox-esr]=firefox-esr
+  [WebKitWebDriver]=webkit2gtk-driver
+  [Xvfb]=xvfb
   [qemu-aarch64-static]=qemu-user-static
   [transmission-show]=transmission-cli
   [node]=nodejs
@@ -28,6 +30,12 @@ missing=()
 for tool in "${!pkg_of[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${pkg_of[$tool]}")
 done
+# Firefox plays AAC (Chromium's audio/mp4 voice notes, TestEnginePairs) through FFmpeg's
+# libavcodec, only a recommendation of firefox-esr: the newest this Debian offers.
+if ! ldconfig -p 2>/dev/null | grep -q 'libavcodec\.so\.'; then
+  avcodec=$(apt-cache pkgnames libavcodec 2>/dev/null | grep -E '^libavcodec[0-9]+$' | sort -V | tail -n 1 || true)
+  missing+=("${avcodec:-libavcodec}")
+fi
 if ((${#missing[@]})); then
   step "installing ${missing[*]}"
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -92,7 +100,7 @@ node --test web/jstest/*.test.mjs
 step "go test (loopback-only network namespace, browsers included)"
 # TestLANBoxByName adds a veth pair to the namespace: it runs alone afterwards, so that no
 # other package's test sees an interface other than loopback while it runs.
-netns go test -count=1 -timeout 20m -skip '^TestLANBoxByName$' ./...
+netns go test -count=1 -timeout 30m -skip '^TestLANBoxByName$' ./...
 step "go test: the box on a LAN of two network namespaces, by its mDNS name"
 netns go test -count=1 -timeout 5m -run '^TestLANBoxByName$' ./web/e2e/
 

@@ -22,13 +22,17 @@ import (
 type peer interface {
 	label() string
 	typeInto(sel, text string)
+	click(sel string)
 	clickDownload(sel string) (path, name string) // click sel; the download it causes
+	upload(sel, path string)                      // set a file input's file (fires change)
 	importFile(path string)
 	importAndDownload(path string) (path2, name string)
 	say(text string)
 	waitStatus(state string)
 	waitMessage(text string)
 	waitJS(pred string)
+	evalJSON(expr string, out any) // expr's value (promises awaited) decoded into out
+	reload()                       // reload the page and wait until it is ready
 	checkConsole()
 }
 
@@ -39,9 +43,33 @@ func (u *user) typeInto(sel, text string) {
 	u.do(chromedp.SendKeys(chromedp.CSS(sel), text))
 }
 
+func (u *user) click(sel string) {
+	u.t.Helper()
+	u.do(chromedp.Click(chromedp.CSS(sel)))
+}
+
 func (u *user) clickDownload(sel string) (string, string) {
 	u.t.Helper()
 	return u.download(chromedp.Click(chromedp.CSS(sel)))
+}
+
+func (u *user) upload(sel, path string) {
+	u.t.Helper()
+	u.do(chromedp.SetUploadFiles(chromedp.CSS(sel), []string{path}))
+}
+
+func (u *user) evalJSON(expr string, out any) {
+	u.t.Helper()
+	s := evalJS[string](u, `(async () => JSON.stringify(await (`+expr+`)))()`)
+	if err := json.Unmarshal([]byte(s), out); err != nil {
+		u.t.Fatalf("%s: %s: %v (%q)", u.label(), expr, err, s)
+	}
+}
+
+func (u *user) reload() {
+	u.t.Helper()
+	u.do(chromedp.Reload())
+	u.waitJS(`document.body.dataset.ready === '1'`)
 }
 
 func firefoxPath() string {
@@ -208,7 +236,8 @@ func (f *ffUser) state() string {
 		status: document.getElementById('room-status')?.dataset.state, peer: document.getElementById('room-peer')?.textContent,
 		messages: [...document.querySelectorAll('#messages .msg-body')].map(n => n.textContent), url: location.href})`}, 5*time.Second)
 	c, _ := f.try(map[string]any{"cmd": "console"}, 5*time.Second)
-	return fmt.Sprintf("page: %s\nconsole: %s", s, c)
+	r, _ := f.try(map[string]any{"cmd": "rtc"}, 10*time.Second)
+	return fmt.Sprintf("page: %s\nconsole: %s\npeer connections: %s", s, c, r)
 }
 
 func (f *ffUser) waitJS(pred string) {
@@ -226,9 +255,28 @@ func (f *ffUser) click(sel string) {
 	f.call(map[string]any{"cmd": "click", "selector": sel}, 60*time.Second)
 }
 
+func (f *ffUser) upload(sel, path string) {
+	f.t.Helper()
+	f.call(map[string]any{"cmd": "upload", "selector": sel, "path": path}, 60*time.Second)
+}
+
 func (f *ffUser) importFile(path string) {
 	f.t.Helper()
-	f.call(map[string]any{"cmd": "upload", "selector": "#import-file", "path": path}, 60*time.Second)
+	f.upload("#import-file", path)
+}
+
+func (f *ffUser) evalJSON(expr string, out any) {
+	f.t.Helper()
+	v := f.call(map[string]any{"cmd": "eval", "js": expr}, 60*time.Second)
+	if err := json.Unmarshal(v, out); err != nil {
+		f.t.Fatalf("%s: %s: %v (%s)", f.label(), expr, err, v)
+	}
+}
+
+func (f *ffUser) reload() {
+	f.t.Helper()
+	f.call(map[string]any{"cmd": "reload"}, 60*time.Second)
+	f.waitJS(`document.body.dataset.ready === '1'`)
 }
 
 // downloaded runs trigger and returns the one file it adds to the download folder, once
@@ -309,70 +357,4 @@ func (f *ffUser) checkConsole() {
 	if len(p) > 0 {
 		f.t.Errorf("%s: page problems:\n%s", f.label(), strings.Join(p, "\n"))
 	}
-}
-
-// crossFlow is the seed's flow between two engines: a creates the room and exports the
-// offer, b imports it and exports the answer, a imports that; both connected; chat both ways.
-func crossFlow(t *testing.T, a, b peer) {
-	start := time.Now()
-	a.typeInto("#new-room-name", "Aula 7")
-	offer, name := a.clickDownload("#create-room")
-	if name != "Aula_7_offer.torrent" {
-		t.Errorf("%s: offer file %q, want Aula_7_offer.torrent", a.label(), name)
-	}
-	a.waitStatus("waiting")
-	a.say("hola antes")
-	answer, name := b.importAndDownload(offer)
-	if name != "Aula_7_answer.torrent" {
-		t.Errorf("%s: answer file %q, want Aula_7_answer.torrent", b.label(), name)
-	}
-	b.waitStatus("waiting")
-	t.Cleanup(func() {
-		if t.Failed() { // the candidates each side offered, for a pair that did not connect
-			for _, p := range []string{offer, answer} {
-				raw, _ := os.ReadFile(p)
-				var lines []string
-				for _, l := range strings.Split(string(raw), "\n") {
-					if strings.Contains(l, "candidate") {
-						lines = append(lines, strings.TrimSpace(l))
-					}
-				}
-				t.Logf("%s (%d bytes) candidates:\n%s", filepath.Base(p), len(raw), strings.Join(lines, "\n"))
-			}
-		}
-	})
-	a.importFile(answer)
-	a.waitStatus("connected")
-	b.waitStatus("connected")
-	t.Logf("%s -> %s connected %v after the create click", a.label(), b.label(), time.Since(start).Round(time.Millisecond))
-	b.waitMessage("hola antes") // the history sync
-	b.say("desde " + b.label())
-	a.waitMessage("desde " + b.label())
-	a.say("respuesta de " + a.label())
-	b.waitMessage("respuesta de " + a.label())
-	for _, u := range []peer{a, b} {
-		u.waitJS(`[...document.querySelectorAll('#messages .msg.mine .msg-state')].every(n => n.dataset.state === 'delivered')`)
-		u.checkConsole()
-	}
-}
-
-func TestFirefoxToChromium(t *testing.T) {
-	f := newFirefoxUser(t, "A", "en-US")
-	crossFlow(t, f, newUser(t, "B", "en-US"))
-}
-
-func TestChromiumToFirefox(t *testing.T) {
-	f := newFirefoxUser(t, "B", "es-ES")
-	crossFlow(t, newUser(t, "A", "es-ES"), f)
-}
-
-// TestFirefoxToFirefox runs only with E2E_FIREFOX_PAIR=1: it failed once in 9 runs here
-// (2026-12, under load: after the answer was applied both pages stayed "waiting" for 60 s,
-// no console error); not understood yet, so it does not gate the suite.
-func TestFirefoxToFirefox(t *testing.T) {
-	if os.Getenv("E2E_FIREFOX_PAIR") != "1" {
-		t.Skip("Firefox to Firefox: set E2E_FIREFOX_PAIR=1 (one failure in 9 runs, not understood yet)")
-	}
-	a := newFirefoxUser(t, "A", "en-US")
-	crossFlow(t, a, newFirefoxUser(t, "B", "en-US"))
 }

@@ -10,8 +10,11 @@
 //   type {selector, text}                 type into an element
 //   click {selector}                      click an element
 //   upload {selector, path}               set a file input's file (fires change)
+//   reload {}                             reload the page (waits for its load event)
 //   problems {}                           console errors and uncaught exceptions so far (cleared)
 //   console {}                            the latest console lines
+//   rtc {}                                every RTCPeerConnection the page made: its states and
+//                                         ICE candidate pairs (for failure messages)
 //   close {}                              close Firefox gracefully; the driver exits
 import puppeteer from 'puppeteer-core';
 import readline from 'node:readline';
@@ -73,8 +76,69 @@ async function open({ url, lang, downloads, firefox }) {
     if (m.type() === 'error') problems.push('console.' + line);
   });
   page.on('pageerror', (e) => problems.push('uncaught: ' + (e?.message ?? String(e))));
+  // Diagnostics only: keep every RTCPeerConnection the page makes, for the rtc command.
+  await page.evaluateOnNewDocument(() => {
+    const Orig = window.RTCPeerConnection;
+    if (typeof Orig !== 'function') return;
+    const all = [];
+    window.__e2ePeerConnections = all;
+    window.RTCPeerConnection = new Proxy(Orig, {
+      construct(target, args) {
+        const pc = Reflect.construct(target, args);
+        // Weakly: the page must keep its connections alive itself (Gecko collects, and so
+        // closes, an RTCPeerConnection nothing refers to).
+        all.push(new WeakRef(pc));
+        pc.__e2eChannels = [];
+        const follow = (ch) => {
+          const c = { ch, got: 0, sent: 0, events: [] };
+          for (const ev of ['open', 'close', 'error']) ch.addEventListener(ev, () => c.events.push(ev + '@' + Math.round(performance.now())));
+          ch.addEventListener('message', () => c.got++);
+          const send = ch.send.bind(ch);
+          ch.send = (d) => { c.sent++; return send(d); };
+          pc.__e2eChannels.push(c);
+        };
+        const create = pc.createDataChannel.bind(pc);
+        pc.createDataChannel = (...a) => { const ch = create(...a); follow(ch); return ch; };
+        pc.addEventListener('datachannel', (ev) => follow(ev.channel));
+        pc.__e2eEvents = [];
+        for (const ev of ['iceconnectionstatechange', 'connectionstatechange', 'signalingstatechange']) {
+          pc.addEventListener(ev, () => pc.__e2eEvents.push(ev.replace('statechange', '') + '=' + (ev === 'iceconnectionstatechange' ? pc.iceConnectionState : ev === 'connectionstatechange' ? pc.connectionState : pc.signalingState) + '@' + Math.round(performance.now())));
+        }
+        return pc;
+      },
+    });
+  });
   await page.goto(url, { waitUntil: 'load' });
   return true;
+}
+
+async function rtcState() {
+  return page.evaluate(async () => {
+    const out = [];
+    for (const ref of window.__e2ePeerConnections ?? []) {
+      const pc = ref.deref();
+      if (!pc) {
+        out.push('collected (the page kept no reference to it)');
+        continue;
+      }
+      const o = { signaling: pc.signalingState, gathering: pc.iceGatheringState, ice: pc.iceConnectionState, conn: pc.connectionState,
+        sctp: pc.sctp ? pc.sctp.state : null, now: Math.round(performance.now()), events: pc.__e2eEvents,
+        channels: (pc.__e2eChannels ?? []).map((c) => `${c.ch.label} ${c.ch.readyState} got ${c.got} sent ${c.sent} ${c.events.join(' ')}`), pairs: [] };
+      try {
+        const stats = await pc.getStats();
+        const byId = new Map([...stats.values()].map((s) => [s.id, s]));
+        for (const s of stats.values()) {
+          if (s.type !== 'candidate-pair') continue;
+          const l = byId.get(s.localCandidateId), r = byId.get(s.remoteCandidateId);
+          o.pairs.push(`${s.state}${s.nominated ? ' nominated' : ''} ${l?.candidateType}/${l?.protocol} ${l?.address}:${l?.port} -> ${r?.candidateType} ${r?.address}:${r?.port} req ${s.requestsSent ?? '?'}/${s.responsesReceived ?? '?'}`);
+        }
+      } catch (e) {
+        o.pairs.push('getStats: ' + e);
+      }
+      out.push(o);
+    }
+    return out;
+  });
 }
 
 async function handle(msg) {
@@ -98,6 +162,9 @@ async function handle(msg) {
       await el.uploadFile(msg.path);
       return true;
     }
+    case 'reload':
+      await page.reload({ waitUntil: 'load' });
+      return true;
     case 'problems': {
       const p = problems;
       problems = [];
@@ -105,6 +172,13 @@ async function handle(msg) {
     }
     case 'console':
       return consoleLines;
+    case 'rtc':
+      return rtcState();
+    case 'tabs': {
+      const out = [];
+      for (const p of await browser.pages()) out.push({ url: p.url(), mine: p === page, visibility: await p.evaluate(() => document.visibilityState + ' focus=' + document.hasFocus()).catch((e) => String(e)) });
+      return out;
+    }
     case 'close':
       if (browser) await browser.close();
       browser = null;
