@@ -23,11 +23,22 @@ func createRoom(p peer, name string) (path, file string) {
 	return p.clickDownload("#create-room")
 }
 
-// exportHistory presses "Export history (JSON)" in the open room.
-func exportHistory(p peer) (path, file string) { return p.clickDownload("#export-history") }
+// openMenuJS opens the room's actions menu (#room-menu) when it is closed.
+const openMenuJS = `(() => { const m = document.getElementById('room-menu'); if (!m.open) document.getElementById('room-menu-button').click(); return true; })()`
 
-// exportMedia presses "Export with files (zip)" in the open room.
-func exportMedia(p peer) (path, file string) { return p.clickDownload("#export-media") }
+// exportHistory presses "Export history (JSON)" in the open room's menu.
+func exportHistory(p peer) (path, file string) {
+	var ok bool
+	p.evalJSON(openMenuJS, &ok)
+	return p.clickDownload("#export-history")
+}
+
+// exportMedia presses "Export with files (zip)" in the open room's menu.
+func exportMedia(p peer) (path, file string) {
+	var ok bool
+	p.evalJSON(openMenuJS, &ok)
+	return p.clickDownload("#export-media")
+}
 
 // attachFile sends a file to the open room with the attach button's hidden input.
 func attachFile(p peer, path string) { p.upload("#attach-file", path) }
@@ -45,6 +56,24 @@ func recordVoice(p peer) {
 func openRoom(p peer, id string) {
 	p.click(fmt.Sprintf(`.room-item[data-room-id=%q]`, id))
 	p.waitJS(fmt.Sprintf(`document.getElementById('messages').dataset.room === %q`, id))
+}
+
+// collectGarbage makes the page allocate and drop some 100 MB in small steps: the
+// browser collects garbage, as it does while a person takes minutes to send the answer
+// back. (Gecko then closed the answerer's RTCPeerConnection when the page kept no
+// reference to it: the firefox->firefox flake.)
+func collectGarbage(p peer) {
+	var n int
+	p.evalJSON(`(async () => {
+		let keep = [];
+		for (let i = 0; i < 200; i++) {
+			keep.push(new Array(100000).fill({ i }));
+			if (keep.length > 5) keep.shift();
+			await new Promise((r) => setTimeout(r, 5));
+		}
+		keep = [];
+		return 200;
+	})()`, &n)
 }
 
 func setName(p peer, name string) {
@@ -122,6 +151,7 @@ func pairFlow(t *testing.T, a, b peer) {
 		t.Errorf("%s: answer file %q, want Aula_7_answer.torrent", b.label(), name)
 	}
 	b.waitStatus("waiting")
+	collectGarbage(b)
 	t.Cleanup(func() {
 		if t.Failed() { // the candidates each side offered, for a pair that did not connect
 			for _, p := range []string{offer, answer} {

@@ -470,6 +470,8 @@ func TestWebKitPage(t *testing.T) {
 	}
 
 	// The history export lands in the XDG download folder and holds the room's messages.
+	var opened bool
+	w.evalJSON(openMenuJS, &opened)
 	path := w.downloaded(func() { w.click("#export-history") })
 	if filepath.Base(path) != "Aula_Safari_history.json" {
 		t.Errorf("export saved as %q, want Aula_Safari_history.json", filepath.Base(path))

@@ -139,6 +139,7 @@ export async function answerOffer(inv) {
     throw Object.assign(new Error('own offer'), { code: 'own-offer' });
   }
   const ans = await makeAnswer(inv.sdp);
+  keepAlive(ans.pc);
   const bytes = await encodeInvitation({
     role: 'answer', room: inv.room, roomName: inv.roomName, sdp: ans.sdp, session: inv.session,
     peer: { id: state.me.author, name: state.me.name },
@@ -180,6 +181,7 @@ export async function importAnswer(inv) {
 /** Follows a peer connection and its channel: when the channel opens, a sync session
  * starts; when it closes or fails, that peer is gone. */
 export function watch(roomId, pc, channel) {
+  keepAlive(pc);
   const opened = () => startSession(roomId, pc, channel);
   if (channel.readyState === 'open') opened();
   else channel.addEventListener('open', opened, { once: true });
@@ -188,7 +190,20 @@ export function watch(roomId, pc, channel) {
   });
 }
 
+/** Gecko collects, and so closes, an RTCPeerConnection nothing refers to (its own
+ * listeners do not count): an answerer's connection before its channel arrives, an
+ * offerer's between the answer and the channel's opening. The page holds each here until
+ * its session starts (then the room's conns hold it) or it fails. */
+function keepAlive(pc) {
+  if (state.connecting.has(pc)) return;
+  state.connecting.add(pc);
+  pc.addEventListener('connectionstatechange', () => {
+    if (['failed', 'closed'].includes(pc.connectionState)) state.connecting.delete(pc);
+  });
+}
+
 function startSession(roomId, pc, channel) {
+  state.connecting.delete(pc);
   const l = live(roomId);
   const conn = { pc, session: null, peer: null, safety: '', files: null };
   const arrived = takeEarly(channel);

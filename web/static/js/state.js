@@ -18,6 +18,7 @@ export const state = {
   live: new Map(), // room id → live(): {log, delivered, waiting, conns, hint, hintImport, shown}
   pending: new Map(), // offer session → {pc, channel, room, bytes, session, drop}
   used: new Set(), // offer sessions already answered and applied
+  connecting: new Set(), // peer connections whose session has not started (connect.js keepAlive)
   open: null, // the room shown
   fps: new Map(), // author → fingerprint
   verify: null, // checks entries from peers off the main thread
