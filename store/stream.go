@@ -240,3 +240,79 @@ func (h *HistoryStream) WriteJSON(w io.Writer, now time.Time) error {
 	}
 	return x.Close()
 }
+
+// MissingStream is Missing as a stream: what a peer with these heads lacks, in the same
+// order, read from the room's files entry by entry as the caller takes them, so a first
+// sync of a large room never holds it in memory. Like Stream it notes each author's head
+// under the room's lock and reads without it: entries stored meanwhile are left out (the
+// next hello asks for them). Each entry is checked as Missing checks it: a damaged one and
+// its author's later entries are left out and logged. The sequence stops at the first
+// error (ErrClosed once the store is closed), yielded with a zero Entry.
+func (s *Store) MissingStream(roomID string, heads map[string]int64) (iter.Seq2[history.Entry, error], error) {
+	var spans []span
+	var r *room
+	err := s.withRoom(roomID, false, func(rm *room) error {
+		r, spans = rm, rm.spans(heads)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: missing of room %s: %w", roomID, err)
+	}
+	h := &HistoryStream{s: s}
+	return func(yield func(history.Entry, error) bool) {
+		if err := h.open(); err != nil {
+			yield(history.Entry{}, err)
+			return
+		}
+		fs := newFiles(r.dir)
+		defer fs.close()
+		var broken map[string]bool
+		stopped, k := false, 0
+		err := merge(r.dir, spans, func(a string, seq int64, rec idxRec) (bool, error) {
+			if k++; k%checkEvery == 0 {
+				if err := h.open(); err != nil {
+					return false, err
+				}
+			}
+			if broken[a] {
+				return true, nil
+			}
+			e, ok, err := s.readEntry(r, fs, a, seq, rec)
+			if err != nil {
+				return false, err
+			}
+			if !ok {
+				if broken == nil {
+					broken = make(map[string]bool)
+				}
+				broken[a] = true
+				return true, nil
+			}
+			if !yield(e, nil) {
+				stopped = true
+				return false, nil
+			}
+			return true, nil
+		})
+		if err != nil && !stopped {
+			yield(history.Entry{}, fmt.Errorf("store: missing of room %s: %w", roomID, err))
+		}
+	}, nil
+}
+
+// MissingSeq is Store.MissingStream for this room, ending quietly at an error (nothing once
+// the store is closed): the streaming form of Missing, for a session that sends a large
+// history without holding it (net/rtc queues Missing's slice today).
+func (h *RoomHistory) MissingSeq(heads map[string]int64) iter.Seq[history.Entry] {
+	return func(yield func(history.Entry) bool) {
+		seq, err := h.s.MissingStream(h.room, heads)
+		if err != nil {
+			return
+		}
+		for e, err := range seq {
+			if err != nil || !yield(e) {
+				return
+			}
+		}
+	}
+}

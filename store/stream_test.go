@@ -177,3 +177,49 @@ func TestStreamErrors(t *testing.T) {
 		t.Errorf("after Close: %d yields, want one error", n)
 	}
 }
+
+// MissingStream yields what Missing returns, in its order, for any heads, and leaves out
+// what is stored after it was taken.
+func TestMissingStreamMatchesMissing(t *testing.T) {
+	s := streamRoom(t)
+	heads, err := s.Heads(roomA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var some map[string]int64
+	for a, n := range heads {
+		some = map[string]int64{a: n / 2}
+		break
+	}
+	for _, hs := range []map[string]int64{nil, some, heads} {
+		want, err := s.Missing(roomA, hs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seq, err := s.MissingStream(roomA, hs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []history.Entry
+		for e, err := range seq {
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, e)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("heads %v: %d entries, Missing has %d (or another order)", hs, len(got), len(want))
+		}
+	}
+	rh, _ := s.RoomHistory(roomA)
+	n := 0
+	for range rh.MissingSeq(some) {
+		n++
+	}
+	if want := rh.Missing(some); n != len(want) {
+		t.Errorf("RoomHistory.MissingSeq: %d entries, want %d", n, len(want))
+	}
+	if _, err := s.MissingStream("11111111111111111111111111111111", nil); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown room: %v", err)
+	}
+}
