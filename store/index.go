@@ -30,12 +30,11 @@ type room struct {
 	writers int // authors with entries
 	lastTS  int64
 
-	seg     uint32   // the segment appended to; 0 before the first
-	segSize int64    // its size
-	segF    *os.File // open for appending; nil until the first append after Open
-	idxF    *os.File // the index file last written, of author idxNum
-	idxNum  int
-	dirty   bool // written since the last fsync (SyncEverySecond)
+	seg     uint32           // the segment appended to; 0 before the first
+	segSize int64            // its size
+	segF    *os.File         // open for appending; nil until the first append after Open
+	idxFs   map[int]*os.File // index files open for writing, by author number (≤ maxOpenIdx)
+	dirty   bool             // written since the last fsync (SyncEverySecond)
 }
 
 // author is one author of a room: its number (its index file) and head.
@@ -97,8 +96,8 @@ func (r *room) head(a string) (int64, string) {
 
 // rec reads the author's index record at seq (1 <= seq <= its head).
 func (r *room) rec(au *authorHead, seq int64) (idxRec, error) {
-	if seq == au.seq && r.idxF != nil && r.idxNum == au.num {
-		return readRec(r.idxF, seq)
+	if f := r.idxFs[au.num]; f != nil {
+		return readRec(f, seq)
 	}
 	f, err := os.Open(filepath.Join(r.dir, idxName(au.num)))
 	if err != nil {

@@ -120,23 +120,29 @@ func (s *Store) ensureDir(r *room) error {
 	return nil
 }
 
+// maxOpenIdx is how many index files a room keeps open for writing: its active authors.
+const maxOpenIdx = 16
+
 // writeRec writes the author's index record of seq (a new one, or one rewritten by a
 // repair).
 func (s *Store) writeRec(r *room, au *authorHead, seq int64, rec *idxRec) error {
-	if r.idxF == nil || r.idxNum != au.num {
-		if r.idxF != nil {
-			if err := s.syncClose(r.idxF); err != nil {
-				return fmt.Errorf("close index: %w", err)
+	f := r.idxFs[au.num]
+	if f == nil {
+		if len(r.idxFs) >= maxOpenIdx {
+			for num, g := range r.idxFs {
+				if err := s.syncClose(g); err != nil {
+					return fmt.Errorf("close index: %w", err)
+				}
+				delete(r.idxFs, num)
 			}
-			r.idxF = nil
 		}
 		if err := s.ensureDir(r); err != nil {
 			return err
 		}
 		name := filepath.Join(r.dir, idxName(au.num))
 		_, statErr := os.Stat(name)
-		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
-		if err != nil {
+		var err error
+		if f, err = os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
 			return fmt.Errorf("open index: %w", err)
 		}
 		if errors.Is(statErr, os.ErrNotExist) && s.opts.Sync == SyncAlways {
@@ -145,15 +151,18 @@ func (s *Store) writeRec(r *room, au *authorHead, seq int64, rec *idxRec) error 
 				return fmt.Errorf("fsync room dir: %w", err)
 			}
 		}
-		r.idxF, r.idxNum = f, au.num
+		if r.idxFs == nil {
+			r.idxFs = make(map[int]*os.File)
+		}
+		r.idxFs[au.num] = f
 	}
 	var b [recSize]byte
 	rec.marshal(b[:])
-	if _, err := r.idxF.WriteAt(b[:], (seq-1)*recSize); err != nil {
+	if _, err := f.WriteAt(b[:], (seq-1)*recSize); err != nil {
 		return fmt.Errorf("write index: %w", err)
 	}
 	if s.opts.Sync == SyncAlways {
-		if err := r.idxF.Sync(); err != nil {
+		if err := f.Sync(); err != nil {
 			return fmt.Errorf("fsync index: %w", err)
 		}
 	}
@@ -183,8 +192,8 @@ func (r *room) sync() error {
 	if r.segF != nil {
 		errs = append(errs, r.segF.Sync())
 	}
-	if r.idxF != nil {
-		errs = append(errs, r.idxF.Sync())
+	for _, f := range r.idxFs {
+		errs = append(errs, f.Sync())
 	}
 	r.dirty = false
 	return errors.Join(errs...)
@@ -193,7 +202,11 @@ func (r *room) sync() error {
 // closeFiles closes the room's open files, fsyncing them unless never.
 func (r *room) closeFiles(never bool) error {
 	var errs []error
-	for _, f := range []*os.File{r.segF, r.idxF} {
+	files := []*os.File{r.segF}
+	for _, f := range r.idxFs {
+		files = append(files, f)
+	}
+	for _, f := range files {
 		if f == nil {
 			continue
 		}
@@ -202,6 +215,7 @@ func (r *room) closeFiles(never bool) error {
 		}
 		errs = append(errs, f.Close())
 	}
-	r.segF, r.idxF = nil, nil
+	r.segF = nil
+	clear(r.idxFs)
 	return errors.Join(errs...)
 }
