@@ -113,7 +113,8 @@ func (h *HistoryStream) EntriesOfKind(keep func(kind string) bool) iter.Seq2[his
 // json.Marshal gives for the history.Entry (the store wrote it so, and never rewrites it),
 // without decoding it. An export made of these is byte for byte the export of the decoded
 // entries, and a pass allocates next to nothing per entry, so the collector has no garbage
-// to keep up with.
+// to keep up with. The string is a view of the pass's read buffer: it is valid until the
+// loop body returns (copy it, strings.Clone, to keep it).
 func (h *HistoryStream) EntriesJSON() iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) {
 		for it, err := range h.items() {
@@ -128,8 +129,8 @@ func (h *HistoryStream) EntriesJSON() iter.Seq2[string, error] {
 	}
 }
 
-// item is one stored entry in a pass: its JSON (a copy of the frame's payload) and what
-// the merge orders it by.
+// item is one stored entry in a pass: its JSON (a view of the frame just read, valid until
+// the next read) and what the merge orders it by.
 type item struct {
 	head *streamHead
 	room string
@@ -204,7 +205,9 @@ func (h *HistoryStream) items() iter.Seq2[item, error] {
 			if !bytes.HasPrefix(b, hd.prefix) {
 				return false, fmt.Errorf("stored entry %s is not an entry of its place as the store writes them", damageKey(h.room.ID, a, seq))
 			}
-			if !yield(item{head: hd, room: h.room.ID, seq: seq, ts: rec.ts, val: string(b)}, nil) {
+			// A view of the frame's buffer, reused by the next read: valid until yield
+			// returns (entry decodes it into new strings; EntriesJSON says so).
+			if !yield(item{head: hd, room: h.room.ID, seq: seq, ts: rec.ts, val: unsafe.String(&b[0], len(b))}, nil) {
 				stopped = true
 				return false, nil
 			}
