@@ -37,10 +37,10 @@ const (
 	// Refused with ErrAuthorRate ("author-rate").
 	DefaultAuthorBytesPerHour = 32 << 20
 
-	// DefaultStoreBudget is the most bytes the store may use (Limits.StoreBytes): the size
-	// of rooms.db and the rooms' segment and index files plus what Options.Usage reports (the files the box keeps, when the
-	// firmware passes it). A write that would pass it is refused with ErrStoreFull
-	// ("store-full"; HTTP 507).
+	// DefaultStoreBudget is the most bytes the store may use (Limits.StoreBytes): the sizes
+	// of rooms.db and the rooms' segment and index files, plus what Options.Usage reports
+	// (the files the box keeps, when the firmware passes it). A write that would pass it is
+	// refused with ErrStoreFull ("store-full"; HTTP 507).
 	DefaultStoreBudget = 1 << 30
 
 	// RateWindow is the rolling window of the per-author rates, counted by the box's own

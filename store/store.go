@@ -53,14 +53,16 @@ type SyncPolicy int
 
 const (
 	// SyncAlways fsyncs after every write, before Append returns: an entry is acknowledged
-	// to peers only once it is durable. The default. buntdb's own Always ignores fsync's
-	// error, so the store does this fsync itself (buntdb runs with Never) and reports it.
+	// to peers only once its frame and then its index record are durable. The default.
+	// buntdb's own Always ignores fsync's error, so for rooms.db the store does this fsync
+	// itself (buntdb runs with Never) and reports it.
 	SyncAlways SyncPolicy = iota
-	// SyncEverySecond leaves fsync to buntdb's background loop (buntdb.EverySecond): up to
-	// about a second of acknowledged entries can be lost on a power cut.
+	// SyncEverySecond leaves fsync to a loop the store runs each second (and buntdb's,
+	// buntdb.EverySecond, for rooms.db): up to about a second of acknowledged entries can be
+	// lost on a power cut.
 	SyncEverySecond
-	// SyncNever never fsyncs (buntdb.Never): the kernel writes back when it likes (~30 s).
-	// For tests and benchmarks.
+	// SyncNever never fsyncs: the kernel writes back when it likes (~30 s). For tests and
+	// benchmarks.
 	SyncNever
 )
 
@@ -89,7 +91,7 @@ type Options struct {
 	Now func() time.Time
 	// Limits are the store's quotas; the zero value is the defaults (see Limits).
 	Limits Limits
-	// Usage, if set, is how many bytes the box uses outside rooms.db that count against
+	// Usage, if set, is how many bytes the box uses outside the store that count against
 	// Limits.StoreBytes (the files it keeps). It is called at every write: keep it cheap
 	// (a counter, not a walk of a directory).
 	Usage func() int64
@@ -99,7 +101,7 @@ type Options struct {
 	migrateHook func(stage string) error
 }
 
-// Store is an open rooms.db. It is safe for concurrent use.
+// Store is an open store (rooms.db and the rooms' files). It is safe for concurrent use.
 type Store struct {
 	path   string
 	opts   Options
