@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -103,6 +104,42 @@ func fileBytes(t testing.TB, dir string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// treeBytes is every file of the store's dir (names and contents), to compare before and
+// after a refused write.
+func treeBytes(t testing.TB, dir string) []byte {
+	t.Helper()
+	var out []byte
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		out = append(append(append(out, p...), 0), b...)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// segBytes is the first segment of a room.
+func segBytes(t testing.TB, dir, room string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, roomsDir, room, segName(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func writeSeg(t testing.TB, dir, room string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, roomsDir, room, segName(1)), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func writeFile(t testing.TB, dir string, b []byte) {

@@ -4,28 +4,49 @@ import (
 	"cmp"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
-
-	"github.com/tidwall/buntdb"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
 
 	"github.com/chattorrent/chattorrent/store/history"
 )
 
-// The store keeps one copy of each entry in RAM: buntdb's (its records are replayed into
-// memory on Open). Beside it each room holds an index of what sync needs without reading an
-// entry: per author, the chain of ids and timestamps. A stored entry's author and seq are
-// its place in the index, its prev the id at seq-1. Heads, tips, the chain checks of Append
-// and the order of Missing come from the index; the entries themselves (bodies, names,
-// signatures) are read from buntdb when they are sent or exported.
+// A room in RAM is its metadata and, per author, its number, head and tip: nothing per
+// entry. The entries are frames in the room's segments, found through the author's index
+// file (segment.go; docs/ARCHITECTURE.md, "store").
 
-// entryRec is one stored entry in a room's index: 48 bytes (the entry's JSON is ~600).
-type entryRec struct {
-	id   [32]byte // the entry's id, decoded from hex
-	ts   int64    // ms since 1970, as the author stated it
-	size uint32   // bytes of its JSON record in rooms.db
+// room is one room: metadata, authors' heads, and its open files for appending.
+type room struct {
+	mu      sync.RWMutex // guards everything below but meta
+	meta    roomMeta
+	dir     string                 // rooms/<id>
+	authors map[string]*authorHead // every author with a number (a: key), with entries or not
+	nextNum int                    // the next author number
+	forked  map[string]bool        // authors seen with two entries at one seq
+	entries int
+	writers int // authors with entries
+	lastTS  int64
+
+	seg     uint32           // the segment appended to; 0 before the first
+	segSize int64            // its size
+	segF    *os.File         // open for appending; nil until the first append after Open
+	idxFs   map[int]*os.File // index files open for writing, by author number (≤ maxOpenIdx)
+	dirty   bool             // written since the last fsync (SyncEverySecond)
 }
 
-// pos is a stored entry's place: its author (an interned key of the room's chains) and seq.
+// author is one author of a room: its number (its index file) and head.
+type authorHead struct {
+	id    string
+	num   int
+	seq   int64    // the last stored seq; 0 when none
+	tip   [32]byte // the id at seq
+	maxTS int64    // the largest ts of its entries
+}
+
+// pos is a stored entry's place: its author and seq.
 type pos struct {
 	author string
 	seq    int64
@@ -57,183 +78,245 @@ func isHexID(s string) bool {
 	return true
 }
 
+func newRoom(m roomMeta, root string) *room {
+	return &room{meta: m, dir: filepath.Join(root, roomsDir, m.ID), authors: make(map[string]*authorHead), forked: make(map[string]bool)}
+}
+
 // len is how many entries the room holds.
 func (r *room) len() int { return r.entries }
 
 // head is the author's last stored seq and id ("" and 0 when none).
-func (r *room) head(author string) (int64, string) {
-	c := r.chains[author]
-	if len(c) == 0 {
+func (r *room) head(a string) (int64, string) {
+	au := r.authors[a]
+	if au == nil || au.seq == 0 {
 		return 0, ""
 	}
-	return int64(len(c)), idHex(&c[len(c)-1].id)
+	return au.seq, idHex(&au.tip)
+}
+
+// rec reads the author's index record at seq (1 <= seq <= its head).
+func (r *room) rec(au *authorHead, seq int64) (idxRec, error) {
+	if f := r.idxFs[au.num]; f != nil {
+		return readRec(f, seq)
+	}
+	f, err := os.Open(filepath.Join(r.dir, idxName(au.num)))
+	if err != nil {
+		return idxRec{}, fmt.Errorf("open index: %w", err)
+	}
+	defer f.Close()
+	return readRec(f, seq)
 }
 
 // holds reports whether the entry with this id is stored at (author, seq).
-func (r *room) holds(author string, seq int64, id string) bool {
-	c := r.chains[author]
-	if seq < 1 || seq > int64(len(c)) {
-		return false
+func (r *room) holds(a string, seq int64, id string) (bool, error) {
+	au := r.authors[a]
+	if au == nil || seq < 1 || seq > au.seq {
+		return false, nil
 	}
 	want, ok := parseID(id)
-	return ok && c[seq-1].id == want
+	if !ok {
+		return false, nil
+	}
+	if seq == au.seq {
+		return au.tip == want, nil
+	}
+	rec, err := r.rec(au, seq)
+	if err != nil {
+		return false, err
+	}
+	return rec.id == want, nil
 }
 
 // chainErr is why e cannot be the author's next entry, or nil when it can: the same rules
 // as history.Log.Add (a fork, a gap, a broken chain). A fork marks the author as forked.
 func (r *room) chainErr(e *history.Entry) error {
-	c := r.chains[e.Author]
-	n := int64(len(c))
+	n, tip := r.head(e.Author)
 	switch {
 	case e.Seq <= n:
 		r.forked[e.Author] = true
 		return &history.Error{Code: history.CodeFork, Msg: "another entry is stored at this author and seq; keeping the first"}
 	case e.Seq > n+1:
 		return &history.Error{Code: history.CodeGap, Msg: "entries before this one are missing"}
-	case n == 0 && e.Prev != "", n > 0 && e.Prev != idHex(&c[n-1].id):
+	case e.Prev != tip:
 		return &history.Error{Code: history.CodeBrokenChain, Msg: "prev is not the author's previous entry"}
 	}
 	return nil
 }
 
-// push appends an entry that chains (chainErr said nil) to its author's chain.
-func (r *room) push(author string, id [32]byte, ts int64, size int) {
-	if a, ok := r.authors[author]; ok {
-		author = a
-	} else {
-		r.authors[author] = author
-	}
-	r.chains[author] = append(r.chains[author], entryRec{id: id, ts: ts, size: uint32(size)})
-	r.entries++
-	r.lastTS = max(r.lastTS, ts)
-}
-
-// heads is, per author, the last stored seq.
+// heads is, per author with entries, the last stored seq.
 func (r *room) heads() map[string]int64 {
-	h := make(map[string]int64, len(r.chains))
-	for a, c := range r.chains {
-		h[a] = int64(len(c))
+	h := make(map[string]int64, r.writers)
+	for a, au := range r.authors {
+		if au.seq > 0 {
+			h[a] = au.seq
+		}
 	}
 	return h
 }
 
-// tips is, per author, the id of the last stored entry.
+// tips is, per author with entries, the id of the last stored entry.
 func (r *room) tips() map[string]string {
-	t := make(map[string]string, len(r.chains))
-	for a, c := range r.chains {
-		t[a] = idHex(&c[len(c)-1].id)
+	t := make(map[string]string, r.writers)
+	for a, au := range r.authors {
+		if au.seq > 0 {
+			t[a] = idHex(&au.tip)
+		}
 	}
 	return t
 }
 
-// missing is where the entries a peer with these heads lacks are, in the order
-// history.Log.Missing gives them: by (ts, author, seq) merged from the per-author runs, so
-// each author's entries stay in seq order even where its clock went backwards.
-func (r *room) missing(heads map[string]int64) []pos {
-	// Runs are distinct authors', so no two first entries compare equal.
-	runs := history.MinHeap[run]{Less: func(a, b run) bool {
-		return cmp.Or(cmp.Compare(a.recs[0].ts, b.recs[0].ts), cmp.Compare(a.author, b.author), cmp.Compare(a.seq, b.seq)) < 0
-	}}
-	total := 0
-	for a, c := range r.chains {
-		from := min(max(heads[a], 0), int64(len(c)))
-		if from < int64(len(c)) {
-			runs.Items = append(runs.Items, run{author: a, seq: from + 1, recs: c[from:]})
-			total += len(c) - int(from)
-		}
-	}
-	runs.Init()
-	out := make([]pos, 0, total)
-	for len(runs.Items) > 0 {
-		top := &runs.Items[0]
-		out = append(out, pos{top.author, top.seq})
-		top.seq++
-		if top.recs = top.recs[1:]; len(top.recs) == 0 {
-			runs.DropTop()
-		} else {
-			runs.Fix()
+// span is one author's entries from..to to merge.
+type span struct {
+	author   string
+	num      int
+	from, to int64
+}
+
+// spans are the runs of the entries a peer with these heads lacks (nil: everything).
+func (r *room) spans(heads map[string]int64) []span {
+	var out []span
+	for a, au := range r.authors {
+		if from := min(max(heads[a], 0), au.seq); from < au.seq {
+			out = append(out, span{author: a, num: au.num, from: from + 1, to: au.seq})
 		}
 	}
 	return out
 }
 
-// run is the rest of one author's chain to merge: recs[0] is at seq.
-type run struct {
-	author string
-	seq    int64
-	recs   []entryRec
+// mergeRun is one author's run being merged: rec is at seq.
+type mergeRun struct {
+	span
+	seq int64
+	rec idxRec
+	rr  *recReader
 }
 
-// read reads the entries at these places from buntdb, in order, in one read transaction.
-// The caller holds r.mu (for reading at least), so the index and the file agree.
-//
-// Open does not re-check stored entries (load.go), so read checks each one it reads before
-// it is sent or exported: its id must be the hash of its content and the id the index
-// holds. One that fails was damaged in rooms.db (the SD card): it is logged and marked
-// damaged (Append then takes a good copy from a peer in its place), and it and the
-// author's later entries are left out of what read returns, so a peer never receives an
-// entry that does not check, nor the gap after it. The signature is not checked again:
-// a record changed so that its id still matches was rewritten on purpose (see
-// docs/ARCHITECTURE.md, "Open trusts rooms.db").
-func (s *Store) read(r *room, at []pos) ([]history.Entry, error) {
-	out := make([]history.Entry, 0, len(at))
-	var broken map[string]bool // authors with a damaged entry in this read
-	err := s.db.View(func(tx *buntdb.Tx) error {
-		for _, p := range at {
-			if broken[p.author] {
-				continue
-			}
-			key := entryKey(r.meta.ID, p.author, p.seq)
-			val, err := tx.Get(key)
-			if err != nil {
-				return fmt.Errorf("read %s: %w", key, err)
-			}
-			var e history.Entry
-			if err := json.Unmarshal([]byte(val), &e); err != nil || !s.sound(r, p, &e) {
-				if broken == nil {
-					broken = make(map[string]bool)
-				}
-				broken[p.author] = true
-				continue
-			}
-			out = append(out, e)
+// merge yields the records of the spans in the order history.Log.Missing gives entries:
+// by (ts, author, seq), each author's entries in seq order even where its clock went
+// backwards. Each run is a buffered sequential read of its author's index file.
+func merge(dir string, spans []span, yield func(author string, seq int64, rec idxRec) (bool, error)) error {
+	// Runs are distinct authors', so no two tops compare equal.
+	runs := history.MinHeap[*mergeRun]{Less: func(a, b *mergeRun) bool {
+		return cmp.Or(cmp.Compare(a.rec.ts, b.rec.ts), cmp.Compare(a.author, b.author), cmp.Compare(a.seq, b.seq)) < 0
+	}}
+	defer func() {
+		for _, m := range runs.Items {
+			m.rr.close()
 		}
-		return nil
+	}()
+	for _, sp := range spans {
+		rr, err := openRecs(dir, sp.num, sp.from, sp.to)
+		if err != nil {
+			return err
+		}
+		m := &mergeRun{span: sp, seq: sp.from, rr: rr}
+		runs.Items = append(runs.Items, m)
+		if m.rec, err = rr.next(); err != nil {
+			return err
+		}
+	}
+	runs.Init()
+	for len(runs.Items) > 0 {
+		top := runs.Items[0]
+		more, err := yield(top.author, top.seq, top.rec)
+		if err != nil || !more {
+			return err
+		}
+		if top.seq == top.to {
+			top.rr.close()
+			runs.DropTop()
+			continue
+		}
+		top.seq++
+		if top.rec, err = top.rr.next(); err != nil {
+			return err
+		}
+		runs.Fix()
+	}
+	return nil
+}
+
+// read reads the entries of these spans in display order. The caller holds r.mu (for
+// reading at least).
+//
+// Each entry read is checked before it is sent or exported: its frame's CRC, its id must
+// be the hash of its content and the id the index holds. One that fails was damaged on the
+// card: it is logged and marked damaged (Append then takes a good copy from a peer in its
+// place), and it and the author's later entries are left out of what read returns, so a
+// peer never receives an entry that does not check, nor the gap after it.
+func (s *Store) read(r *room, spans []span) ([]history.Entry, error) {
+	var out []history.Entry
+	var broken map[string]bool // authors with a damaged entry in this read
+	fs := newFiles(r.dir)
+	defer fs.close()
+	err := merge(r.dir, spans, func(a string, seq int64, rec idxRec) (bool, error) {
+		if broken[a] {
+			return true, nil
+		}
+		e, ok, err := s.readEntry(r, fs, a, seq, rec)
+		if err != nil {
+			return false, err
+		}
+		if !ok {
+			if broken == nil {
+				broken = make(map[string]bool)
+			}
+			broken[a] = true
+			return true, nil
+		}
+		out = append(out, e)
+		return true, nil
 	})
 	if err != nil {
-		// Unreachable while only the store writes rooms.db: every indexed entry was read
-		// and parsed from it at Open, or written by Append.
 		s.log.Error("an indexed entry cannot be read", "room", r.meta.ID, "err", err)
 		return nil, err
 	}
 	return out, nil
 }
 
-// sound reports whether e, read at p, is the entry the index holds there and its id is the
-// hash of its content. One that is not is marked damaged and logged (once).
-func (s *Store) sound(r *room, p pos, e *history.Entry) bool {
-	rec := &r.chains[p.author][p.seq-1]
-	if e.Room == r.meta.ID && e.Author == p.author && e.Seq == p.seq && e.ID == idHex(&rec.id) && e.ComputeID() == e.ID {
-		return true
+// readEntry reads and checks the entry of a record; ok is false when it is damaged.
+func (s *Store) readEntry(r *room, fs *files, a string, seq int64, rec idxRec) (history.Entry, bool, error) {
+	var e history.Entry
+	b, err := fs.frame(rec.loc)
+	if err != nil && !errors.Is(err, errBadFrame) {
+		return e, false, err
 	}
-	key := entryKey(r.meta.ID, p.author, p.seq)
-	if _, seen := s.damaged.LoadOrStore(key, true); !seen {
-		s.log.Error("a stored entry is damaged (its id is not the hash of its content): not sent; a peer that has it can send it again",
-			"key", key, "file", s.path)
+	if err != nil || json.Unmarshal(b, &e) != nil || !s.sound(r, pos{a, seq}, &rec, &e) {
+		s.markDamaged(r, a, seq)
+		return e, false, nil
 	}
-	return false
+	return e, true, nil
 }
 
-// repairs reports whether e, fully checked, replaces a damaged record at its place: the
-// record there was marked damaged by read, and e is the entry the index expects there (its
-// id), or the author's last one (a damaged id, whose next entries Open could not chain).
-// The caller holds r.mu for writing.
+// sound reports whether e, read at p, is the entry the index holds there and its id is the
+// hash of its content.
+func (s *Store) sound(r *room, p pos, rec *idxRec, e *history.Entry) bool {
+	return e.Room == r.meta.ID && e.Author == p.author && e.Seq == p.seq && e.ID == idHex(&rec.id) && e.ComputeID() == e.ID
+}
+
+// damageKey names a stored entry in the damaged set and in logs.
+func damageKey(room, author string, seq int64) string {
+	return room + ":" + author + ":" + strconv.FormatInt(seq, 10)
+}
+
+// markDamaged notes and logs (once) an entry found damaged.
+func (s *Store) markDamaged(r *room, a string, seq int64) {
+	key := damageKey(r.meta.ID, a, seq)
+	if _, seen := s.damaged.LoadOrStore(key, true); !seen {
+		s.log.Error("a stored entry is damaged (its frame or id does not check): not sent; a peer that has it can send it again",
+			"entry", key, "dir", r.dir)
+	}
+}
+
+// repairs reports whether e, fully checked, replaces a damaged entry at its place: the
+// entry there was marked damaged by read, and e is the entry the index expects there (its
+// id), or the author's last one. The caller holds r.mu for writing.
 func (s *Store) repairs(r *room, e *history.Entry) bool {
-	c := r.chains[e.Author]
-	if e.Seq < 1 || e.Seq > int64(len(c)) {
+	au := r.authors[e.Author]
+	if au == nil || e.Seq < 1 || e.Seq > au.seq {
 		return false
 	}
-	if _, ok := s.damaged.Load(entryKey(r.meta.ID, e.Author, e.Seq)); !ok {
+	if _, ok := s.damaged.Load(damageKey(r.meta.ID, e.Author, e.Seq)); !ok {
 		return false
 	}
 	want, ok := parseID(e.ID)
@@ -242,7 +325,18 @@ func (s *Store) repairs(r *room, e *history.Entry) bool {
 	}
 	prev := ""
 	if e.Seq > 1 {
-		prev = idHex(&c[e.Seq-2].id)
+		rec, err := r.rec(au, e.Seq-1)
+		if err != nil {
+			return false
+		}
+		prev = idHex(&rec.id)
 	}
-	return e.Prev == prev && (c[e.Seq-1].id == want || e.Seq == int64(len(c)))
+	if e.Prev != prev {
+		return false
+	}
+	if e.Seq == au.seq {
+		return true
+	}
+	rec, err := r.rec(au, e.Seq)
+	return err == nil && rec.id == want
 }

@@ -1,8 +1,14 @@
 package store
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -15,19 +21,20 @@ import (
 	"github.com/chattorrent/chattorrent/store/history"
 )
 
-// maxSkipLogs is how many skipped entries are logged one by one on Open; the rest are
+// layoutVersion is the store's layout, the value of rooms.db's versionKey. Version 1 (no
+// key) kept every entry in rooms.db.
+const (
+	layoutVersion = "2"
+	versionKey    = "v"
+)
+
+// maxSkipLogs is how many skipped records are logged one by one on Open; the rest are
 // counted in a summary.
 const maxSkipLogs = 20
 
-// storedEntry is an entry key, parsed.
-type storedEntry struct {
-	room, author string
-	seq          int64
-}
-
-// load builds the rooms and their indexes from buntdb's keys: one pass over the keys
-// (room metadata, which rooms have entries, keys that are no entry's), then the rooms'
-// entries, rooms in parallel, each in key order: by author, then seq.
+// load builds the rooms from rooms.db's keys (metadata and authors' numbers), then checks
+// each room's files' tails, rooms in parallel (openRoom). Nothing here reads the history:
+// the cost grows with rooms and authors and what a crash left unsynced.
 func (s *Store) load() error {
 	start := time.Now()
 	var skips atomic.Int64
@@ -37,10 +44,15 @@ func (s *Store) load() error {
 		}
 	}
 	var metas []roomMeta
-	withEntries := make(map[string]bool)
+	type authorNum struct {
+		room, author string
+		num          int
+	}
+	var nums []authorNum
 	err := s.db.View(func(tx *buntdb.Tx) error {
 		return tx.AscendKeys("*", func(key, val string) bool {
 			switch {
+			case key == versionKey:
 			case strings.HasPrefix(key, "r:"):
 				var m roomMeta
 				if err := json.Unmarshal([]byte(val), &m); err != nil {
@@ -50,19 +62,13 @@ func (s *Store) load() error {
 				} else {
 					metas = append(metas, m)
 				}
-			case strings.HasPrefix(key, "e:"):
-				se, ok := parseEntryKey(key)
-				if ok {
-					valid, seen := withEntries[se.room]
-					if !seen {
-						// A room's id is checked once, not at each of its entries.
-						valid = validRoomID(se.room)
-						withEntries[se.room] = valid
-					}
-					ok = valid
-				}
-				if !ok {
-					skip(key, "not an entry key")
+			case strings.HasPrefix(key, "a:"):
+				room, a, ok := strings.Cut(key[2:], ":")
+				n, err := strconv.Atoi(val)
+				if !ok || err != nil || n < 0 || a == "" {
+					skip(key, "not an author's number")
+				} else {
+					nums = append(nums, authorNum{room, a, n})
 				}
 			default:
 				skip(key, "unknown key")
@@ -74,223 +80,260 @@ func (s *Store) load() error {
 		return fmt.Errorf("read: %w", err)
 	}
 	for _, m := range metas {
-		s.rooms[m.ID] = newRoom(m)
+		s.rooms[m.ID] = newRoom(m, s.dir())
 	}
-	// Index the rooms in parallel: parsing the entries' JSON is most of Open's time and
-	// rooms are independent.
+	for _, n := range nums {
+		r := s.rooms[n.room]
+		if r == nil {
+			skip(authorKey(n.room, n.author), "an author of no stored room")
+			continue
+		}
+		r.authors[n.author] = &authorHead{id: n.author, num: n.num}
+		r.nextNum = max(r.nextNum, n.num+1)
+	}
+	// The rooms' tails, in parallel: each is a few reads per author.
 	jobs := make(chan *room)
-	var n atomic.Int64
+	var bytes, entries atomic.Int64
+	errs := make(chan error, len(s.rooms))
 	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), max(len(s.rooms), len(withEntries), 1)) {
+	for range min(runtime.GOMAXPROCS(0), max(len(s.rooms), 1)) {
 		wg.Go(func() {
 			for r := range jobs {
-				n.Add(int64(s.index(r, skip)))
+				n, err := s.openRoom(r)
+				if err != nil {
+					errs <- fmt.Errorf("room %s: %w", r.meta.ID, err)
+				}
+				bytes.Add(n)
+				entries.Add(int64(r.entries))
 			}
 		})
 	}
-	var orphans []*room
-	for id, valid := range withEntries {
-		if !valid {
-			continue
-		}
-		r := s.rooms[id]
-		if r == nil {
-			r = newRoom(roomMeta{ID: id})
-			orphans = append(orphans, r)
-		}
+	for _, r := range s.rooms {
 		jobs <- r
 	}
 	close(jobs)
 	wg.Wait()
-	for _, r := range orphans {
-		if r.len() > 0 {
-			// Entries without their room's metadata: keep them under a room with no name
-			// rather than hide them.
-			s.log.Warn("entries of a room with no metadata: keeping them, unnamed", "room", r.meta.ID, "entries", r.len())
-			s.rooms[r.meta.ID] = r
-		}
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
 	}
+	if err := errors.Join(all...); err != nil {
+		return err
+	}
+	s.dataBytes.Store(bytes.Load())
 	if k := skips.Load(); k > 0 {
-		s.log.Warn("skipped stored records that do not check; peers can send them again",
-			"skipped", k, "file", s.path)
+		s.log.Warn("skipped stored records that do not check", "skipped", k, "file", s.path)
 	}
-	s.log.Info("store opened", "file", s.path, "rooms", len(s.rooms), "entries", n.Load(),
+	s.log.Info("store opened", "file", s.path, "rooms", len(s.rooms), "entries", entries.Load(),
 		"sync", s.opts.Sync.String(), "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
-// indexed is what the index needs of a stored entry's JSON (the rest is not even decoded).
-type indexed struct {
-	Room   string `json:"room"`
-	Author string `json:"author"`
-	Seq    int64  `json:"seq"`
-	Prev   string `json:"prev"`
-	TS     int64  `json:"ts"`
-	ID     string `json:"id"`
-}
-
-// index adds a room's stored entries to its index, in key order (by author, then seq as
-// fixed-width hex, which is chain order); what does not check is skipped. It returns how
-// many were added. It owns r until it returns.
-//
-// A stored record is the store's own write of an entry it checked in full (fields, id,
-// signature) before writing it, so index trusts it: it checks only what is cheap and
-// structural (the record is JSON, the entry is the one its key names, id and prev have the
-// shape of ids, and each author's chain links up: seq 1, 2, 3 … and prev is the id stored
-// at seq-1), not the Ed25519 signature and not the id's hash. See docs/ARCHITECTURE.md
-// ("Open trusts rooms.db") for why, and for what a damaged or rewritten record then does.
-func (s *Store) index(r *room, skip func(key, why string)) int {
-	n := 0
-	prefix := "e:" + r.meta.ID + ":"
-	// The range ends before "e:<room>;", ';' being the byte after ':'.
-	_ = s.db.View(func(tx *buntdb.Tx) error {
-		return tx.AscendRange("", prefix, prefix[:len(prefix)-1]+";", func(key, val string) bool {
-			se, ok := parseEntryKey(key)
-			if !ok {
-				return true // skipped (and logged) by load's pass over the keys
-			}
-			e, ok := scanIndexed(val)
-			if !ok {
-				e = indexed{}
-				if err := json.Unmarshal([]byte(val), &e); err != nil {
-					skip(key, "not an entry: "+err.Error())
-					return true
-				}
-			}
-			if e.Room != se.room || e.Author != se.author || e.Seq != se.seq {
-				skip(key, "entry does not match its key")
-				return true
-			}
-			id, ok := parseID(e.ID)
-			prev, pok := parseID(e.Prev)
-			if !ok || (e.Prev != "" && !pok) {
-				skip(key, "id or prev is not 64 lowercase hex characters")
-				return true
-			}
-			// The chain, as chainErr checks it, without making the prev's text.
-			c := r.chains[se.author]
-			switch have := int64(len(c)); {
-			case e.Seq != have+1:
-				skip(key, history.ErrGap.Code+": entries before this one are missing")
-				return true
-			case (have == 0) != (e.Prev == ""), have > 0 && c[have-1].id != prev:
-				skip(key, history.ErrBrokenChain.Code+": prev is not the author's previous entry")
-				return true
-			}
-			r.push(se.author, id, e.TS, len(val))
-			n++
-			return true
-		})
-	})
-	return n
-}
-
-func newRoom(m roomMeta) *room {
-	return &room{meta: m, chains: make(map[string][]entryRec), authors: make(map[string]string), forked: make(map[string]bool)}
-}
-
-// entryKey is the buntdb key of an entry.
-func entryKey(room, author string, seq int64) string {
-	return "e:" + room + ":" + author + ":" + fmt.Sprintf("%016x", seq)
-}
-
-func roomKey(room string) string { return "r:" + room }
-
-// parseEntryKey splits e:<room>:<author>:<seq>.
-func parseEntryKey(key string) (storedEntry, bool) {
-	rest, ok := strings.CutPrefix(key, "e:")
-	room, rest, ok1 := strings.Cut(rest, ":")
-	author, hexSeq, ok2 := strings.Cut(rest, ":")
-	if !ok || !ok1 || !ok2 || len(hexSeq) != 16 || strings.Contains(hexSeq, ":") {
-		return storedEntry{}, false
+// openRoom finds each author's head from the last record of its index file, cutting
+// records a crash tore or left pointing at a frame that is not whole; then scans the
+// segments past the furthest frame an index points to: whole frames of entries that chain
+// onto their author's head (written, not yet indexed) are indexed, a torn frame and what
+// follows it in its segment are cut. It returns the bytes of the room's files. It owns r
+// until it returns.
+func (s *Store) openRoom(r *room) (int64, error) {
+	ents, err := os.ReadDir(r.dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
 	}
-	seq, err := strconv.ParseInt(hexSeq, 16, 64)
-	if err != nil || seq < 1 {
-		return storedEntry{}, false
-	}
-	return storedEntry{room: room, author: author, seq: seq}, true
-}
-
-// scanIndexed reads what the index needs from an entry's JSON as the store writes it
-// (json.Marshal of a history.Entry: its fields in order, no spaces), without decoding the
-// rest or allocating: the strings it returns are parts of v. ok is false for anything else,
-// and the caller then decodes v with encoding/json. The name, kind and body are skipped up
-// to their closing quote, not validated (they are decoded, and a bad one is caught, when
-// the entry is read: Store.read).
-func scanIndexed(v string) (e indexed, ok bool) {
-	sc := jsonScan{s: v}
-	ok = sc.lit(`{"room":`) && sc.plain(&e.Room) &&
-		sc.lit(`,"author":`) && sc.plain(&e.Author) &&
-		sc.lit(`,"name":`) && sc.skip() &&
-		sc.lit(`,"seq":`) && sc.int(&e.Seq) &&
-		sc.lit(`,"prev":`) && sc.plain(&e.Prev) &&
-		sc.lit(`,"ts":`) && sc.int(&e.TS) &&
-		sc.lit(`,"kind":`) && sc.skip() &&
-		sc.lit(`,"body":`) && sc.skip() &&
-		sc.lit(`,"sig":`) && sc.skip() &&
-		sc.lit(`,"id":`) && sc.plain(&e.ID) &&
-		sc.lit(`}`) && sc.s == ""
-	return e, ok
-}
-
-// jsonScan consumes s from the front.
-type jsonScan struct{ s string }
-
-func (j *jsonScan) lit(x string) bool {
-	rest, ok := strings.CutPrefix(j.s, x)
-	j.s = rest
-	return ok
-}
-
-// plain reads a string with no escapes and no control characters.
-func (j *jsonScan) plain(out *string) bool {
-	if !strings.HasPrefix(j.s, `"`) {
-		return false
-	}
-	for i := 1; i < len(j.s); i++ {
-		switch c := j.s[i]; {
-		case c == '"':
-			*out, j.s = j.s[1:i], j.s[i+1:]
-			return true
-		case c == '\\' || c < 0x20:
-			return false
-		}
-	}
-	return false
-}
-
-// skip passes over a string, escapes and all.
-func (j *jsonScan) skip() bool {
-	if !strings.HasPrefix(j.s, `"`) {
-		return false
-	}
-	for i := 1; i < len(j.s); i++ {
-		switch c := j.s[i]; {
-		case c == '"':
-			j.s = j.s[i+1:]
-			return true
-		case c == '\\':
-			i++
-		case c < 0x20:
-			return false
-		}
-	}
-	return false
-}
-
-// int reads an integer without a sign, exponent or fraction (seq and ts are positive).
-func (j *jsonScan) int(out *int64) bool {
-	i := 0
-	for i < len(j.s) && j.s[i] >= '0' && j.s[i] <= '9' {
-		i++
-	}
-	if i == 0 || (i > 1 && j.s[0] == '0') {
-		return false
-	}
-	n, err := strconv.ParseInt(j.s[:i], 10, 64)
 	if err != nil {
-		return false
+		return 0, err
 	}
-	*out, j.s = n, j.s[i:]
-	return true
+	var first, last uint32
+	for _, e := range ents {
+		if n, ok := parseSegName(e.Name()); ok {
+			if first == 0 || n < first {
+				first = n
+			}
+			last = max(last, n)
+		}
+	}
+	fs := newFiles(r.dir)
+	defer fs.close()
+	var furthest loc
+	for _, au := range r.authors {
+		rec, n, err := s.authorTail(r, fs, au)
+		if err != nil {
+			return 0, err
+		}
+		if n == 0 {
+			continue
+		}
+		au.seq, au.tip, au.maxTS = n, rec.id, rec.maxTS
+		r.writers++
+		r.entries += int(n)
+		r.lastTS = max(r.lastTS, rec.maxTS)
+		if rec.loc.after(furthest) {
+			furthest = rec.loc
+		}
+	}
+	fs.close()
+	if last > 0 {
+		from, off := first, int64(0)
+		if furthest.seg > 0 {
+			from, off = furthest.seg, furthest.end()
+		}
+		for seg := from; seg <= last; seg++ {
+			size, err := s.scanTail(r, seg, off)
+			if err != nil {
+				return 0, err
+			}
+			r.seg, r.segSize = seg, size
+			off = 0
+		}
+	}
+	if err := r.closeFiles(s.opts.Sync == SyncNever); err != nil {
+		return 0, err
+	}
+	ents, err = os.ReadDir(r.dir)
+	if err != nil {
+		return 0, err
+	}
+	var bytes int64
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() {
+			bytes += fi.Size()
+		}
+	}
+	return bytes, nil
+}
+
+// authorTail is the author's last record that checks and its seq (0: none), cutting the
+// records after it.
+func (s *Store) authorTail(r *room, fs *files, au *authorHead) (idxRec, int64, error) {
+	name := filepath.Join(r.dir, idxName(au.num))
+	f, err := os.OpenFile(name, os.O_RDWR, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return idxRec{}, 0, nil
+	}
+	if err != nil {
+		return idxRec{}, 0, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return idxRec{}, 0, err
+	}
+	n := fi.Size() / recSize
+	cut := fi.Size()%recSize != 0
+	for n > 0 {
+		rec, err := readRec(f, n)
+		if err == nil {
+			_, err = fs.frame(rec.loc)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, errBadFrame) && !errors.Is(err, os.ErrNotExist) {
+				return idxRec{}, 0, err
+			}
+		} else if !errors.Is(err, errBadFrame) {
+			return idxRec{}, 0, err
+		}
+		n--
+		cut = true
+	}
+	if cut {
+		if err := f.Truncate(n * recSize); err != nil {
+			return idxRec{}, 0, fmt.Errorf("cut index: %w", err)
+		}
+		if err := f.Sync(); err != nil {
+			return idxRec{}, 0, fmt.Errorf("fsync index: %w", err)
+		}
+		s.log.Warn("cut the torn end of an author's index (records of entries not whole on the card)",
+			"room", r.meta.ID, "author", au.id, "file", name, "kept", n, "was_bytes", fi.Size())
+	}
+	if n == 0 {
+		return idxRec{}, 0, nil
+	}
+	rec, err := readRec(f, n)
+	return rec, n, err
+}
+
+// scanTail reads segment seg's frames from off: each whole frame whose entry is its
+// author's next is indexed (it was written just before a crash, its record was not); a
+// torn or damaged frame and the rest of the segment are cut. It returns the segment's
+// size after.
+func (s *Store) scanTail(r *room, seg uint32, off int64) (int64, error) {
+	name := filepath.Join(r.dir, segName(seg))
+	f, err := os.OpenFile(name, os.O_RDWR, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	size := fi.Size()
+	if off >= size {
+		return size, nil
+	}
+	var head [frameHeader]byte
+	sr := io.NewSectionReader(f, off, size-off)
+	indexed := 0
+	for off < size {
+		if _, err := io.ReadFull(sr, head[:]); err != nil {
+			break
+		}
+		n := int64(binary.LittleEndian.Uint32(head[:]))
+		if n == 0 || n > maxFrame || off+frameHeader+n > size {
+			break
+		}
+		payload := make([]byte, n)
+		if _, err := io.ReadFull(sr, payload); err != nil {
+			break
+		}
+		if binary.LittleEndian.Uint32(head[4:]) != crc32.Checksum(payload, crcTable) {
+			break
+		}
+		l := loc{seg: seg, off: uint32(off), n: uint32(n)}
+		off += frameHeader + n
+		var e history.Entry
+		if json.Unmarshal(payload, &e) != nil || e.Room != r.meta.ID {
+			continue
+		}
+		au := r.authors[e.Author]
+		if au == nil {
+			continue
+		}
+		seq, tip := r.head(e.Author)
+		id, ok := parseID(e.ID)
+		if !ok || e.Seq != seq+1 || e.Prev != tip || e.ComputeID() != e.ID {
+			continue // a repair's frame, or one of a write that failed
+		}
+		rec := idxRec{id: id, ts: e.TS, maxTS: e.TS, loc: l}
+		if au.seq > 0 {
+			rec.maxTS = max(au.maxTS, e.TS)
+		}
+		if err := s.writeRec(r, au, e.Seq, &rec); err != nil {
+			return 0, err
+		}
+		if au.seq == 0 {
+			r.writers++
+		}
+		au.seq, au.tip, au.maxTS = e.Seq, id, rec.maxTS
+		r.entries++
+		r.lastTS = max(r.lastTS, e.TS)
+		indexed++
+	}
+	if indexed > 0 {
+		s.log.Info("indexed entries written just before the store stopped", "room", r.meta.ID, "entries", indexed)
+	}
+	if off < size {
+		if err := f.Truncate(off); err != nil {
+			return 0, fmt.Errorf("cut segment: %w", err)
+		}
+		if err := f.Sync(); err != nil {
+			return 0, fmt.Errorf("fsync segment: %w", err)
+		}
+		s.log.Warn("cut the torn end of a room's segment; every whole entry before it is kept",
+			"file", name, "kept_bytes", off, "cut_bytes", size-off)
+		size = off
+	}
+	return size, nil
 }

@@ -7,8 +7,8 @@ import (
 )
 
 // The store's quotas (issue 14): the box is a Pi Zero 2 W with 512 MB of RAM and an SD
-// card, and every stored entry stays in RAM (buntdb's copy, plus 48 bytes of index) and
-// on the card forever. Each
+// card, and every stored entry stays on the card forever (in RAM only per room and
+// author since issue 15). Each
 // default is a field of Limits, set through Options.Limits. docs/OPERATIONS.md ("Limits:
 // the store") lists them.
 const (
@@ -37,10 +37,10 @@ const (
 	// Refused with ErrAuthorRate ("author-rate").
 	DefaultAuthorBytesPerHour = 32 << 20
 
-	// DefaultStoreBudget is the most bytes the store may use (Limits.StoreBytes): the size
-	// of rooms.db plus what Options.Usage reports (the files the box keeps, when the
-	// firmware passes it). A write that would pass it is refused with ErrStoreFull
-	// ("store-full"; HTTP 507).
+	// DefaultStoreBudget is the most bytes the store may use (Limits.StoreBytes): the sizes
+	// of rooms.db and the rooms' segment and index files, plus what Options.Usage reports
+	// (the files the box keeps, when the firmware passes it). A write that would pass it is
+	// refused with ErrStoreFull ("store-full"; HTTP 507).
 	DefaultStoreBudget = 1 << 30
 
 	// RateWindow is the rolling window of the per-author rates, counted by the box's own
@@ -109,7 +109,7 @@ type Limits struct {
 	AuthorsPerRoom       int   // authors in one room's history; DefaultMaxAuthorsPerRoom
 	AuthorEntriesPerHour int   // entries from peers per author per RateWindow; DefaultAuthorEntriesPerHour
 	AuthorBytesPerHour   int64 // bytes from peers per author per RateWindow; DefaultAuthorBytesPerHour
-	StoreBytes           int64 // rooms.db plus Options.Usage; DefaultStoreBudget
+	StoreBytes           int64 // rooms.db, segments and index files, plus Options.Usage; DefaultStoreBudget
 }
 
 // withDefaults fills in the zero fields.
@@ -170,7 +170,7 @@ func (s *Store) checkSpace(n int64, key string) error {
 	if s.limits.StoreBytes < 0 {
 		return nil
 	}
-	used := s.dbBytes.Load()
+	used := s.dbBytes.Load() + s.dataBytes.Load()
 	if s.opts.Usage != nil {
 		used += s.opts.Usage()
 	}
@@ -189,9 +189,10 @@ func (s *Store) CheckSpace(n int64) error {
 	return nil
 }
 
-// Usage is the bytes counted against Limits.StoreBytes: rooms.db plus Options.Usage.
+// Usage is the bytes counted against Limits.StoreBytes: rooms.db, the rooms' segments and
+// index files, plus Options.Usage.
 func (s *Store) Usage() int64 {
-	used := s.dbBytes.Load()
+	used := s.dbBytes.Load() + s.dataBytes.Load()
 	if s.opts.Usage != nil {
 		used += s.opts.Usage()
 	}

@@ -56,12 +56,12 @@ func TestRoomsFull(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	before := fileBytes(t, dir)
+	before := treeBytes(t, dir)
 	refusal(t, s.CreateRoom(roomID(2), "Aula"), ErrRoomsFull, "rooms-full")
 	if err := s.CreateRoom(roomID(0), "again"); !errors.Is(err, ErrExists) {
 		t.Fatalf("an existing room: %v", err)
 	}
-	if !bytes.Equal(fileBytes(t, dir), before) {
+	if !bytes.Equal(treeBytes(t, dir), before) {
 		t.Fatal("a refused room wrote to rooms.db")
 	}
 	s.Close()
@@ -87,10 +87,10 @@ func TestAuthorsFull(t *testing.T) {
 	a := chain(ka, roomA, history.Entry{}, 2)
 	mustAppend(t, s, roomA, a[0])
 	mustAppend(t, s, roomA, chain(kb, roomA, history.Entry{}, 1)...)
-	before := fileBytes(t, dir)
+	before := treeBytes(t, dir)
 	_, err := s.Append(roomA, chain(kc, roomA, history.Entry{}, 1)[0])
 	refusal(t, err, ErrAuthorsFull, "authors-full")
-	if !bytes.Equal(fileBytes(t, dir), before) {
+	if !bytes.Equal(treeBytes(t, dir), before) {
 		t.Fatal("a refused entry wrote to rooms.db")
 	}
 	mustAppend(t, s, roomA, a[1])                                    // a known author goes on
@@ -126,10 +126,10 @@ func TestAuthorRate(t *testing.T) {
 	mustAppend(t, s, roomA, a[:2]...)
 	advance(30 * time.Minute)
 	mustAppend(t, s, roomB, chain(ka, roomB, history.Entry{}, 1)...) // the third, in another room
-	before := fileBytes(t, dir)
+	before := treeBytes(t, dir)
 	_, err := s.Append(roomA, a[2])
 	refusal(t, err, ErrAuthorRate, "author-rate")
-	if !bytes.Equal(fileBytes(t, dir), before) {
+	if !bytes.Equal(treeBytes(t, dir), before) {
 		t.Fatal("a refused entry wrote to rooms.db")
 	}
 	mustAppend(t, s, roomA, chain(kb, roomA, history.Entry{}, 3)...) // another author
@@ -176,8 +176,8 @@ func TestStoreFull(t *testing.T) {
 	if err := s.CreateRoom(roomA, "Aula"); err != nil {
 		t.Fatal(err)
 	}
+	budget := s.Usage() + 3000 // a few entries more
 	s.Close()
-	budget := int64(len(fileBytes(t, dir))) + 3000 // a few entries more
 	s = mustOpen(t, dir, limitOptions(t, Limits{StoreBytes: budget}))
 	es := chain(testKey('a'), roomA, history.Entry{}, 20)
 	var stored int
@@ -192,8 +192,8 @@ func TestStoreFull(t *testing.T) {
 	if stored == 0 || stored == len(es) {
 		t.Fatalf("stored %d of %d before the budget refused", stored, len(es))
 	}
-	if n := int64(len(fileBytes(t, dir))); n > budget {
-		t.Fatalf("rooms.db is %d bytes, past the budget of %d", n, budget)
+	if n := s.Usage(); n > budget {
+		t.Fatalf("the store is %d bytes, past the budget of %d", n, budget)
 	}
 	refusal(t, s.CheckSpace(1<<20), ErrStoreFull, "store-full")
 	s.Close()

@@ -80,7 +80,7 @@ func (s *Store) createRoom(id, name string) error {
 	if err := s.set(roomKey(id), string(val)); err != nil {
 		return err
 	}
-	s.rooms[id] = newRoom(m)
+	s.rooms[id] = newRoom(m, s.dir())
 	return nil
 }
 
@@ -230,15 +230,19 @@ func (s *Store) Write(roomID string, e history.Entry, sign func(*history.Entry))
 	return e, nil
 }
 
-// append checks e against r's index and the store's limits (the per-author ones unless
-// own, the box's own entry), writes it, then adds it to the index. r.mu is held. Every
-// check comes before the one write of one key: a refusal writes nothing. checked: e passed
+// append checks e against r's heads and the store's limits (the per-author ones unless
+// own, the box's own entry), writes it, then moves the author's head. r.mu is held. Every
+// check comes before the first write: a refusal writes nothing. checked: e passed
 // history.CheckBatch, its signature is not verified again.
 func (s *Store) append(r *room, e history.Entry, now time.Time, own, checked bool) (bool, error) {
 	if s.repairs(r, &e) {
 		return false, s.repair(r, e, now)
 	}
-	if r.holds(e.Author, e.Seq, e.ID) {
+	held, err := r.holds(e.Author, e.Seq, e.ID)
+	if err != nil {
+		return false, err
+	}
+	if held {
 		return false, nil
 	}
 	if !checked {
@@ -249,9 +253,10 @@ func (s *Store) append(r *room, e history.Entry, now time.Time, own, checked boo
 	if err := r.chainErr(&e); err != nil {
 		return false, err
 	}
-	if _, known := r.authors[e.Author]; !known && !own {
-		if l := s.limits.AuthorsPerRoom; l >= 0 && len(r.authors) >= l {
-			return false, s.quotaError(ErrAuthorsFull, int64(l), "room "+r.meta.ID, "room", r.meta.ID, "authors", len(r.authors))
+	au := r.authors[e.Author]
+	if (au == nil || au.seq == 0) && !own {
+		if l := s.limits.AuthorsPerRoom; l >= 0 && r.writers >= l {
+			return false, s.quotaError(ErrAuthorsFull, int64(l), "room "+r.meta.ID, "room", r.meta.ID, "authors", r.writers)
 		}
 	}
 	id, ok := parseID(e.ID)
@@ -262,8 +267,11 @@ func (s *Store) append(r *room, e history.Entry, now time.Time, own, checked boo
 	if err != nil {
 		return false, err
 	}
-	key := entryKey(e.Room, e.Author, e.Seq)
-	if err := s.checkSpace(recordSize(key, string(val)), "room "+r.meta.ID); err != nil {
+	more := int64(len(val) + frameHeader + recSize)
+	if au == nil {
+		more += recordSize(authorKey(r.meta.ID, e.Author), "00000")
+	}
+	if err := s.checkSpace(more, "room "+r.meta.ID); err != nil {
 		return false, err
 	}
 	undo := func() {}
@@ -274,17 +282,23 @@ func (s *Store) append(r *room, e history.Entry, now time.Time, own, checked boo
 		}
 		undo = u
 	}
-	if err := s.set(key, string(val)); err != nil {
-		// Not acknowledged; the index is unchanged, so the same entry can come again.
+	if au == nil {
+		if au, err = s.addAuthor(r, e.Author); err != nil {
+			undo()
+			return false, err
+		}
+	}
+	if err := s.store(r, au, val, id, e.TS); err != nil {
+		// Not acknowledged; the head is unchanged, so the same entry can come again.
 		undo()
 		return false, err
 	}
-	r.push(e.Author, id, e.TS, len(val))
 	return true, nil
 }
 
-// repair writes a good copy of an entry over its damaged record (see Store.read) once it
-// checks in full. r.mu is held for writing.
+// repair writes a good copy of an entry in place of its damaged one (see Store.read) once
+// it checks in full: a new frame, and the author's index record rewritten to point at it.
+// r.mu is held for writing.
 func (s *Store) repair(r *room, e history.Entry, now time.Time) error {
 	if err := e.Check(r.meta.ID, now); err != nil {
 		return err
@@ -294,15 +308,26 @@ func (s *Store) repair(r *room, e history.Entry, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	key := entryKey(e.Room, e.Author, e.Seq)
-	if err := s.set(key, string(val)); err != nil {
+	au := r.authors[e.Author]
+	old, err := r.rec(au, e.Seq)
+	if err != nil {
+		old = idxRec{maxTS: e.TS} // the record itself was damaged
+	}
+	l, err := s.writeFrame(r, val)
+	if err != nil {
 		return err
 	}
-	rec := &r.chains[e.Author][e.Seq-1]
-	rec.id, rec.ts, rec.size = id, e.TS, uint32(len(val))
+	rec := idxRec{id: id, ts: e.TS, maxTS: max(old.maxTS, e.TS), loc: l}
+	if err := s.writeRec(r, au, e.Seq, &rec); err != nil {
+		return err
+	}
+	if e.Seq == au.seq {
+		au.tip, au.maxTS = id, max(au.maxTS, e.TS)
+	}
 	r.lastTS = max(r.lastTS, e.TS)
+	key := damageKey(r.meta.ID, e.Author, e.Seq)
 	s.damaged.Delete(key)
-	s.log.Info("a damaged stored entry was replaced by a good copy from a peer", "key", key)
+	s.log.Info("a damaged stored entry was replaced by a good copy from a peer", "entry", key)
 	return nil
 }
 
@@ -317,11 +342,12 @@ func (s *Store) Heads(roomID string) (map[string]int64, error) {
 }
 
 // Missing lists what a peer with these heads lacks, in the order of history.Log.Missing:
-// by (ts, author, seq), each author's entries in seq order. They are read from rooms.db.
+// by (ts, author, seq), each author's entries in seq order. They are read from the
+// room's segments.
 func (s *Store) Missing(roomID string, heads map[string]int64) ([]history.Entry, error) {
 	var out []history.Entry
 	err := s.withRoom(roomID, false, func(r *room) (err error) {
-		out, err = s.read(r, r.missing(heads))
+		out, err = s.read(r, r.spans(heads))
 		return err
 	})
 	if err != nil {
@@ -331,11 +357,11 @@ func (s *Store) Missing(roomID string, heads map[string]int64) ([]history.Entry,
 }
 
 // Entries is the room's whole history in display order (by ts, then author, then seq),
-// read from rooms.db.
+// read from the room's segments.
 func (s *Store) Entries(roomID string) ([]history.Entry, error) {
 	var out []history.Entry
 	err := s.withRoom(roomID, false, func(r *room) (err error) {
-		out, err = s.read(r, r.missing(nil))
+		out, err = s.read(r, r.spans(nil))
 		return err
 	})
 	if err != nil {
@@ -348,7 +374,7 @@ func (s *Store) Entries(roomID string) ([]history.Entry, error) {
 func (s *Store) Export(roomID string, now time.Time) (*history.Export, error) {
 	var out *history.Export
 	err := s.withRoom(roomID, false, func(r *room) error {
-		es, err := s.read(r, r.missing(nil))
+		es, err := s.read(r, r.spans(nil))
 		if err != nil {
 			return err
 		}
@@ -422,11 +448,12 @@ func (h *RoomHistory) At(author string, seq int64) (history.Entry, bool) {
 	var e history.Entry
 	var ok bool
 	h.s.withRoom(h.room, false, func(r *room) error {
-		if seq < 1 || seq > int64(len(r.chains[author])) {
+		au := r.authors[author]
+		if au == nil || seq < 1 || seq > au.seq {
 			return nil
 		}
-		es, err := h.s.read(r, []pos{{author, seq}})
-		if err == nil {
+		es, err := h.s.read(r, []span{{author: author, num: au.num, from: seq, to: seq}})
+		if err == nil && len(es) == 1 {
 			e, ok = es[0], true
 		}
 		return nil

@@ -1,31 +1,23 @@
 // Package store is the appliance's room archive: every room's metadata and signed history
-// entries in one buntdb file, rooms.db, in the data dir.
+// entries, in the data dir.
 //
-// buntdb is an append-only file (Redis AOF records) replayed into RAM on open. The store
-// only ever adds keys: nothing is overwritten or deleted (there is no edit and no delete in
-// ChatTorrent), so the file never holds anything redundant and is never shrunk. The one
-// exception is repair: a record skipped at Open or found damaged when read is written again
-// when a peer sends a good copy of the entry.
+// Layout (docs/ARCHITECTURE.md, "store"):
 //
-// Key layout (room and author ids never contain ':'):
+//	rooms.db                   buntdb: small keys only
+//	  v                        → "2", the layout's version (absent in version 1)
+//	  r:<room>                 → room metadata JSON {"id","name","created"}
+//	  a:<room>:<author>        → the author's number in the room
+//	rooms/<room>/seg-NNNNNN    the room's entries, append-only frames (len, CRC32C, JSON)
+//	rooms/<room>/a-NNNNN.idx   per author, a 64-byte record per seq: id, ts, where the frame is
 //
-//	r:<room>                      → room metadata JSON {"id","name","created"}
-//	e:<room>:<author>:<seq %016x> → one history.Entry as JSON
-//
-// Keys sort by room, then author, then seq, which is the order entries are replayed in.
-//
-// In RAM each entry is held once, as buntdb's record; each room keeps beside it an index of
-// what sync needs (per author: ids and timestamps, 48 bytes an entry; index.go), and reads
-// the entries themselves from buntdb when they are sent or exported.
-//
-// Media blobs (later) are not kept in buntdb: they will be files named by content hash under
-// the same dir, <dir>/blobs/<hash[:2]>/<hash>, written to a temporary name, synced and
-// renamed into place.
+// Nothing is held in RAM per entry: per room its metadata and per author its head. Entries
+// are read from the segments when they are sent or exported, as streams.
 //
 // Durability: power can be pulled at any moment. With the default SyncPolicy (SyncAlways)
-// Append returns only after the entry's record has been fsynced, so an entry acknowledged
-// to a peer survives a power cut. A record torn by a crash is cut off on the next Open
-// (see recover.go); every complete record before it is kept.
+// Append returns only after the entry's frame and then its index record have been fsynced,
+// so an entry acknowledged to a peer survives a power cut. Open checks each author's last
+// record and each room's segment tail and cuts what a crash tore (load.go). A version-1
+// store (entries as buntdb keys) is migrated at Open (migrate.go).
 package store
 
 import (
@@ -61,14 +53,16 @@ type SyncPolicy int
 
 const (
 	// SyncAlways fsyncs after every write, before Append returns: an entry is acknowledged
-	// to peers only once it is durable. The default. buntdb's own Always ignores fsync's
-	// error, so the store does this fsync itself (buntdb runs with Never) and reports it.
+	// to peers only once its frame and then its index record are durable. The default.
+	// buntdb's own Always ignores fsync's error, so for rooms.db the store does this fsync
+	// itself (buntdb runs with Never) and reports it.
 	SyncAlways SyncPolicy = iota
-	// SyncEverySecond leaves fsync to buntdb's background loop (buntdb.EverySecond): up to
-	// about a second of acknowledged entries can be lost on a power cut.
+	// SyncEverySecond leaves fsync to a loop the store runs each second (and buntdb's,
+	// buntdb.EverySecond, for rooms.db): up to about a second of acknowledged entries can be
+	// lost on a power cut.
 	SyncEverySecond
-	// SyncNever never fsyncs (buntdb.Never): the kernel writes back when it likes (~30 s).
-	// For tests and benchmarks.
+	// SyncNever never fsyncs: the kernel writes back when it likes (~30 s). For tests and
+	// benchmarks.
 	SyncNever
 )
 
@@ -97,13 +91,17 @@ type Options struct {
 	Now func() time.Time
 	// Limits are the store's quotas; the zero value is the defaults (see Limits).
 	Limits Limits
-	// Usage, if set, is how many bytes the box uses outside rooms.db that count against
+	// Usage, if set, is how many bytes the box uses outside the store that count against
 	// Limits.StoreBytes (the files it keeps). It is called at every write: keep it cheap
 	// (a counter, not a walk of a directory).
 	Usage func() int64
+
+	// migrateHook, set by tests, runs at stages of a migration ("entries" every 1,024
+	// entries, "built", "moved"); an error it returns fails the migration there.
+	migrateHook func(stage string) error
 }
 
-// Store is an open rooms.db. It is safe for concurrent use.
+// Store is an open store (rooms.db and the rooms' files). It is safe for concurrent use.
 type Store struct {
 	path   string
 	opts   Options
@@ -112,6 +110,7 @@ type Store struct {
 	limits Limits
 
 	dbBytes   atomic.Int64 // rooms.db's size, as of the last write
+	dataBytes atomic.Int64 // the segments' and index files' sizes
 	rates     *rates       // per-author entries and bytes in the last RateWindow
 	refusedMu sync.Mutex
 	refused   map[string]bool // refusals logged already (logRefusal)
@@ -124,18 +123,9 @@ type Store struct {
 	db   *buntdb.DB
 	sync *os.File // a second descriptor on rooms.db, for our own checked fsync (SyncAlways)
 	lock *os.File // holds the advisory lock on rooms.db.lock
-}
 
-// room is one room's metadata and the index of its history (index.go); the entries
-// themselves are in buntdb.
-type room struct {
-	mu      sync.RWMutex // guards everything below but meta
-	meta    roomMeta
-	chains  map[string][]entryRec // author → its entries at seq 1..n
-	authors map[string]string     // interned author ids: the keys of chains
-	forked  map[string]bool       // authors seen with two entries at one seq
-	entries int
-	lastTS  int64
+	stop    chan struct{}  // closed by Close: ends the SyncEverySecond loop
+	syncing sync.WaitGroup // the SyncEverySecond loop
 }
 
 type roomMeta struct {
@@ -144,10 +134,10 @@ type roomMeta struct {
 	Created int64  `json:"created"` // ms since 1970
 }
 
-// Open opens (or creates) dir/rooms.db: it recovers a torn or garbage tail, replays the
-// file and rebuilds every room's index. Stored entries were checked in full when they
-// were appended; Open checks only their structure and chains (see rebuild). A record that
-// fails is logged and skipped, never fatal.
+// Open opens (or creates) the store in dir: it recovers a torn or garbage tail of rooms.db,
+// reads its keys, and checks each room's and author's tail (load.go); a version-1 store
+// is migrated first (migrate.go). Stored entries were checked in full when they were
+// appended and are not checked again. What fails is logged and cut or skipped, never fatal.
 func Open(dir string, opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -158,17 +148,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.Sync < SyncAlways || opts.Sync > SyncNever {
 		return nil, fmt.Errorf("store: open: unknown sync policy %d", int(opts.Sync))
 	}
-	s := &Store{
-		path:  filepath.Join(dir, FileName),
-		opts:  opts,
-		log:   opts.Logger.With("component", "store"),
-		now:   opts.Now,
-		rooms: make(map[string]*room),
-
-		limits:  opts.Limits.withDefaults(),
-		rates:   newRates(time.Now),
-		refused: make(map[string]bool),
-	}
+	s := newStore(dir, opts)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
@@ -181,10 +161,92 @@ func Open(dir string, opts Options) (*Store, error) {
 		s.release()
 		return nil, fmt.Errorf("store: open %s: %w", s.path, err)
 	}
+	if opts.Sync == SyncEverySecond {
+		s.syncing.Go(s.syncLoop)
+	}
 	return s, nil
 }
 
+// newStore is a Store on dir, not opened yet.
+func newStore(dir string, opts Options) *Store {
+	return &Store{
+		path:  filepath.Join(dir, FileName),
+		opts:  opts,
+		log:   opts.Logger.With("component", "store"),
+		now:   opts.Now,
+		rooms: make(map[string]*room),
+
+		limits:  opts.Limits.withDefaults(),
+		rates:   newRates(time.Now),
+		refused: make(map[string]bool),
+		stop:    make(chan struct{}),
+	}
+}
+
+// dir is the store's directory.
+func (s *Store) dir() string { return filepath.Dir(s.path) }
+
+// syncLoop fsyncs, each second, what the rooms wrote since (SyncEverySecond).
+func (s *Store) syncLoop() {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		s.mu.RLock()
+		for _, r := range s.rooms {
+			r.mu.Lock()
+			if err := r.sync(); err != nil {
+				s.log.Error("fsync of a room's files failed", "room", r.meta.ID, "err", err)
+			}
+			r.mu.Unlock()
+		}
+		s.mu.RUnlock()
+	}
+}
+
 func (s *Store) open() error {
+	if err := s.openDB(); err != nil {
+		return err
+	}
+	migrate, wrote, err := s.needsMigration()
+	if err != nil {
+		return err
+	}
+	if migrate {
+		if err := s.migrate(); err != nil {
+			return fmt.Errorf("migrate to version %s: %w", layoutVersion, err)
+		}
+		if err := s.openDB(); err != nil {
+			return err
+		}
+	}
+	if s.opts.Sync == SyncAlways {
+		f, err := os.Open(s.path)
+		if err != nil {
+			return err
+		}
+		s.sync = f
+	}
+	if wrote {
+		if err := s.durable(); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(s.dir(), roomsDir), 0o700); err != nil {
+		return err
+	}
+	if err := s.load(); err != nil {
+		return err
+	}
+	return s.statDB()
+}
+
+// openDB recovers and opens rooms.db.
+func (s *Store) openDB() error {
 	if err := recoverFile(s.path, s.log); err != nil {
 		return err
 	}
@@ -209,17 +271,7 @@ func (s *Store) open() error {
 	if err := db.SetConfig(cfg); err != nil {
 		return fmt.Errorf("buntdb config: %w", err)
 	}
-	if s.opts.Sync == SyncAlways {
-		f, err := os.Open(s.path)
-		if err != nil {
-			return err
-		}
-		s.sync = f
-	}
-	if err := s.load(); err != nil {
-		return err
-	}
-	return s.statDB()
+	return nil
 }
 
 // statDB records rooms.db's size, which Limits.StoreBytes counts.
@@ -234,6 +286,9 @@ func (s *Store) statDB() error {
 
 // release closes whatever Open got so far.
 func (s *Store) release() {
+	for _, r := range s.rooms {
+		_ = r.closeFiles(true)
+	}
 	if s.db != nil {
 		_ = s.db.Close()
 	}
@@ -249,12 +304,22 @@ func (s *Store) release() {
 // Close does nothing.
 func (s *Store) Close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return nil
 	}
 	s.closed = true
+	s.mu.Unlock()
+	close(s.stop)
+	s.syncing.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	var errs []error
+	for _, r := range s.rooms {
+		r.mu.Lock()
+		errs = append(errs, r.closeFiles(s.opts.Sync == SyncNever))
+		r.mu.Unlock()
+	}
 	if s.sync != nil {
 		errs = append(errs, s.sync.Sync(), s.sync.Close())
 	}

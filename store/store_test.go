@@ -135,7 +135,7 @@ func TestRefusedEntriesWriteNothing(t *testing.T) {
 	ka, kb := testKey('a'), testKey('b')
 	good := chain(ka, roomA, history.Entry{}, 3)
 	mustAppend(t, s, roomA, good[:2]...)
-	disk := fileBytes(t, dir)
+	disk := treeBytes(t, dir)
 
 	resign := func(e history.Entry, k byte, mut func(*history.Entry)) history.Entry {
 		mut(&e)
@@ -174,7 +174,7 @@ func TestRefusedEntriesWriteNothing(t *testing.T) {
 			if !strings.HasPrefix(err.Error(), "store: append to room "+roomA+": history: ") {
 				t.Errorf("error text %q", err)
 			}
-			if !bytes.Equal(fileBytes(t, dir), disk) {
+			if !bytes.Equal(treeBytes(t, dir), disk) {
 				t.Fatal("a refused entry changed the file")
 			}
 		})
@@ -186,7 +186,7 @@ func TestRefusedEntriesWriteNothing(t *testing.T) {
 	if _, err := s.Append(roomB+"0", good[2]); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown room: %v", err)
 	}
-	if !bytes.Equal(fileBytes(t, dir), disk) {
+	if !bytes.Equal(treeBytes(t, dir), disk) {
 		t.Fatal("file changed")
 	}
 	// The first entry at seq 2 is kept; the history goes on from it.
@@ -333,18 +333,15 @@ func TestConcurrent(t *testing.T) {
 
 // A record that is whole but structurally bad (here: seq 2's prev is not seq 1's id) is
 // skipped and logged; the chain after it waits until a peer sends the entry again.
+// The record is in a store of layout version 1; the migration at Open checks and skips
+// as version 1's Open did.
 func TestBadStoredEntrySkipped(t *testing.T) {
 	dir := t.TempDir()
-	s := mustOpen(t, dir, testOptions(t, nil))
-	if err := s.CreateRoom(roomA, "Aula"); err != nil {
-		t.Fatal(err)
-	}
 	ka := testKey('a')
 	es := chain(ka, roomA, history.Entry{}, 4)
-	mustAppend(t, s, roomA, es...)
-	s.Close()
 
 	// Change one character of seq 2's prev inside the file: a whole record, a broken chain.
+	writeV1(t, dir, map[string]string{roomA: "Aula"}, es...)
 	disk := fileBytes(t, dir)
 	i := bytes.Index(disk, []byte(`"prev":"`+es[0].ID))
 	if i < 0 {
@@ -362,7 +359,7 @@ func TestBadStoredEntrySkipped(t *testing.T) {
 	writeFile(t, dir, disk)
 
 	lb := &logBuffer{}
-	s = mustOpen(t, dir, testOptions(t, lb))
+	s := mustOpen(t, dir, testOptions(t, lb))
 	defer s.Close()
 	got, err := s.Entries(roomA)
 	if err != nil || len(got) != 1 || got[0].ID != es[0].ID {
@@ -382,21 +379,22 @@ func TestBadStoredEntrySkipped(t *testing.T) {
 	}
 }
 
-// Open trusts the store's own records: a byte changed inside a stored entry (a whole record
-// whose id no longer matches its content) is not found by Open, which checks no hash and no
-// signature (docs/ARCHITECTURE.md, "Open trusts rooms.db"). It is found when the entry is
-// read to be sent or exported: it and its author's later entries are left out, and a peer
-// that sends the good entry again repairs it.
+// Open reads only each author's last frame: a byte changed inside an earlier stored entry
+// is not found by Open (docs/ARCHITECTURE.md, "store"). It is found when the entry is read
+// to be sent or exported (its frame's CRC): it and its author's later entries are left
+// out, and a peer that sends the good entry again repairs it. A damaged last frame is cut
+// at Open like a torn one.
 func TestDamagedEntryFoundOnRead(t *testing.T) {
 	for _, c := range []struct {
 		name     string
 		find     func(es []history.Entry) string // the text to damage, its byte at off changed
 		off      int
 		readable int // entries read before the repair
+		opened   int // entries Open keeps: it checks the last frame of each author
 	}{
-		{"body of seq 2", func([]history.Entry) string { return "message 2:" }, 0, 1},
-		{"signature of seq 1", func(es []history.Entry) string { return es[0].Sig }, 0, 0},
-		{"id of the last entry", func(es []history.Entry) string { return `"id":"` + es[2].ID }, len(`"id":"`), 2},
+		{"body of seq 2", func([]history.Entry) string { return "message 2:" }, 0, 1, 3},
+		{"signature of seq 1", func(es []history.Entry) string { return es[0].Sig }, 0, 0, 3},
+		{"id of the last entry", func(es []history.Entry) string { return `"id":"` + es[2].ID }, len(`"id":"`), 2, 2},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -407,7 +405,7 @@ func TestDamagedEntryFoundOnRead(t *testing.T) {
 			es := chain(testKey('a'), roomA, history.Entry{}, 3)
 			mustAppend(t, s, roomA, es...)
 			s.Close()
-			disk := fileBytes(t, dir)
+			disk := segBytes(t, dir, roomA)
 			what := c.find(es)
 			i := bytes.Index(disk, []byte(what))
 			if i < 0 {
@@ -419,13 +417,13 @@ func TestDamagedEntryFoundOnRead(t *testing.T) {
 			} else {
 				disk[i] = 'a'
 			}
-			writeFile(t, dir, disk)
+			writeSeg(t, dir, roomA, disk)
 
 			lb := &logBuffer{}
 			s = mustOpen(t, dir, testOptions(t, lb))
 			defer s.Close()
-			if r, _ := s.Room(roomA); r.Entries != 3 {
-				t.Fatalf("Open kept %d entries, want 3 (it checks no hash)", r.Entries)
+			if r, _ := s.Room(roomA); r.Entries != c.opened {
+				t.Fatalf("Open kept %d entries, want %d (it checks only each author's last frame)", r.Entries, c.opened)
 			}
 			got, err := s.Entries(roomA)
 			if err != nil || len(got) != c.readable {
@@ -436,7 +434,7 @@ func TestDamagedEntryFoundOnRead(t *testing.T) {
 					t.Errorf("seq %d was read and does not check: %v", e.Seq, err)
 				}
 			}
-			if !strings.Contains(lb.String(), "damaged") {
+			if !strings.Contains(lb.String(), "damaged") && !strings.Contains(lb.String(), "torn end") {
 				t.Errorf("log lacks the damaged entry:\n%s", lb)
 			}
 			rh, _ := s.RoomHistory(roomA)

@@ -1,57 +1,50 @@
 package store
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"iter"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 	"unsafe"
 
-	"github.com/tidwall/buntdb"
-
 	"github.com/chattorrent/chattorrent/store/history"
 )
-
-// streamBudget is about how many bytes of stored entries one pass of a HistoryStream reads
-// ahead in one read transaction, over all of the room's authors together (each author reads
-// at least one entry at a time). It bounds how long a chunk keeps writers waiting; the
-// read-ahead itself holds only references to buntdb's values (56 bytes an entry), never
-// copies. A variable so tests can make it tiny.
-var streamBudget = 512 << 10
 
 // HistoryStream is a room's history as it stood when Store.Stream took it, read from the
 // database in bounded chunks: exporting it takes memory that does not grow with the room.
 //
 // Consistency: Stream notes, under the room's lock, each author's last stored seq and
 // entry id (a few bytes per author) and lets go of the lock. A pass reads each author's
-// entries 1..that seq in chunks, each chunk in its own short read transaction, so writers
-// wait at most one chunk, never the whole export. Stored entries are never changed or
-// removed, so every pass sees exactly the entries stored when the stream was taken, in the
-// same order, however many entries arrive meanwhile (those are left out).
+// index records 1..that seq sequentially and each entry's frame, without the room's lock,
+// so writers never wait for an export. Records up to a head never change (but for a
+// repair), so every pass sees the entries stored when the stream was taken, in the same
+// order, however many entries arrive meanwhile (those are left out).
 //
-// Format: a stored value is json.Marshal of its history.Entry, which the store wrote once
-// and never rewrites; EntriesJSON hands it out as it is (checked to start with its key's
-// room and author), Entries decodes it.
+// Format: a frame's payload is json.Marshal of its history.Entry, which the store wrote
+// once; EntriesJSON hands it out as it is (checked to start with its room and author),
+// Entries decodes it.
 //
 // A HistoryStream may be read any number of times (history.zip reads it twice), from one
 // goroutine at a time per pass; it holds nothing open between passes.
 type HistoryStream struct {
 	s     *Store
 	room  history.ExportRoom
+	dir   string       // the room's files
 	heads []streamHead // by author
 	n     int
 }
 
 type streamHead struct {
 	author string
+	num    int    // its index file
 	seq    int64  // the last seq taken
 	tip    string // the id of the entry at seq
+	prefix []byte // how its entries' JSON starts
 }
 
 // Stream takes a room's history for streaming (see HistoryStream); ErrNotFound when the
@@ -60,10 +53,12 @@ func (s *Store) Stream(roomID string) (*HistoryStream, error) {
 	h := &HistoryStream{s: s}
 	err := s.withRoom(roomID, false, func(r *room) error {
 		h.room = history.ExportRoom{ID: r.meta.ID, Name: r.meta.Name}
-		tips := r.tips()
-		for a, seq := range r.heads() {
-			h.heads = append(h.heads, streamHead{author: a, seq: seq, tip: tips[a]})
-			h.n += int(seq)
+		h.dir = r.dir
+		for a, au := range r.authors {
+			if au.seq > 0 {
+				h.heads = append(h.heads, streamHead{author: a, num: au.num, seq: au.seq, tip: idHex(&au.tip)})
+				h.n += int(au.seq)
+			}
 		}
 		return nil
 	})
@@ -118,7 +113,8 @@ func (h *HistoryStream) EntriesOfKind(keep func(kind string) bool) iter.Seq2[his
 // json.Marshal gives for the history.Entry (the store wrote it so, and never rewrites it),
 // without decoding it. An export made of these is byte for byte the export of the decoded
 // entries, and a pass allocates next to nothing per entry, so the collector has no garbage
-// to keep up with.
+// to keep up with. The string is a view of the pass's read buffer: it is valid until the
+// loop body returns (copy it, strings.Clone, to keep it).
 func (h *HistoryStream) EntriesJSON() iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) {
 		for it, err := range h.items() {
@@ -133,8 +129,8 @@ func (h *HistoryStream) EntriesJSON() iter.Seq2[string, error] {
 	}
 }
 
-// item is one stored entry in a pass: its value as buntdb holds it (not copied) and what
-// the merge orders it by.
+// item is one stored entry in a pass: its JSON (a view of the frame just read, valid until
+// the next read) and what the merge orders it by.
 type item struct {
 	head *streamHead
 	room string
@@ -143,7 +139,7 @@ type item struct {
 	val  string
 }
 
-func (it item) key() string { return entryKey(it.room, it.head.author, it.seq) }
+func (it item) key() string { return damageKey(it.room, it.head.author, it.seq) }
 
 // kind is the entry's kind, read from its JSON without decoding the rest ("" if absent).
 func (it item) kind() string {
@@ -158,7 +154,7 @@ func (it item) kind() string {
 	return ""
 }
 
-// entry decodes the whole entry and checks it against its key.
+// entry decodes the whole entry and checks it against its place.
 func (it item) entry() (history.Entry, error) {
 	var e history.Entry
 	// encoding/json neither keeps nor changes what it decodes: no copy of the value.
@@ -166,136 +162,71 @@ func (it item) entry() (history.Entry, error) {
 		return e, fmt.Errorf("stored entry %s: %w", it.key(), err)
 	}
 	if e.Room != it.room || e.Author != it.head.author || e.Seq != it.seq || e.TS != it.ts {
-		return e, fmt.Errorf("stored entry %s does not match its key", it.key())
+		return e, fmt.Errorf("stored entry %s does not match its index", it.key())
 	}
 	return e, nil
 }
 
-// items is one pass: the authors' chains merged in display order.
+// checkEvery is how many entries a pass yields between checks that the store is open.
+const checkEvery = 1024
+
+// items is one pass: the authors' chains merged in display order, each entry read from
+// its frame (CRC-checked).
 func (h *HistoryStream) items() iter.Seq2[item, error] {
 	return func(yield func(item, error) bool) {
-		per := max(streamBudget/max(len(h.heads), 1), 1)
-		runs := history.MinHeap[*streamRun]{Items: make([]*streamRun, 0, len(h.heads)), Less: func(p, q *streamRun) bool {
-			a, b := p.buf[p.i], q.buf[q.i]
-			return cmp.Or(cmp.Compare(a.ts, b.ts), cmp.Compare(a.head.author, b.head.author), cmp.Compare(a.seq, b.seq)) < 0
-		}}
+		if err := h.open(); err != nil {
+			yield(item{}, err)
+			return
+		}
+		byAuthor := make(map[string]*streamHead, len(h.heads))
+		spans := make([]span, 0, len(h.heads))
 		for i := range h.heads {
-			if h.heads[i].seq < 1 {
-				continue
-			}
-			r := &streamRun{head: &h.heads[i], next: 1}
-			if err := h.fill(r, per); err != nil {
-				yield(item{}, err)
-				return
-			}
-			runs.Items = append(runs.Items, r)
+			hd := &h.heads[i]
+			// Every stored payload starts so: json.Marshal of a history.Entry, fields in order.
+			hd.prefix = []byte(`{"room":"` + h.room.ID + `","author":"` + hd.author + `","name":`)
+			byAuthor[hd.author] = hd
+			spans = append(spans, span{author: hd.author, num: hd.num, from: 1, to: hd.seq})
 		}
-		runs.Init()
-		for len(runs.Items) > 0 {
-			r := runs.Items[0]
-			it := r.buf[r.i]
-			r.i++
-			switch {
-			case r.i < len(r.buf):
-				runs.Fix()
-			case r.next > r.head.seq: // this author is done
-				runs.DropTop()
-			default:
-				if err := h.fill(r, per); err != nil {
-					yield(item{}, err)
-					return
+		fs := newFiles(h.dir)
+		defer fs.close()
+		stopped := false
+		k := 0
+		err := merge(h.dir, spans, func(a string, seq int64, rec idxRec) (bool, error) {
+			if k++; k%checkEvery == 0 {
+				if err := h.open(); err != nil {
+					return false, err
 				}
-				runs.Fix()
 			}
-			if !yield(it, nil) {
-				return
+			hd := byAuthor[a]
+			b, err := fs.frame(rec.loc)
+			if err != nil {
+				return false, fmt.Errorf("stored entry %s: %w", damageKey(h.room.ID, a, seq), err)
 			}
+			if !bytes.HasPrefix(b, hd.prefix) {
+				return false, fmt.Errorf("stored entry %s is not an entry of its place as the store writes them", damageKey(h.room.ID, a, seq))
+			}
+			// A view of the frame's buffer, reused by the next read: valid until yield
+			// returns (entry decodes it into new strings; EntriesJSON says so).
+			if !yield(item{head: hd, room: h.room.ID, seq: seq, ts: rec.ts, val: unsafe.String(&b[0], len(b))}, nil) {
+				stopped = true
+				return false, nil
+			}
+			return true, nil
+		})
+		if err != nil && !stopped {
+			yield(item{}, fmt.Errorf("store: stream room %s: %w", h.room.ID, err))
 		}
 	}
 }
 
-// streamRun is one author's chain being merged: a chunk of it read ahead.
-type streamRun struct {
-	head *streamHead
-	next int64  // the next seq to read
-	buf  []item // read ahead; buf[i] is the next to yield
-	i    int
-}
-
-// fill reads the author's next entries, about budget bytes of them (one at least), in
-// one read transaction. It only finds each one's ts: the values are buntdb's own strings,
-// which never change, so nothing is copied.
-func (h *HistoryStream) fill(r *streamRun, budget int) error {
-	clear(r.buf) // let go of the values yielded
-	r.buf, r.i = r.buf[:0], 0
-	var bad error
-	read := 0
-	// Every stored value starts so: json.Marshal of a history.Entry, fields in order.
-	prefix := `{"room":"` + h.room.ID + `","author":"` + r.head.author + `","name":`
-	err := h.view(func(tx *buntdb.Tx) error {
-		from := entryKey(h.room.ID, r.head.author, r.next)
-		to := entryKey(h.room.ID, r.head.author, r.head.seq+1)
-		return tx.AscendRange("", from, to, func(key, val string) bool {
-			it := item{head: r.head, room: h.room.ID, seq: r.next, val: val}
-			// Keys of one author ascend by seq; a key past the one expected means a gap.
-			if seq, err := strconv.ParseUint(key[max(len(key)-16, 0):], 16, 63); err != nil || int64(seq) != r.next {
-				bad = fmt.Errorf("stored entry %s is missing", it.key())
-				return false
-			}
-			ts, ok := storedTS(val)
-			if !ok || !strings.HasPrefix(val, prefix) {
-				bad = fmt.Errorf("stored entry %s is not an entry of its key as the store writes them", key)
-				return false
-			}
-			it.ts = ts
-			r.buf = append(r.buf, it)
-			r.next++
-			read += len(val)
-			return read < budget
-		})
-	})
-	if err == nil {
-		err = bad
-	}
-	if err == nil && len(r.buf) == 0 {
-		err = fmt.Errorf("stored entry %s is missing", entryKey(h.room.ID, r.head.author, r.next))
-	}
-	if err != nil {
-		return fmt.Errorf("store: stream room %s: %w", h.room.ID, err)
+// open is ErrClosed once the store is closed.
+func (h *HistoryStream) open() error {
+	h.s.mu.RLock()
+	defer h.s.mu.RUnlock()
+	if h.s.closed {
+		return ErrClosed
 	}
 	return nil
-}
-
-// storedTS reads the "ts" of an entry's stored JSON without decoding it. In JSON that
-// json.Marshal wrote, `,"ts":` can only be that key: a '"' inside a string is escaped, and
-// a string ending there followed by ':' is a key, and no other key ends in "ts".
-func storedTS(val string) (int64, bool) {
-	i := strings.Index(val, `,"ts":`)
-	if i < 0 {
-		return 0, false
-	}
-	rest := val[i+len(`,"ts":`):]
-	j := strings.IndexAny(rest, ",}")
-	if j < 0 {
-		return 0, false
-	}
-	ts, err := strconv.ParseInt(rest[:j], 10, 64)
-	return ts, err == nil
-}
-
-// view runs fn in a read transaction while the store is open.
-func (h *HistoryStream) view(fn func(tx *buntdb.Tx) error) error {
-	s := h.s
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return ErrClosed
-	}
-	err := s.db.View(fn)
-	if errors.Is(err, buntdb.ErrDatabaseClosed) {
-		return ErrClosed
-	}
-	return err
 }
 
 // WriteJSON writes the room's verifiable export made at now, streamed: the same bytes as
@@ -311,4 +242,80 @@ func (h *HistoryStream) WriteJSON(w io.Writer, now time.Time) error {
 		}
 	}
 	return x.Close()
+}
+
+// MissingStream is Missing as a stream: what a peer with these heads lacks, in the same
+// order, read from the room's files entry by entry as the caller takes them, so a first
+// sync of a large room never holds it in memory. Like Stream it notes each author's head
+// under the room's lock and reads without it: entries stored meanwhile are left out (the
+// next hello asks for them). Each entry is checked as Missing checks it: a damaged one and
+// its author's later entries are left out and logged. The sequence stops at the first
+// error (ErrClosed once the store is closed), yielded with a zero Entry.
+func (s *Store) MissingStream(roomID string, heads map[string]int64) (iter.Seq2[history.Entry, error], error) {
+	var spans []span
+	var r *room
+	err := s.withRoom(roomID, false, func(rm *room) error {
+		r, spans = rm, rm.spans(heads)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: missing of room %s: %w", roomID, err)
+	}
+	h := &HistoryStream{s: s}
+	return func(yield func(history.Entry, error) bool) {
+		if err := h.open(); err != nil {
+			yield(history.Entry{}, err)
+			return
+		}
+		fs := newFiles(r.dir)
+		defer fs.close()
+		var broken map[string]bool
+		stopped, k := false, 0
+		err := merge(r.dir, spans, func(a string, seq int64, rec idxRec) (bool, error) {
+			if k++; k%checkEvery == 0 {
+				if err := h.open(); err != nil {
+					return false, err
+				}
+			}
+			if broken[a] {
+				return true, nil
+			}
+			e, ok, err := s.readEntry(r, fs, a, seq, rec)
+			if err != nil {
+				return false, err
+			}
+			if !ok {
+				if broken == nil {
+					broken = make(map[string]bool)
+				}
+				broken[a] = true
+				return true, nil
+			}
+			if !yield(e, nil) {
+				stopped = true
+				return false, nil
+			}
+			return true, nil
+		})
+		if err != nil && !stopped {
+			yield(history.Entry{}, fmt.Errorf("store: missing of room %s: %w", roomID, err))
+		}
+	}, nil
+}
+
+// MissingSeq is Store.MissingStream for this room, ending quietly at an error (nothing once
+// the store is closed): the streaming form of Missing, for a session that sends a large
+// history without holding it (net/rtc queues Missing's slice today).
+func (h *RoomHistory) MissingSeq(heads map[string]int64) iter.Seq[history.Entry] {
+	return func(yield func(history.Entry) bool) {
+		seq, err := h.s.MissingStream(h.room, heads)
+		if err != nil {
+			return
+		}
+		for e, err := range seq {
+			if err != nil || !yield(e) {
+				return
+			}
+		}
+	}
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -58,7 +60,7 @@ func collect(t *testing.T, h *HistoryStream) []history.Entry {
 }
 
 // A stream yields Store.Entries's entries in its order, and WriteJSON writes the bytes the
-// whole export encoded used to, whatever the chunk size.
+// whole export encoded used to.
 func TestStreamMatchesExport(t *testing.T) {
 	s := streamRoom(t)
 	want, err := s.Entries(roomA)
@@ -73,9 +75,7 @@ func TestStreamMatchesExport(t *testing.T) {
 	if err := json.NewEncoder(&wantJSON).Encode(x); err != nil {
 		t.Fatal(err)
 	}
-	defer func(b int) { streamBudget = b }(streamBudget)
-	for _, budget := range []int{1, 700, 5000, 512 << 10} {
-		streamBudget = budget
+	for _, budget := range []int{1} {
 		h, err := s.Stream(roomA)
 		if err != nil {
 			t.Fatal(err)
@@ -142,19 +142,31 @@ func TestStreamErrors(t *testing.T) {
 	if err := empty.WriteJSON(&b, testNow); err != nil || !bytes.Contains(b.Bytes(), []byte(`"entries":[]}`)) {
 		t.Errorf("empty room: %v, %s", err, b.Bytes())
 	}
-	// A stored value that is not what the store writes for its key fails the pass.
+	// A stored frame damaged on the card fails the pass.
 	bad, _ := s.Stream(roomA)
-	a := author(testKey(2))
-	if err := s.set(entryKey(roomA, a, 3), `{"room":"x"}`); err != nil {
+	seg := filepath.Join(s.dir(), roomsDir, roomA, segName(1))
+	f, err := os.OpenFile(seg, os.O_RDWR, 0)
+	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := f.WriteAt([]byte("XX"), 300); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	n := 0
 	for _, err := range bad.EntriesJSON() {
-		if err == nil || !strings.Contains(err.Error(), "not an entry of its key") {
-			t.Errorf("a bad stored value: %v", err)
+		if err != nil {
+			n++
+			if !strings.Contains(err.Error(), "torn or damaged") {
+				t.Errorf("a damaged frame: %v", err)
+			}
 		}
 	}
+	if n != 1 {
+		t.Errorf("a damaged frame: %d errors, want 1", n)
+	}
 	s.Close()
-	n := 0
+	n = 0
 	for _, err := range h.Entries() {
 		n++
 		if !errors.Is(err, ErrClosed) {
@@ -163,5 +175,51 @@ func TestStreamErrors(t *testing.T) {
 	}
 	if n != 1 {
 		t.Errorf("after Close: %d yields, want one error", n)
+	}
+}
+
+// MissingStream yields what Missing returns, in its order, for any heads, and leaves out
+// what is stored after it was taken.
+func TestMissingStreamMatchesMissing(t *testing.T) {
+	s := streamRoom(t)
+	heads, err := s.Heads(roomA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var some map[string]int64
+	for a, n := range heads {
+		some = map[string]int64{a: n / 2}
+		break
+	}
+	for _, hs := range []map[string]int64{nil, some, heads} {
+		want, err := s.Missing(roomA, hs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seq, err := s.MissingStream(roomA, hs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []history.Entry
+		for e, err := range seq {
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, e)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("heads %v: %d entries, Missing has %d (or another order)", hs, len(got), len(want))
+		}
+	}
+	rh, _ := s.RoomHistory(roomA)
+	n := 0
+	for range rh.MissingSeq(some) {
+		n++
+	}
+	if want := rh.Missing(some); n != len(want) {
+		t.Errorf("RoomHistory.MissingSeq: %d entries, want %d", n, len(want))
+	}
+	if _, err := s.MissingStream("11111111111111111111111111111111", nil); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown room: %v", err)
 	}
 }
