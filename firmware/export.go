@@ -22,9 +22,9 @@ import (
 	"time"
 
 	"github.com/chattorrent/chattorrent/net/cert"
-	"github.com/chattorrent/chattorrent/net/pieces"
 	"github.com/chattorrent/chattorrent/net/torrent"
 	"github.com/chattorrent/chattorrent/store"
+	"github.com/chattorrent/chattorrent/store/blobs"
 	"github.com/chattorrent/chattorrent/store/bundle"
 	"github.com/chattorrent/chattorrent/web"
 )
@@ -79,7 +79,7 @@ func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		defer st.Close()
 		var files bundle.Files
 		if _, err := os.Stat(filepath.Join(*dataDir, "files")); err == nil {
-			if b, err := pieces.NewBlobs(filepath.Join(*dataDir, "files"), 0); err == nil {
+			if b, err := blobs.New(filepath.Join(*dataDir, "files"), 0); err == nil {
 				files = b
 			}
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/chattorrent/chattorrent/net/archiver"
 	"github.com/chattorrent/chattorrent/net/pieces"
 	"github.com/chattorrent/chattorrent/store"
+	"github.com/chattorrent/chattorrent/store/blobs"
 	"github.com/chattorrent/chattorrent/store/history"
 	"github.com/chattorrent/chattorrent/web"
 )
@@ -27,7 +28,7 @@ import (
 // and a board of fakes (buttons, LED, microphone, sticks: the hardware this machine lacks).
 type hwRig struct {
 	st    *store.Store
-	blobs *pieces.Blobs
+	blobs *blobs.Store
 	h     *hardware
 	ptt   *boardtest.Button
 	exp   *boardtest.Button
@@ -48,7 +49,7 @@ func newHWRig(t *testing.T) *hwRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	blobs, err := pieces.NewBlobs(filepath.Join(dir, "files"), 0)
+	blobs, err := blobs.New(filepath.Join(dir, "files"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +307,7 @@ func TestVoiceStoreFull(t *testing.T) {
 
 // newBoxParts opens a store (with opts), the box's identity, its files and an archiver in a
 // temporary directory, closed with the test.
-func newBoxParts(t *testing.T, opts store.Options) (*store.Store, *pieces.Blobs, *archiver.Archiver) {
+func newBoxParts(t *testing.T, opts store.Options) (*store.Store, *blobs.Store, *archiver.Archiver) {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := store.Open(dir, opts)
@@ -318,7 +319,7 @@ func newBoxParts(t *testing.T, opts store.Options) (*store.Store, *pieces.Blobs,
 	if err != nil {
 		t.Fatal(err)
 	}
-	blobs, err := pieces.NewBlobs(filepath.Join(dir, "files"), 0)
+	blobs, err := blobs.New(filepath.Join(dir, "files"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}

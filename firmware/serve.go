@@ -21,9 +21,9 @@ import (
 	"github.com/chattorrent/chattorrent/net/archiver"
 	"github.com/chattorrent/chattorrent/net/cert"
 	"github.com/chattorrent/chattorrent/net/mdns"
-	"github.com/chattorrent/chattorrent/net/pieces"
 	"github.com/chattorrent/chattorrent/net/rtc"
 	"github.com/chattorrent/chattorrent/store"
+	"github.com/chattorrent/chattorrent/store/blobs"
 	"github.com/chattorrent/chattorrent/web"
 )
 
@@ -92,7 +92,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	}
 	defer st.Close()
 	releaseMemory()
-	blobs, err := pieces.NewBlobs(filepath.Join(cfg.DataDir, "files"), 0)
+	blobs, err := blobs.New(filepath.Join(cfg.DataDir, "files"), 0)
 	if err != nil {
 		return err
 	}

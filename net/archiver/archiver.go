@@ -20,7 +20,9 @@ import (
 	"github.com/chattorrent/chattorrent/net/pieces"
 	"github.com/chattorrent/chattorrent/net/rtc"
 	"github.com/chattorrent/chattorrent/net/torrent"
+	"github.com/chattorrent/chattorrent/net/transfer"
 	"github.com/chattorrent/chattorrent/store"
+	"github.com/chattorrent/chattorrent/store/blobs"
 	"github.com/chattorrent/chattorrent/store/history"
 )
 
@@ -79,17 +81,17 @@ type Options struct {
 	// Blobs, when set, holds the files the box announces itself (voice notes from its
 	// microphone) and the files it fetches from the peers of the rooms it keeps (every
 	// image, voice and file entry), and serves them to peers (PROTOCOL.md §5).
-	Blobs *pieces.Blobs
+	Blobs *blobs.Store
 	// MaxFetchSize: files announced in a room and larger than this are not fetched; 0
-	// means pieces.DefaultMaxFetchSize (256 MiB).
+	// means transfer.DefaultMaxFetchSize (256 MiB).
 	MaxFetchSize int64
 	// FilesBudget caps the bytes of the Blobs directory; a fetch that would pass it is
-	// refused with a log and nothing is deleted. 0 means pieces.DefaultDiskBudget (2 GiB).
+	// refused with a log and nothing is deleted. 0 means transfer.DefaultDiskBudget (2 GiB).
 	FilesBudget int64
-	// MaxFetches caps the files fetched at once; 0 means pieces.DefaultMaxFetches.
+	// MaxFetches caps the files fetched at once; 0 means transfer.DefaultMaxFetches.
 	MaxFetches int
 	// FetchStall is how long a fetch waits for a silent peer before asking again; 0 means
-	// pieces.DefaultStall.
+	// transfer.DefaultStall.
 	FetchStall time.Duration
 	// Subnets returns the networks of the box's interfaces; an offer's ICE candidates
 	// outside them are dropped before pion sees the offer (the box runs no checks towards
@@ -108,7 +110,7 @@ type Archiver struct {
 	opts  Options
 	api   *webrtc.API
 	log   *slog.Logger
-	fetch *pieces.Fetcher // nil without Blobs
+	fetch *transfer.Fetcher // nil without Blobs
 
 	mu      sync.Mutex
 	runCtx  context.Context // set by Run; the lifetime of every connection
@@ -179,7 +181,7 @@ func New(opts Options) (*Archiver, error) {
 	a := &Archiver{opts: opts, api: api, log: opts.Logger.With("component", "archiver"),
 		byRoom: make(map[string]map[*rtc.Session]struct{}), opening: make(map[netip.Addr]int), byAddr: make(map[netip.Addr]int)}
 	if opts.Blobs != nil {
-		a.fetch, err = pieces.NewFetcher(pieces.FetcherOptions{Blobs: opts.Blobs, MaxFileSize: opts.MaxFetchSize,
+		a.fetch, err = transfer.NewFetcher(transfer.FetcherOptions{Blobs: opts.Blobs, MaxFileSize: opts.MaxFetchSize,
 			DiskBudget: opts.FilesBudget, MaxFetches: opts.MaxFetches, Stall: opts.FetchStall, Logger: opts.Logger})
 		if err != nil {
 			return nil, fmt.Errorf("archiver: %w", err)
@@ -431,11 +433,11 @@ func (a *Archiver) serve(ctx context.Context, inv *torrent.Invitation, proven bo
 			endSession()
 		}
 	})
-	var seeder *pieces.Seeder
+	var seeder *transfer.Seeder
 	var files rtc.FileHandler
 	router := &fileRouter{}
 	if a.opts.Blobs != nil {
-		seeder = pieces.NewSeeder(pieces.SeederOptions{Blobs: a.opts.Blobs, Logger: log,
+		seeder = transfer.NewSeeder(transfer.SeederOptions{Blobs: a.opts.Blobs, Logger: log,
 			Announced: func(root string) bool { return a.announced(inv.Room, root) }})
 		router.seed = seeder
 		files = router
@@ -552,8 +554,8 @@ func (a *Archiver) relay(ctx context.Context, room string, from *rtc.Session, en
 // fileRouter is a session's FileHandler: the peer's wants (and cancels) go to the Seeder,
 // the answers to the box's own wants (frames, nope, cancel) to the Fetcher's link.
 type fileRouter struct {
-	seed  *pieces.Seeder
-	fetch *pieces.FetchLink // nil without a fetcher
+	seed  *transfer.Seeder
+	fetch *transfer.FetchLink // nil without a fetcher
 }
 
 func (r *fileRouter) Control(c pieces.Control) {
@@ -581,7 +583,7 @@ func (r *fileRouter) Frame(b []byte) {
 // fetchKept queues, once the peer said hello, the files of every entry the box already
 // keeps for the room: the peer may hold some the box lacks. It must not block (it runs in
 // the session's goroutine): the store is read on a goroutine of the archiver's wait group.
-func (a *Archiver) fetchKept(room string, link *pieces.FetchLink, own string) {
+func (a *Archiver) fetchKept(room string, link *transfer.FetchLink, own string) {
 	if link == nil {
 		return
 	}
@@ -602,7 +604,7 @@ func (a *Archiver) fetchKept(room string, link *pieces.FetchLink, own string) {
 // kept: the entries are the room's stored ones, the peer asked only in case it holds them
 // (FetchKept), not entries it brought, except those by own (the key it proved): its own
 // files, which it announced.
-func (a *Archiver) fetchFiles(link *pieces.FetchLink, es []history.Entry, kept bool, own string) {
+func (a *Archiver) fetchFiles(link *transfer.FetchLink, es []history.Entry, kept bool, own string) {
 	if link == nil {
 		return
 	}
@@ -618,7 +620,7 @@ func (a *Archiver) fetchFiles(link *pieces.FetchLink, es []history.Entry, kept b
 		if kept && (own == "" || e.Author != own) {
 			fetch = link.FetchKept
 		}
-		if err := fetch(m); err != nil && !errors.Is(err, pieces.ErrTooLarge) && !errors.Is(err, pieces.ErrTooManyJobs) {
+		if err := fetch(m); err != nil && !errors.Is(err, transfer.ErrTooLarge) && !errors.Is(err, transfer.ErrTooManyJobs) {
 			a.log.Warn("file not fetched", "root", m.Root, "err", err)
 		}
 	}

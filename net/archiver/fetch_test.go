@@ -17,7 +17,9 @@ import (
 	"github.com/chattorrent/chattorrent/net/pieces"
 	"github.com/chattorrent/chattorrent/net/rtc"
 	"github.com/chattorrent/chattorrent/net/torrent"
+	"github.com/chattorrent/chattorrent/net/transfer"
 	"github.com/chattorrent/chattorrent/store"
+	"github.com/chattorrent/chattorrent/store/blobs"
 	"github.com/chattorrent/chattorrent/store/history"
 )
 
@@ -116,7 +118,7 @@ func TestBoxFetchesAndSeeds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	boxBlobs, err := pieces.NewBlobs(t.TempDir(), 0)
+	boxBlobs, err := blobs.New(t.TempDir(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +138,7 @@ func TestBoxFetchesAndSeeds(t *testing.T) {
 	room := strings.Repeat("f", 32)
 	data := make([]byte, 40*pieces.PieceSize+pieces.PieceSize/2)
 	rand.Read(data)
-	b1, err := pieces.NewBlobs(t.TempDir(), 0)
+	b1, err := blobs.New(t.TempDir(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +165,7 @@ func TestBoxFetchesAndSeeds(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	seeder := pieces.NewSeeder(pieces.SeederOptions{Blobs: b1, Announced: func(r string) bool { return r == meta.Root }})
+	seeder := transfer.NewSeeder(transfer.SeederOptions{Blobs: b1, Announced: func(r string) bool { return r == meta.Root }})
 	p1 := dialBox(t, ctx, a, room, author, "Ana", h1, seeder, nil, nil)
 	sctx, stopSeeder := context.WithCancel(ctx)
 	seeded := make(chan struct{})
@@ -190,11 +192,11 @@ func TestBoxFetchesAndSeeds(t *testing.T) {
 	// Phone 2 joins with nothing: it fetches the file it learns of, from the box alone.
 	pub2, _, _ := ed25519.GenerateKey(rand.Reader)
 	author2 := history.EncodeKey(pub2)
-	b2, err := pieces.NewBlobs(t.TempDir(), 0)
+	b2, err := blobs.New(t.TempDir(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fetcher, err := pieces.NewFetcher(pieces.FetcherOptions{Blobs: b2})
+	fetcher, err := transfer.NewFetcher(transfer.FetcherOptions{Blobs: b2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +204,7 @@ func TestBoxFetchesAndSeeds(t *testing.T) {
 	fetched := make(chan struct{})
 	go func() { defer close(fetched); fetcher.Run(fctx) }()
 	defer func() { stopFetcher(); <-fetched }()
-	router := &fileRouter{seed: pieces.NewSeeder(pieces.SeederOptions{Blobs: b2})}
+	router := &fileRouter{seed: transfer.NewSeeder(transfer.SeederOptions{Blobs: b2})}
 	onEvent := func(ev rtc.Event) {
 		if ev.Kind == rtc.EventAdded {
 			for _, e := range ev.Entries {

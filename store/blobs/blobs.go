@@ -1,4 +1,4 @@
-package pieces
+package blobs
 
 import (
 	"crypto/sha256"
@@ -9,40 +9,42 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/chattorrent/chattorrent/net/pieces"
 )
 
-// Blobs keeps complete files in a directory, each named by its root (64 hex), with its
+// Store keeps complete files in a directory, each named by its root (64 hex), with its
 // leaves beside it (<root>.leaves, n×32 bytes). Files are written to a temporary name,
 // synced and renamed: a crash leaves a whole file or none.
-type Blobs struct {
+type Store struct {
 	dir     string
 	maxSize int64
 }
 
 // ErrNoBlob is returned for a root the store does not hold.
-var ErrNoBlob = errors.New("pieces: no such file")
+var ErrNoBlob = errors.New("blobs: no such file")
 
-// NewBlobs opens (creating) dir; files over maxSize bytes are refused (0: no limit).
-func NewBlobs(dir string, maxSize int64) (*Blobs, error) {
+// New opens (creating) dir; files over maxSize bytes are refused (0: no limit).
+func New(dir string, maxSize int64) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("pieces: blobs: %w", err)
+		return nil, fmt.Errorf("blobs: %w", err)
 	}
 	if maxSize <= 0 {
-		maxSize = MaxSize
+		maxSize = pieces.MaxSize
 	}
-	return &Blobs{dir: dir, maxSize: maxSize}, nil
+	return &Store{dir: dir, maxSize: maxSize}, nil
 }
 
-func (b *Blobs) path(root [32]byte) string { return filepath.Join(b.dir, hex.EncodeToString(root[:])) }
+func (b *Store) path(root [32]byte) string { return filepath.Join(b.dir, hex.EncodeToString(root[:])) }
 
 // Put stores size bytes from r and returns their root.
-func (b *Blobs) Put(r io.Reader, size int64) (root [32]byte, err error) {
+func (b *Store) Put(r io.Reader, size int64) (root [32]byte, err error) {
 	if size < 1 || size > b.maxSize {
 		return root, fail("bad-size", "%d bytes (limit %d)", size, b.maxSize)
 	}
 	tmp, err := os.CreateTemp(b.dir, "put-*.part")
 	if err != nil {
-		return root, fmt.Errorf("pieces: blobs: %w", err)
+		return root, fmt.Errorf("blobs: %w", err)
 	}
 	defer func() {
 		if err != nil {
@@ -53,18 +55,18 @@ func (b *Blobs) Put(r io.Reader, size int64) (root [32]byte, err error) {
 	lw := &leafWriter{h: sha256.New()}
 	n, err := io.Copy(io.MultiWriter(tmp, lw), io.LimitReader(r, size))
 	if err != nil {
-		return root, fmt.Errorf("pieces: blobs: write: %w", err)
+		return root, fmt.Errorf("blobs: write: %w", err)
 	}
 	if n != size {
-		return root, fmt.Errorf("pieces: blobs: %d of %d bytes arrived", n, size)
+		return root, fmt.Errorf("blobs: %d of %d bytes arrived", n, size)
 	}
 	lw.flush()
-	root = Root(lw.leaves)
+	root = pieces.Root(lw.leaves)
 	if err := tmp.Sync(); err != nil {
-		return root, fmt.Errorf("pieces: blobs: sync: %w", err)
+		return root, fmt.Errorf("blobs: sync: %w", err)
 	}
 	if err := tmp.Close(); err != nil {
-		return root, fmt.Errorf("pieces: blobs: %w", err)
+		return root, fmt.Errorf("blobs: %w", err)
 	}
 	leaves := make([]byte, 0, 32*len(lw.leaves))
 	for _, l := range lw.leaves {
@@ -74,7 +76,7 @@ func (b *Blobs) Put(r io.Reader, size int64) (root [32]byte, err error) {
 		return root, err
 	}
 	if err := os.Rename(tmp.Name(), b.path(root)); err != nil {
-		return root, fmt.Errorf("pieces: blobs: %w", err)
+		return root, fmt.Errorf("blobs: %w", err)
 	}
 	return root, syncDir(b.dir)
 }
@@ -89,11 +91,11 @@ type leafWriter struct {
 func (w *leafWriter) Write(p []byte) (int, error) {
 	total := len(p)
 	for len(p) > 0 {
-		k := min(len(p), PieceSize-w.n)
+		k := min(len(p), pieces.PieceSize-w.n)
 		w.h.Write(p[:k])
 		w.n += k
 		p = p[k:]
-		if w.n == PieceSize {
+		if w.n == pieces.PieceSize {
 			w.flush()
 		}
 	}
@@ -114,22 +116,22 @@ func (w *leafWriter) flush() {
 func writeAtomic(path string, data []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
 	if err != nil {
-		return fmt.Errorf("pieces: blobs: %w", err)
+		return fmt.Errorf("blobs: %w", err)
 	}
 	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
 		os.Remove(tmp.Name())
-		return fmt.Errorf("pieces: blobs: %w", err)
+		return fmt.Errorf("blobs: %w", err)
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
 		os.Remove(tmp.Name())
-		return fmt.Errorf("pieces: blobs: %w", err)
+		return fmt.Errorf("blobs: %w", err)
 	}
 	tmp.Close()
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		os.Remove(tmp.Name())
-		return fmt.Errorf("pieces: blobs: %w", err)
+		return fmt.Errorf("blobs: %w", err)
 	}
 	return nil
 }
@@ -137,40 +139,40 @@ func writeAtomic(path string, data []byte) error {
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("pieces: blobs: %w", err)
+		return fmt.Errorf("blobs: %w", err)
 	}
 	defer d.Close()
 	if err := d.Sync(); err != nil {
-		return fmt.Errorf("pieces: blobs: sync dir: %w", err)
+		return fmt.Errorf("blobs: sync dir: %w", err)
 	}
 	return nil
 }
 
 // Open returns the stored file, its size and its leaves; ErrNoBlob when not held.
-func (b *Blobs) Open(root [32]byte) (*os.File, int64, [][32]byte, error) {
+func (b *Store) Open(root [32]byte) (*os.File, int64, [][32]byte, error) {
 	f, err := os.Open(b.path(root))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, 0, nil, ErrNoBlob
 	}
 	if err != nil {
-		return nil, 0, nil, fmt.Errorf("pieces: blobs: %w", err)
+		return nil, 0, nil, fmt.Errorf("blobs: %w", err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, 0, nil, fmt.Errorf("pieces: blobs: %w", err)
+		return nil, 0, nil, fmt.Errorf("blobs: %w", err)
 	}
 	raw, err := os.ReadFile(b.path(root) + ".leaves")
-	if err != nil || len(raw) != 32*NumPieces(fi.Size()) {
+	if err != nil || len(raw) != 32*pieces.NumPieces(fi.Size()) {
 		// Missing or damaged: hash the file again.
-		leaves, lerr := Leaves(f, fi.Size())
+		leaves, lerr := pieces.Leaves(f, fi.Size())
 		if lerr != nil {
 			f.Close()
 			return nil, 0, nil, lerr
 		}
-		if Root(leaves) != root {
+		if pieces.Root(leaves) != root {
 			f.Close()
-			return nil, 0, nil, fmt.Errorf("pieces: blobs: %x does not match its name", root[:4])
+			return nil, 0, nil, fmt.Errorf("blobs: %x does not match its name", root[:4])
 		}
 		return f, fi.Size(), leaves, nil
 	}
@@ -179,4 +181,9 @@ func (b *Blobs) Open(root [32]byte) (*os.File, int64, [][32]byte, error) {
 		copy(leaves[i][:], raw[32*i:])
 	}
 	return f, fi.Size(), leaves, nil
+}
+
+// fail is a pieces.Error: the §5 codes callers map to the wire and the page.
+func fail(code, format string, args ...any) error {
+	return &pieces.Error{Code: code, Msg: fmt.Sprintf(format, args...)}
 }
