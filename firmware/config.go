@@ -162,33 +162,39 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	if fs.NArg() > 0 {
 		return Config{}, usageError{err: fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))}
 	}
-	if err := cfg.LogLevel.UnmarshalText([]byte(*level)); err != nil {
-		return Config{}, usageError{err: fmt.Errorf("serve: -log-level %q: want debug, info, warn or error", *level)}
+	if err := cfg.finish(*level, *sticks); err != nil {
+		return Config{}, usageError{err: err}
+	}
+	return cfg, nil
+}
+
+// finish checks the parsed flags and derives what they imply: the log level, the sticks'
+// globs, a WAV microphone.
+func (cfg *Config) finish(level, sticks string) error {
+	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
+		return fmt.Errorf("serve: -log-level %q: want debug, info, warn or error", level)
 	}
 	if cfg.DataDir == "" {
-		return Config{}, usageError{err: errors.New("serve: no data directory: set -data-dir or CHATTORRENT_DATA_DIR")}
+		return errors.New("serve: no data directory: set -data-dir or CHATTORRENT_DATA_DIR")
 	}
 	if cfg.HTTPSAddr == "" {
-		return Config{}, usageError{err: errors.New("serve: -https-addr must not be empty")}
+		return errors.New("serve: -https-addr must not be empty")
 	}
 	cfg.Hostname = strings.TrimSuffix(strings.ToLower(cfg.Hostname), ".local")
-	cfg.Board.MountGlobs = strings.Split(*sticks, ",")
+	cfg.Board.MountGlobs = strings.Split(sticks, ",")
 	if path, ok := strings.CutPrefix(cfg.Board.Mic, "wav:"); ok {
 		cfg.WAVMic, cfg.Board.Mic = path, "none"
 	}
 	if cfg.MaxVoice <= 0 || cfg.MaxVoice > 10*time.Minute {
-		return Config{}, usageError{err: errors.New("serve: -max-voice wants 1s..10m")}
+		return errors.New("serve: -max-voice wants 1s..10m")
 	}
 	if cfg.BodyTimeout < 100*time.Millisecond || cfg.BodyTimeout > 10*time.Minute {
-		return Config{}, usageError{err: fmt.Errorf("serve: -body-timeout %v: want 100ms..10m", cfg.BodyTimeout)}
+		return fmt.Errorf("serve: -body-timeout %v: want 100ms..10m", cfg.BodyTimeout)
 	}
 	if cfg.StoreBudget < 4<<10 {
-		return Config{}, usageError{err: fmt.Errorf("serve: -store-budget %d: want at least 4096 bytes", cfg.StoreBudget)}
+		return fmt.Errorf("serve: -store-budget %d: want at least 4096 bytes", cfg.StoreBudget)
 	}
-	if err := checkPorts(cfg); err != nil {
-		return Config{}, usageError{err: err}
-	}
-	return cfg, nil
+	return checkPorts(*cfg)
 }
 
 // defaultDataDir follows the XDG base directory spec for users and the FHS for root.

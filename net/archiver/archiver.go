@@ -401,18 +401,8 @@ func (a *Archiver) serve(ctx context.Context, inv *torrent.Invitation, proven bo
 	// The channel must open, and the peer say hello, within OpenTimeout of the answer.
 	openCtx, cancelOpen := context.WithTimeout(ctx, a.opts.OpenTimeout)
 	defer cancelOpen()
-	var dc *webrtc.DataChannel
-	select {
-	case dc = <-channels:
-	case <-openCtx.Done():
-		if ctx.Err() == nil {
-			log.Warn("the peer never opened the channel: nothing kept", "after", a.opts.OpenTimeout)
-		}
-		return
-	}
-	conn, err := rtc.Open(openCtx, dc)
-	if err != nil {
-		log.Warn("channel did not open: nothing kept", "err", err)
+	conn := a.openChannel(ctx, openCtx, channels, log)
+	if conn == nil {
 		return
 	}
 	defer conn.Close()
@@ -423,7 +413,8 @@ func (a *Archiver) serve(ctx context.Context, inv *torrent.Invitation, proven bo
 	defer watch.Wait()
 	defer endSession()
 	hello := make(chan struct{})
-	saidHello := sync.OnceFunc(func() { close(hello); opened() })
+	p := &peerSession{a: a, ctx: ctx, inv: inv, proven: proven, log: log, room: room, router: &fileRouter{},
+		saidHello: sync.OnceFunc(func() { close(hello); opened() }), end: endSession}
 	watch.Go(func() { // ends a session whose peer never says hello
 		select {
 		case <-hello:
@@ -435,76 +426,86 @@ func (a *Archiver) serve(ctx context.Context, inv *torrent.Invitation, proven bo
 	})
 	var seeder *transfer.Seeder
 	var files rtc.FileHandler
-	router := &fileRouter{}
 	if a.opts.Blobs != nil {
 		seeder = transfer.NewSeeder(transfer.SeederOptions{Blobs: a.opts.Blobs, Logger: log,
 			Announced: func(root string) bool { return a.announced(inv.Room, root) }})
-		router.seed = seeder
-		files = router
+		p.router.seed = seeder
+		files = p.router
 	}
-	var s *rtc.Session
-	s, err = rtc.NewSession(rtc.Config{Files: files,
+	s, err := rtc.NewSession(rtc.Config{Files: files,
 		Room: inv.Room, History: room, Conn: conn, Logger: a.opts.Logger, MaxNewAuthors: rtc.MaxNewAuthorsPerSession,
 		Self: rtc.PeerInfo{ID: a.opts.Identity.Author(), Name: a.opts.Identity.Name}, Now: a.opts.Clock.Now,
-		OnEvent: func(ev rtc.Event) {
-			switch ev.Kind {
-			case rtc.EventHello:
-				// The peer's hello named the room (the session checked it): the room is
-				// kept on the box from now on.
-				saidHello()
-				rh, err := room.ensure()
-				if err != nil {
-					log.Error("room not kept", "err", err)
-					endSession()
-					return
-				}
-				// The peer's own files (by a key it proved) are asked of it as announced by it.
-				own := ""
-				if proven && ev.Peer.ID == inv.Peer.ID { // a key the peer proved, not a claim
-					a.observeClock(rh, ev.Peer.ID, ev.PeerNow) // before the peer's entries are checked
-					own = ev.Peer.ID
-				}
-				a.fetchKept(inv.Room, router.fetch, own)
-			case rtc.EventAdded:
-				a.recv.note(inv.Room, time.Now())
-				a.relay(ctx, inv.Room, s, ev.Entries)
-				a.fetchFiles(router.fetch, ev.Entries, false, "")
-			}
-		},
+		OnEvent: p.onEvent,
 	})
 	if err != nil {
 		log.Error("session", "err", err)
 		return
 	}
+	p.s = s // before Run: the session's events read it
 	if a.fetch != nil {
 		// Set before Run: the session's events and frames read it.
-		router.fetch = a.fetch.RoomLink(inv.Room, s, inv.Peer.Name)
-		defer router.fetch.Close()
+		p.router.fetch = a.fetch.RoomLink(inv.Room, s, inv.Peer.Name)
+		defer p.router.fetch.Close()
 	}
-	a.mu.Lock()
-	if a.byRoom[inv.Room] == nil {
-		a.byRoom[inv.Room] = make(map[*rtc.Session]struct{})
-	}
-	a.byRoom[inv.Room][s] = struct{}{}
-	a.mu.Unlock()
-	defer func() {
-		a.mu.Lock()
-		delete(a.byRoom[inv.Room], s)
-		a.mu.Unlock()
-	}()
+	defer a.join(inv.Room, s)()
 	log.Info("peer connected")
 	if seeder != nil {
-		seedCtx, stop := context.WithCancel(sctx)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			if err := seeder.Run(seedCtx, s); err != nil {
-				log.Warn("serving files stopped", "err", err)
-			}
-		}()
-		defer func() { stop(); <-done }()
+		defer seedWhile(sctx, seeder, s, log)()
 	}
-	err = s.Run(sctx)
+	a.logEnd(log, s, s.Run(sctx))
+}
+
+// openChannel waits for the peer's DataChannel and opens it; nil when it does not open
+// within openCtx (logged, unless ctx ended).
+func (a *Archiver) openChannel(ctx, openCtx context.Context, channels <-chan *webrtc.DataChannel, log *slog.Logger) *rtc.DataChannelConn {
+	var dc *webrtc.DataChannel
+	select {
+	case dc = <-channels:
+	case <-openCtx.Done():
+		if ctx.Err() == nil {
+			log.Warn("the peer never opened the channel: nothing kept", "after", a.opts.OpenTimeout)
+		}
+		return nil
+	}
+	conn, err := rtc.Open(openCtx, dc)
+	if err != nil {
+		log.Warn("channel did not open: nothing kept", "err", err)
+		return nil
+	}
+	return conn
+}
+
+// join lists s among the room's sessions (relay's targets); the func returned leaves.
+func (a *Archiver) join(room string, s *rtc.Session) (leave func()) {
+	a.mu.Lock()
+	if a.byRoom[room] == nil {
+		a.byRoom[room] = make(map[*rtc.Session]struct{})
+	}
+	a.byRoom[room][s] = struct{}{}
+	a.mu.Unlock()
+	return func() {
+		a.mu.Lock()
+		delete(a.byRoom[room], s)
+		a.mu.Unlock()
+	}
+}
+
+// seedWhile serves the box's files to the session's peer until ctx ends or the func
+// returned is called (which waits for the seeder to stop).
+func seedWhile(ctx context.Context, seeder *transfer.Seeder, s *rtc.Session, log *slog.Logger) (stop func()) {
+	seedCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := seeder.Run(seedCtx, s); err != nil {
+			log.Warn("serving files stopped", "err", err)
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// logEnd logs how a session ended, with what it moved.
+func (a *Archiver) logEnd(log *slog.Logger, s *rtc.Session, err error) {
 	st := s.Stats()
 	attrs := []any{"received", st.Added, "sent", st.EntriesSent, "refused", st.Refused}
 	if a.fetch != nil {
@@ -516,6 +517,52 @@ func (a *Archiver) serve(ctx context.Context, inv *torrent.Invitation, proven bo
 		return
 	}
 	log.Info("peer left", attrs...)
+}
+
+// peerSession is one peer's session on the box: the box's reactions to what the session
+// reports (a hello, entries added) are its methods.
+type peerSession struct {
+	a         *Archiver
+	ctx       context.Context // the archiver's run: relays outlive the session
+	inv       *torrent.Invitation
+	proven    bool // the peer proved the key of inv.Peer.ID
+	log       *slog.Logger
+	room      *sessionRoom
+	router    *fileRouter
+	s         *rtc.Session // set before the session runs
+	saidHello func()
+	end       func() // ends the session
+}
+
+// onEvent is the session's OnEvent.
+func (p *peerSession) onEvent(ev rtc.Event) {
+	switch ev.Kind {
+	case rtc.EventHello:
+		p.onHello(ev)
+	case rtc.EventAdded:
+		p.a.recv.note(p.inv.Room, time.Now())
+		p.a.relay(p.ctx, p.inv.Room, p.s, ev.Entries)
+		p.a.fetchFiles(p.router.fetch, ev.Entries, false, "")
+	}
+}
+
+// onHello: the peer's hello named the room (the session checked it): the room is kept on
+// the box from now on, the clock hears a member's time and the files kept are asked for.
+func (p *peerSession) onHello(ev rtc.Event) {
+	p.saidHello()
+	rh, err := p.room.ensure()
+	if err != nil {
+		p.log.Error("room not kept", "err", err)
+		p.end()
+		return
+	}
+	// The peer's own files (by a key it proved) are asked of it as announced by it.
+	own := ""
+	if p.proven && ev.Peer.ID == p.inv.Peer.ID { // a key the peer proved, not a claim
+		p.a.observeClock(rh, ev.Peer.ID, ev.PeerNow) // before the peer's entries are checked
+		own = ev.Peer.ID
+	}
+	p.a.fetchKept(p.inv.Room, p.router.fetch, own)
 }
 
 // relay publishes entries that one session stored to the room's other sessions. It must
