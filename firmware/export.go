@@ -24,6 +24,7 @@ import (
 	"github.com/chattorrent/chattorrent/net/cert"
 	"github.com/chattorrent/chattorrent/net/torrent"
 	"github.com/chattorrent/chattorrent/store"
+	"github.com/chattorrent/chattorrent/store/atomicfile"
 	"github.com/chattorrent/chattorrent/store/blobs"
 	"github.com/chattorrent/chattorrent/store/bundle"
 	"github.com/chattorrent/chattorrent/web"
@@ -96,7 +97,7 @@ func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			continue
 		}
 		name := filepath.Join(*out, exportFileName(r))
-		if err := writeAtomic(name, func(w io.Writer) error { return src.zip(ctx, r.ID, w) }); err != nil {
+		if err := atomicfile.WriteFile(name, 0o600, func(w io.Writer) error { return src.zip(ctx, r.ID, w) }); err != nil {
 			return fmt.Errorf("export %s: %w", r.ID, err)
 		}
 		fmt.Fprintln(stdout, name)
@@ -256,42 +257,9 @@ func writeLocalToken(dataDir string) (string, error) {
 	var b [32]byte
 	rand.Read(b[:])
 	tok := hex.EncodeToString(b[:])
-	err := writeAtomic(filepath.Join(dataDir, localTokenFile), func(w io.Writer) error {
-		if f, ok := w.(*os.File); ok {
-			if err := f.Chmod(0o600); err != nil {
-				return err
-			}
-		}
-		_, err := io.WriteString(w, tok+"\n")
-		return err
-	})
+	err := atomicfile.WriteBytes(filepath.Join(dataDir, localTokenFile), 0o600, []byte(tok+"\n"))
 	if err != nil {
 		return "", fmt.Errorf("local token: %w", err)
 	}
 	return tok, nil
-}
-
-// writeAtomic writes name through a temporary file beside it, synced and renamed: a
-// failed export leaves nothing, never half a zip.
-func writeAtomic(name string, write func(io.Writer) error) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(name), ".export-*.tmp")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err = write(f); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), name)
 }

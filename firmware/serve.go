@@ -23,6 +23,7 @@ import (
 	"github.com/chattorrent/chattorrent/net/mdns"
 	"github.com/chattorrent/chattorrent/net/rtc"
 	"github.com/chattorrent/chattorrent/store"
+	"github.com/chattorrent/chattorrent/store/atomicfile"
 	"github.com/chattorrent/chattorrent/store/blobs"
 	"github.com/chattorrent/chattorrent/web"
 )
@@ -410,12 +411,7 @@ func writeReady(path string, info readyInfo) error {
 	if err != nil {
 		return fmt.Errorf("ready file: %w", err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("ready file: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.WriteBytes(path, 0o644, append(b, '\n')); err != nil {
 		return fmt.Errorf("ready file: %w", err)
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	"github.com/chattorrent/chattorrent/net/pieces"
+	"github.com/chattorrent/chattorrent/store/atomicfile"
 )
 
 // Store keeps complete files in a directory, each named by its root (64 hex), with its
@@ -72,13 +73,13 @@ func (b *Store) Put(r io.Reader, size int64) (root [32]byte, err error) {
 	for _, l := range lw.leaves {
 		leaves = append(leaves, l[:]...)
 	}
-	if err := writeAtomic(b.path(root)+".leaves", leaves); err != nil {
+	if err := atomicfile.WriteBytes(b.path(root)+".leaves", 0o600, leaves); err != nil {
 		return root, err
 	}
 	if err := os.Rename(tmp.Name(), b.path(root)); err != nil {
 		return root, fmt.Errorf("blobs: %w", err)
 	}
-	return root, syncDir(b.dir)
+	return root, atomicfile.SyncDir(b.dir)
 }
 
 // leafWriter hashes what passes through it a piece at a time.
@@ -111,41 +112,6 @@ func (w *leafWriter) flush() {
 	w.leaves = append(w.leaves, l)
 	w.h.Reset()
 	w.n = 0
-}
-
-func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("blobs: %w", err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return fmt.Errorf("blobs: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return fmt.Errorf("blobs: %w", err)
-	}
-	tmp.Close()
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("blobs: %w", err)
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("blobs: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("blobs: sync dir: %w", err)
-	}
-	return nil
 }
 
 // Open returns the stored file, its size and its leaves; ErrNoBlob when not held.

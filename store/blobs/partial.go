@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/chattorrent/chattorrent/net/pieces"
+	"github.com/chattorrent/chattorrent/store/atomicfile"
 )
 
 // partPrefix names a file being fetched in the Store directory: fetch-<root>.part. It is
@@ -181,13 +182,13 @@ func (p *Partial) Commit(leaves [][32]byte) error {
 	for _, l := range leaves {
 		raw = append(raw, l[:]...)
 	}
-	if err := writeAtomic(p.b.path(p.root)+".leaves", raw); err != nil {
+	if err := atomicfile.WriteBytes(p.b.path(p.root)+".leaves", 0o600, raw); err != nil {
 		return err
 	}
 	if err := os.Rename(p.b.partPath(p.root), p.b.path(p.root)); err != nil {
 		return fmt.Errorf("blobs: partial: %w", err)
 	}
-	return syncDir(p.b.dir)
+	return atomicfile.SyncDir(p.b.dir)
 }
 
 // Close closes the file and keeps it for a later resume.
