@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -17,6 +17,7 @@ import (
 
 	"github.com/chattorrent/chattorrent/board"
 	"github.com/chattorrent/chattorrent/board/boardtest"
+	"github.com/chattorrent/chattorrent/store/testenv"
 )
 
 // TestPushToTalkReachesBrowser: the whole path of the box's button, with fakes only for the
@@ -31,17 +32,11 @@ func TestPushToTalkReachesBrowser(t *testing.T) {
 	switch {
 	case runtime.GOARCH != "amd64":
 		t.Skip("the browser test runs natively; under qemu-user the rest of the package runs")
-	case !loopbackOnly():
-		if os.Getenv("CI") == "true" {
-			t.Fatal("opens sockets and starts Chromium: run inside `unshare -n` (loopback only)")
-		}
-		t.Skip("opens sockets and starts Chromium: run inside `unshare -n`, see README")
+	case !testenv.LoopbackOnly():
+		testenv.SkipOrFail(t, "opens sockets and starts Chromium: run inside `unshare -n`, see README")
 	}
 	if _, err := os.Stat(chromium); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("no Chromium at %s", chromium)
-		}
-		t.Skipf("no Chromium at %s", chromium)
+		testenv.SkipOrFail(t, fmt.Sprintf("no Chromium at %s", chromium))
 	}
 
 	// The microphone: a WAV file (1 s of 440 Hz, looped at a microphone's pace).
@@ -192,19 +187,4 @@ func TestPushToTalkReachesBrowser(t *testing.T) {
 	if got, want := ledSays(), []board.Pattern{board.LEDServing, board.LEDPeerConnected, board.LEDRecording, board.LEDPeerConnected, board.LEDServing}; !slices.Equal(got, want) {
 		t.Errorf("the LED showed %v, want %v", got, want)
 	}
-}
-
-// loopbackOnly reports whether this process sees only loopback interfaces (inside
-// `unshare -n`), where opening sockets cannot reach any network.
-func loopbackOnly() bool {
-	ifs, err := net.Interfaces()
-	if err != nil {
-		return false
-	}
-	for _, i := range ifs {
-		if i.Flags&net.FlagLoopback == 0 {
-			return false
-		}
-	}
-	return true
 }

@@ -6,7 +6,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"io"
-	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -21,6 +20,7 @@ import (
 	"github.com/chattorrent/chattorrent/store"
 	"github.com/chattorrent/chattorrent/store/blobs"
 	"github.com/chattorrent/chattorrent/store/history"
+	"github.com/chattorrent/chattorrent/store/testenv"
 )
 
 // goPhone is a Go peer connected to the archiver over a real pion connection.
@@ -87,27 +87,11 @@ func dialBox(t *testing.T, ctx context.Context, a *Archiver, room, author, name 
 	return p
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second) // only keeps a broken test from hanging
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("never: %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // TestBoxFetchesAndSeeds: a phone announces a file in a room the box keeps; the box
 // fetches it from the phone, verifies and stores it; the phone leaves; a second phone
 // that joins later gets the entry and the whole file from the box alone.
 func TestBoxFetchesAndSeeds(t *testing.T) {
-	if !onlyLoopback() {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("opens sockets: run inside `unshare -n` (loopback only)")
-		}
-		t.Skip("opens sockets: run inside `unshare -n sh -c 'ip link set lo up && go test ./net/archiver/'`")
-	}
+	testenv.NeedLoopbackOnly(t)
 	dir := t.TempDir()
 	st, err := store.Open(dir, store.Options{})
 	if err != nil {
@@ -170,7 +154,7 @@ func TestBoxFetchesAndSeeds(t *testing.T) {
 	sctx, stopSeeder := context.WithCancel(ctx)
 	seeded := make(chan struct{})
 	go func() { defer close(seeded); seeder.Run(sctx, p1.s) }()
-	waitFor(t, "the box stores the file", func() bool { return boxBlobs.Has(rootB) })
+	testenv.WaitFor(t, "the box stores the file", func() bool { return boxBlobs.Has(rootB) })
 	if seeder.Served() < 41 {
 		t.Errorf("phone 1 served %d pieces", seeder.Served())
 	}
@@ -223,7 +207,7 @@ func TestBoxFetchesAndSeeds(t *testing.T) {
 	}
 	h2 := rtc.NewMemHistory(history.NewLog(room))
 	dialBox(t, ctx, a, room, author2, "Bruno", h2, router, onEvent, func(s *rtc.Session) { router.fetch = fetcher.Link(s, "Caja") })
-	waitFor(t, "phone 2 stores the file from the box", func() bool { return b2.Has(rootB) })
+	testenv.WaitFor(t, "phone 2 stores the file from the box", func() bool { return b2.Has(rootB) })
 	f2, _, _, err := b2.Open(rootB)
 	if err != nil {
 		t.Fatal(err)

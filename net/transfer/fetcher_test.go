@@ -12,10 +12,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/chattorrent/chattorrent/net/pieces"
 	"github.com/chattorrent/chattorrent/store/blobs"
+	"github.com/chattorrent/chattorrent/store/testenv"
 )
 
 // toSeeder is the box's Sender to a phone: its want and cancel reach the phone's Seeder.
@@ -92,18 +92,6 @@ func newFetcher(t *testing.T, dir string, opts FetcherOptions) (*Fetcher, *blobs
 	return f, b, stop
 }
 
-// waitUntil polls cond; the deadline only keeps a broken test from hanging.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("never: %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 func stored(t *testing.T, b *blobs.Store, m pieces.Meta) []byte {
 	t.Helper()
 	var root [32]byte
@@ -152,7 +140,7 @@ func TestFetchVerifies(t *testing.T) {
 	if err := ph.link.Fetch(m); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the file is stored", func() bool { return f.Stats().Fetched == 1 })
+	testenv.WaitFor(t, "the file is stored", func() bool { return f.Stats().Fetched == 1 })
 	if got := stored(t, box, m); !bytes.Equal(got, data) {
 		t.Fatal("the stored file differs")
 	}
@@ -189,7 +177,7 @@ func TestFetchLiar(t *testing.T) {
 		if err := ph.link.Fetch(m); err != nil {
 			t.Fatal(err)
 		}
-		waitUntil(t, "the file is stored", func() bool { return f.Stats().Fetched == 1 })
+		testenv.WaitFor(t, "the file is stored", func() bool { return f.Stats().Fetched == 1 })
 		if got := stored(t, box, m); !bytes.Equal(got, data) {
 			t.Fatal("the stored file differs")
 		}
@@ -208,7 +196,7 @@ func TestFetchLiar(t *testing.T) {
 		if err := honest.link.Fetch(m); err != nil {
 			t.Fatal(err)
 		}
-		waitUntil(t, "the file is stored", func() bool { return f.Stats().Fetched == 1 })
+		testenv.WaitFor(t, "the file is stored", func() bool { return f.Stats().Fetched == 1 })
 		if got := stored(t, box, m); !bytes.Equal(got, data) {
 			t.Fatal("the stored file differs")
 		}
@@ -224,7 +212,7 @@ func TestFetchLiar(t *testing.T) {
 		if err := liar.link.Fetch(m); err != nil {
 			t.Fatal(err)
 		}
-		waitUntil(t, "the liar is dropped", func() bool { return f.Stats().DroppedPeers == 1 })
+		testenv.WaitFor(t, "the liar is dropped", func() bool { return f.Stats().DroppedPeers == 1 })
 		if st := f.Stats(); st.BadPieces != 3 || st.Fetched != 0 || st.Pieces != 9 {
 			t.Errorf("stats %+v", st)
 		}
@@ -243,7 +231,7 @@ func TestFetchLiar(t *testing.T) {
 		if err := honest.link.Fetch(m); err != nil {
 			t.Fatal(err)
 		}
-		waitUntil(t, "the file is stored", func() bool { return f2.Stats().Fetched == 1 })
+		testenv.WaitFor(t, "the file is stored", func() bool { return f2.Stats().Fetched == 1 })
 		if got := stored(t, box2, m); !bytes.Equal(got, data) {
 			t.Fatal("the stored file differs")
 		}
@@ -295,7 +283,7 @@ func TestFetchCaps(t *testing.T) {
 		if err := ph.link.Fetch(m); err != nil {
 			t.Fatal(err)
 		}
-		waitUntil(t, "the fetch is refused", func() bool { return f.Stats().Refused == 1 })
+		testenv.WaitFor(t, "the fetch is refused", func() bool { return f.Stats().Refused == 1 })
 		if box.Has(root) || f.Stats().Pieces != 0 || ph.seeder.Served() != 0 {
 			t.Errorf("fetched over the budget: %+v", f.Stats())
 		}

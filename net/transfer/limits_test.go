@@ -15,6 +15,7 @@ import (
 
 	"github.com/chattorrent/chattorrent/net/pieces"
 	"github.com/chattorrent/chattorrent/store/blobs"
+	"github.com/chattorrent/chattorrent/store/testenv"
 )
 
 // fakeClock is a FetcherOptions.Now that tests move by hand.
@@ -173,7 +174,7 @@ func TestFetchBudgetIgnoresEmptyPartials(t *testing.T) {
 	if err := ph.link.Fetch(m); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the file is stored", func() bool { return f.Stats().Fetched == 1 || f.Stats().Refused > 0 })
+	testenv.WaitFor(t, "the file is stored", func() bool { return f.Stats().Fetched == 1 || f.Stats().Refused > 0 })
 	if f.Stats().Refused > 0 {
 		t.Fatalf("refused by the budget: %+v", f.Stats())
 	}
@@ -320,7 +321,7 @@ func TestFetchSilentPeer(t *testing.T) {
 	if err := honest.link.Fetch(m); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the honest peer's file stored", func() bool { return f.Stats().Fetched == 1 })
+	testenv.WaitFor(t, "the honest peer's file stored", func() bool { return f.Stats().Fetched == 1 })
 	if got := stored(t, b, m); !bytes.Equal(got, data) {
 		t.Fatal("stored bytes differ")
 	}
