@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -38,22 +37,16 @@ var reExportRoom = regexp.MustCompile(`^[0-9a-f]{32}$`)
 // the service runs it holds the store, so the export asks it over HTTPS on loopback
 // (trusting only the box's CA); otherwise it reads the data directory itself.
 func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("chattorrent export", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	env := func(k, def string) string {
-		if v, ok := os.LookupEnv(k); ok {
-			return v
-		}
-		return def
-	}
-	dataDir := fs.String("data-dir", env("CHATTORRENT_DATA_DIR", defaultDataDir(os.Geteuid(), os.LookupEnv)), "the appliance's data directory (env CHATTORRENT_DATA_DIR)")
-	httpsAddr := fs.String("https-addr", env("CHATTORRENT_HTTPS_ADDR", ":8443"), "the running appliance's HTTPS address (env CHATTORRENT_HTTPS_ADDR)")
-	out := fs.String("o", ".", "directory the zips are written to")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+	fs := newEnvFlags("chattorrent export", os.LookupEnv, stderr)
+	var dataDir, httpsAddr string
+	fs.dataDir(&dataDir)
+	fs.String(&httpsAddr, "https-addr", "CHATTORRENT_HTTPS_ADDR", ":8443", "the running appliance's HTTPS address (env CHATTORRENT_HTTPS_ADDR)")
+	out := fs.FlagSet.String("o", ".", "directory the zips are written to")
+	if err := fs.parse(args); err != nil {
+		if errors.Is(err, errHelp) {
 			return nil
 		}
-		return usageError{err: err, printed: true}
+		return err
 	}
 	want := fs.Args()
 	for _, id := range want {
@@ -66,10 +59,10 @@ func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 
 	var src exportSource
-	st, err := store.Open(filepath.Join(*dataDir, "store"), store.Options{Logger: slog.New(slog.DiscardHandler)})
+	st, err := store.Open(filepath.Join(dataDir, "store"), store.Options{Logger: slog.New(slog.DiscardHandler)})
 	switch {
 	case errors.Is(err, store.ErrLocked):
-		src, err = newRemoteExport(*dataDir, *httpsAddr)
+		src, err = newRemoteExport(dataDir, httpsAddr)
 		if err != nil {
 			return err
 		}
@@ -79,8 +72,8 @@ func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	default:
 		defer st.Close()
 		var files bundle.Files
-		if _, err := os.Stat(filepath.Join(*dataDir, "files")); err == nil {
-			if b, err := blobs.New(filepath.Join(*dataDir, "files"), 0); err == nil {
+		if _, err := os.Stat(filepath.Join(dataDir, "files")); err == nil {
+			if b, err := blobs.New(filepath.Join(dataDir, "files"), 0); err == nil {
 				files = b
 			}
 		}

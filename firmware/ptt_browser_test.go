@@ -64,11 +64,12 @@ func TestPushToTalkReachesBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.board = &board.Board{PushToTalk: ptt, Mic: mic, LED: boardtest.NewLED(t, "led"),
+	deps := serveDeps{}
+	deps.board = &board.Board{PushToTalk: ptt, Mic: mic, LED: boardtest.NewLED(t, "led"),
 		Status: []board.FeatureStatus{{Feature: board.FeaturePushToTalk, OK: true, Detail: "fake"}}}
 	var ledMu sync.Mutex
 	var leds []board.Pattern // what the status LED was told, in order
-	cfg.onLED = func(p board.Pattern) {
+	deps.onLED = func(p board.Pattern) {
 		ledMu.Lock()
 		defer ledMu.Unlock()
 		if len(leds) == 0 || leds[len(leds)-1] != p {
@@ -95,7 +96,7 @@ func TestPushToTalkReachesBrowser(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	logs := &syncBuffer{}
-	go func() { done <- serve(ctx, cfg, logs) }()
+	go func() { done <- serveWith(ctx, cfg, logs, deps) }()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {

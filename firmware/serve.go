@@ -32,10 +32,24 @@ import (
 const shutdownTimeout = 5 * time.Second
 
 // serve runs the appliance until ctx is cancelled. Cancellation is a clean exit (nil).
-// It is wiring only, in the order the box comes up: each step is a method of box below.
 func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
+	return serveWith(ctx, cfg, logOut, serveDeps{})
+}
+
+// serveDeps is the tests' seam into serve, apart from the user's Config: the zero value
+// is the real box.
+type serveDeps struct {
+	// board, when set, is used instead of the hardware board.Open finds.
+	board *board.Board
+	// onLED, when set, is told each pattern the status LED is given.
+	onLED func(board.Pattern)
+}
+
+// serveWith is serve with deps. It is wiring only, in the order the box comes up: each
+// step is a method of box below.
+func serveWith(ctx context.Context, cfg Config, logOut io.Writer, deps serveDeps) error {
 	base := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	b := &box{cfg: cfg, base: base, log: base.With("component", "firmware"), logOut: logOut}
+	b := &box{cfg: cfg, deps: deps, base: base, log: base.With("component", "firmware"), logOut: logOut}
 	defer b.close()
 	b.log.Info("starting", "version", version, "commit", commit, "data_dir", cfg.DataDir)
 	for _, step := range []func(context.Context) error{
@@ -62,6 +76,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 // close undoes what was opened, in reverse.
 type box struct {
 	cfg    Config
+	deps   serveDeps
 	base   *slog.Logger // the root logger every part derives from
 	log    *slog.Logger
 	logOut io.Writer
@@ -97,7 +112,7 @@ func (b *box) close() {
 // openBoard opens the hardware (or the tests' board) and starts the status LED.
 func (b *box) openBoard(ctx context.Context) error {
 	b.cfg.Board.Logger = b.base
-	b.brd = b.cfg.board
+	b.brd = b.deps.board
 	if b.brd == nil {
 		brd, err := board.Open(ctx, b.cfg.Board)
 		if err != nil {
@@ -195,7 +210,7 @@ func (b *box) openHardware(context.Context) error {
 	}
 	b.owner = owner
 	b.hw = newHardware(b.brd, b.arch, b.st, b.files, b.cfg.MaxVoice, b.base)
-	b.hw.blink, b.hw.runBlink, b.hw.onLED = b.blink, false, b.cfg.onLED
+	b.hw.blink, b.hw.runBlink, b.hw.onLED = b.blink, false, b.deps.onLED
 	b.hw.owner = owner
 	b.hw.activity = web.NewActivity()
 	return nil
