@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -35,9 +34,7 @@ func TestPushToTalkReachesBrowser(t *testing.T) {
 	case !testenv.LoopbackOnly():
 		testenv.SkipOrFail(t, "opens sockets and starts Chromium: run inside `unshare -n`, see README")
 	}
-	if _, err := os.Stat(chromium); err != nil {
-		testenv.SkipOrFail(t, fmt.Sprintf("no Chromium at %s", chromium))
-	}
+	chromium = testenv.NeedBrowser(t, "Chromium at "+chromium, chromium)
 
 	// The microphone: a WAV file (1 s of 440 Hz, looped at a microphone's pace).
 	dir := t.TempDir()
