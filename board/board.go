@@ -132,107 +132,141 @@ func Open(ctx context.Context, cfg Config) (*Board, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	log = log.With("component", "board")
-	b := &Board{}
-	report := func(feature, detail string, err error) {
-		st := FeatureStatus{Feature: feature, OK: err == nil, Detail: detail, Err: err}
-		if err != nil {
-			var ae *AbsentError
-			if errors.As(err, &ae) {
-				st.Detail, st.Code = ae.Reason, cmp.Or(ae.Code, AbsentCannotUse)
-			} else {
-				st.Detail, st.Code = err.Error(), AbsentCannotUse
-				st.Err = &AbsentError{Feature: feature, Code: AbsentCannotUse, Reason: "cannot be used", Err: err}
-			}
-			log.Warn("board: feature absent", "feature", feature, "err", st.Err)
-		} else {
-			log.Info("board: feature ready", "feature", feature, "detail", detail)
-		}
-		b.Status = append(b.Status, st)
+	o := &opener{cfg: cfg, log: log.With("component", "board"), b: &Board{}}
+	o.buttons()
+	o.led()
+	o.mic(ctx)
+	if err := o.volumes(); err != nil {
+		return nil, err
 	}
+	return o.b, nil
+}
 
-	// GPIO: one host.Init for the three pins; its failure makes each of them absent.
-	bopts := ButtonOptions{ActiveHigh: cfg.ButtonsActiveHigh, Debounce: cfg.Debounce}
-	var gpioErr error
-	pin := func(feature, name, def string) (gpio.PinIO, error) {
-		if name == "" {
-			name = def
+// opener is one run of Open: the board being filled, one step per feature.
+type opener struct {
+	cfg     Config
+	log     *slog.Logger
+	b       *Board
+	gpioErr error // host.Init's failure: every pin is then absent for the same reason
+}
+
+// report lists feature in Status and logs it: ready (err nil) or absent.
+func (o *opener) report(feature, detail string, err error) {
+	st := FeatureStatus{Feature: feature, OK: err == nil, Detail: detail, Err: err}
+	if err != nil {
+		var ae *AbsentError
+		if errors.As(err, &ae) {
+			st.Detail, st.Code = ae.Reason, cmp.Or(ae.Code, AbsentCannotUse)
+		} else {
+			st.Detail, st.Code = err.Error(), AbsentCannotUse
+			st.Err = &AbsentError{Feature: feature, Code: AbsentCannotUse, Reason: "cannot be used", Err: err}
 		}
-		if name == "none" {
-			return nil, &AbsentError{Feature: feature, Code: AbsentOff, Reason: "turned off in the configuration"}
-		}
-		if gpioErr != nil {
-			return nil, gpioErr
-		}
-		if _, err := host.Init(); err != nil {
-			gpioErr = &AbsentError{Feature: feature, Code: AbsentNoGPIO, Reason: "GPIO drivers failed to start", Err: err}
-			return nil, gpioErr
-		}
-		p := gpioreg.ByName(name)
-		if p == nil {
-			reason, code := fmt.Sprintf("no GPIO pin named %q", name), AbsentNoPin
-			if chips, _ := filepath.Glob("/dev/gpiochip*"); len(chips) == 0 {
-				reason += " (no /dev/gpiochip*: not a Raspberry Pi, or the GPIO device is hidden from the service)"
-				code = AbsentNoGPIO
-			}
-			return nil, &AbsentError{Feature: feature, Code: code, Reason: reason}
-		}
-		return p, nil
+		o.log.Warn("board: feature absent", "feature", feature, "err", st.Err)
+	} else {
+		o.log.Info("board: feature ready", "feature", feature, "detail", detail)
 	}
+	o.b.Status = append(o.b.Status, st)
+}
+
+// pin finds the GPIO pin name (def when empty; "none" turns the feature off). GPIO: one
+// host.Init for the three pins; its failure makes each of them absent.
+func (o *opener) pin(feature, name, def string) (gpio.PinIO, error) {
+	if name == "" {
+		name = def
+	}
+	if name == "none" {
+		return nil, &AbsentError{Feature: feature, Code: AbsentOff, Reason: "turned off in the configuration"}
+	}
+	if o.gpioErr != nil {
+		return nil, o.gpioErr
+	}
+	if _, err := host.Init(); err != nil {
+		o.gpioErr = &AbsentError{Feature: feature, Code: AbsentNoGPIO, Reason: "GPIO drivers failed to start", Err: err}
+		return nil, o.gpioErr
+	}
+	p := gpioreg.ByName(name)
+	if p == nil {
+		reason, code := fmt.Sprintf("no GPIO pin named %q", name), AbsentNoPin
+		if chips, _ := filepath.Glob("/dev/gpiochip*"); len(chips) == 0 {
+			reason += " (no /dev/gpiochip*: not a Raspberry Pi, or the GPIO device is hidden from the service)"
+			code = AbsentNoGPIO
+		}
+		return nil, &AbsentError{Feature: feature, Code: code, Reason: reason}
+	}
+	return p, nil
+}
+
+// buttons opens the push-to-talk and export buttons.
+func (o *opener) buttons() {
+	bopts := ButtonOptions{ActiveHigh: o.cfg.ButtonsActiveHigh, Debounce: o.cfg.Debounce}
 	for _, bt := range []struct {
 		feature, name, def string
 		dst                *Button
 	}{
-		{FeaturePushToTalk, cfg.PushToTalkPin, "GPIO17", &b.PushToTalk},
-		{FeatureExportButton, cfg.ExportPin, "GPIO22", &b.ExportButton},
+		{FeaturePushToTalk, o.cfg.PushToTalkPin, "GPIO17", &o.b.PushToTalk},
+		{FeatureExportButton, o.cfg.ExportPin, "GPIO22", &o.b.ExportButton},
 	} {
-		p, err := pin(bt.feature, bt.name, bt.def)
+		p, err := o.pin(bt.feature, bt.name, bt.def)
 		if err != nil {
-			report(bt.feature, "", err)
+			o.report(bt.feature, "", err)
 			continue
 		}
 		btn, err := NewGPIOButton(p, bopts)
 		if err != nil {
-			report(bt.feature, "", err)
+			o.report(bt.feature, "", err)
 			continue
 		}
-		b.pins = append(b.pins, p)
+		o.b.pins = append(o.b.pins, p)
 		*bt.dst = btn
-		report(bt.feature, fmt.Sprintf("button on %s", p.Name()), nil)
+		o.report(bt.feature, fmt.Sprintf("button on %s", p.Name()), nil)
 	}
-	if p, err := pin(FeatureLED, cfg.LEDPin, "GPIO27"); err != nil {
-		report(FeatureLED, "", err)
-	} else if led, err := NewGPIOLED(p, cfg.LEDActiveLow); err != nil {
-		report(FeatureLED, "", err)
-	} else {
-		b.pins = append(b.pins, p)
-		b.LED = led
-		report(FeatureLED, fmt.Sprintf("LED on %s", p.Name()), nil)
-	}
+}
 
-	mic, err := openMic(ctx, cfg)
+// led opens the status LED.
+func (o *opener) led() {
+	p, err := o.pin(FeatureLED, o.cfg.LEDPin, "GPIO27")
 	if err != nil {
-		report(FeatureMic, "", err)
-	} else {
-		b.Mic = mic
-		report(FeatureMic, "capturing from "+mic.String(), nil)
+		o.report(FeatureLED, "", err)
+		return
 	}
+	led, err := NewGPIOLED(p, o.cfg.LEDActiveLow)
+	if err != nil {
+		o.report(FeatureLED, "", err)
+		return
+	}
+	o.b.pins = append(o.b.pins, p)
+	o.b.LED = led
+	o.report(FeatureLED, fmt.Sprintf("LED on %s", p.Name()), nil)
+}
 
-	if len(cfg.MountGlobs) == 1 && cfg.MountGlobs[0] == "none" {
-		report(FeatureVolumes, "", &AbsentError{Feature: FeatureVolumes, Code: AbsentOff, Reason: "turned off in the configuration"})
-	} else {
-		v, err := NewGlobVolumes(VolumeOptions{Globs: cfg.MountGlobs, Interval: cfg.PollInterval, RequireMount: true})
-		if err != nil {
-			return nil, err
-		}
-		b.Volumes = v
-		detail := "watching " + strings.Join(v.Globs(), " and ")
-		if _, err := os.Stat("/media"); err != nil {
-			detail += " (/media does not exist yet)"
-		}
-		report(FeatureVolumes, detail, nil)
+// mic finds the microphone.
+func (o *opener) mic(ctx context.Context) {
+	mic, err := openMic(ctx, o.cfg)
+	if err != nil {
+		o.report(FeatureMic, "", err)
+		return
 	}
-	return b, nil
+	o.b.Mic = mic
+	o.report(FeatureMic, "capturing from "+mic.String(), nil)
+}
+
+// volumes watches the USB sticks' mount points; a bad glob is Open's error.
+func (o *opener) volumes() error {
+	if len(o.cfg.MountGlobs) == 1 && o.cfg.MountGlobs[0] == "none" {
+		o.report(FeatureVolumes, "", &AbsentError{Feature: FeatureVolumes, Code: AbsentOff, Reason: "turned off in the configuration"})
+		return nil
+	}
+	v, err := NewGlobVolumes(VolumeOptions{Globs: o.cfg.MountGlobs, Interval: o.cfg.PollInterval, RequireMount: true})
+	if err != nil {
+		return err
+	}
+	o.b.Volumes = v
+	detail := "watching " + strings.Join(v.Globs(), " and ")
+	if _, err := os.Stat("/media"); err != nil {
+		detail += " (/media does not exist yet)"
+	}
+	o.report(FeatureVolumes, detail, nil)
+	return nil
 }
 
 func openMic(ctx context.Context, cfg Config) (Mic, error) {

@@ -15,6 +15,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/chattorrent/chattorrent/store/atomicfile"
 )
 
 // Errors that Export wraps (errors.Is) when the stick, not the data, is the problem.
@@ -152,10 +154,10 @@ func (e *Exporter) Export(ctx context.Context, dst string, rooms []ExportRoom) (
 			return "", err
 		}
 	}
-	if err := syncDir(dir); err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		return "", err
 	}
-	if err := syncDir(dst); err != nil {
+	if err := atomicfile.SyncDir(dst); err != nil {
 		return "", err
 	}
 	x.log.Info("board: exported", "dir", dir, "rooms", len(rooms))
@@ -212,7 +214,7 @@ func (x *export) room(parent, name string, r ExportRoom) error {
 			return fmt.Errorf("room %q: %w", r.Name, err)
 		}
 	}
-	return syncDir(dir)
+	return atomicfile.SyncDir(dir)
 }
 
 // sourceError marks a failure to read what is exported (not to write the stick).
@@ -277,26 +279,6 @@ func (x *export) file(dir, name string, write func(io.Writer) error) (err error)
 		return err
 	}
 	x.made = append(x.made, final)
-	return nil
-}
-
-// syncDir fsyncs a directory so that new names in it survive a pulled stick. File systems
-// that cannot sync a directory (EINVAL) are let be: their entries went out with the files.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if errors.Is(err, syscall.EINVAL) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
 	return nil
 }
 

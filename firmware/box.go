@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/chattorrent/chattorrent/net/archiver"
-	"github.com/chattorrent/chattorrent/net/pieces"
 	"github.com/chattorrent/chattorrent/store"
+	"github.com/chattorrent/chattorrent/store/blobs"
 	"github.com/chattorrent/chattorrent/store/bundle"
 	"github.com/chattorrent/chattorrent/web"
 )
@@ -18,7 +18,7 @@ import (
 type boxAPI struct {
 	arch  *archiver.Archiver
 	store *store.Store
-	blobs *pieces.Blobs
+	blobs *blobs.Store
 }
 
 func (b boxAPI) Connect(ctx context.Context, offer []byte) ([]byte, error) {

@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,9 +21,10 @@ import (
 	"time"
 
 	"github.com/chattorrent/chattorrent/net/cert"
-	"github.com/chattorrent/chattorrent/net/pieces"
 	"github.com/chattorrent/chattorrent/net/torrent"
 	"github.com/chattorrent/chattorrent/store"
+	"github.com/chattorrent/chattorrent/store/atomicfile"
+	"github.com/chattorrent/chattorrent/store/blobs"
 	"github.com/chattorrent/chattorrent/store/bundle"
 	"github.com/chattorrent/chattorrent/web"
 )
@@ -37,22 +37,16 @@ var reExportRoom = regexp.MustCompile(`^[0-9a-f]{32}$`)
 // the service runs it holds the store, so the export asks it over HTTPS on loopback
 // (trusting only the box's CA); otherwise it reads the data directory itself.
 func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("chattorrent export", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	env := func(k, def string) string {
-		if v, ok := os.LookupEnv(k); ok {
-			return v
-		}
-		return def
-	}
-	dataDir := fs.String("data-dir", env("CHATTORRENT_DATA_DIR", defaultDataDir(os.Geteuid(), os.LookupEnv)), "the appliance's data directory (env CHATTORRENT_DATA_DIR)")
-	httpsAddr := fs.String("https-addr", env("CHATTORRENT_HTTPS_ADDR", ":8443"), "the running appliance's HTTPS address (env CHATTORRENT_HTTPS_ADDR)")
-	out := fs.String("o", ".", "directory the zips are written to")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+	fs := newEnvFlags("chattorrent export", os.LookupEnv, stderr)
+	var dataDir, httpsAddr string
+	fs.dataDir(&dataDir)
+	fs.String(&httpsAddr, "https-addr", "CHATTORRENT_HTTPS_ADDR", ":8443", "the running appliance's HTTPS address (env CHATTORRENT_HTTPS_ADDR)")
+	out := fs.FlagSet.String("o", ".", "directory the zips are written to")
+	if err := fs.parse(args); err != nil {
+		if errors.Is(err, errHelp) {
 			return nil
 		}
-		return usageError{err: err, printed: true}
+		return err
 	}
 	want := fs.Args()
 	for _, id := range want {
@@ -65,10 +59,10 @@ func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 
 	var src exportSource
-	st, err := store.Open(filepath.Join(*dataDir, "store"), store.Options{Logger: slog.New(slog.DiscardHandler)})
+	st, err := store.Open(filepath.Join(dataDir, "store"), store.Options{Logger: slog.New(slog.DiscardHandler)})
 	switch {
 	case errors.Is(err, store.ErrLocked):
-		src, err = newRemoteExport(*dataDir, *httpsAddr)
+		src, err = newRemoteExport(dataDir, httpsAddr)
 		if err != nil {
 			return err
 		}
@@ -78,8 +72,8 @@ func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	default:
 		defer st.Close()
 		var files bundle.Files
-		if _, err := os.Stat(filepath.Join(*dataDir, "files")); err == nil {
-			if b, err := pieces.NewBlobs(filepath.Join(*dataDir, "files"), 0); err == nil {
+		if _, err := os.Stat(filepath.Join(dataDir, "files")); err == nil {
+			if b, err := blobs.New(filepath.Join(dataDir, "files"), 0); err == nil {
 				files = b
 			}
 		}
@@ -96,7 +90,7 @@ func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			continue
 		}
 		name := filepath.Join(*out, exportFileName(r))
-		if err := writeAtomic(name, func(w io.Writer) error { return src.zip(ctx, r.ID, w) }); err != nil {
+		if err := atomicfile.WriteFile(name, 0o600, func(w io.Writer) error { return src.zip(ctx, r.ID, w) }); err != nil {
 			return fmt.Errorf("export %s: %w", r.ID, err)
 		}
 		fmt.Fprintln(stdout, name)
@@ -256,42 +250,9 @@ func writeLocalToken(dataDir string) (string, error) {
 	var b [32]byte
 	rand.Read(b[:])
 	tok := hex.EncodeToString(b[:])
-	err := writeAtomic(filepath.Join(dataDir, localTokenFile), func(w io.Writer) error {
-		if f, ok := w.(*os.File); ok {
-			if err := f.Chmod(0o600); err != nil {
-				return err
-			}
-		}
-		_, err := io.WriteString(w, tok+"\n")
-		return err
-	})
+	err := atomicfile.WriteBytes(filepath.Join(dataDir, localTokenFile), 0o600, []byte(tok+"\n"))
 	if err != nil {
 		return "", fmt.Errorf("local token: %w", err)
 	}
 	return tok, nil
-}
-
-// writeAtomic writes name through a temporary file beside it, synced and renamed: a
-// failed export leaves nothing, never half a zip.
-func writeAtomic(name string, write func(io.Writer) error) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(name), ".export-*.tmp")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err = write(f); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), name)
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/chattorrent/chattorrent/net/pieces"
 	"github.com/chattorrent/chattorrent/store"
+	"github.com/chattorrent/chattorrent/store/blobs"
 	"github.com/chattorrent/chattorrent/store/history"
 	"github.com/chattorrent/chattorrent/web"
 )
@@ -39,7 +40,7 @@ func TestExportCommand(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		blobs, err := pieces.NewBlobs(filepath.Join(data, "files"), 0)
+		blobs, err := blobs.New(filepath.Join(data, "files"), 0)
 		if err != nil {
 			t.Fatal(err)
 		}

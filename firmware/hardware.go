@@ -19,6 +19,7 @@ import (
 	"github.com/chattorrent/chattorrent/net/archiver"
 	"github.com/chattorrent/chattorrent/net/pieces"
 	"github.com/chattorrent/chattorrent/store"
+	"github.com/chattorrent/chattorrent/store/blobs"
 	"github.com/chattorrent/chattorrent/store/history"
 	"github.com/chattorrent/chattorrent/web"
 )
@@ -30,7 +31,7 @@ type hardware struct {
 	b        *board.Board
 	arch     *archiver.Archiver
 	st       *store.Store
-	blobs    *pieces.Blobs
+	blobs    *blobs.Store
 	log      *slog.Logger
 	maxVoice time.Duration
 	blink    *board.Blinker // nil: no LED
@@ -52,7 +53,7 @@ type hardware struct {
 // whether a peer is connected.
 const ledHold = 20 * time.Second
 
-func newHardware(b *board.Board, arch *archiver.Archiver, st *store.Store, blobs *pieces.Blobs, maxVoice time.Duration, log *slog.Logger) *hardware {
+func newHardware(b *board.Board, arch *archiver.Archiver, st *store.Store, blobs *blobs.Store, maxVoice time.Duration, log *slog.Logger) *hardware {
 	h := &hardware{b: b, arch: arch, st: st, blobs: blobs, log: log.With("component", "hardware"), maxVoice: maxVoice}
 	h.received = func() map[string]time.Time { return nil }
 	if arch != nil {

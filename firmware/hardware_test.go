@@ -19,7 +19,9 @@ import (
 	"github.com/chattorrent/chattorrent/net/archiver"
 	"github.com/chattorrent/chattorrent/net/pieces"
 	"github.com/chattorrent/chattorrent/store"
+	"github.com/chattorrent/chattorrent/store/blobs"
 	"github.com/chattorrent/chattorrent/store/history"
+	"github.com/chattorrent/chattorrent/store/testenv"
 	"github.com/chattorrent/chattorrent/web"
 )
 
@@ -27,7 +29,7 @@ import (
 // and a board of fakes (buttons, LED, microphone, sticks: the hardware this machine lacks).
 type hwRig struct {
 	st    *store.Store
-	blobs *pieces.Blobs
+	blobs *blobs.Store
 	h     *hardware
 	ptt   *boardtest.Button
 	exp   *boardtest.Button
@@ -48,7 +50,7 @@ func newHWRig(t *testing.T, setup ...func(*hardware)) *hwRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	blobs, err := pieces.NewBlobs(filepath.Join(dir, "files"), 0)
+	blobs, err := blobs.New(filepath.Join(dir, "files"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,22 +85,6 @@ func newHWRig(t *testing.T, setup ...func(*hardware)) *hwRig {
 	return r
 }
 
-// waitFor polls cond until it holds; a minute without it fails the test (only so that a
-// broken test does not hang until go test's own timeout).
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.After(time.Minute)
-	for !cond() {
-		select {
-		case <-t.Context().Done():
-			t.Fatalf("gave up waiting for %s", what)
-		case <-deadline:
-			t.Fatalf("no %s within a minute", what)
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-}
-
 func (r *hwRig) voiceEntries(t *testing.T) []history.Entry {
 	t.Helper()
 	es, err := r.st.Entries(r.room)
@@ -121,11 +107,11 @@ func TestPushToTalkPostsVoiceNote(t *testing.T) {
 	r := newHWRig(t)
 	r.ptt.Press()
 	<-r.mic.Opened
-	waitFor(t, "the recording pattern", func() bool { return r.h.blink.Current() == board.LEDRecording })
+	testenv.WaitFor(t, "the recording pattern", func() bool { return r.h.blink.Current() == board.LEDRecording })
 	time.Sleep(600 * time.Millisecond) // about this long a note, at the fake mic's real-time pace
 	r.ptt.Release()
-	waitFor(t, "the voice entry", func() bool { return len(r.voiceEntries(t)) == 1 })
-	waitFor(t, "the serving pattern again", func() bool { return r.h.blink.Current() == board.LEDServing })
+	testenv.WaitFor(t, "the voice entry", func() bool { return len(r.voiceEntries(t)) == 1 })
+	testenv.WaitFor(t, "the serving pattern again", func() bool { return r.h.blink.Current() == board.LEDServing })
 
 	e := r.voiceEntries(t)[0]
 	if e.Name != "Caja" {
@@ -182,7 +168,7 @@ func TestPushToTalkWithoutRoom(t *testing.T) {
 	go func() { done <- h.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 	ptt.Press()
-	waitFor(t, "the error pattern", func() bool { return h.blink.Current() == board.LEDError })
+	testenv.WaitFor(t, "the error pattern", func() bool { return h.blink.Current() == board.LEDError })
 	select {
 	case <-mic.Opened:
 		t.Error("the microphone was opened with no room to post into")
@@ -199,11 +185,11 @@ func TestSticksExport(t *testing.T) {
 	<-r.mic.Opened
 	time.Sleep(300 * time.Millisecond)
 	r.ptt.Release()
-	waitFor(t, "the voice entry", func() bool { return len(r.voiceEntries(t)) == 1 })
+	testenv.WaitFor(t, "the voice entry", func() bool { return len(r.voiceEntries(t)) == 1 })
 
 	stick := r.vols.Insert(t, "USB")
 	var dirs []string
-	waitFor(t, "the export on the stick", func() bool {
+	testenv.WaitFor(t, "the export on the stick", func() bool {
 		dirs, _ = filepath.Glob(filepath.Join(stick, "chattorrent-*"))
 		return len(dirs) == 1 && r.h.blink.Current() == board.LEDDone
 	})
@@ -229,7 +215,7 @@ func TestSticksExport(t *testing.T) {
 	r.exp.Press()
 	time.Sleep(100 * time.Millisecond) // longer than the debounce: a real press
 	r.exp.Release()
-	waitFor(t, "a second export", func() bool {
+	testenv.WaitFor(t, "a second export", func() bool {
 		dirs, _ = filepath.Glob(filepath.Join(stick, "chattorrent-*"))
 		return len(dirs) == 2
 	})
@@ -251,7 +237,7 @@ func TestSticksExport(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		waitFor(t, "the export failure on "+c.name, func() bool {
+		testenv.WaitFor(t, "the export failure on "+c.name, func() bool {
 			return featureDetail(r.h, "last-export", "failed") && featureDetail(r.h, "last-export", c.name)
 		})
 		if !featureDetail(r.h, "last-export", c.says) {
@@ -309,7 +295,7 @@ func TestVoiceStoreFull(t *testing.T) {
 
 // newBoxParts opens a store (with opts), the box's identity, its files and an archiver in a
 // temporary directory, closed with the test.
-func newBoxParts(t *testing.T, opts store.Options) (*store.Store, *pieces.Blobs, *archiver.Archiver) {
+func newBoxParts(t *testing.T, opts store.Options) (*store.Store, *blobs.Store, *archiver.Archiver) {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := store.Open(dir, opts)
@@ -321,7 +307,7 @@ func newBoxParts(t *testing.T, opts store.Options) (*store.Store, *pieces.Blobs,
 	if err != nil {
 		t.Fatal(err)
 	}
-	blobs, err := pieces.NewBlobs(filepath.Join(dir, "files"), 0)
+	blobs, err := blobs.New(filepath.Join(dir, "files"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,14 +330,14 @@ func TestSticksExportOff(t *testing.T) {
 	}
 	r := newHWRig(t, func(h *hardware) { h.owner = own })
 	stick := r.vols.Insert(t, "USB")
-	waitFor(t, "the note that export on insert is off", func() bool { return featureDetail(r.h, "last-export", "export on insert off") })
+	testenv.WaitFor(t, "the note that export on insert is off", func() bool { return featureDetail(r.h, "last-export", "export on insert off") })
 	if dirs, _ := filepath.Glob(filepath.Join(stick, "chattorrent-*")); len(dirs) != 0 {
 		t.Fatalf("an export on insert while the owner switched it off: %v", dirs)
 	}
 	r.exp.Press()
 	time.Sleep(100 * time.Millisecond)
 	r.exp.Release()
-	waitFor(t, "the button's export", func() bool {
+	testenv.WaitFor(t, "the button's export", func() bool {
 		dirs, _ := filepath.Glob(filepath.Join(stick, "chattorrent-*"))
 		return len(dirs) == 1
 	})

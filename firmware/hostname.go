@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -98,18 +97,14 @@ func (b *boxNames) has(host string) bool {
 // certificate aside (into <data-dir>/retired-ca-<time>/), so that the next start makes a new
 // CA for the box's current name and addresses. Rooms, files and the identity stay.
 func newCACmd(args []string, stdout, stderr io.Writer, now time.Time) error {
-	fs := flag.NewFlagSet("chattorrent new-ca", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	def := defaultDataDir(os.Geteuid(), os.LookupEnv)
-	if v, ok := os.LookupEnv("CHATTORRENT_DATA_DIR"); ok {
-		def = v
-	}
-	dir := fs.String("data-dir", def, "the appliance's data directory (env CHATTORRENT_DATA_DIR)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+	fs := newEnvFlags("chattorrent new-ca", os.LookupEnv, stderr)
+	dir := new(string)
+	fs.dataDir(dir)
+	if err := fs.parse(args); err != nil {
+		if errors.Is(err, errHelp) {
 			return nil
 		}
-		return usageError{err: err, printed: true}
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError{err: fmt.Errorf("new-ca: unexpected argument %q", fs.Arg(0))}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -16,24 +15,20 @@ import (
 // own key pair, made on first use. export prints a backup (the same format a browser's
 // "save a copy of the identity" writes); import restores one, keeping the old file aside.
 func identityCmd(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("chattorrent identity", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	def := defaultDataDir(os.Geteuid(), os.LookupEnv)
-	if v, ok := os.LookupEnv("CHATTORRENT_DATA_DIR"); ok {
-		def = v
-	}
-	dir := fs.String("data-dir", def, "the appliance's data directory (env CHATTORRENT_DATA_DIR)")
+	fs := newEnvFlags("chattorrent identity", os.LookupEnv, stderr)
+	dir := new(string)
+	fs.dataDir(dir)
 	sub, rest := "show", args
 	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
 		sub, rest = args[0], args[1:]
 	}
 	var pos []string // arguments, with flags allowed before and after them
 	for {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
+		if err := fs.parse(rest); err != nil {
+			if errors.Is(err, errHelp) {
 				return nil
 			}
-			return usageError{err: err, printed: true}
+			return err
 		}
 		if fs.NArg() == 0 {
 			break

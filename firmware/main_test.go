@@ -108,13 +108,6 @@ func TestTorrentInspect(t *testing.T) {
 }
 
 func TestParseConfig(t *testing.T) {
-	envOf := func(kv ...string) func(string) (string, bool) {
-		m := map[string]string{}
-		for i := 0; i+1 < len(kv); i += 2 {
-			m[kv[i]] = kv[i+1]
-		}
-		return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
-	}
 	var discard bytes.Buffer
 
 	cfg, err := parseConfig(nil, envOf("HOME", "/home/u"), &discard)

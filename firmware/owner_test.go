@@ -14,6 +14,7 @@ import (
 	"github.com/chattorrent/chattorrent/board/boardtest"
 	"github.com/chattorrent/chattorrent/store"
 	"github.com/chattorrent/chattorrent/store/history"
+	"github.com/chattorrent/chattorrent/store/testenv"
 	"github.com/chattorrent/chattorrent/web"
 )
 
@@ -86,7 +87,7 @@ func TestPushToTalkMicOff(t *testing.T) {
 	}
 	r.h.owner = own
 	r.ptt.Press()
-	waitFor(t, "the error pattern", func() bool { return r.h.blink.Current() == board.LEDError })
+	testenv.WaitFor(t, "the error pattern", func() bool { return r.h.blink.Current() == board.LEDError })
 	r.ptt.Release()
 	time.Sleep(200 * time.Millisecond)
 	select {
@@ -187,7 +188,7 @@ func TestOwnerReset(t *testing.T) {
 		t.Fatal("a released export button reset the owner")
 	}
 	btn.Press()
-	waitFor(t, "the press", func() bool {
+	testenv.WaitFor(t, "the press", func() bool {
 		ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 		defer cancel()
 		btn.Next(ctx)

@@ -10,8 +10,8 @@ import (
 	"path/filepath"
 	"sync"
 
-	"github.com/chattorrent/chattorrent/net/pieces"
 	"github.com/chattorrent/chattorrent/store"
+	"github.com/chattorrent/chattorrent/store/blobs"
 )
 
 // logRing keeps the box's last log lines for the owner's page (GET /api/owner/logs): at
@@ -93,7 +93,7 @@ func applyFactoryReset(dataDir string, log *slog.Logger) error {
 // ownerBox is the web.OwnerBox of a running box.
 type ownerBox struct {
 	store    *store.Store
-	blobs    *pieces.Blobs
+	files    *blobs.Store
 	hostname string
 	dataDir  string
 	upd      *updater
@@ -114,7 +114,7 @@ func (b ownerBox) Storage() (any, error) {
 	for _, r := range rooms {
 		use = append(use, roomUse{ID: r.ID, Name: r.Name, Entries: r.Entries})
 	}
-	files, err := b.blobs.Usage()
+	files, err := b.files.Usage()
 	if err != nil {
 		return nil, err
 	}

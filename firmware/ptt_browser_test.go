@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/chattorrent/chattorrent/board"
 	"github.com/chattorrent/chattorrent/board/boardtest"
+	"github.com/chattorrent/chattorrent/store/testenv"
 )
 
 // TestPushToTalkReachesBrowser: the whole path of the box's button, with fakes only for the
@@ -31,18 +31,10 @@ func TestPushToTalkReachesBrowser(t *testing.T) {
 	switch {
 	case runtime.GOARCH != "amd64":
 		t.Skip("the browser test runs natively; under qemu-user the rest of the package runs")
-	case !loopbackOnly():
-		if os.Getenv("CI") == "true" {
-			t.Fatal("opens sockets and starts Chromium: run inside `unshare -n` (loopback only)")
-		}
-		t.Skip("opens sockets and starts Chromium: run inside `unshare -n`, see README")
+	case !testenv.LoopbackOnly():
+		testenv.SkipOrFail(t, "opens sockets and starts Chromium: run inside `unshare -n`, see README")
 	}
-	if _, err := os.Stat(chromium); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("no Chromium at %s", chromium)
-		}
-		t.Skipf("no Chromium at %s", chromium)
-	}
+	chromium = testenv.NeedBrowser(t, "Chromium at "+chromium, chromium)
 
 	// The microphone: a WAV file (1 s of 440 Hz, looped at a microphone's pace).
 	dir := t.TempDir()
@@ -69,11 +61,12 @@ func TestPushToTalkReachesBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.board = &board.Board{PushToTalk: ptt, Mic: mic, LED: boardtest.NewLED(t, "led"),
+	deps := serveDeps{}
+	deps.board = &board.Board{PushToTalk: ptt, Mic: mic, LED: boardtest.NewLED(t, "led"),
 		Status: []board.FeatureStatus{{Feature: board.FeaturePushToTalk, OK: true, Detail: "fake"}}}
 	var ledMu sync.Mutex
 	var leds []board.Pattern // what the status LED was told, in order
-	cfg.onLED = func(p board.Pattern) {
+	deps.onLED = func(p board.Pattern) {
 		ledMu.Lock()
 		defer ledMu.Unlock()
 		if len(leds) == 0 || leds[len(leds)-1] != p {
@@ -100,7 +93,7 @@ func TestPushToTalkReachesBrowser(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	logs := &syncBuffer{}
-	go func() { done <- serve(ctx, cfg, logs) }()
+	go func() { done <- serveWith(ctx, cfg, logs, deps) }()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -192,19 +185,4 @@ func TestPushToTalkReachesBrowser(t *testing.T) {
 	if got, want := ledSays(), []board.Pattern{board.LEDServing, board.LEDPeerConnected, board.LEDRecording, board.LEDPeerConnected, board.LEDServing}; !slices.Equal(got, want) {
 		t.Errorf("the LED showed %v, want %v", got, want)
 	}
-}
-
-// loopbackOnly reports whether this process sees only loopback interfaces (inside
-// `unshare -n`), where opening sockets cannot reach any network.
-func loopbackOnly() bool {
-	ifs, err := net.Interfaces()
-	if err != nil {
-		return false
-	}
-	for _, i := range ifs {
-		if i.Flags&net.FlagLoopback == 0 {
-			return false
-		}
-	}
-	return true
 }

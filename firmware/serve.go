@@ -21,247 +21,374 @@ import (
 	"github.com/chattorrent/chattorrent/net/archiver"
 	"github.com/chattorrent/chattorrent/net/cert"
 	"github.com/chattorrent/chattorrent/net/mdns"
-	"github.com/chattorrent/chattorrent/net/pieces"
 	"github.com/chattorrent/chattorrent/net/rtc"
 	"github.com/chattorrent/chattorrent/store"
+	"github.com/chattorrent/chattorrent/store/atomicfile"
+	"github.com/chattorrent/chattorrent/store/blobs"
 	"github.com/chattorrent/chattorrent/web"
 )
 
 // shutdownTimeout bounds how long open requests may take to finish on exit.
 const shutdownTimeout = 5 * time.Second
 
-// serve runs the appliance until ctx is cancelled. Cancellation is a clean exit (nil).
-func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
-	base := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	log := base.With("component", "firmware")
-	log.Info("starting", "version", version, "commit", commit, "data_dir", cfg.DataDir)
+// serveDeps is what serveWith gets apart from the user's Config: the tests' seams and the
+// updater serveUpdatable (updates.go) makes for the real box. The zero value is a box
+// without updates.
+type serveDeps struct {
+	// board, when set, is used instead of the hardware board.Open finds.
+	board *board.Board
+	// onLED, when set, is told each pattern the status LED is given.
+	onLED func(board.Pattern)
+	// updater, when set (serveUpdatable, the real box), lets the owner upload releases and
+	// reset the box, and watches a new release's trial.
+	updater *updater
+}
 
-	// The board first: its LED says "starting" while the store opens.
-	cfg.Board.Logger = base
-	brd := cfg.board
-	if brd == nil {
-		var err error
-		brd, err = board.Open(ctx, cfg.Board)
+// serveWith runs the appliance until ctx is cancelled (a clean exit: nil). It is wiring only, in the order the box comes up: each
+// step is a method of box below.
+func serveWith(ctx context.Context, cfg Config, logOut io.Writer, deps serveDeps) error {
+	base := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	b := &box{cfg: cfg, deps: deps, base: base, log: base.With("component", "firmware"), logOut: logOut}
+	defer b.close()
+	b.log.Info("starting", "version", version, "commit", commit, "data_dir", cfg.DataDir)
+	for _, step := range []func(context.Context) error{
+		b.openBoard,    // first: its LED says "starting" while the rest opens
+		b.openIdentity, // name, identity key, certificate
+		b.openStore,    // the clock, rooms and files
+		b.openPeer,     // the WebRTC port, STUN/TURN, the archiver
+		b.openHardware, // microphone, owner, buttons and LED
+		b.openWeb,      // the handler's options
+	} {
+		if err := step(ctx); err != nil {
+			return err
+		}
+	}
+	srv, err := b.listen(ctx)
+	if err != nil || srv == nil { // nil, nil: stopped while starting
+		return err
+	}
+	b.logURLs(srv)
+	return b.run(ctx, srv)
+}
+
+// box is the appliance being wired: what each step of serve opened, for the next steps.
+// close undoes what was opened, in reverse.
+type box struct {
+	cfg    Config
+	deps   serveDeps
+	base   *slog.Logger // the root logger every part derives from
+	log    *slog.Logger
+	logOut io.Writer
+	undo   []func() // run by close, last first
+
+	brd          *board.Board
+	blink        *board.Blinker
+	addrs        []netip.Addr
+	explicitHost bool     // --hostname given: mDNS does not also answer the generic name
+	alts         []string // the names mDNS may take on a clash, the first being Hostname
+	id           *store.Identity
+	cert         *cert.Box
+	clock        *archiver.Clock
+	st           *store.Store
+	files        *blobs.Store
+	subnets      []netip.Prefix
+	wnet         *webrtcNet
+	arch         *archiver.Archiver
+	owner        *web.Owner
+	hw           *hardware
+	webOpts      web.Options
+}
+
+// onClose adds f to what close undoes.
+func (b *box) onClose(f func()) { b.undo = append(b.undo, f) }
+
+func (b *box) close() {
+	for i := len(b.undo) - 1; i >= 0; i-- {
+		b.undo[i]()
+	}
+}
+
+// openBoard opens the hardware (or the tests' board) and starts the status LED.
+func (b *box) openBoard(ctx context.Context) error {
+	b.cfg.Board.Logger = b.base
+	b.brd = b.deps.board
+	if b.brd == nil {
+		brd, err := board.Open(ctx, b.cfg.Board)
 		if err != nil {
 			return err
 		}
-		defer brd.Close()
+		b.brd = brd
+		b.onClose(func() { brd.Close() })
 	}
-	blink, stopLED := startLED(ctx, brd.LED, base)
-	defer stopLED() // before the board closes: the LED is left dark
+	blink, stopLED := startLED(ctx, b.brd.LED, b.base)
+	b.blink = blink
+	b.onClose(stopLED) // before the board closes: the LED is left dark
+	return nil
+}
 
+// openIdentity finds the box's addresses and name (--hostname, else chattorrent-<6 hex>
+// from its identity key) and loads its certificate.
+func (b *box) openIdentity(context.Context) error {
 	addrs, err := cert.InterfaceAddrs()
 	if err != nil {
 		return err
 	}
-	// The box's name: --hostname, else chattorrent-<6 hex> from its identity key.
-	explicitHost := cfg.Hostname != ""
-	host, id, err := boxHostname(cfg.DataDir, cfg.Hostname)
+	b.addrs = addrs
+	b.explicitHost = b.cfg.Hostname != ""
+	host, id, err := boxHostname(b.cfg.DataDir, b.cfg.Hostname)
 	if err != nil {
 		return err
 	}
-	cfg.Hostname = host
-	logHostname(log, cfg.Hostname, explicitHost)
+	b.cfg.Hostname, b.id = host, id
+	logHostname(b.log, b.cfg.Hostname, b.explicitHost)
 	// The certificate covers every name mDNS may take on a clash (name-2 … name-16).
-	alts, err := mdns.Candidates(cfg.Hostname)
-	if err != nil {
+	if b.alts, err = mdns.Candidates(b.cfg.Hostname); err != nil {
 		return fmt.Errorf("serve: --hostname: %w", err)
 	}
-	box, err := cert.Load(cfg.DataDir, cert.Options{
-		Hostname:     cfg.Hostname,
-		AltHostnames: alts[1:],
+	b.cert, err = cert.Load(b.cfg.DataDir, cert.Options{
+		Hostname:     b.cfg.Hostname,
+		AltHostnames: b.alts[1:],
 		Addrs:        func() ([]netip.Addr, error) { return addrs, nil },
-		Logger:       base,
+		Logger:       b.base,
 	})
 	if err != nil {
 		return err
 	}
+	b.log.Info("identity", "name", id.Name, "fingerprint", id.Fingerprint())
+	return nil
+}
 
-	log.Info("identity", "name", id.Name, "fingerprint", id.Fingerprint())
-
-	// The box as a peer: rooms it is invited into are kept in the store and served to
-	// whoever connects later.
-	// Members' phones correct a box that booted with a stale time (archiver/clock.go); the
-	// build time is a floor the system time cannot honestly be under.
-	clock := archiver.NewClock(archiver.ClockOptions{Logger: base, NotBefore: builtAt()})
-	setMemoryLimit(log)
-	st, err := store.Open(filepath.Join(cfg.DataDir, "store"), store.Options{Logger: base, Now: clock.Now,
-		Limits: store.Limits{StoreBytes: cfg.StoreBudget}})
+// openStore opens the rooms and the files. Members' phones correct a box that booted
+// with a stale time (archiver/clock.go); the build time is a floor the system time
+// cannot honestly be under.
+func (b *box) openStore(context.Context) error {
+	b.clock = archiver.NewClock(archiver.ClockOptions{Logger: b.base, NotBefore: builtAt()})
+	setMemoryLimit(b.log)
+	st, err := store.Open(filepath.Join(b.cfg.DataDir, "store"), store.Options{Logger: b.base, Now: b.clock.Now,
+		Limits: store.Limits{StoreBytes: b.cfg.StoreBudget}})
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	b.st = st
+	b.onClose(func() { st.Close() })
 	releaseMemory()
-	blobs, err := pieces.NewBlobs(filepath.Join(cfg.DataDir, "files"), 0)
-	if err != nil {
-		return err
-	}
+	b.files, err = blobs.New(filepath.Join(b.cfg.DataDir, "files"), 0)
+	return err
+}
+
+// openPeer starts the WebRTC UDP port and STUN/TURN (turn.go) and makes the box a peer:
+// rooms it is invited into are kept in the store and served to whoever connects later.
+func (b *box) openPeer(context.Context) error {
 	// Where the box's TURN relays and ICE checks may go: the networks of its addresses.
-	subnets, err := boxSubnets(addrs, cfg.WebRTCLoopback)
+	subnets, err := boxSubnets(b.addrs, b.cfg.WebRTCLoopback)
 	if err != nil {
 		return err
 	}
-	wnet, err := startWebRTCNet(cfg, addrs, subnets, base) // the WebRTC UDP port, STUN/TURN (turn.go)
-	if err != nil {
+	b.subnets = subnets
+	if b.wnet, err = startWebRTCNet(b.cfg, b.addrs, subnets, b.base); err != nil {
 		return err
 	}
-	defer wnet.Close()
-	arch, err := archiver.New(archiver.Options{Store: st, Identity: id, Logger: base, Clock: clock, Blobs: blobs,
+	b.onClose(func() { b.wnet.Close() })
+	b.arch, err = archiver.New(archiver.Options{Store: b.st, Identity: b.id, Logger: b.base, Clock: b.clock, Blobs: b.files,
 		Subnets: func() []netip.Prefix { return subnets },
-		RTC:     rtc.Options{IncludeLoopback: cfg.WebRTCLoopback, MDNSResolve: !cfg.WebRTCLoopback, UDPReadBuffer: 4 << 20, UDPMux: wnet.mux}})
-	if err != nil {
-		return err
-	}
+		RTC: rtc.Options{IncludeLoopback: b.cfg.WebRTCLoopback, MDNSResolve: !b.cfg.WebRTCLoopback,
+			UDPReadBuffer: udpReadBuffer, UDPMux: b.wnet.mux}})
+	return err
+}
 
-	if cfg.WAVMic != "" {
-		brd.Mic = wavMic{path: cfg.WAVMic}
-		brd.Status = append(brd.Status, board.FeatureStatus{Feature: "microphone", OK: true, Detail: "a WAV file: " + cfg.WAVMic})
+// openHardware wires the board to the box: the microphone, the owner's claim (its code
+// goes to the log and the console), the buttons and the LED.
+func (b *box) openHardware(context.Context) error {
+	if b.cfg.WAVMic != "" {
+		b.brd.Mic = wavMic{path: b.cfg.WAVMic}
+		b.brd.Status = append(b.brd.Status, board.FeatureStatus{Feature: "microphone", OK: true, Detail: "a WAV file: " + b.cfg.WAVMic})
 	}
-	owner, err := openOwner(cfg, brd, logOut, base) // the claim code goes to the log and the console
+	owner, err := openOwner(b.cfg, b.brd, b.logOut, b.base)
 	if err != nil {
 		return err
 	}
-	hw := newHardware(brd, arch, st, blobs, cfg.MaxVoice, base)
-	hw.blink, hw.runBlink, hw.onLED = blink, false, cfg.onLED
-	hw.owner = owner
-	hw.activity = web.NewActivity()
+	b.owner = owner
+	b.hw = newHardware(b.brd, b.arch, b.st, b.files, b.cfg.MaxVoice, b.base)
+	b.hw.blink, b.hw.runBlink, b.hw.onLED = b.blink, false, b.deps.onLED
+	b.hw.owner = owner
+	b.hw.activity = web.NewActivity()
+	return nil
+}
 
-	localToken, err := writeLocalToken(cfg.DataDir)
+// openWeb fills the web handler's options; listen adds what depends on the listeners.
+func (b *box) openWeb(context.Context) error {
+	localToken, err := writeLocalToken(b.cfg.DataDir)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(filepath.Join(cfg.DataDir, localTokenFile))
-	webOpts := web.Options{
-		Activity:        hw.activity,
+	b.onClose(func() { os.Remove(filepath.Join(b.cfg.DataDir, localTokenFile)) })
+	b.webOpts = web.Options{
+		Activity:        b.hw.activity,
 		LocalToken:      localToken,
 		Version:         version,
-		CAPEM:           box.CAPEM(),
-		CAFingerprint:   box.CAFingerprint(),
-		Logger:          base,
-		Box:             boxAPI{arch: arch, store: st, blobs: blobs},
+		CAPEM:           b.cert.CAPEM(),
+		CAFingerprint:   b.cert.CAFingerprint(),
+		Logger:          b.base,
+		Box:             boxAPI{arch: b.arch, store: b.st, blobs: b.files},
 		Drop:            web.NewDropBox(web.DropOptions{}),
-		Hardware:        hardwareAPI{hw},
-		ICE:             wnet.ice,
-		Owner:           owner,
-		BodyReadTimeout: cfg.BodyTimeout,
-		Update:          cfg.updater.api(),
-		OwnerBox:        ownerBox{store: st, blobs: blobs, hostname: cfg.Hostname, dataDir: cfg.DataDir, upd: cfg.updater},
+		Hardware:        hardwareAPI{b.hw},
+		ICE:             b.wnet.ice,
+		Owner:           b.owner,
+		BodyReadTimeout: b.cfg.BodyTimeout,
+		Update:          b.deps.updater.api(),
+		OwnerBox:        ownerBox{store: b.st, files: b.files, hostname: b.cfg.Hostname, dataDir: b.cfg.DataDir, upd: b.deps.updater},
 	}
-	if cfg.StaticDir != "" {
-		if fi, err := os.Stat(cfg.StaticDir); err != nil || !fi.IsDir() {
-			return fmt.Errorf("serve: -static-dir %s is not a directory", cfg.StaticDir)
+	if dir := b.cfg.StaticDir; dir != "" {
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			return fmt.Errorf("serve: -static-dir %s is not a directory", dir)
 		}
-		webOpts.Static = os.DirFS(cfg.StaticDir)
+		b.webOpts.Static = os.DirFS(dir)
 	}
+	return nil
+}
 
+// servers are the box's listening HTTP servers (HTTPS first) and its mDNS responder.
+type servers struct {
+	srvs      []*http.Server
+	listeners []net.Listener
+	responder *mdns.Responder // nil when mDNS is off
+	httpsAddr *net.TCPAddr
+	ready     readyInfo
+}
+
+// listen opens the HTTPS listener (and the plain-HTTP one), the mDNS responder and the
+// servers. nil, nil: ctx ended while starting.
+func (b *box) listen(ctx context.Context) (*servers, error) {
 	var lc net.ListenConfig
-	httpsLn, err := lc.Listen(ctx, "tcp", cfg.HTTPSAddr)
+	httpsLn, err := lc.Listen(ctx, "tcp", b.cfg.HTTPSAddr)
 	if err != nil {
 		if ctx.Err() != nil { // stopped while starting
-			return nil
+			return nil, nil
 		}
-		return fmt.Errorf("serve: HTTPS: %w", err)
+		return nil, fmt.Errorf("serve: HTTPS: %w", err)
 	}
 	httpsPort := httpsLn.Addr().(*net.TCPAddr).Port
-	responder, err := newMDNS(cfg, !explicitHost, httpsPort, base)
+	responder, err := newMDNS(b.cfg, !b.explicitHost, httpsPort, b.base)
 	if err != nil {
 		httpsLn.Close()
-		return fmt.Errorf("serve: %w", err)
+		return nil, fmt.Errorf("serve: %w", err)
 	}
-	webOpts.Addresses = func() []string { return phoneURLs(responder, cfg.Hostname, httpsPort, addrs) }
-	// The API answers only requests addressed to the box (DNS rebinding); the plain-HTTP
-	// side sends the generic name to the one the box holds, which its certificate covers.
-	names := newBoxNames(cfg.Hostname, alts[1:], addrs)
-	webOpts.BoxHost = names.has
-	webOpts.CanonicalHost = func() string {
-		if responder != nil && responder.Name() != "" {
-			return responder.Name()
-		}
-		return cfg.Hostname + ".local"
+	b.addressing(responder, httpsPort)
+	s := &servers{
+		srvs:      []*http.Server{newServer(web.New(b.webOpts), b.base, "https")},
+		listeners: []net.Listener{httpsLn},
+		responder: responder,
+		httpsAddr: httpsLn.Addr().(*net.TCPAddr),
+		ready:     readyInfo{HTTPS: dialAddr(httpsLn.Addr()), CACert: filepath.Join(b.cfg.DataDir, cert.CAFile)},
 	}
-	servers := []*http.Server{newServer(web.New(webOpts), base, "https")}
-	servers[0].TLSConfig = box.TLSConfig()
-	listeners := []net.Listener{httpsLn}
-
-	ready := readyInfo{HTTPS: dialAddr(httpsLn.Addr()), CACert: filepath.Join(cfg.DataDir, cert.CAFile)}
-	if cfg.HTTPAddr != "" {
-		httpLn, err := lc.Listen(ctx, "tcp", cfg.HTTPAddr)
+	s.srvs[0].TLSConfig = b.cert.TLSConfig()
+	if b.cfg.HTTPAddr != "" {
+		httpLn, err := lc.Listen(ctx, "tcp", b.cfg.HTTPAddr)
 		if err != nil {
 			httpsLn.Close()
 			if ctx.Err() != nil {
-				return nil
+				return nil, nil
 			}
-			return fmt.Errorf("serve: HTTP: %w", err)
+			return nil, fmt.Errorf("serve: HTTP: %w", err)
 		}
-		servers = append(servers, newServer(web.NewRedirect(httpsPort, webOpts), base, "http"))
-		listeners = append(listeners, httpLn)
-		ready.HTTP = dialAddr(httpLn.Addr())
+		s.srvs = append(s.srvs, newServer(web.NewRedirect(httpsPort, b.webOpts), b.base, "http"))
+		s.listeners = append(s.listeners, httpLn)
+		s.ready.HTTP = dialAddr(httpLn.Addr())
 	}
+	return s, nil
+}
 
-	for _, u := range openURLs(httpsLn.Addr().(*net.TCPAddr), cfg.Hostname, addrs) {
-		log.Info("open the chat", "url", u)
+// addressing tells the web handler the box's names: the addresses phones can use, the
+// hosts the API answers (DNS rebinding) and the one plain HTTP redirects to, which the
+// certificate covers.
+func (b *box) addressing(responder *mdns.Responder, httpsPort int) {
+	host, addrs := b.cfg.Hostname, b.addrs
+	b.webOpts.Addresses = func() []string { return phoneURLs(responder, host, httpsPort, addrs) }
+	b.webOpts.BoxHost = newBoxNames(host, b.alts[1:], addrs).has
+	b.webOpts.CanonicalHost = func() string {
+		if responder != nil && responder.Name() != "" {
+			return responder.Name()
+		}
+		return host + ".local"
 	}
-	trustURL := "https://" + cfg.Hostname + ".local" + portSuffix(ready.HTTPS, 443) + "/trust"
+}
+
+// logURLs tells the log where to open the chat and where phones trust the box.
+func (b *box) logURLs(s *servers) {
+	ready := s.ready
+	for _, u := range openURLs(s.httpsAddr, b.cfg.Hostname, b.addrs) {
+		b.log.Info("open the chat", "url", u)
+	}
+	trustURL := "https://" + b.cfg.Hostname + ".local" + portSuffix(ready.HTTPS, 443) + "/trust"
 	if ready.HTTP != "" {
-		trustURL = "http://" + cfg.Hostname + ".local" + portSuffix(ready.HTTP, 80) + "/trust"
+		trustURL = "http://" + b.cfg.Hostname + ".local" + portSuffix(ready.HTTP, 80) + "/trust"
 	}
-	log.Info("phones trust the box once they install its CA", "url", trustURL, "ca_fingerprint", box.CAFingerprint())
+	b.log.Info("phones trust the box once they install its CA", "url", trustURL, "ca_fingerprint", b.cert.CAFingerprint())
+}
 
+// run serves until ctx ends: the archiver, the hardware, mDNS and the servers under one
+// errgroup, and the ready file once all listen.
+func (b *box) run(ctx context.Context, s *servers) error {
 	g, gctx := errgroup.WithContext(ctx)
-	for _, srv := range servers {
+	for _, srv := range s.srvs {
 		// Long requests (the drop box's event streams) end when the box stops.
 		srv.BaseContext = func(net.Listener) context.Context { return gctx }
 	}
-	g.Go(func() error { return arch.Run(gctx) })
-	g.Go(func() error { return hw.Run(gctx) })
-	g.Go(func() error { return cfg.updater.watch(gctx, ready.HTTPS, ready.CACert) }) // a new release's trial (updates.go)
-	if responder != nil {
-		g.Go(func() error { return runMDNS(gctx, responder, base) })
+	g.Go(func() error { return b.arch.Run(gctx) })
+	g.Go(func() error { return b.hw.Run(gctx) })
+	g.Go(func() error { return b.deps.updater.watch(gctx, s.ready.HTTPS, s.ready.CACert) }) // a new release's trial (updates.go)
+	if s.responder != nil {
+		g.Go(func() error { return runMDNS(gctx, s.responder, b.base) })
 	}
-	for i, srv := range servers {
-		ln := listeners[i]
-		g.Go(func() error {
-			var err error
-			if srv.TLSConfig != nil {
-				err = srv.ServeTLS(ln, "", "") // certificates come from TLSConfig
-			} else {
-				err = srv.Serve(ln)
-			}
-			if !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("serve %s: %w", ln.Addr(), err)
-			}
-			return nil
-		})
+	for i, srv := range s.srvs {
+		ln := s.listeners[i]
+		g.Go(func() error { return serveHTTP(srv, ln) })
 	}
-	g.Go(func() error {
-		<-gctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-		defer cancel()
-		var errs []error
-		for _, srv := range servers {
-			if err := srv.Shutdown(sctx); err != nil {
-				errs = append(errs, fmt.Errorf("shutdown: %w", err))
-				srv.Close()
-			}
-		}
-		return errors.Join(errs...)
-	})
+	g.Go(func() error { return shutdown(gctx, s.srvs) })
 
-	if cfg.ReadyFile != "" {
-		if err := writeReady(cfg.ReadyFile, ready); err != nil {
-			log.Error("write ready file", "err", err)
-			for _, srv := range servers {
+	if b.cfg.ReadyFile != "" {
+		if err := writeReady(b.cfg.ReadyFile, s.ready); err != nil {
+			b.log.Error("write ready file", "err", err)
+			for _, srv := range s.srvs {
 				srv.Close()
 			}
 			g.Wait()
 			return err
 		}
-		defer os.Remove(cfg.ReadyFile)
+		defer os.Remove(b.cfg.ReadyFile)
 	}
-
-	err = g.Wait()
-	log.Info("stopped")
+	err := g.Wait()
+	b.log.Info("stopped")
 	return err
+}
+
+// serveHTTP serves srv on ln until it is shut down (nil).
+func serveHTTP(srv *http.Server, ln net.Listener) error {
+	var err error
+	if srv.TLSConfig != nil {
+		err = srv.ServeTLS(ln, "", "") // certificates come from TLSConfig
+	} else {
+		err = srv.Serve(ln)
+	}
+	if !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve %s: %w", ln.Addr(), err)
+	}
+	return nil
+}
+
+// shutdown waits for ctx to end, then lets open requests finish for shutdownTimeout.
+func shutdown(ctx context.Context, srvs []*http.Server) error {
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	var errs []error
+	for _, srv := range srvs {
+		if err := srv.Shutdown(sctx); err != nil {
+			errs = append(errs, fmt.Errorf("shutdown: %w", err))
+			srv.Close()
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func newServer(h http.Handler, log *slog.Logger, name string) *http.Server {
@@ -301,12 +428,7 @@ func writeReady(path string, info readyInfo) error {
 	if err != nil {
 		return fmt.Errorf("ready file: %w", err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("ready file: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.WriteBytes(path, 0o644, append(b, '\n')); err != nil {
 		return fmt.Errorf("ready file: %w", err)
 	}
 	return nil

@@ -123,15 +123,6 @@ const (
 	defaultTURNPort   = turn.DefaultPort
 )
 
-// envInt parses an environment value, def when empty or not a number (checkPorts then
-// sees the default; a bad flag is refused by the flag package).
-func envInt(v string, def int) int {
-	if n, err := strconv.Atoi(v); err == nil {
-		return n
-	}
-	return def
-}
-
 func checkPorts(cfg Config) error {
 	for _, p := range []struct {
 		name string

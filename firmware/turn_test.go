@@ -4,20 +4,16 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/chattorrent/chattorrent/store/testenv"
 )
 
 // A WebRTC port already taken does not stop the box: it warns and takes another one.
 func TestWebRTCPortTaken(t *testing.T) {
-	if !loopbackOnly() {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("opens sockets: run inside `unshare -n` (loopback only)")
-		}
-		t.Skip("opens sockets: run inside `unshare -n`, see README")
-	}
+	testenv.NeedLoopbackOnly(t)
 	taken, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4zero})
 	if err != nil {
 		t.Fatal(err)
@@ -38,12 +34,7 @@ func TestWebRTCPortTaken(t *testing.T) {
 // which makes its address a relay destination; a client routed in from elsewhere gets
 // STUN only and never becomes one.
 func TestICEAPISubnets(t *testing.T) {
-	if !loopbackOnly() {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("opens sockets: run inside `unshare -n` (loopback only)")
-		}
-		t.Skip("opens sockets: run inside `unshare -n`, see README")
-	}
+	testenv.NeedLoopbackOnly(t)
 	lo := netip.MustParseAddr("127.0.0.1")
 	subnets, err := boxSubnets(nil, true)
 	if err != nil {

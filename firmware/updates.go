@@ -153,8 +153,7 @@ func serveUpdatable(ctx context.Context, cfg Config, logOut io.Writer) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	u.restart = func() { cancel(errRestart) }
-	cfg.updater = u
-	if err := serve(ctx, cfg, logOut); err != nil {
+	if err := serveWith(ctx, cfg, logOut, serveDeps{updater: u}); err != nil {
 		return err
 	}
 	if errors.Is(context.Cause(ctx), errRestart) {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/chattorrent/chattorrent/net/pieces"
 	"github.com/chattorrent/chattorrent/store"
+	"github.com/chattorrent/chattorrent/store/blobs"
 	"github.com/chattorrent/chattorrent/store/bundle"
 	"github.com/chattorrent/chattorrent/store/history"
 )
@@ -205,11 +206,11 @@ func procStatus(b *testing.B, field string) int64 {
 // buildExportRoom stores one room of n entries by 8 authors through Store.Write: text of
 // about 100 bytes, one entry in 100 an image announcement, the first four of them held
 // (256 KiB each) in the blobs it returns.
-func buildExportRoom(b *testing.B, dir string, n int) (*store.Store, *pieces.Blobs, string) {
+func buildExportRoom(b *testing.B, dir string, n int) (*store.Store, *blobs.Store, string) {
 	return buildExportRoomT(b, dir, n)
 }
 
-func buildExportRoomT(b testing.TB, dir string, n int) (*store.Store, *pieces.Blobs, string) {
+func buildExportRoomT(b testing.TB, dir string, n int) (*store.Store, *blobs.Store, string) {
 	b.Helper()
 	s, err := store.Open(filepath.Join(dir, "store"), store.Options{
 		Sync:   store.SyncNever,
@@ -219,7 +220,7 @@ func buildExportRoomT(b testing.TB, dir string, n int) (*store.Store, *pieces.Bl
 	if err != nil {
 		b.Fatal(err)
 	}
-	blobs, err := pieces.NewBlobs(filepath.Join(dir, "files"), 0)
+	blobs, err := blobs.New(filepath.Join(dir, "files"), 0)
 	if err != nil {
 		b.Fatal(err)
 	}

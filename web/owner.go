@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/chattorrent/chattorrent/store/atomicfile"
 )
 
 // The box's owner: the first person who proves physical presence (a one-time code the box
@@ -266,32 +268,8 @@ func writeJSONAtomic(path string, v any) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("owner: %w", err)
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
+	if err := atomicfile.WriteBytes(path, 0o600, append(b, '\n')); err != nil {
 		return fmt.Errorf("owner: %w", err)
-	}
-	defer os.Remove(f.Name()) // after the rename: no such file
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return fmt.Errorf("owner: %w", err)
-	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		return fmt.Errorf("owner: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("owner: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("owner: %w", err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("owner: %w", err)
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

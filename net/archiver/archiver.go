@@ -20,7 +20,9 @@ import (
 	"github.com/chattorrent/chattorrent/net/pieces"
 	"github.com/chattorrent/chattorrent/net/rtc"
 	"github.com/chattorrent/chattorrent/net/torrent"
+	"github.com/chattorrent/chattorrent/net/transfer"
 	"github.com/chattorrent/chattorrent/store"
+	"github.com/chattorrent/chattorrent/store/blobs"
 	"github.com/chattorrent/chattorrent/store/history"
 )
 
@@ -79,17 +81,17 @@ type Options struct {
 	// Blobs, when set, holds the files the box announces itself (voice notes from its
 	// microphone) and the files it fetches from the peers of the rooms it keeps (every
 	// image, voice and file entry), and serves them to peers (PROTOCOL.md §5).
-	Blobs *pieces.Blobs
+	Blobs *blobs.Store
 	// MaxFetchSize: files announced in a room and larger than this are not fetched; 0
-	// means pieces.DefaultMaxFetchSize (256 MiB).
+	// means transfer.DefaultMaxFetchSize (256 MiB).
 	MaxFetchSize int64
 	// FilesBudget caps the bytes of the Blobs directory; a fetch that would pass it is
-	// refused with a log and nothing is deleted. 0 means pieces.DefaultDiskBudget (2 GiB).
+	// refused with a log and nothing is deleted. 0 means transfer.DefaultDiskBudget (2 GiB).
 	FilesBudget int64
-	// MaxFetches caps the files fetched at once; 0 means pieces.DefaultMaxFetches.
+	// MaxFetches caps the files fetched at once; 0 means transfer.DefaultMaxFetches.
 	MaxFetches int
 	// FetchStall is how long a fetch waits for a silent peer before asking again; 0 means
-	// pieces.DefaultStall.
+	// transfer.DefaultStall.
 	FetchStall time.Duration
 	// Subnets returns the networks of the box's interfaces; an offer's ICE candidates
 	// outside them are dropped before pion sees the offer (the box runs no checks towards
@@ -108,7 +110,7 @@ type Archiver struct {
 	opts  Options
 	api   *webrtc.API
 	log   *slog.Logger
-	fetch *pieces.Fetcher // nil without Blobs
+	fetch *transfer.Fetcher // nil without Blobs
 
 	mu      sync.Mutex
 	runCtx  context.Context // set by Run; the lifetime of every connection
@@ -179,7 +181,7 @@ func New(opts Options) (*Archiver, error) {
 	a := &Archiver{opts: opts, api: api, log: opts.Logger.With("component", "archiver"),
 		byRoom: make(map[string]map[*rtc.Session]struct{}), opening: make(map[netip.Addr]int), byAddr: make(map[netip.Addr]int)}
 	if opts.Blobs != nil {
-		a.fetch, err = pieces.NewFetcher(pieces.FetcherOptions{Blobs: opts.Blobs, MaxFileSize: opts.MaxFetchSize,
+		a.fetch, err = transfer.NewFetcher(transfer.FetcherOptions{Blobs: opts.Blobs, MaxFileSize: opts.MaxFetchSize,
 			DiskBudget: opts.FilesBudget, MaxFetches: opts.MaxFetches, Stall: opts.FetchStall, Logger: opts.Logger})
 		if err != nil {
 			return nil, fmt.Errorf("archiver: %w", err)
@@ -399,18 +401,8 @@ func (a *Archiver) serve(ctx context.Context, inv *torrent.Invitation, proven bo
 	// The channel must open, and the peer say hello, within OpenTimeout of the answer.
 	openCtx, cancelOpen := context.WithTimeout(ctx, a.opts.OpenTimeout)
 	defer cancelOpen()
-	var dc *webrtc.DataChannel
-	select {
-	case dc = <-channels:
-	case <-openCtx.Done():
-		if ctx.Err() == nil {
-			log.Warn("the peer never opened the channel: nothing kept", "after", a.opts.OpenTimeout)
-		}
-		return
-	}
-	conn, err := rtc.Open(openCtx, dc)
-	if err != nil {
-		log.Warn("channel did not open: nothing kept", "err", err)
+	conn := a.openChannel(ctx, openCtx, channels, log)
+	if conn == nil {
 		return
 	}
 	defer conn.Close()
@@ -421,7 +413,8 @@ func (a *Archiver) serve(ctx context.Context, inv *torrent.Invitation, proven bo
 	defer watch.Wait()
 	defer endSession()
 	hello := make(chan struct{})
-	saidHello := sync.OnceFunc(func() { close(hello); opened() })
+	p := &peerSession{a: a, ctx: ctx, inv: inv, proven: proven, log: log, room: room, router: &fileRouter{},
+		saidHello: sync.OnceFunc(func() { close(hello); opened() }), end: endSession}
 	watch.Go(func() { // ends a session whose peer never says hello
 		select {
 		case <-hello:
@@ -431,78 +424,88 @@ func (a *Archiver) serve(ctx context.Context, inv *torrent.Invitation, proven bo
 			endSession()
 		}
 	})
-	var seeder *pieces.Seeder
+	var seeder *transfer.Seeder
 	var files rtc.FileHandler
-	router := &fileRouter{}
 	if a.opts.Blobs != nil {
-		seeder = pieces.NewSeeder(pieces.SeederOptions{Blobs: a.opts.Blobs, Logger: log,
+		seeder = transfer.NewSeeder(transfer.SeederOptions{Blobs: a.opts.Blobs, Logger: log,
 			Announced: func(root string) bool { return a.announced(inv.Room, root) }})
-		router.seed = seeder
-		files = router
+		p.router.seed = seeder
+		files = p.router
 	}
-	var s *rtc.Session
-	s, err = rtc.NewSession(rtc.Config{Files: files,
+	s, err := rtc.NewSession(rtc.Config{Files: files,
 		Room: inv.Room, History: room, Conn: conn, Logger: a.opts.Logger, MaxNewAuthors: rtc.MaxNewAuthorsPerSession,
 		Self: rtc.PeerInfo{ID: a.opts.Identity.Author(), Name: a.opts.Identity.Name}, Now: a.opts.Clock.Now,
-		OnEvent: func(ev rtc.Event) {
-			switch ev.Kind {
-			case rtc.EventHello:
-				// The peer's hello named the room (the session checked it): the room is
-				// kept on the box from now on.
-				saidHello()
-				rh, err := room.ensure()
-				if err != nil {
-					log.Error("room not kept", "err", err)
-					endSession()
-					return
-				}
-				// The peer's own files (by a key it proved) are asked of it as announced by it.
-				own := ""
-				if proven && ev.Peer.ID == inv.Peer.ID { // a key the peer proved, not a claim
-					a.observeClock(rh, ev.Peer.ID, ev.PeerNow) // before the peer's entries are checked
-					own = ev.Peer.ID
-				}
-				a.fetchKept(inv.Room, router.fetch, own)
-			case rtc.EventAdded:
-				a.recv.note(inv.Room, time.Now())
-				a.relay(ctx, inv.Room, s, ev.Entries)
-				a.fetchFiles(router.fetch, ev.Entries, false, "")
-			}
-		},
+		OnEvent: p.onEvent,
 	})
 	if err != nil {
 		log.Error("session", "err", err)
 		return
 	}
+	p.s = s // before Run: the session's events read it
 	if a.fetch != nil {
 		// Set before Run: the session's events and frames read it.
-		router.fetch = a.fetch.RoomLink(inv.Room, s, inv.Peer.Name)
-		defer router.fetch.Close()
+		p.router.fetch = a.fetch.RoomLink(inv.Room, s, inv.Peer.Name)
+		defer p.router.fetch.Close()
 	}
-	a.mu.Lock()
-	if a.byRoom[inv.Room] == nil {
-		a.byRoom[inv.Room] = make(map[*rtc.Session]struct{})
-	}
-	a.byRoom[inv.Room][s] = struct{}{}
-	a.mu.Unlock()
-	defer func() {
-		a.mu.Lock()
-		delete(a.byRoom[inv.Room], s)
-		a.mu.Unlock()
-	}()
+	defer a.join(inv.Room, s)()
 	log.Info("peer connected")
 	if seeder != nil {
-		seedCtx, stop := context.WithCancel(sctx)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			if err := seeder.Run(seedCtx, s); err != nil {
-				log.Warn("serving files stopped", "err", err)
-			}
-		}()
-		defer func() { stop(); <-done }()
+		defer seedWhile(sctx, seeder, s, log)()
 	}
-	err = s.Run(sctx)
+	a.logEnd(log, s, s.Run(sctx))
+}
+
+// openChannel waits for the peer's DataChannel and opens it; nil when it does not open
+// within openCtx (logged, unless ctx ended).
+func (a *Archiver) openChannel(ctx, openCtx context.Context, channels <-chan *webrtc.DataChannel, log *slog.Logger) *rtc.DataChannelConn {
+	var dc *webrtc.DataChannel
+	select {
+	case dc = <-channels:
+	case <-openCtx.Done():
+		if ctx.Err() == nil {
+			log.Warn("the peer never opened the channel: nothing kept", "after", a.opts.OpenTimeout)
+		}
+		return nil
+	}
+	conn, err := rtc.Open(openCtx, dc)
+	if err != nil {
+		log.Warn("channel did not open: nothing kept", "err", err)
+		return nil
+	}
+	return conn
+}
+
+// join lists s among the room's sessions (relay's targets); the func returned leaves.
+func (a *Archiver) join(room string, s *rtc.Session) (leave func()) {
+	a.mu.Lock()
+	if a.byRoom[room] == nil {
+		a.byRoom[room] = make(map[*rtc.Session]struct{})
+	}
+	a.byRoom[room][s] = struct{}{}
+	a.mu.Unlock()
+	return func() {
+		a.mu.Lock()
+		delete(a.byRoom[room], s)
+		a.mu.Unlock()
+	}
+}
+
+// seedWhile serves the box's files to the session's peer until ctx ends or the func
+// returned is called (which waits for the seeder to stop).
+func seedWhile(ctx context.Context, seeder *transfer.Seeder, s *rtc.Session, log *slog.Logger) (stop func()) {
+	seedCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := seeder.Run(seedCtx, s); err != nil {
+			log.Warn("serving files stopped", "err", err)
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// logEnd logs how a session ended, with what it moved.
+func (a *Archiver) logEnd(log *slog.Logger, s *rtc.Session, err error) {
 	st := s.Stats()
 	attrs := []any{"received", st.Added, "sent", st.EntriesSent, "refused", st.Refused}
 	if a.fetch != nil {
@@ -514,6 +517,52 @@ func (a *Archiver) serve(ctx context.Context, inv *torrent.Invitation, proven bo
 		return
 	}
 	log.Info("peer left", attrs...)
+}
+
+// peerSession is one peer's session on the box: the box's reactions to what the session
+// reports (a hello, entries added) are its methods.
+type peerSession struct {
+	a         *Archiver
+	ctx       context.Context // the archiver's run: relays outlive the session
+	inv       *torrent.Invitation
+	proven    bool // the peer proved the key of inv.Peer.ID
+	log       *slog.Logger
+	room      *sessionRoom
+	router    *fileRouter
+	s         *rtc.Session // set before the session runs
+	saidHello func()
+	end       func() // ends the session
+}
+
+// onEvent is the session's OnEvent.
+func (p *peerSession) onEvent(ev rtc.Event) {
+	switch ev.Kind {
+	case rtc.EventHello:
+		p.onHello(ev)
+	case rtc.EventAdded:
+		p.a.recv.note(p.inv.Room, time.Now())
+		p.a.relay(p.ctx, p.inv.Room, p.s, ev.Entries)
+		p.a.fetchFiles(p.router.fetch, ev.Entries, false, "")
+	}
+}
+
+// onHello: the peer's hello named the room (the session checked it): the room is kept on
+// the box from now on, the clock hears a member's time and the files kept are asked for.
+func (p *peerSession) onHello(ev rtc.Event) {
+	p.saidHello()
+	rh, err := p.room.ensure()
+	if err != nil {
+		p.log.Error("room not kept", "err", err)
+		p.end()
+		return
+	}
+	// The peer's own files (by a key it proved) are asked of it as announced by it.
+	own := ""
+	if p.proven && ev.Peer.ID == p.inv.Peer.ID { // a key the peer proved, not a claim
+		p.a.observeClock(rh, ev.Peer.ID, ev.PeerNow) // before the peer's entries are checked
+		own = ev.Peer.ID
+	}
+	p.a.fetchKept(p.inv.Room, p.router.fetch, own)
 }
 
 // relay publishes entries that one session stored to the room's other sessions. It must
@@ -552,8 +601,8 @@ func (a *Archiver) relay(ctx context.Context, room string, from *rtc.Session, en
 // fileRouter is a session's FileHandler: the peer's wants (and cancels) go to the Seeder,
 // the answers to the box's own wants (frames, nope, cancel) to the Fetcher's link.
 type fileRouter struct {
-	seed  *pieces.Seeder
-	fetch *pieces.FetchLink // nil without a fetcher
+	seed  *transfer.Seeder
+	fetch *transfer.FetchLink // nil without a fetcher
 }
 
 func (r *fileRouter) Control(c pieces.Control) {
@@ -581,7 +630,7 @@ func (r *fileRouter) Frame(b []byte) {
 // fetchKept queues, once the peer said hello, the files of every entry the box already
 // keeps for the room: the peer may hold some the box lacks. It must not block (it runs in
 // the session's goroutine): the store is read on a goroutine of the archiver's wait group.
-func (a *Archiver) fetchKept(room string, link *pieces.FetchLink, own string) {
+func (a *Archiver) fetchKept(room string, link *transfer.FetchLink, own string) {
 	if link == nil {
 		return
 	}
@@ -602,7 +651,7 @@ func (a *Archiver) fetchKept(room string, link *pieces.FetchLink, own string) {
 // kept: the entries are the room's stored ones, the peer asked only in case it holds them
 // (FetchKept), not entries it brought, except those by own (the key it proved): its own
 // files, which it announced.
-func (a *Archiver) fetchFiles(link *pieces.FetchLink, es []history.Entry, kept bool, own string) {
+func (a *Archiver) fetchFiles(link *transfer.FetchLink, es []history.Entry, kept bool, own string) {
 	if link == nil {
 		return
 	}
@@ -618,7 +667,7 @@ func (a *Archiver) fetchFiles(link *pieces.FetchLink, es []history.Entry, kept b
 		if kept && (own == "" || e.Author != own) {
 			fetch = link.FetchKept
 		}
-		if err := fetch(m); err != nil && !errors.Is(err, pieces.ErrTooLarge) && !errors.Is(err, pieces.ErrTooManyJobs) {
+		if err := fetch(m); err != nil && !errors.Is(err, transfer.ErrTooLarge) && !errors.Is(err, transfer.ErrTooManyJobs) {
 			a.log.Warn("file not fetched", "root", m.Root, "err", err)
 		}
 	}

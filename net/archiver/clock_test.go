@@ -4,19 +4,19 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"github.com/pion/webrtc/v4"
-	"net"
-	"os"
 	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pion/webrtc/v4"
+
 	"github.com/chattorrent/chattorrent/net/rtc"
 	"github.com/chattorrent/chattorrent/net/torrent"
 	"github.com/chattorrent/chattorrent/store"
 	"github.com/chattorrent/chattorrent/store/history"
+	"github.com/chattorrent/chattorrent/store/testenv"
 )
 
 // fakeSys is a settable system clock for Clock tests.
@@ -150,19 +150,6 @@ func TestClockBounds(t *testing.T) {
 	}
 }
 
-func onlyLoopback() bool {
-	ifs, err := net.Interfaces()
-	if err != nil {
-		return false
-	}
-	for _, i := range ifs {
-		if i.Flags&net.FlagLoopback == 0 {
-			return false
-		}
-	}
-	return true
-}
-
 // testMember is a phone's identity and its log of a room.
 type testMember struct {
 	author string
@@ -277,12 +264,7 @@ func TestOwnEntriesNotAhead(t *testing.T) {
 // TestStaleClock: a box whose clock is two days behind still keeps its members' entries,
 // once two members' hellos showed the time; without that they would be refused as future.
 func TestStaleClock(t *testing.T) {
-	if !onlyLoopback() {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("opens sockets: run inside `unshare -n` (loopback only)")
-		}
-		t.Skip("opens sockets: run inside `unshare -n sh -c 'ip link set lo up && go test ./net/archiver/'`")
-	}
+	testenv.NeedLoopbackOnly(t)
 	behind := func() time.Time { return time.Now().Add(-48 * time.Hour) }
 	clock := NewClock(ClockOptions{Sys: behind, Stale: func() bool { return true }})
 	a, st := testArchiver(t, clock)
@@ -335,12 +317,7 @@ func TestStaleClock(t *testing.T) {
 // of them never proved its key (its hello's id is a claim: one peer could claim another
 // member's id): the clock does not move.
 func TestClockUnprovenPeer(t *testing.T) {
-	if !onlyLoopback() {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("opens sockets: run inside `unshare -n` (loopback only)")
-		}
-		t.Skip("opens sockets: run inside `unshare -n sh -c 'ip link set lo up && go test ./net/archiver/'`")
-	}
+	testenv.NeedLoopbackOnly(t)
 	behind := func() time.Time { return time.Now().Add(-48 * time.Hour) }
 	clock := NewClock(ClockOptions{Sys: behind, Stale: func() bool { return true }})
 	a, st := testArchiver(t, clock)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/netip"
-	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -16,17 +15,8 @@ import (
 	"github.com/chattorrent/chattorrent/net/torrent"
 	"github.com/chattorrent/chattorrent/store"
 	"github.com/chattorrent/chattorrent/store/history"
+	"github.com/chattorrent/chattorrent/store/testenv"
 )
-
-func needLoopbackOnly(t *testing.T) {
-	t.Helper()
-	if !onlyLoopback() {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("opens sockets: run inside `unshare -n` (loopback only)")
-		}
-		t.Skip("opens sockets: run inside `unshare -n sh -c 'ip link set lo up && go test ./net/archiver/'`")
-	}
-}
 
 // runArchiver starts an archiver with opts (Store and Identity filled in) until the test ends.
 func runArchiver(t *testing.T, opts Options) (*Archiver, *store.Store) {
@@ -90,7 +80,7 @@ func (a *Archiver) places() (peers int, opening map[netip.Addr]int) {
 // give their places back after OpenTimeout; one client address holds at most
 // MaxOpeningPerClient of them, while another address still gets answered.
 func TestConnectNeverOpens(t *testing.T) {
-	needLoopbackOnly(t)
+	testenv.NeedLoopbackOnly(t)
 	const timeout = 700 * time.Millisecond
 	a, st := runArchiver(t, Options{OpenTimeout: timeout, MaxOpeningPerClient: 2})
 	greedy, other := netip.MustParseAddr("10.0.0.7"), netip.MustParseAddr("10.0.0.8")
@@ -110,7 +100,7 @@ func TestConnectNeverOpens(t *testing.T) {
 	if rooms, _ := st.Rooms(); len(rooms) != 0 {
 		t.Errorf("answered offers made rooms before any channel opened: %v", rooms)
 	}
-	waitFor(t, "the places given back after the open timeout", func() bool {
+	testenv.WaitFor(t, "the places given back after the open timeout", func() bool {
 		peers, opening := a.places()
 		return peers == 0 && len(opening) == 0
 	})
@@ -126,7 +116,7 @@ func TestConnectNeverOpens(t *testing.T) {
 // the room exists only once the peer's channel opened and it said hello, then it is kept
 // with the box's join entry, which reaches the peer.
 func TestConnectKeepsRoomAtHello(t *testing.T) {
-	needLoopbackOnly(t)
+	testenv.NeedLoopbackOnly(t)
 	a, st := runArchiver(t, Options{})
 	room := strings.Repeat("4", 32)
 	m := newTestMember(t, room)
@@ -159,8 +149,8 @@ func TestConnectKeepsRoomAtHello(t *testing.T) {
 	go func() { defer close(done); s.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 	box := a.opts.Identity.Author()
-	waitFor(t, "the box's join entry at the phone", func() bool { _, ok := m.mem.At(box, 1); return ok })
-	waitFor(t, "the phone's entry kept on the box", func() bool {
+	testenv.WaitFor(t, "the box's join entry at the phone", func() bool { _, ok := m.mem.At(box, 1); return ok })
+	testenv.WaitFor(t, "the phone's entry kept on the box", func() bool {
 		es, err := st.Entries(room)
 		return err == nil && len(es) == 2
 	})
@@ -176,7 +166,7 @@ func TestConnectKeepsRoomAtHello(t *testing.T) {
 // TestConnectKeptRoom: a room the box keeps is used as it is (its name stays), and the box
 // writes its own join entry there once, at the peer's hello.
 func TestConnectKeptRoom(t *testing.T) {
-	needLoopbackOnly(t)
+	testenv.NeedLoopbackOnly(t)
 	a, st := runArchiver(t, Options{})
 	room := strings.Repeat("5", 32)
 	if err := st.CreateRoom(room, "Aula de antes"); err != nil {
@@ -190,7 +180,7 @@ func TestConnectKeptRoom(t *testing.T) {
 	defer cancel()
 	connectPhone(t, ctx, a, room, m)
 	box := a.opts.Identity.Author()
-	waitFor(t, "the box's join entry at the phone", func() bool { _, ok := m.mem.At(box, 1); return ok })
+	testenv.WaitFor(t, "the box's join entry at the phone", func() bool { _, ok := m.mem.At(box, 1); return ok })
 	rooms, err := st.Rooms()
 	if err != nil || len(rooms) != 1 || rooms[0].Name != "Aula de antes" || rooms[0].Entries != 2 {
 		t.Errorf("rooms: %+v, %v", rooms, err)
@@ -201,7 +191,7 @@ func TestConnectKeptRoom(t *testing.T) {
 // all, also once they are past hello (no longer opening); another address still gets in,
 // and a place is given back when a connection ends.
 func TestConnectPeersPerClient(t *testing.T) {
-	needLoopbackOnly(t)
+	testenv.NeedLoopbackOnly(t)
 	a, _ := runArchiver(t, Options{MaxPeersPerClient: 2, MaxOpeningPerClient: 4})
 	laptop, phone := netip.MustParseAddr("10.0.0.7"), netip.MustParseAddr("10.0.0.8")
 	var stops []func()
@@ -214,7 +204,7 @@ func TestConnectPeersPerClient(t *testing.T) {
 		connectPhoneFrom(t, ctx, a, room, m, pc, dc, offer, Caller{Addr: laptop})
 		stops = append(stops, func() { cancel(); pc.Close() })
 		box := a.opts.Identity.Author()
-		waitFor(t, "the box's join entry", func() bool { _, ok := m.mem.At(box, 1); return ok })
+		testenv.WaitFor(t, "the box's join entry", func() bool { _, ok := m.mem.At(box, 1); return ok })
 	}
 	defer func() {
 		for _, stop := range stops {
@@ -233,7 +223,7 @@ func TestConnectPeersPerClient(t *testing.T) {
 	}
 	stops[0]()
 	stops = stops[1:]
-	waitFor(t, "the ended connection's place given back", func() bool {
+	testenv.WaitFor(t, "the ended connection's place given back", func() bool {
 		_, _, offer := pionOffer(t, strings.Repeat("9", 32), "laptop")
 		_, err := a.ConnectFrom(t.Context(), offer, Caller{Addr: laptop})
 		return err == nil

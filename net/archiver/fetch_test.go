@@ -6,7 +6,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"io"
-	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -17,8 +16,11 @@ import (
 	"github.com/chattorrent/chattorrent/net/pieces"
 	"github.com/chattorrent/chattorrent/net/rtc"
 	"github.com/chattorrent/chattorrent/net/torrent"
+	"github.com/chattorrent/chattorrent/net/transfer"
 	"github.com/chattorrent/chattorrent/store"
+	"github.com/chattorrent/chattorrent/store/blobs"
 	"github.com/chattorrent/chattorrent/store/history"
+	"github.com/chattorrent/chattorrent/store/testenv"
 )
 
 // goPhone is a Go peer connected to the archiver over a real pion connection.
@@ -85,27 +87,11 @@ func dialBox(t *testing.T, ctx context.Context, a *Archiver, room, author, name 
 	return p
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second) // only keeps a broken test from hanging
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("never: %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // TestBoxFetchesAndSeeds: a phone announces a file in a room the box keeps; the box
 // fetches it from the phone, verifies and stores it; the phone leaves; a second phone
 // that joins later gets the entry and the whole file from the box alone.
 func TestBoxFetchesAndSeeds(t *testing.T) {
-	if !onlyLoopback() {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("opens sockets: run inside `unshare -n` (loopback only)")
-		}
-		t.Skip("opens sockets: run inside `unshare -n sh -c 'ip link set lo up && go test ./net/archiver/'`")
-	}
+	testenv.NeedLoopbackOnly(t)
 	dir := t.TempDir()
 	st, err := store.Open(dir, store.Options{})
 	if err != nil {
@@ -116,7 +102,7 @@ func TestBoxFetchesAndSeeds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	boxBlobs, err := pieces.NewBlobs(t.TempDir(), 0)
+	boxBlobs, err := blobs.New(t.TempDir(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +122,7 @@ func TestBoxFetchesAndSeeds(t *testing.T) {
 	room := strings.Repeat("f", 32)
 	data := make([]byte, 40*pieces.PieceSize+pieces.PieceSize/2)
 	rand.Read(data)
-	b1, err := pieces.NewBlobs(t.TempDir(), 0)
+	b1, err := blobs.New(t.TempDir(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,12 +149,12 @@ func TestBoxFetchesAndSeeds(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	seeder := pieces.NewSeeder(pieces.SeederOptions{Blobs: b1, Announced: func(r string) bool { return r == meta.Root }})
+	seeder := transfer.NewSeeder(transfer.SeederOptions{Blobs: b1, Announced: func(r string) bool { return r == meta.Root }})
 	p1 := dialBox(t, ctx, a, room, author, "Ana", h1, seeder, nil, nil)
 	sctx, stopSeeder := context.WithCancel(ctx)
 	seeded := make(chan struct{})
 	go func() { defer close(seeded); seeder.Run(sctx, p1.s) }()
-	waitFor(t, "the box stores the file", func() bool { return boxBlobs.Has(rootB) })
+	testenv.WaitFor(t, "the box stores the file", func() bool { return boxBlobs.Has(rootB) })
 	if seeder.Served() < 41 {
 		t.Errorf("phone 1 served %d pieces", seeder.Served())
 	}
@@ -190,11 +176,11 @@ func TestBoxFetchesAndSeeds(t *testing.T) {
 	// Phone 2 joins with nothing: it fetches the file it learns of, from the box alone.
 	pub2, _, _ := ed25519.GenerateKey(rand.Reader)
 	author2 := history.EncodeKey(pub2)
-	b2, err := pieces.NewBlobs(t.TempDir(), 0)
+	b2, err := blobs.New(t.TempDir(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fetcher, err := pieces.NewFetcher(pieces.FetcherOptions{Blobs: b2})
+	fetcher, err := transfer.NewFetcher(transfer.FetcherOptions{Blobs: b2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +188,7 @@ func TestBoxFetchesAndSeeds(t *testing.T) {
 	fetched := make(chan struct{})
 	go func() { defer close(fetched); fetcher.Run(fctx) }()
 	defer func() { stopFetcher(); <-fetched }()
-	router := &fileRouter{seed: pieces.NewSeeder(pieces.SeederOptions{Blobs: b2})}
+	router := &fileRouter{seed: transfer.NewSeeder(transfer.SeederOptions{Blobs: b2})}
 	onEvent := func(ev rtc.Event) {
 		if ev.Kind == rtc.EventAdded {
 			for _, e := range ev.Entries {
@@ -221,7 +207,7 @@ func TestBoxFetchesAndSeeds(t *testing.T) {
 	}
 	h2 := rtc.NewMemHistory(history.NewLog(room))
 	dialBox(t, ctx, a, room, author2, "Bruno", h2, router, onEvent, func(s *rtc.Session) { router.fetch = fetcher.Link(s, "Caja") })
-	waitFor(t, "phone 2 stores the file from the box", func() bool { return b2.Has(rootB) })
+	testenv.WaitFor(t, "phone 2 stores the file from the box", func() bool { return b2.Has(rootB) })
 	f2, _, _, err := b2.Open(rootB)
 	if err != nil {
 		t.Fatal(err)

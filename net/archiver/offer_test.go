@@ -11,6 +11,7 @@ import (
 
 	"github.com/chattorrent/chattorrent/net/rtc"
 	"github.com/chattorrent/chattorrent/net/torrent"
+	"github.com/chattorrent/chattorrent/store/testenv"
 )
 
 // TestFilterCandidates: candidates outside the box's subnets (a TEST-NET address, a name
@@ -52,7 +53,7 @@ func TestFilterCandidates(t *testing.T) {
 // (127.0.0.2 while the box's subnet is 127.0.0.1/32), still connects over its own
 // loopback candidate, and the box sends nothing to the outside host: no ICE check.
 func TestConnectSkipsOutsideCandidates(t *testing.T) {
-	needLoopbackOnly(t)
+	testenv.NeedLoopbackOnly(t)
 	a, _ := runArchiver(t, Options{Subnets: func() []netip.Prefix { return []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")} }})
 	outside, err := net.ListenPacket("udp4", "127.0.0.2:0")
 	if err != nil {

@@ -58,6 +58,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/chattorrent/chattorrent/store/atomicfile"
 )
 
 // File names inside the data directory.
@@ -588,9 +590,8 @@ func Retire(dir string, now time.Time) (string, error) {
 			return dest, fmt.Errorf("cert: retire %s: %w", f, err)
 		}
 	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
+	if err := atomicfile.SyncDir(dir); err != nil {
+		return dest, fmt.Errorf("cert: retire: %w", err)
 	}
 	return dest, nil
 }
@@ -664,40 +665,10 @@ func permitsIP(ca *x509.Certificate, a netip.Addr) bool {
 	return slices.ContainsFunc(ca.PermittedIPRanges, func(n *net.IPNet) bool { return n.Contains(a.AsSlice()) })
 }
 
-// writeFileAtomic writes data to path through a temporary file in the same directory,
-// synced and renamed over path, so a power cut leaves either the old or the new file.
+// writeFileAtomic writes data to path whole or not at all (store/atomicfile).
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
+	if err := atomicfile.WriteBytes(path, perm, data); err != nil {
 		return fmt.Errorf("cert: write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("cert: write %s: %w", path, err)
-	}
-	if err := f.Chmod(perm); err != nil {
-		return fail(err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("cert: write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("cert: write %s: %w", path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

@@ -25,6 +25,8 @@ import (
 	"github.com/pion/mdns/v2"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
+
+	"github.com/chattorrent/chattorrent/net/pionlog"
 )
 
 const (
@@ -366,7 +368,7 @@ func (r *Responder) open(ifaces []net.Interface, opts ...mdns.ServerOption) (*md
 	}
 	all := append([]mdns.ServerOption{
 		mdns.WithName("chattorrent"),
-		mdns.WithLoggerFactory(pionLogger{r.log}),
+		mdns.WithLoggerFactory(pionlog.Factory{Logger: r.log, Quiet: true}),
 		mdns.WithInterfaces(ifaces...),
 		mdns.WithIncludeLoopback(loopback),
 		mdns.WithCacheRefresh(false), // the box browses nothing

@@ -24,6 +24,8 @@ import (
 	"golang.org/x/net/dns/dnsmessage"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
+
+	"github.com/chattorrent/chattorrent/net/pionlog"
 )
 
 // TestNetnsChild is the other half of TestNetns: this test binary run again
@@ -98,7 +100,7 @@ func childSquatter(t *testing.T) {
 		mdns.WithName("squatter"),
 		mdns.WithInterfaces(*ifc),
 		mdns.WithLocalNames(DefaultName+".local"),
-		mdns.WithLoggerFactory(pionLogger{log}),
+		mdns.WithLoggerFactory(pionlog.Factory{Logger: log, Quiet: true}),
 		mdns.WithCacheRefresh(false))
 	if err != nil {
 		t.Fatalf("pion server on %s: %v", ifc.Name, err)
@@ -321,7 +323,7 @@ func (q *querier) pionConn(v4, v6 bool) *mdns.Conn {
 	conn, err := mdns.NewServer(p4, p6,
 		mdns.WithName("querier"),
 		mdns.WithInterfaces(*q.ifc),
-		mdns.WithLoggerFactory(pionLogger{q.log}),
+		mdns.WithLoggerFactory(pionlog.Factory{Logger: q.log, Quiet: true}),
 		mdns.WithCacheRefresh(false))
 	if err != nil {
 		t.Fatalf("pion client on %s: %v", q.ifc.Name, err)

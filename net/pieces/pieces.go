@@ -1,7 +1,8 @@
 // Package pieces is docs/PROTOCOL.md §5 in Go: a file's BEP 52 hashes over 16 KiB pieces,
 // the body of a file entry, and the binary frames and control messages that move pieces
 // over a room's DataChannel. web/static/js/files.js is the same in JS; both replay
-// testdata/vectors.json.
+// testdata/vectors.json. It owns the codec only and imports nothing of this module: the
+// files on disk are store/blobs, moving them between peers is net/transfer.
 package pieces
 
 import (
@@ -23,8 +24,8 @@ const (
 	PieceSize         = 16384
 	MaxHashesPerFrame = 4096
 	MaxRanges         = 256
-	head              = 1 + 32 + 4
-	MaxFrame          = head + MaxHashesPerFrame*32
+	FrameHead         = 1 + 32 + 4 // the bytes before a frame's data: type, root, index
+	MaxFrame          = FrameHead + MaxHashesPerFrame*32
 	MaxSize           = 1<<53 - 1
 	// PiecesPerFrame is the most pieces a pieces frame carries: 49189 bytes, under the
 	// 64 KiB every WebRTC stack takes in one message.
@@ -215,11 +216,11 @@ type Frame struct {
 
 // EncodePiece returns a piece frame.
 func EncodePiece(root [32]byte, index uint32, data []byte) []byte {
-	f := make([]byte, head+len(data))
+	f := make([]byte, FrameHead+len(data))
 	f[0] = FramePiece
 	copy(f[1:33], root[:])
 	binary.BigEndian.PutUint32(f[33:37], index)
-	copy(f[head:], data)
+	copy(f[FrameHead:], data)
 	return f
 }
 
@@ -233,7 +234,7 @@ func EncodePieces(root [32]byte, index uint32, data []byte) []byte {
 
 // EncodeHashes returns a hashes frame carrying leaves offset…offset+len(leaves)-1.
 func EncodeHashes(root [32]byte, offset uint32, leaves [][32]byte) []byte {
-	f := make([]byte, head, head+32*len(leaves))
+	f := make([]byte, FrameHead, FrameHead+32*len(leaves))
 	f[0] = FrameHashes
 	copy(f[1:33], root[:])
 	binary.BigEndian.PutUint32(f[33:37], offset)
@@ -248,10 +249,10 @@ func DecodeFrame(b []byte) (Frame, error) {
 	if len(b) > MaxFrame {
 		return Frame{}, fail("bad-frame", "%d bytes", len(b))
 	}
-	if len(b) <= head {
+	if len(b) <= FrameHead {
 		return Frame{}, fail("bad-frame", "too short")
 	}
-	f := Frame{Type: b[0], Index: binary.BigEndian.Uint32(b[33:37]), Data: b[head:]}
+	f := Frame{Type: b[0], Index: binary.BigEndian.Uint32(b[33:37]), Data: b[FrameHead:]}
 	copy(f.Root[:], b[1:33])
 	switch f.Type {
 	case FramePiece:

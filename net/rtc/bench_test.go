@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/chattorrent/chattorrent/store/history"
+	"github.com/chattorrent/chattorrent/store/testenv"
 )
 
 // BenchmarkCheck: entries verified per second (fields, id, Ed25519 signature).
@@ -49,7 +50,7 @@ func BenchmarkSync(b *testing.B) {
 			benchSync(b, hA, n, func() (Options, Options) { return vnetOptions(b) })
 		})
 		b.Run(fmt.Sprintf("entries=%d/loopback", n), func(b *testing.B) {
-			needNamespace(b)
+			testenv.NeedLoopbackOnly(b)
 			benchSync(b, hA, n, loopbackOptions)
 		})
 	}

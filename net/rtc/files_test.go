@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/chattorrent/chattorrent/net/pieces"
+	"github.com/chattorrent/chattorrent/net/transfer"
+	"github.com/chattorrent/chattorrent/store/blobs"
 	"github.com/chattorrent/chattorrent/store/history"
 )
 
@@ -17,7 +19,7 @@ import (
 // as binary frames, and nope for a file it does not hold; file messages before hello are
 // dropped.
 func TestSessionSeeds(t *testing.T) {
-	blobs, err := pieces.NewBlobs(t.TempDir(), 0)
+	blobs, err := blobs.New(t.TempDir(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +29,7 @@ func TestSessionSeeds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seeder := pieces.NewSeeder(pieces.SeederOptions{Blobs: blobs, Announced: func(string) bool { return true }})
+	seeder := transfer.NewSeeder(transfer.SeederOptions{Blobs: blobs, Announced: func(string) bool { return true }})
 	ca, cb := Pipe(64)
 	w := newWatcher()
 	s, err := NewSession(Config{Room: testRoom, Self: PeerInfo{ID: "box", Name: "Caja"}, History: NewMemHistory(history.NewLog(testRoom)),

@@ -10,6 +10,8 @@ import (
 	"github.com/pion/dtls/v3"
 	"github.com/pion/ice/v4"
 	"golang.org/x/sys/cpu"
+
+	"github.com/chattorrent/chattorrent/net/pionlog"
 )
 
 // UDPMux is the box's one UDP socket for WebRTC: every peer connection of an API made
@@ -41,7 +43,7 @@ func ListenUDPMux(port, readBuffer int, log *slog.Logger) (*UDPMux, error) {
 	}
 	// An unspecified address: the mux lists the host's interface addresses each time a
 	// peer connection gathers, so addresses that come and go (hotspot, DHCP) are followed.
-	m.UDPMux = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: conn})
+	m.UDPMux = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: conn, Logger: pionlog.New(log).NewLogger("ice")})
 	log.Info("WebRTC UDP port", "port", m.Port(), "receive_buffer", m.ReadBuffer)
 	return m, nil
 }

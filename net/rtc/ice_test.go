@@ -11,6 +11,8 @@ import (
 
 	"github.com/pion/dtls/v3"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/chattorrent/chattorrent/store/testenv"
 )
 
 func TestDTLSCipherChoice(t *testing.T) {
@@ -61,7 +63,7 @@ func TestDTLSCipherChoice(t *testing.T) {
 // the mux each connection opens its own socket on its own ephemeral port. The box also
 // negotiates the DTLS suite its preference puts first.
 func TestUDPMuxOnePort(t *testing.T) {
-	needNamespace(t)
+	testenv.NeedLoopbackOnly(t)
 	mux, err := ListenUDPMux(0, 1<<20, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,8 @@ import (
 	"github.com/pion/transport/v5"
 	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/chattorrent/chattorrent/net/pionlog"
 )
 
 // Label is the label of the one DataChannel a ChatTorrent connection uses.
@@ -57,6 +59,7 @@ type Options struct {
 // NewAPI returns a pion API configured from opts.
 func NewAPI(opts Options) (*webrtc.API, error) {
 	var se webrtc.SettingEngine
+	se.LoggerFactory = pionlog.New(logger(opts.Logger)) // pion's ICE, DTLS and SCTP logs, through slog
 	se.DetachDataChannels()
 	se.SetIncludeLoopbackCandidate(opts.IncludeLoopback)
 	switch {

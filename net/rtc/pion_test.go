@@ -3,45 +3,17 @@ package rtc
 import (
 	"context"
 	"errors"
-	"net"
-	"os"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/chattorrent/chattorrent/store/history"
 	"github.com/pion/logging"
 	"github.com/pion/transport/v5/vnet"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/chattorrent/chattorrent/store/history"
+	"github.com/chattorrent/chattorrent/store/testenv"
 )
-
-// onlyLoopback reports whether every network interface is a loopback one: inside
-// `unshare -n`, where real sockets cannot reach the LAN.
-func onlyLoopback() bool {
-	ifs, err := net.Interfaces()
-	if err != nil {
-		return false
-	}
-	for _, i := range ifs {
-		if i.Flags&net.FlagLoopback == 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// needNamespace skips a test that opens sockets unless it runs in a loopback-only
-// network namespace; in CI (CI=true) that is a failure, not a skip.
-func needNamespace(tb testing.TB) {
-	tb.Helper()
-	if onlyLoopback() {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		tb.Fatal("this test opens sockets: run it inside `unshare -n` (loopback only)")
-	}
-	tb.Skip("opens sockets: run inside `unshare -n sh -c 'ip link set lo up && go test ./net/rtc/'`")
-}
 
 // loopbackOptions are for two peers in one process inside a loopback-only namespace.
 func loopbackOptions() (Options, Options) {
@@ -163,7 +135,7 @@ func syncApart(t *testing.T, ca, cb MsgConn) {
 
 // TestPionLoopback: two real pion peers over 127.0.0.1 (sockets: namespace only).
 func TestPionLoopback(t *testing.T) {
-	needNamespace(t)
+	testenv.NeedLoopbackOnly(t)
 	oa, ob := loopbackOptions()
 	ca, cb := connect(t, oa, ob)
 	syncApart(t, ca, cb)

@@ -68,121 +68,168 @@ func Decode(b []byte) (*Invitation, error) {
 	return inv, err
 }
 
+// decode runs the checks of docs/PROTOCOL.md in their order, one step per part of the
+// file, and returns the info dictionary too.
 func decode(b []byte) (*Invitation, map[string]any, error) {
-	if len(b) == 0 {
-		return nil, nil, errf(CodeEmpty, "", "the file is empty")
-	}
-	if len(b) > MaxSize {
-		return nil, nil, errf(CodeTooLarge, "", "more than 65536 bytes")
-	}
-	v, err := DecodeBencode(b)
+	top, info, ct, err := decodeShape(b)
 	if err != nil {
 		return nil, nil, err
 	}
-	top, ok := v.(map[string]any)
-	if !ok {
-		return nil, nil, errf(CodeNotTorrent, "", "not a dictionary")
+	if err := checkVersion(ct); err != nil {
+		return nil, nil, err
 	}
-	info, ok := top["info"].(map[string]any)
-	if !ok {
-		return nil, nil, errf(CodeNotTorrent, "", "no info dictionary")
-	}
-	if !isString(info["name"]) || !isInt(info["piece length"]) || !isString(info["pieces"]) ||
-		!(isInt(info["length"]) || isList(info["files"])) {
-		return nil, nil, errf(CodeNotTorrent, "", "info lacks name, piece length, pieces or length")
-	}
-	ct, ok := top["chattorrent"].(map[string]any)
-	if !ok {
-		return nil, nil, errf(CodeNotChatTorrent, "", "no chattorrent dictionary")
-	}
-
-	ver, ok := ct["v"].(int64)
-	if !ok {
-		return nil, nil, missingOr(ct, "v", "v", "want an integer")
-	}
-	if ver < 1 {
-		return nil, nil, errf(CodeBadField, "v", "want 1")
-	}
-	if ver > Version {
-		return nil, nil, errf(CodeVersion, "", "format version is newer than this program understands")
-	}
-
 	inv := &Invitation{}
-	role, err := stringField(ct, "role", "role")
-	if err != nil {
-		return nil, nil, err
+	for _, step := range []func() error{
+		func() error { return decodeChatTorrent(ct, inv) },
+		func() error { return decodeCreated(top, inv) },
+		func() error { return checkInfo(info, inv) },
+	} {
+		if err := step(); err != nil {
+			return nil, nil, err
+		}
 	}
-	if role != string(RoleOffer) && role != string(RoleAnswer) {
-		return nil, nil, errf(CodeBadField, "role", `want "offer" or "answer"`)
-	}
-	inv.Role = Role(role)
-	if inv.Room, err = hexField(ct, "room", "room"); err != nil {
-		return nil, nil, err
-	}
-	if inv.RoomName, err = textField(ct, "room name", "room name", MaxRoomName); err != nil {
-		return nil, nil, err
-	}
-	if inv.Session, err = hexField(ct, "session", "session"); err != nil {
-		return nil, nil, err
-	}
-	peer, ok := ct["peer"].(map[string]any)
-	if !ok {
-		return nil, nil, missingOr(ct, "peer", "peer", "want a dictionary")
-	}
-	if inv.Peer.ID, err = stringField(peer, "id", "peer.id"); err != nil {
-		return nil, nil, err
-	}
-	if !validPeerID(inv.Peer.ID) {
-		return nil, nil, errf(CodeBadField, "peer.id", "want 1..64 characters of A-Z a-z 0-9 _ -")
-	}
-	if inv.Peer.Name, err = textField(peer, "name", "peer.name", MaxPeerName); err != nil {
-		return nil, nil, err
-	}
-	if inv.SDP, err = stringField(ct, "sdp", "sdp"); err != nil {
-		return nil, nil, err
-	}
-	if err := checkSDP(inv.SDP); err != nil {
-		return nil, nil, err
-	}
-	if inv.Fingerprint, err = stringField(ct, "fingerprint", "fingerprint"); err != nil {
-		return nil, nil, err
-	}
-
-	if inv.CreatedBy, err = textField(top, "created by", "created by", MaxCreatedBy); err != nil {
-		return nil, nil, err
-	}
-	date, ok := top["creation date"].(int64)
-	if !ok {
-		return nil, nil, missingOr(top, "creation date", "creation date", "want an integer")
-	}
-	if date < 0 || date > MaxCreationDate {
-		return nil, nil, errf(CodeBadField, "creation date", "want unix seconds from 1970 to 9999")
-	}
-	inv.Created = time.Unix(date, 0).UTC()
-
-	length, ok := info["length"].(int64)
-	if !ok {
-		return nil, nil, errf(CodeBadField, "info.length", "want an integer (a single file)")
-	}
-	if info["piece length"].(int64) != PieceLength {
-		return nil, nil, errf(CodeBadField, "info.piece length", "want 16384")
-	}
-	if length != int64(len(inv.SDP)) {
-		return nil, nil, errf(CodePiecesMismatch, "", "info.length is not the length of the sdp")
-	}
-	if info["pieces"].(string) != string(pieces(inv.SDP)) {
-		return nil, nil, errf(CodePiecesMismatch, "", "info.pieces are not the SHA-1 hashes of the sdp")
-	}
-	if inv.Fingerprint != sdpFingerprint(inv.SDP) {
-		return nil, nil, errf(CodeFingerprintMismatch, "", "fingerprint is not the one in the sdp")
-	}
-
 	raw, err := EncodeBencode(info) // canonical input: the same bytes as in the file
 	if err != nil {
 		return nil, nil, err
 	}
 	inv.InfoHash = sha1.Sum(raw)
 	return inv, info, nil
+}
+
+// decodeShape checks the file is a torrent (size, bencode, an info dictionary with its
+// fields) with a chattorrent dictionary, and returns the three dictionaries.
+func decodeShape(b []byte) (top, info, ct map[string]any, err error) {
+	if len(b) == 0 {
+		return nil, nil, nil, errf(CodeEmpty, "", "the file is empty")
+	}
+	if len(b) > MaxSize {
+		return nil, nil, nil, errf(CodeTooLarge, "", "more than 65536 bytes")
+	}
+	v, err := DecodeBencode(b)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	top, ok := v.(map[string]any)
+	if !ok {
+		return nil, nil, nil, errf(CodeNotTorrent, "", "not a dictionary")
+	}
+	info, ok = top["info"].(map[string]any)
+	if !ok {
+		return nil, nil, nil, errf(CodeNotTorrent, "", "no info dictionary")
+	}
+	if !isString(info["name"]) || !isInt(info["piece length"]) || !isString(info["pieces"]) ||
+		!(isInt(info["length"]) || isList(info["files"])) {
+		return nil, nil, nil, errf(CodeNotTorrent, "", "info lacks name, piece length, pieces or length")
+	}
+	ct, ok = top["chattorrent"].(map[string]any)
+	if !ok {
+		return nil, nil, nil, errf(CodeNotChatTorrent, "", "no chattorrent dictionary")
+	}
+	return top, info, ct, nil
+}
+
+// checkVersion checks the chattorrent dictionary's format version.
+func checkVersion(ct map[string]any) error {
+	ver, ok := ct["v"].(int64)
+	if !ok {
+		return missingOr(ct, "v", "v", "want an integer")
+	}
+	if ver < 1 {
+		return errf(CodeBadField, "v", "want 1")
+	}
+	if ver > Version {
+		return errf(CodeVersion, "", "format version is newer than this program understands")
+	}
+	return nil
+}
+
+// decodeChatTorrent reads the chattorrent dictionary: role, room, session, peer, SDP and
+// fingerprint.
+func decodeChatTorrent(ct map[string]any, inv *Invitation) error {
+	role, err := stringField(ct, "role", "role")
+	if err != nil {
+		return err
+	}
+	if role != string(RoleOffer) && role != string(RoleAnswer) {
+		return errf(CodeBadField, "role", `want "offer" or "answer"`)
+	}
+	inv.Role = Role(role)
+	if inv.Room, err = hexField(ct, "room", "room"); err != nil {
+		return err
+	}
+	if inv.RoomName, err = textField(ct, "room name", "room name", MaxRoomName); err != nil {
+		return err
+	}
+	if inv.Session, err = hexField(ct, "session", "session"); err != nil {
+		return err
+	}
+	if err := decodePeer(ct, inv); err != nil {
+		return err
+	}
+	if inv.SDP, err = stringField(ct, "sdp", "sdp"); err != nil {
+		return err
+	}
+	if err := checkSDP(inv.SDP); err != nil {
+		return err
+	}
+	inv.Fingerprint, err = stringField(ct, "fingerprint", "fingerprint")
+	return err
+}
+
+// decodePeer reads the chattorrent dictionary's peer: its id and name.
+func decodePeer(ct map[string]any, inv *Invitation) error {
+	peer, ok := ct["peer"].(map[string]any)
+	if !ok {
+		return missingOr(ct, "peer", "peer", "want a dictionary")
+	}
+	var err error
+	if inv.Peer.ID, err = stringField(peer, "id", "peer.id"); err != nil {
+		return err
+	}
+	if !validPeerID(inv.Peer.ID) {
+		return errf(CodeBadField, "peer.id", "want 1..64 characters of A-Z a-z 0-9 _ -")
+	}
+	inv.Peer.Name, err = textField(peer, "name", "peer.name", MaxPeerName)
+	return err
+}
+
+// decodeCreated reads the top level's created by and creation date.
+func decodeCreated(top map[string]any, inv *Invitation) error {
+	var err error
+	if inv.CreatedBy, err = textField(top, "created by", "created by", MaxCreatedBy); err != nil {
+		return err
+	}
+	date, ok := top["creation date"].(int64)
+	if !ok {
+		return missingOr(top, "creation date", "creation date", "want an integer")
+	}
+	if date < 0 || date > MaxCreationDate {
+		return errf(CodeBadField, "creation date", "want unix seconds from 1970 to 9999")
+	}
+	inv.Created = time.Unix(date, 0).UTC()
+	return nil
+}
+
+// checkInfo checks the info dictionary describes the SDP as a single file, and that the
+// fingerprint is the SDP's.
+func checkInfo(info map[string]any, inv *Invitation) error {
+	length, ok := info["length"].(int64)
+	if !ok {
+		return errf(CodeBadField, "info.length", "want an integer (a single file)")
+	}
+	if info["piece length"].(int64) != PieceLength {
+		return errf(CodeBadField, "info.piece length", "want 16384")
+	}
+	if length != int64(len(inv.SDP)) {
+		return errf(CodePiecesMismatch, "", "info.length is not the length of the sdp")
+	}
+	if info["pieces"].(string) != string(pieces(inv.SDP)) {
+		return errf(CodePiecesMismatch, "", "info.pieces are not the SHA-1 hashes of the sdp")
+	}
+	if inv.Fingerprint != sdpFingerprint(inv.SDP) {
+		return errf(CodeFingerprintMismatch, "", "fingerprint is not the one in the sdp")
+	}
+	return nil
 }
 
 // Encode writes inv as an invitation file: info is computed from the SDP, Fingerprint is

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/chattorrent/chattorrent/store/testenv"
 )
 
 // TestTransmissionShow runs a real BitTorrent client's parser (transmission-show, Debian
@@ -17,10 +19,7 @@ import (
 func TestTransmissionShow(t *testing.T) {
 	bin, err := exec.LookPath("transmission-show")
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("transmission-show not installed (apt-get install transmission-cli)")
-		}
-		t.Skip("transmission-show not installed")
+		testenv.SkipOrFail(t, "transmission-show not installed")
 	}
 	for _, name := range []string{"valid_unicode_room_name", "valid_two_pieces"} {
 		t.Run(name, func(t *testing.T) {

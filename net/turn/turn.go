@@ -27,8 +27,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pion/logging"
 	pturn "github.com/pion/turn/v5"
+
+	"github.com/chattorrent/chattorrent/net/pionlog"
 )
 
 // Realm is the TURN realm (part of the long-term credential key).
@@ -199,15 +200,13 @@ func Start(opts Options) (*Server, error) {
 	if len(confs) == 0 {
 		return nil, errors.New("turn: no LAN address to serve on")
 	}
-	lf := logging.NewDefaultLoggerFactory()
-	lf.DefaultLogLevel = logging.LogLevelWarn
 	srv, err := pturn.NewServer(pturn.ServerConfig{
 		Realm:              Realm,
 		PacketConnConfigs:  confs,
 		AuthHandler:        s.auth,
 		QuotaHandler:       s.quota,
 		AllocationLifetime: opts.Lifetime,
-		LoggerFactory:      lf,
+		LoggerFactory:      pionlog.New(s.log), // pion/turn's warnings and errors, through slog
 		EventHandler: pturn.EventHandler{
 			OnAllocationCreated: func(src, _ net.Addr, _, user, _ string, relay net.Addr, _ int) {
 				s.count(user)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +12,8 @@ import (
 	"github.com/pion/ice/v4"
 	pturn "github.com/pion/turn/v5"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/chattorrent/chattorrent/store/testenv"
 )
 
 func TestCredentials(t *testing.T) {
@@ -80,28 +81,6 @@ func TestLANAddr(t *testing.T) {
 	}
 }
 
-// needNamespace skips a socket test outside a loopback-only network namespace (CI=true:
-// fails).
-func needNamespace(tb testing.TB) {
-	tb.Helper()
-	ifs, err := net.Interfaces()
-	if err == nil {
-		ok := true
-		for _, i := range ifs {
-			if i.Flags&net.FlagLoopback == 0 {
-				ok = false
-			}
-		}
-		if ok {
-			return
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		tb.Fatal("this test opens sockets: run it inside `unshare -n` (loopback only)")
-	}
-	tb.Skip("opens sockets: run inside `unshare -n sh -c 'ip link set lo up && go test ./net/turn/'`")
-}
-
 func startLoopback(t *testing.T, o Options) *Server {
 	t.Helper()
 	o.Addrs = []netip.Addr{netip.MustParseAddr("127.0.0.1")}
@@ -118,7 +97,7 @@ func startLoopback(t *testing.T, o Options) *Server {
 // client-isolating Wi-Fi is left with) connect through the box's TURN server and
 // exchange data. Without the relay they have no candidate at all.
 func TestRelayedPeers(t *testing.T) {
-	needNamespace(t)
+	testenv.NeedLoopbackOnly(t)
 	srv := startLoopback(t, Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -215,7 +194,7 @@ func TestRelayedPeers(t *testing.T) {
 // TestAuthAndQuota: a wrong password or an expired credential gets no relay; a user
 // at its quota gets no more.
 func TestAuthAndQuota(t *testing.T) {
-	needNamespace(t)
+	testenv.NeedLoopbackOnly(t)
 	srv := startLoopback(t, Options{MaxPerClient: 1, MaxAllocations: 2})
 	addr := fmt.Sprintf("127.0.0.1:%d", srv.Port())
 	allocate := func(user, pass string) error {
@@ -308,7 +287,7 @@ func allocateFor(t *testing.T, c *pturn.Client) (net.PacketConn, error) {
 // host of the subnet, nor an address outside it (even one a credential was made for).
 // Data written through the relay to a refused host never reaches it.
 func TestRelayOnlyToSubnetClients(t *testing.T) {
-	needNamespace(t)
+	testenv.NeedLoopbackOnly(t)
 	srv := startLoopback(t, Options{Subnets: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	c := turnClient(t, srv, "127.0.0.1")
 	relay, err := allocateFor(t, c)
@@ -360,7 +339,7 @@ func TestRelayOnlyToSubnetClients(t *testing.T) {
 // TestPerClientCap: one client gets DefaultMaxAllocationsPerClient relays under the
 // default options, and no more; another client still gets one.
 func TestPerClientCap(t *testing.T) {
-	needNamespace(t)
+	testenv.NeedLoopbackOnly(t)
 	srv := startLoopback(t, Options{})
 	for i := range DefaultMaxAllocationsPerClient {
 		if _, err := allocateFor(t, turnClient(t, srv, "10.0.0.7")); err != nil {

@@ -35,7 +35,7 @@ type Export struct {
 	Media []Media `json:"media"`
 }
 
-// Files opens a held file by root; pieces.Blobs satisfies it. nil: no files are included.
+// Files opens a held file by root; blobs.Store satisfies it. nil: no files are included.
 type Files interface {
 	Open(root [32]byte) (*os.File, int64, [][32]byte, error)
 }

@@ -13,13 +13,14 @@ import (
 	"time"
 
 	"github.com/chattorrent/chattorrent/net/pieces"
+	"github.com/chattorrent/chattorrent/store/blobs"
 	"github.com/chattorrent/chattorrent/store/history"
 )
 
 // The zip holds history.json, which still verifies, lists every announced file and says
 // which are included, and the held files byte for byte under media/.
 func TestWrite(t *testing.T) {
-	blobs, err := pieces.NewBlobs(filepath.Join(t.TempDir(), "files"), 0)
+	blobs, err := blobs.New(filepath.Join(t.TempDir(), "files"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}

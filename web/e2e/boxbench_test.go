@@ -24,23 +24,25 @@ import (
 	"github.com/chattorrent/chattorrent/net/pieces"
 	"github.com/chattorrent/chattorrent/net/rtc"
 	"github.com/chattorrent/chattorrent/net/torrent"
+	"github.com/chattorrent/chattorrent/net/transfer"
+	"github.com/chattorrent/chattorrent/store/blobs"
 	"github.com/chattorrent/chattorrent/store/history"
 )
 
 var pionCPUProfile = flag.String("e2e.pioncpuprofile", "", "BenchmarkPionFile: write the Go side's CPU profile of each phase to PREFIX-product.pprof, PREFIX-raw-before.pprof and PREFIX-raw-after.pprof")
 
 // pionSeed is an honest Go peer: the box's stack (rtc.NewAPI as the appliance sets it up,
-// rtc.Session, the real pieces.Seeder over a Blobs store) with a file of its own announced
+// rtc.Session, the real transfer.Seeder over a Blobs store) with a file of its own announced
 // in the room.
 type pionSeed struct {
 	api    *webrtc.API
 	key    ed25519.PrivateKey
 	author string
-	blobs  *pieces.Blobs
+	blobs  *blobs.Store
 	root   [32]byte
 	size   int64
 	log    *history.Log
-	seeder *pieces.Seeder
+	seeder *transfer.Seeder
 }
 
 func newPionSeed(b *testing.B, room string, size int64) *pionSeed {
@@ -67,9 +69,9 @@ func newPionSeed(b *testing.B, room string, size int64) *pionSeed {
 // seedFile puts size random bytes named name into a Blobs of its own and returns it, the
 // file's root, the body of the "file" entry that announces it, and a Seeder that serves it
 // (and nothing else) to a session.
-func seedFile(tb testing.TB, name string, size int64) (*pieces.Blobs, [32]byte, string, *pieces.Seeder) {
+func seedFile(tb testing.TB, name string, size int64) (*blobs.Store, [32]byte, string, *transfer.Seeder) {
 	tb.Helper()
-	blobs, err := pieces.NewBlobs(tb.TempDir(), 0)
+	blobs, err := blobs.New(tb.TempDir(), 0)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -89,7 +91,7 @@ func seedFile(tb testing.TB, name string, size int64) (*pieces.Blobs, [32]byte, 
 		tb.Fatal(err)
 	}
 	rootHex := pieces.RootHex(root)
-	return blobs, root, body, pieces.NewSeeder(pieces.SeederOptions{Blobs: blobs, Announced: func(r string) bool { return r == rootHex }})
+	return blobs, root, body, transfer.NewSeeder(transfer.SeederOptions{Blobs: blobs, Announced: func(r string) bool { return r == rootHex }})
 }
 
 // join answers the page's offer file like the archiver does and runs the session and the
@@ -318,7 +320,7 @@ func logCPU(b *testing.B, phase string, before, after cpuTimes, wall time.Durati
 var pionRounds = flag.Int("e2e.pionrounds", 3, "BenchmarkPionFile: rounds, each a fresh page and Go peer (raw, product, raw)")
 
 // BenchmarkPionFile reports a 64 MiB file going from a Go pion peer (the box's stack:
-// rtc.Session and the real pieces.Seeder) to Chromium through the real UI (the page fetches
+// rtc.Session and the real transfer.Seeder) to Chromium through the real UI (the page fetches
 // it on its own: hashes, 16 KiB pieces checked with SHA-256, IndexedDB), against the same
 // Go peer sending the same number of bytes as raw 16 KiB messages on a DataChannel to a page
 // that only counts them, once before and once after the product (a round's baseline is

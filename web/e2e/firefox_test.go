@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/chattorrent/chattorrent/store/testenv"
 )
 
 // peer is what the cross-engine tests need of a person at a browser: a Chromium user
@@ -120,10 +122,7 @@ type ffReply struct {
 func newFirefoxUser(t testing.TB, name, lang string) *ffUser {
 	t.Helper()
 	if reason := firefoxMissing(); reason != "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("Firefox e2e cannot run with CI=true:", reason)
-		}
-		t.Skip(reason)
+		testenv.SkipOrFail(t, "Firefox e2e: "+reason)
 	}
 	f := &ffUser{t: t, name: name, dl: t.TempDir(), out: make(chan ffReply, 1), logs: new(syncBuffer)}
 	f.cmd = exec.Command("node", "firefox/driver.mjs")

@@ -8,14 +8,12 @@ package e2e
 
 import (
 	"bytes"
-	"github.com/chattorrent/chattorrent/board"
 	"math"
 
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,6 +28,9 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/cdproto/storage"
 	"github.com/chromedp/chromedp"
+
+	"github.com/chattorrent/chattorrent/board"
+	"github.com/chattorrent/chattorrent/store/testenv"
 )
 
 // server is the chattorrent binary under test.
@@ -42,7 +43,7 @@ func TestMain(m *testing.M) { os.Exit(testMain(m)) }
 
 func testMain(m *testing.M) int {
 	if reason := skipReason(); reason != "" {
-		if os.Getenv("CI") == "true" {
+		if testenv.InCI() {
 			fmt.Fprintln(os.Stderr, "e2e: cannot run with CI=true:", reason)
 			return 1
 		}
@@ -80,14 +81,8 @@ func chromiumPath() string {
 
 // skipReason says why these tests cannot run here, or "".
 func skipReason() string {
-	ifs, err := net.Interfaces()
-	if err != nil {
-		return err.Error()
-	}
-	for _, i := range ifs {
-		if i.Flags&net.FlagLoopback == 0 {
-			return "not in a loopback-only network namespace (interface " + i.Name + "): run inside unshare -n, see README"
-		}
+	if why := testenv.NotLoopbackOnly(); why != "" {
+		return why
 	}
 	if _, err := os.Stat(chromiumPath()); err != nil {
 		return "no Chromium at " + chromiumPath() + " (deploy/test.sh installs it)"

@@ -21,6 +21,7 @@ import (
 
 	"github.com/chattorrent/chattorrent/net/pieces"
 	"github.com/chattorrent/chattorrent/net/rtc"
+	"github.com/chattorrent/chattorrent/net/transfer"
 	"github.com/chattorrent/chattorrent/store"
 	"github.com/chattorrent/chattorrent/store/history"
 )
@@ -52,7 +53,7 @@ type sessionSeen struct {
 // every entry sent before. Then, if until is set, it lasts until until() holds (checked
 // as the box's entries arrive, and every second). With files set, p serves the box the
 // files it holds. It returns the marker and what the session saw.
-func syncWithBox(ctx context.Context, p *clockLiar, room, name string, lead time.Duration, marker string, files *pieces.Seeder, until func() bool) (history.Entry, sessionSeen) {
+func syncWithBox(ctx context.Context, p *clockLiar, room, name string, lead time.Duration, marker string, files *transfer.Seeder, until func() bool) (history.Entry, sessionSeen) {
 	t := p.t
 	t.Helper()
 	conn, box, hangUp := p.dial(ctx, room)
@@ -309,11 +310,11 @@ func TestHostilePeer(t *testing.T) {
 		most = max(most, n)
 	}
 	t.Logf("the fetcher: %d refusals for too many files logged, at most %d files queued, %d in a room", len(full), most, mostInRoom)
-	if most > pieces.MaxJobs || mostInRoom > pieces.MaxJobsPerRoom {
-		t.Errorf("the fetcher had up to %d files queued, %d in a room: at most %d, %d", most, mostInRoom, pieces.MaxJobs, pieces.MaxJobsPerRoom)
+	if most > transfer.MaxJobs || mostInRoom > transfer.MaxJobsPerRoom {
+		t.Errorf("the fetcher had up to %d files queued, %d in a room: at most %d, %d", most, mostInRoom, transfer.MaxJobs, transfer.MaxJobsPerRoom)
 	}
-	if most < pieces.MaxJobs || mostInRoom < pieces.MaxJobsPerRoom {
-		t.Errorf("the attack did not fill the fetcher's queue (%d of %d, %d of %d in a room)", most, pieces.MaxJobs, mostInRoom, pieces.MaxJobsPerRoom)
+	if most < transfer.MaxJobs || mostInRoom < transfer.MaxJobsPerRoom {
+		t.Errorf("the attack did not fill the fetcher's queue (%d of %d, %d of %d in a room)", most, transfer.MaxJobs, mostInRoom, transfer.MaxJobsPerRoom)
 	}
 	// Refusals by the entry's own rules (future, gap...) are logged once per entry, not
 	// once per code (net/rtc Session.refuse): reported here, not yet a limit.

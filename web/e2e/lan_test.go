@@ -21,6 +21,8 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/pion/mdns/v2"
 	"golang.org/x/net/ipv4"
+
+	"github.com/chattorrent/chattorrent/store/testenv"
 )
 
 // TestLANBoxByName: two hosts. The box runs in a network namespace of its own, joined to
@@ -38,10 +40,7 @@ import (
 func TestLANBoxByName(t *testing.T) {
 	ns, err := newBoxNamespace(t)
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("two-host setup: %v", err)
-		}
-		t.Skipf("two-host setup: %v (needs root and iproute2)", err)
+		testenv.SkipOrFail(t, fmt.Sprintf("two-host setup: %v (needs root and iproute2)", err))
 	}
 
 	// The box: the real binary with its defaults (mDNS on, name chattorrent-<6 hex>), in its host,

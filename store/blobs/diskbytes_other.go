@@ -1,6 +1,6 @@
 //go:build !unix
 
-package pieces
+package blobs
 
 import "io/fs"
 

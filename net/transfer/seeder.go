@@ -1,4 +1,4 @@
-package pieces
+package transfer
 
 import (
 	"context"
@@ -7,17 +7,20 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+
+	"github.com/chattorrent/chattorrent/net/pieces"
+	"github.com/chattorrent/chattorrent/store/blobs"
 )
 
 // Sender is how a Seeder answers: an rtc.Session.
 type Sender interface {
-	SendControl(ctx context.Context, c Control) error
+	SendControl(ctx context.Context, c pieces.Control) error
 	SendFrame(ctx context.Context, frame []byte) error
 }
 
 // SeederOptions configure a Seeder.
 type SeederOptions struct {
-	Blobs *Blobs
+	Blobs *blobs.Store
 	// Announced says whether an entry of the room announces root (hex): only those are
 	// served.
 	Announced func(root string) bool
@@ -32,7 +35,7 @@ type SeederOptions struct {
 // an rtc.FileHandler; Run does the sending.
 type Seeder struct {
 	opts  SeederOptions
-	wants chan Control
+	wants chan pieces.Control
 
 	mu        sync.Mutex
 	cancelled map[string]bool
@@ -44,11 +47,11 @@ func NewSeeder(opts SeederOptions) *Seeder {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Seeder{opts: opts, wants: make(chan Control, 32), cancelled: make(map[string]bool)}
+	return &Seeder{opts: opts, wants: make(chan pieces.Control, 32), cancelled: make(map[string]bool)}
 }
 
 // Control takes a peer's message; it never blocks (a flood of wants is dropped).
-func (s *Seeder) Control(c Control) {
+func (s *Seeder) Control(c pieces.Control) {
 	switch c.T {
 	case "want":
 		s.mu.Lock()
@@ -99,36 +102,36 @@ func (s *Seeder) Run(ctx context.Context, send Sender) error {
 	}
 }
 
-func (s *Seeder) serve(ctx context.Context, send Sender, w Control) error {
+func (s *Seeder) serve(ctx context.Context, send Sender, w pieces.Control) error {
 	var root [32]byte
 	raw, _ := hex.DecodeString(w.Root)
 	copy(root[:], raw)
 	if s.opts.Announced == nil || !s.opts.Announced(w.Root) {
-		return send.SendControl(ctx, Control{T: "nope", Root: w.Root})
+		return send.SendControl(ctx, pieces.Control{T: "nope", Root: w.Root})
 	}
 	f, size, leaves, err := s.opts.Blobs.Open(root)
-	if errors.Is(err, ErrNoBlob) {
-		return send.SendControl(ctx, Control{T: "nope", Root: w.Root})
+	if errors.Is(err, blobs.ErrNoBlob) {
+		return send.SendControl(ctx, pieces.Control{T: "nope", Root: w.Root})
 	}
 	if err != nil {
 		s.opts.Logger.Error("file not served", "root", w.Root, "err", err)
-		return send.SendControl(ctx, Control{T: "nope", Root: w.Root})
+		return send.SendControl(ctx, pieces.Control{T: "nope", Root: w.Root})
 	}
 	defer f.Close()
 	if w.Hashes {
-		for off := 0; off < len(leaves); off += MaxHashesPerFrame {
-			end := min(len(leaves), off+MaxHashesPerFrame)
-			if err := send.SendFrame(ctx, EncodeHashes(root, uint32(off), leaves[off:end])); err != nil {
+		for off := 0; off < len(leaves); off += pieces.MaxHashesPerFrame {
+			end := min(len(leaves), off+pieces.MaxHashesPerFrame)
+			if err := send.SendFrame(ctx, pieces.EncodeHashes(root, uint32(off), leaves[off:end])); err != nil {
 				return err
 			}
 		}
 	}
 	// Up to PiecesPerFrame pieces a frame to a receiver that takes pieces frames.
-	per, encode := 1, EncodePiece
+	per, encode := 1, pieces.EncodePiece
 	if w.Multi {
-		per, encode = PiecesPerFrame, EncodePieces
+		per, encode = pieces.PiecesPerFrame, pieces.EncodePieces
 	}
-	buf := make([]byte, per*PieceSize)
+	buf := make([]byte, per*pieces.PieceSize)
 	for _, r := range w.Ranges {
 		end := int(min(r[1], int64(len(leaves))))
 		for i := int(r[0]); i < end; i += per {
@@ -136,14 +139,14 @@ func (s *Seeder) serve(ctx context.Context, send Sender, w Control) error {
 				return nil
 			}
 			count := min(per, end-i)
-			n := (count-1)*PieceSize + PieceLen(size, i+count-1)
-			if _, err := f.ReadAt(buf[:n], int64(i)*PieceSize); err != nil {
-				return fmt.Errorf("pieces: read pieces %d…%d: %w", i, i+count-1, err)
+			n := (count-1)*pieces.PieceSize + pieces.PieceLen(size, i+count-1)
+			if _, err := f.ReadAt(buf[:n], int64(i)*pieces.PieceSize); err != nil {
+				return fmt.Errorf("transfer: read pieces %d…%d: %w", i, i+count-1, err)
 			}
 			frame := encode(root, uint32(i), buf[:n])
 			for k := range count {
 				if s.opts.Corrupt != nil && s.opts.Corrupt(w.Root, i+k) {
-					frame[head+k*PieceSize+PieceLen(size, i+k)-1] ^= 0x55
+					frame[pieces.FrameHead+k*pieces.PieceSize+pieces.PieceLen(size, i+k)-1] ^= 0x55
 				}
 			}
 			if err := send.SendFrame(ctx, frame); err != nil {

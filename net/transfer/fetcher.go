@@ -1,8 +1,7 @@
-package pieces
+package transfer
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -12,6 +11,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/chattorrent/chattorrent/net/pieces"
+	"github.com/chattorrent/chattorrent/store/blobs"
 )
 
 // Defaults of FetcherOptions.
@@ -43,15 +45,15 @@ const (
 
 // Errors of Fetch.
 var (
-	ErrTooLarge = errors.New("pieces: fetch: the file is over the size limit")
+	ErrTooLarge = errors.New("transfer: fetch: the file is over the size limit")
 	// ErrTooManyJobs: MaxJobs (or MaxJobsPerRoom for the link's room) files are queued.
-	ErrTooManyJobs = errors.New("pieces: fetch: too many files queued")
-	errParked      = errors.New("pieces: fetch: no peer to ask")
+	ErrTooManyJobs = errors.New("transfer: fetch: too many files queued")
+	errParked      = errors.New("transfer: fetch: no peer to ask")
 )
 
 // FetcherOptions configure a Fetcher.
 type FetcherOptions struct {
-	Blobs *Blobs // where fetched files end up; required
+	Blobs *blobs.Store // where fetched files end up; required
 	// MaxFileSize refuses larger files; 0 means DefaultMaxFetchSize (256 MiB).
 	MaxFileSize int64
 	// DiskBudget caps the bytes of the Blobs directory (the box's own files, fetched files
@@ -118,7 +120,7 @@ type Fetcher struct {
 }
 
 type job struct {
-	meta  Meta
+	meta  pieces.Meta
 	root  [32]byte
 	n     int
 	room  string              // of the link that announced it first: what it counts against
@@ -141,14 +143,14 @@ type job struct {
 
 type fetchEvent struct {
 	from  *FetchLink
-	frame Frame
+	frame pieces.Frame
 	ctl   string // "nope" or "cancel"; "" for a frame
 }
 
 // NewFetcher checks opts; Run fetches.
 func NewFetcher(opts FetcherOptions) (*Fetcher, error) {
 	if opts.Blobs == nil {
-		return nil, errors.New("pieces: fetcher: no Blobs")
+		return nil, errors.New("transfer: fetcher: no Blobs")
 	}
 	if opts.MaxFileSize <= 0 {
 		opts.MaxFileSize = DefaultMaxFetchSize
@@ -208,7 +210,7 @@ func (f *Fetcher) Run(ctx context.Context) error {
 	f.mu.Lock()
 	if f.started {
 		f.mu.Unlock()
-		return errors.New("pieces: fetcher: Run called twice")
+		return errors.New("transfer: fetcher: Run called twice")
 	}
 	f.started = true
 	f.mu.Unlock()
@@ -378,7 +380,7 @@ func (f *Fetcher) usable(j *job, not *FetchLink) *FetchLink {
 	return nil
 }
 
-func (f *Fetcher) run(ctx context.Context, j *job, part *Partial) {
+func (f *Fetcher) run(ctx context.Context, j *job, part *blobs.Partial) {
 	log := f.log.With("root", j.meta.Root, "name", j.meta.Name)
 	err := f.fetch(ctx, j, part, log)
 	if cerr := part.Close(); cerr != nil && err == nil {
@@ -414,256 +416,11 @@ func (f *Fetcher) run(ctx context.Context, j *job, part *Partial) {
 	f.wake()
 }
 
-// fetch asks the job's peers in turn until the file is whole (nil), no peer is left
-// (errParked), ctx ends or the disk fails.
-func (f *Fetcher) fetch(ctx context.Context, j *job, part *Partial, log *slog.Logger) error {
-	f.mu.Lock()
-	in := j.in // this run's own channel (events of an earlier run went with its channel)
-	f.mu.Unlock()
-	if j.have == nil {
-		j.have = make([]bool, j.n)
-	}
-	if !part.Existed && j.nhave > 0 { // the temporary file went away: start again
-		j.have, j.nhave = make([]bool, j.n), 0
-	}
-	rescan := j.leaves == nil && part.Existed
-	lies := make(map[*FetchLink]int)
-	quiet := make(map[*FetchLink]int) // asks of this file a peer left unanswered, in a row
-	var (
-		p         *FetchLink
-		hashBuf   [][32]byte
-		hashGot   []bool
-		nhash     int
-		lastAsked int
-		roundBad  bool
-		stalls    int
-		sinceGot  int
-	)
-	stall := time.NewTimer(f.opts.Stall)
-	defer stall.Stop()
-
-	// ask sends p a want for what is missing (the hashes first when they are not known).
-	ask := func() error {
-		c := Control{T: "want", Root: j.meta.Root, Hashes: j.leaves == nil, Multi: true}
-		if c.Hashes && rescan {
-			c.Ranges = [][2]int64{{0, 1}} // the leaves first: the file on disk may hold the rest
-		} else {
-			c.Ranges = missing(j.have)
-		}
-		if c.Hashes {
-			hashBuf, hashGot, nhash = make([][32]byte, j.n), make([]bool, j.n), 0
-		}
-		lastAsked = int(c.Ranges[len(c.Ranges)-1][1]) - 1
-		roundBad = false
-		stall.Reset(f.opts.Stall)
-		return p.send.SendControl(ctx, c)
-	}
-	// next asks the first usable peer other than `not`, or else p again (when allowed).
-	var next func(not *FetchLink, orSame bool) error
-	next = func(not *FetchLink, orSame bool) error {
-		f.mu.Lock()
-		q := f.usable(j, not)
-		if q == nil && orSame && not != nil && !j.skip[not] && !not.isClosed() {
-			q = not
-		}
-		if q != nil && not != nil && q != not {
-			// The peer passed over goes to the back of the line.
-			i := slices.Index(j.peers, not)
-			if i >= 0 {
-				j.peers = append(slices.Delete(j.peers, i, i+1), not)
-			}
-		}
-		j.cur = q
-		f.mu.Unlock()
-		if q == nil {
-			return errParked
-		}
-		if q != p {
-			stalls = 0
-			if p != nil {
-				log.Info("asking another peer for the file", "peer", q.name, "verified", j.nhave, "pieces", j.n)
-			}
-		}
-		p = q
-		if err := ask(); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			log.Info("a peer could not be asked", "peer", p.name, "err", err)
-			f.skip(j, p)
-			return next(nil, false)
-		}
-		return nil
-	}
-	drop := func(q *FetchLink, why string) error {
-		f.skip(j, q)
-		f.dropped.Add(1)
-		log.Warn("peer no longer asked for this file", "peer", q.name, "why", why)
-		if err := q.send.SendControl(ctx, Control{T: "cancel", Root: j.meta.Root}); err != nil && ctx.Err() == nil {
-			log.Debug("cancel not sent", "peer", q.name, "err", err)
-		}
-		return next(nil, false)
-	}
-
-	if err := next(nil, false); err != nil {
-		return err
-	}
-	for {
-		var ev fetchEvent
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-p.done:
-			if err := next(nil, false); err != nil {
-				return err
-			}
-			continue
-		case <-stall.C:
-			stalls++
-			quiet[p]++
-			if quiet[p] >= silentStalls {
-				// A peer that sends nothing at all would hold this fetch's place (and the
-				// box's few) for as long as it stays connected: it is not asked again.
-				p.silent.Store(true)
-				log.Info("the peer answers no want: not asked for files until it sends something", "peer", p.name, "asked", quiet[p])
-				if err := next(p, false); err != nil {
-					return err
-				}
-				continue
-			}
-			log.Info("no frame from the peer: asking again", "peer", p.name, "stalls", stalls)
-			not := (*FetchLink)(nil)
-			if stalls >= 2 {
-				not = p // another peer, when there is one
-			}
-			if err := next(not, true); err != nil {
-				return err
-			}
-			continue
-		case ev = <-in:
-		}
-		if ev.from != p {
-			continue // from a peer asked before
-		}
-		stalls = 0
-		delete(quiet, p)
-		if ev.ctl != "" {
-			log.Info("the peer does not send the file", "peer", p.name, "says", ev.ctl)
-			f.skip(j, p)
-			if err := next(nil, false); err != nil {
-				return err
-			}
-			continue
-		}
-		stall.Reset(f.opts.Stall)
-		fr := ev.frame
-		if fr.Type == FrameHashes {
-			if j.leaves != nil || hashBuf == nil {
-				log.Debug("frame dropped: hashes not asked for", "peer", p.name)
-				continue
-			}
-			if int(fr.Index)+fr.Leaves > j.n {
-				log.Warn("frame dropped: hashes out of range", "peer", p.name)
-				continue
-			}
-			for k := range fr.Leaves {
-				i := int(fr.Index) + k
-				copy(hashBuf[i][:], fr.Data[32*k:])
-				if !hashGot[i] {
-					hashGot[i] = true
-					nhash++
-				}
-			}
-			if nhash < j.n {
-				continue
-			}
-			if Root(hashBuf) != j.root {
-				hashBuf = nil
-				f.bad.Add(1)
-				lies[p]++
-				log.Warn("the peer's hashes do not match the root", "peer", p.name, "times", lies[p])
-				if lies[p] >= min(f.opts.MaxLies, maxBadHashes) {
-					if err := drop(p, "hashes that do not match the root"); err != nil {
-						return err
-					}
-				} else if err := next(nil, false); err != nil {
-					return err
-				}
-				continue
-			}
-			j.leaves, hashBuf = hashBuf, nil
-			if rescan {
-				rescan = false
-				have, err := part.Verified(j.leaves)
-				if err != nil {
-					return err
-				}
-				j.have, j.nhave = have, 0
-				for _, h := range have {
-					if h {
-						j.nhave++
-					}
-				}
-				log.Info("resuming a file fetched before", "verified", j.nhave, "pieces", j.n)
-				if j.nhave == j.n {
-					return f.commit(ctx, j, part, p)
-				}
-			}
-			continue
-		}
-		i := int(fr.Index)
-		switch {
-		case j.leaves == nil:
-			log.Debug("frame dropped: a piece before the hashes", "peer", p.name)
-		case i >= j.n:
-			log.Warn("frame dropped: piece index out of range", "peer", p.name, "index", i)
-		case j.have[i]:
-			log.Debug("frame dropped: a piece already held", "peer", p.name, "index", i)
-		case len(fr.Data) != PieceLen(j.meta.Size, i) || sha256.Sum256(fr.Data) != j.leaves[i]:
-			f.bad.Add(1)
-			lies[p]++
-			roundBad = true
-			log.Warn("bad piece dropped: it does not match its hash", "peer", p.name, "index", i, "times", lies[p])
-			if lies[p] >= f.opts.MaxLies {
-				if err := drop(p, "pieces that do not match their hashes"); err != nil {
-					return err
-				}
-				continue
-			}
-		default:
-			if err := part.WritePiece(i, fr.Data); err != nil {
-				return err
-			}
-			j.have[i] = true
-			j.nhave++
-			f.pieces.Add(1)
-			if sinceGot++; sinceGot >= gotEvery && j.nhave < j.n {
-				sinceGot = 0
-				if err := p.send.SendControl(ctx, Control{T: "got", Root: j.meta.Root, Pieces: int64(j.nhave)}); err != nil {
-					log.Debug("got not sent", "err", err)
-				}
-			}
-		}
-		if j.nhave == j.n {
-			return f.commit(ctx, j, part, p)
-		}
-		if i == lastAsked { // the stream asked for is over: ask for what is still missing
-			not := (*FetchLink)(nil)
-			if roundBad {
-				not = p // a bad piece is asked from another peer, when there is one
-			}
-			if err := next(not, true); err != nil {
-				return err
-			}
-		}
-	}
-}
-
-func (f *Fetcher) commit(ctx context.Context, j *job, part *Partial, p *FetchLink) error {
+func (f *Fetcher) commit(ctx context.Context, j *job, part *blobs.Partial, p *FetchLink) error {
 	if err := part.Commit(j.leaves); err != nil {
 		return err
 	}
-	if err := p.send.SendControl(ctx, Control{T: "got", Root: j.meta.Root, Pieces: int64(j.n)}); err != nil {
+	if err := p.send.SendControl(ctx, pieces.Control{T: "got", Root: j.meta.Root, Pieces: int64(j.n)}); err != nil {
 		f.log.Debug("got not sent", "err", err)
 	}
 	return nil
@@ -682,7 +439,7 @@ func (f *Fetcher) skip(j *job, p *FetchLink) {
 // later).
 func missing(have []bool) [][2]int64 {
 	var out [][2]int64
-	for i := 0; i < len(have) && len(out) < MaxRanges; {
+	for i := 0; i < len(have) && len(out) < pieces.MaxRanges; {
 		for i < len(have) && have[i] {
 			i++
 		}
@@ -740,20 +497,20 @@ func (l *FetchLink) heard() {
 // MaxJobsPerRoom in the link's room (ErrTooManyJobs: announced again later, it is
 // queued then), unless a queued job that no peer can be asked for makes way (makeWay);
 // the disk budget is checked when the fetch starts.
-func (l *FetchLink) Fetch(m Meta) error { return l.fetch(m, false) }
+func (l *FetchLink) Fetch(m pieces.Meta) error { return l.fetch(m, false) }
 
 // FetchKept is Fetch for a file announced in the room earlier, which this peer may hold
 // (the box asks each peer that connects for the room's files it lacks): the peer is asked
 // for it like any other, but it is not the file's announcer, so a job that only such
 // peers could send makes way for a file a peer announces (makeWay), and a new job here
 // never makes way for itself.
-func (l *FetchLink) FetchKept(m Meta) error { return l.fetch(m, true) }
+func (l *FetchLink) FetchKept(m pieces.Meta) error { return l.fetch(m, true) }
 
-func (l *FetchLink) fetch(m Meta, maybe bool) error {
+func (l *FetchLink) fetch(m pieces.Meta, maybe bool) error {
 	f := l.f
 	raw, err := hex.DecodeString(m.Root)
 	if err != nil || len(raw) != 32 || m.Size < 1 {
-		return fmt.Errorf("pieces: fetch: bad meta %.16q", m.Root)
+		return fmt.Errorf("transfer: fetch: bad meta %.16q", m.Root)
 	}
 	root := [32]byte(raw)
 	if m.Size > f.opts.MaxFileSize {
@@ -800,7 +557,7 @@ func (l *FetchLink) fetch(m Meta, maybe bool) error {
 			return ErrTooManyJobs
 		}
 		// No per-piece memory yet: the event channel and the bitmap are made when it runs.
-		j = &job{meta: m, root: root, n: NumPieces(m.Size), room: l.room, skip: make(map[*FetchLink]bool)}
+		j = &job{meta: m, root: root, n: pieces.NumPieces(m.Size), room: l.room, skip: make(map[*FetchLink]bool)}
 		f.jobs[m.Root] = j
 		f.order = append(f.order, j)
 		f.perRoom[l.room]++
@@ -863,7 +620,7 @@ func (l *FetchLink) route(root string, ev fetchEvent) bool {
 }
 
 // Control takes the peer's nope and cancel (a want is a Seeder's, got is ignored).
-func (l *FetchLink) Control(c Control) {
+func (l *FetchLink) Control(c pieces.Control) {
 	l.heard()
 	if c.T == "nope" || c.T == "cancel" {
 		l.route(c.Root, fetchEvent{from: l, ctl: c.T})
@@ -873,26 +630,26 @@ func (l *FetchLink) Control(c Control) {
 // Frame takes a binary frame from the peer: hashes or a piece of a file asked for.
 func (l *FetchLink) Frame(b []byte) {
 	l.heard()
-	fr, err := DecodeFrame(b)
+	fr, err := pieces.DecodeFrame(b)
 	if err != nil {
 		l.f.log.Warn("file frame dropped", "peer", l.name, "err", err)
 		return
 	}
-	frames := []Frame{fr}
-	if fr.Type == FramePieces {
+	frames := []pieces.Frame{fr}
+	if fr.Type == pieces.FramePieces {
 		// A pieces frame is its pieces one after another, cut every PieceSize bytes.
 		frames = frames[:0]
-		for k := 0; k*PieceSize < len(fr.Data); k++ {
+		for k := 0; k*pieces.PieceSize < len(fr.Data); k++ {
 			if fr.Index > math.MaxUint32-uint32(k) {
 				l.f.log.Warn("file frame dropped: piece index out of range", "peer", l.name)
 				return
 			}
-			frames = append(frames, Frame{Type: FramePiece, Root: fr.Root, Index: fr.Index + uint32(k), Data: fr.Data[k*PieceSize : min(len(fr.Data), (k+1)*PieceSize)]})
+			frames = append(frames, pieces.Frame{Type: pieces.FramePiece, Root: fr.Root, Index: fr.Index + uint32(k), Data: fr.Data[k*pieces.PieceSize : min(len(fr.Data), (k+1)*pieces.PieceSize)]})
 		}
 	}
 	for _, p := range frames {
-		if !l.route(RootHex(fr.Root), fetchEvent{from: l, frame: p}) {
-			l.f.log.Debug("file frame dropped: not asked for", "peer", l.name, "root", RootHex(fr.Root))
+		if !l.route(pieces.RootHex(fr.Root), fetchEvent{from: l, frame: p}) {
+			l.f.log.Debug("file frame dropped: not asked for", "peer", l.name, "root", pieces.RootHex(fr.Root))
 			return
 		}
 	}

@@ -1,4 +1,4 @@
-package pieces
+package transfer
 
 import (
 	"bytes"
@@ -12,20 +12,23 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
+
+	"github.com/chattorrent/chattorrent/net/pieces"
+	"github.com/chattorrent/chattorrent/store/blobs"
+	"github.com/chattorrent/chattorrent/store/testenv"
 )
 
 // toSeeder is the box's Sender to a phone: its want and cancel reach the phone's Seeder.
 type toSeeder struct{ s *Seeder }
 
-func (t toSeeder) SendControl(_ context.Context, c Control) error { t.s.Control(c); return nil }
-func (t toSeeder) SendFrame(context.Context, []byte) error        { return nil }
+func (t toSeeder) SendControl(_ context.Context, c pieces.Control) error { t.s.Control(c); return nil }
+func (t toSeeder) SendFrame(context.Context, []byte) error               { return nil }
 
 // toLink is a phone's Sender to the box: its frames and nope reach the box's FetchLink.
 type toLink struct{ l *FetchLink }
 
-func (t toLink) SendControl(_ context.Context, c Control) error { t.l.Control(c); return nil }
-func (t toLink) SendFrame(_ context.Context, b []byte) error    { t.l.Frame(b); return nil }
+func (t toLink) SendControl(_ context.Context, c pieces.Control) error { t.l.Control(c); return nil }
+func (t toLink) SendFrame(_ context.Context, b []byte) error           { t.l.Frame(b); return nil }
 
 // phone is a peer holding files in its own store and serving them with a Seeder.
 type phone struct {
@@ -34,7 +37,7 @@ type phone struct {
 }
 
 // connect joins a phone serving blobs to the fetcher, as one session would.
-func connect(t *testing.T, f *Fetcher, blobs *Blobs, name string, corrupt func(string, int) bool) *phone {
+func connect(t *testing.T, f *Fetcher, blobs *blobs.Store, name string, corrupt func(string, int) bool) *phone {
 	t.Helper()
 	s := NewSeeder(SeederOptions{Blobs: blobs, Announced: func(string) bool { return true }, Corrupt: corrupt})
 	l := f.Link(toSeeder{s}, name)
@@ -46,9 +49,9 @@ func connect(t *testing.T, f *Fetcher, blobs *Blobs, name string, corrupt func(s
 }
 
 // holding returns a phone-side store with a random file of size bytes.
-func holding(t *testing.T, size int) (*Blobs, Meta, []byte) {
+func holding(t *testing.T, size int) (*blobs.Store, pieces.Meta, []byte) {
 	t.Helper()
-	b, err := NewBlobs(t.TempDir(), 0)
+	b, err := blobs.New(t.TempDir(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,12 +61,12 @@ func holding(t *testing.T, size int) (*Blobs, Meta, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b, Meta{Kind: "file", Root: RootHex(root), Size: int64(size), Name: "datos.bin", Duration: -1}, data
+	return b, pieces.Meta{Kind: "file", Root: pieces.RootHex(root), Size: int64(size), Name: "datos.bin", Duration: -1}, data
 }
 
-func newFetcher(t *testing.T, dir string, opts FetcherOptions) (*Fetcher, *Blobs, func()) {
+func newFetcher(t *testing.T, dir string, opts FetcherOptions) (*Fetcher, *blobs.Store, func()) {
 	t.Helper()
-	b, err := NewBlobs(dir, 0)
+	b, err := blobs.New(dir, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,19 +92,7 @@ func newFetcher(t *testing.T, dir string, opts FetcherOptions) (*Fetcher, *Blobs
 	return f, b, stop
 }
 
-// waitUntil polls cond; the deadline only keeps a broken test from hanging.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("never: %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
-func stored(t *testing.T, b *Blobs, m Meta) []byte {
+func stored(t *testing.T, b *blobs.Store, m pieces.Meta) []byte {
 	t.Helper()
 	var root [32]byte
 	copy(root[:], mustHex(t, m.Root))
@@ -110,8 +101,8 @@ func stored(t *testing.T, b *Blobs, m Meta) []byte {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if size != m.Size || Root(leaves) != root {
-		t.Fatalf("stored %d bytes, leaves make %x", size, Root(leaves))
+	if size != m.Size || pieces.Root(leaves) != root {
+		t.Fatalf("stored %d bytes, leaves make %x", size, pieces.Root(leaves))
 	}
 	data, err := io.ReadAll(f)
 	if err != nil {
@@ -142,14 +133,14 @@ func noParts(t *testing.T, dir string) {
 // TestFetchVerifies: the box fetches a file from a phone, hashes first, then every piece,
 // and stores it whole under its root; a Seeder of the box then serves it.
 func TestFetchVerifies(t *testing.T) {
-	pb, m, data := holding(t, 5*PieceSize+123)
+	pb, m, data := holding(t, 5*pieces.PieceSize+123)
 	dir := t.TempDir()
 	f, box, _ := newFetcher(t, dir, FetcherOptions{})
 	ph := connect(t, f, pb, "Móvil", nil)
 	if err := ph.link.Fetch(m); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the file is stored", func() bool { return f.Stats().Fetched == 1 })
+	testenv.WaitFor(t, "the file is stored", func() bool { return f.Stats().Fetched == 1 })
 	if got := stored(t, box, m); !bytes.Equal(got, data) {
 		t.Fatal("the stored file differs")
 	}
@@ -168,7 +159,7 @@ func TestFetchVerifies(t *testing.T) {
 // the file always ends byte-identical, and a box restarted mid-fetch resumes from the
 // pieces it had verified.
 func TestFetchLiar(t *testing.T) {
-	pb, m, data := holding(t, 9*PieceSize+7)
+	pb, m, data := holding(t, 9*pieces.PieceSize+7)
 
 	t.Run("once", func(t *testing.T) {
 		var mu sync.Mutex
@@ -186,7 +177,7 @@ func TestFetchLiar(t *testing.T) {
 		if err := ph.link.Fetch(m); err != nil {
 			t.Fatal(err)
 		}
-		waitUntil(t, "the file is stored", func() bool { return f.Stats().Fetched == 1 })
+		testenv.WaitFor(t, "the file is stored", func() bool { return f.Stats().Fetched == 1 })
 		if got := stored(t, box, m); !bytes.Equal(got, data) {
 			t.Fatal("the stored file differs")
 		}
@@ -205,7 +196,7 @@ func TestFetchLiar(t *testing.T) {
 		if err := honest.link.Fetch(m); err != nil {
 			t.Fatal(err)
 		}
-		waitUntil(t, "the file is stored", func() bool { return f.Stats().Fetched == 1 })
+		testenv.WaitFor(t, "the file is stored", func() bool { return f.Stats().Fetched == 1 })
 		if got := stored(t, box, m); !bytes.Equal(got, data) {
 			t.Fatal("the stored file differs")
 		}
@@ -221,7 +212,7 @@ func TestFetchLiar(t *testing.T) {
 		if err := liar.link.Fetch(m); err != nil {
 			t.Fatal(err)
 		}
-		waitUntil(t, "the liar is dropped", func() bool { return f.Stats().DroppedPeers == 1 })
+		testenv.WaitFor(t, "the liar is dropped", func() bool { return f.Stats().DroppedPeers == 1 })
 		if st := f.Stats(); st.BadPieces != 3 || st.Fetched != 0 || st.Pieces != 9 {
 			t.Errorf("stats %+v", st)
 		}
@@ -230,7 +221,7 @@ func TestFetchLiar(t *testing.T) {
 		if box.Has(root) {
 			t.Fatal("a file with a bad piece was stored")
 		}
-		if _, _, _, err := box.Open(root); !errors.Is(err, ErrNoBlob) {
+		if _, _, _, err := box.Open(root); !errors.Is(err, blobs.ErrNoBlob) {
 			t.Fatalf("the partial file is served: %v", err)
 		}
 		stop()
@@ -240,7 +231,7 @@ func TestFetchLiar(t *testing.T) {
 		if err := honest.link.Fetch(m); err != nil {
 			t.Fatal(err)
 		}
-		waitUntil(t, "the file is stored", func() bool { return f2.Stats().Fetched == 1 })
+		testenv.WaitFor(t, "the file is stored", func() bool { return f2.Stats().Fetched == 1 })
 		if got := stored(t, box2, m); !bytes.Equal(got, data) {
 			t.Fatal("the stored file differs")
 		}
@@ -255,13 +246,13 @@ func TestFetchLiar(t *testing.T) {
 // TestFetchCaps: a file over the size limit is never asked for; one that would pass the
 // disk budget is refused, and nothing already stored is touched.
 func TestFetchCaps(t *testing.T) {
-	pb, m, _ := holding(t, 3*PieceSize)
+	pb, m, _ := holding(t, 3*pieces.PieceSize)
 	var root [32]byte
 	copy(root[:], mustHex(t, m.Root))
 
 	t.Run("oversize", func(t *testing.T) {
 		dir := t.TempDir()
-		f, box, _ := newFetcher(t, dir, FetcherOptions{MaxFileSize: 2 * PieceSize})
+		f, box, _ := newFetcher(t, dir, FetcherOptions{MaxFileSize: 2 * pieces.PieceSize})
 		ph := connect(t, f, pb, "Móvil", nil)
 		if err := ph.link.Fetch(m); !errors.Is(err, ErrTooLarge) {
 			t.Fatalf("Fetch: %v, want ErrTooLarge", err)
@@ -275,7 +266,7 @@ func TestFetchCaps(t *testing.T) {
 	t.Run("disk budget", func(t *testing.T) {
 		dir := t.TempDir()
 		own := bytes.Repeat([]byte("voz"), 10000)
-		pre, err := NewBlobs(dir, 0)
+		pre, err := blobs.New(dir, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -292,7 +283,7 @@ func TestFetchCaps(t *testing.T) {
 		if err := ph.link.Fetch(m); err != nil {
 			t.Fatal(err)
 		}
-		waitUntil(t, "the fetch is refused", func() bool { return f.Stats().Refused == 1 })
+		testenv.WaitFor(t, "the fetch is refused", func() bool { return f.Stats().Refused == 1 })
 		if box.Has(root) || f.Stats().Pieces != 0 || ph.seeder.Served() != 0 {
 			t.Errorf("fetched over the budget: %+v", f.Stats())
 		}
@@ -300,7 +291,7 @@ func TestFetchCaps(t *testing.T) {
 		if _, _, _, err := box.Open(ownRoot); err != nil {
 			t.Errorf("the box's own file: %v", err)
 		}
-		if _, err := os.Stat(filepath.Join(dir, RootHex(ownRoot))); err != nil {
+		if _, err := os.Stat(filepath.Join(dir, pieces.RootHex(ownRoot))); err != nil {
 			t.Error(err)
 		}
 	})

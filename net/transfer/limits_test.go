@@ -1,4 +1,4 @@
-package pieces
+package transfer
 
 import (
 	"bytes"
@@ -7,10 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chattorrent/chattorrent/net/pieces"
+	"github.com/chattorrent/chattorrent/store/blobs"
+	"github.com/chattorrent/chattorrent/store/testenv"
 )
 
 // fakeClock is a FetcherOptions.Now that tests move by hand.
@@ -29,7 +34,7 @@ func (c *fakeClock) Add(d time.Duration) {
 // idleFetcher is a Fetcher that is not run: announcements only queue jobs.
 func idleFetcher(t *testing.T, opts FetcherOptions) *Fetcher {
 	t.Helper()
-	b, err := NewBlobs(t.TempDir(), 0)
+	b, err := blobs.New(t.TempDir(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,15 +47,15 @@ func idleFetcher(t *testing.T, opts FetcherOptions) *Fetcher {
 }
 
 // fakeMeta is the announcement of a file nobody sends, number i.
-func fakeMeta(i int) Meta {
+func fakeMeta(i int) pieces.Meta {
 	sum := sha256.Sum256(fmt.Appendf(nil, "file %d", i))
-	return Meta{Kind: "file", Root: RootHex(sum), Size: 256 << 20, Name: fmt.Sprintf("f%d.bin", i), Duration: -1}
+	return pieces.Meta{Kind: "file", Root: pieces.RootHex(sum), Size: 256 << 20, Name: fmt.Sprintf("f%d.bin", i), Duration: -1}
 }
 
 type nopSender struct{}
 
-func (nopSender) SendControl(context.Context, Control) error { return nil }
-func (nopSender) SendFrame(context.Context, []byte) error    { return nil }
+func (nopSender) SendControl(context.Context, pieces.Control) error { return nil }
+func (nopSender) SendFrame(context.Context, []byte) error           { return nil }
 
 // TestFetchJobCaps: a room queues at most MaxJobsPerRoom files and all rooms MaxJobs;
 // past them announcements are refused with ErrTooManyJobs, and a file already queued may
@@ -143,44 +148,15 @@ func TestFetchParkedJobsExpire(t *testing.T) {
 	}
 }
 
-// TestUsageCountsPartialBlocks: a sparse partial of a big file counts by what it holds, so
-// announcements of files nobody sends no longer fill the disk budget.
-func TestUsageCountsPartialBlocks(t *testing.T) {
-	if runtime.GOOS == "windows" || runtime.GOOS == "plan9" {
-		t.Skip("no st_blocks here: partials count at their full size")
-	}
-	b, err := NewBlobs(t.TempDir(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var root [32]byte
-	root[0] = 1
-	p, err := b.OpenPartial(root, 256<<20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.WritePiece(3, make([]byte, PieceSize)); err != nil {
-		t.Fatal(err)
-	}
-	p.Close()
-	used, err := b.Usage()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if used < PieceSize || used > 1<<20 {
-		t.Fatalf("Usage %d bytes for one 16 KiB piece of a sparse 256 MiB partial", used)
-	}
-}
-
 // TestFetchBudgetIgnoresEmptyPartials: the review's case: parts of files nobody sends
 // (sparse, 256 MiB each) no longer stop the box from fetching a real file.
 func TestFetchBudgetIgnoresEmptyPartials(t *testing.T) {
 	if runtime.GOOS == "windows" || runtime.GOOS == "plan9" {
 		t.Skip("no st_blocks here")
 	}
-	pb, m, data := holding(t, 3*PieceSize)
+	pb, m, data := holding(t, 3*pieces.PieceSize)
 	dir := t.TempDir()
-	pre, err := NewBlobs(dir, 0)
+	pre, err := blobs.New(dir, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +174,7 @@ func TestFetchBudgetIgnoresEmptyPartials(t *testing.T) {
 	if err := ph.link.Fetch(m); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the file is stored", func() bool { return f.Stats().Fetched == 1 || f.Stats().Refused > 0 })
+	testenv.WaitFor(t, "the file is stored", func() bool { return f.Stats().Fetched == 1 || f.Stats().Refused > 0 })
 	if f.Stats().Refused > 0 {
 		t.Fatalf("refused by the budget: %+v", f.Stats())
 	}
@@ -211,29 +187,36 @@ func TestFetchBudgetIgnoresEmptyPartials(t *testing.T) {
 // unless its fetch is running; a recent one stays.
 func TestPartialsExpire(t *testing.T) {
 	clock := &fakeClock{t: time.Now()}
-	f := idleFetcher(t, FetcherOptions{Now: clock.Now})
-	b := f.opts.Blobs
+	dir := t.TempDir()
+	b, err := blobs.New(dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := NewFetcher(FetcherOptions{Now: clock.Now, Blobs: b})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var roots [3][32]byte
 	for i := range roots {
 		roots[i][0] = byte(i + 1)
-		p, err := b.OpenPartial(roots[i], 3*PieceSize)
+		p, err := b.OpenPartial(roots[i], 3*pieces.PieceSize)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := p.WritePiece(0, make([]byte, PieceSize)); err != nil {
+		if err := p.WritePiece(0, make([]byte, pieces.PieceSize)); err != nil {
 			t.Fatal(err)
 		}
 		p.Close()
 	}
 	old := clock.Now().Add(-PartialTTL - time.Minute)
 	for _, r := range roots[:2] {
-		if err := os.Chtimes(b.partPath(r), old, old); err != nil {
+		if err := os.Chtimes(filepath.Join(dir, "fetch-"+pieces.RootHex(r)+".part"), old, old); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// roots[1] is being fetched: kept.
 	f.mu.Lock()
-	f.jobs["x"] = &job{meta: Meta{Root: "x"}, root: roots[1], running: true}
+	f.jobs["x"] = &job{meta: pieces.Meta{Root: "x"}, root: roots[1], running: true}
 	f.order = append(f.order, f.jobs["x"])
 	f.perRoom[""]++
 	f.mu.Unlock()
@@ -333,19 +316,19 @@ func TestFetchSilentPeer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	blobs, m, data := holding(t, 3*PieceSize+5)
+	blobs, m, data := holding(t, 3*pieces.PieceSize+5)
 	honest := connect(t, f, blobs, "honest", nil)
 	if err := honest.link.Fetch(m); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the honest peer's file stored", func() bool { return f.Stats().Fetched == 1 })
+	testenv.WaitFor(t, "the honest peer's file stored", func() bool { return f.Stats().Fetched == 1 })
 	if got := stored(t, b, m); !bytes.Equal(got, data) {
 		t.Fatal("stored bytes differ")
 	}
 	if !silent.silent.Load() {
 		t.Fatal("the peer that answered nothing is not marked silent")
 	}
-	silent.Control(Control{T: "nope", Root: fakeMeta(0).Root})
+	silent.Control(pieces.Control{T: "nope", Root: fakeMeta(0).Root})
 	if silent.silent.Load() {
 		t.Fatal("a silent peer that spoke is still silent")
 	}

@@ -1,4 +1,4 @@
-package pieces
+package blobs
 
 import (
 	"crypto/sha256"
@@ -11,9 +11,12 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/chattorrent/chattorrent/net/pieces"
+	"github.com/chattorrent/chattorrent/store/atomicfile"
 )
 
-// partPrefix names a file being fetched in the Blobs directory: fetch-<root>.part. It is
+// partPrefix names a file being fetched in the Store directory: fetch-<root>.part. It is
 // never served (Open looks only at complete names) and becomes <root> only when every
 // piece is verified.
 const (
@@ -24,7 +27,7 @@ const (
 )
 
 // Has says whether the store holds root complete.
-func (b *Blobs) Has(root [32]byte) bool {
+func (b *Store) Has(root [32]byte) bool {
 	fi, err := os.Stat(b.path(root))
 	return err == nil && fi.Mode().IsRegular()
 }
@@ -33,10 +36,10 @@ func (b *Blobs) Has(root [32]byte) bool {
 // their size, files being fetched by the blocks they really take on disk (a sparse
 // partial of a file nobody sends takes next to nothing; on systems without st_blocks,
 // their full size).
-func (b *Blobs) Usage() (int64, error) {
+func (b *Store) Usage() (int64, error) {
 	es, err := os.ReadDir(b.dir)
 	if err != nil {
-		return 0, fmt.Errorf("pieces: blobs: %w", err)
+		return 0, fmt.Errorf("blobs: %w", err)
 	}
 	var n int64
 	for _, e := range es {
@@ -63,10 +66,10 @@ func isPartName(name string) bool {
 // ExpirePartials removes the files being fetched that were last written before `before`
 // (no verified piece since: their fetch made no progress), except those keep says are in
 // use. It returns how many it removed.
-func (b *Blobs) ExpirePartials(before time.Time, keep func(root [32]byte) bool) (int, error) {
+func (b *Store) ExpirePartials(before time.Time, keep func(root [32]byte) bool) (int, error) {
 	es, err := os.ReadDir(b.dir)
 	if err != nil {
-		return 0, fmt.Errorf("pieces: blobs: %w", err)
+		return 0, fmt.Errorf("blobs: %w", err)
 	}
 	removed := 0
 	for _, e := range es {
@@ -83,17 +86,17 @@ func (b *Blobs) ExpirePartials(before time.Time, keep func(root [32]byte) bool) 
 			continue
 		}
 		if err := os.Remove(filepath.Join(b.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return removed, fmt.Errorf("pieces: blobs: %w", err)
+			return removed, fmt.Errorf("blobs: %w", err)
 		}
 		removed++
 	}
 	return removed, nil
 }
 
-// Partial is a file being fetched: a sparse temporary file of the full size in the Blobs
+// Partial is a file being fetched: a sparse temporary file of the full size in the Store
 // directory, written a verified piece at a time, renamed to its root by Commit.
 type Partial struct {
-	b    *Blobs
+	b    *Store
 	root [32]byte
 	size int64
 	f    *os.File
@@ -102,18 +105,18 @@ type Partial struct {
 	Existed bool
 }
 
-func (b *Blobs) partPath(root [32]byte) string {
+func (b *Store) partPath(root [32]byte) string {
 	return filepath.Join(b.dir, partPrefix+hex.EncodeToString(root[:])+partSuffix)
 }
 
 // PartialExists says whether a file being fetched for root is in the directory.
-func (b *Blobs) PartialExists(root [32]byte) bool {
+func (b *Store) PartialExists(root [32]byte) bool {
 	_, err := os.Stat(b.partPath(root))
 	return err == nil
 }
 
 // OpenPartial opens (creating, at its full size) the temporary file for root.
-func (b *Blobs) OpenPartial(root [32]byte, size int64) (*Partial, error) {
+func (b *Store) OpenPartial(root [32]byte, size int64) (*Partial, error) {
 	if size < 1 || size > b.maxSize {
 		return nil, fail("bad-size", "%d bytes (limit %d)", size, b.maxSize)
 	}
@@ -121,17 +124,17 @@ func (b *Blobs) OpenPartial(root [32]byte, size int64) (*Partial, error) {
 	_, statErr := os.Stat(path)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
 	if err != nil {
-		return nil, fmt.Errorf("pieces: partial: %w", err)
+		return nil, fmt.Errorf("blobs: partial: %w", err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("pieces: partial: %w", err)
+		return nil, fmt.Errorf("blobs: partial: %w", err)
 	}
 	if fi.Size() != size {
 		if err := f.Truncate(size); err != nil {
 			f.Close()
-			return nil, fmt.Errorf("pieces: partial: %w", err)
+			return nil, fmt.Errorf("blobs: partial: %w", err)
 		}
 	}
 	return &Partial{b: b, root: root, size: size, f: f, Existed: statErr == nil && fi.Size() == size}, nil
@@ -139,8 +142,8 @@ func (b *Blobs) OpenPartial(root [32]byte, size int64) (*Partial, error) {
 
 // WritePiece writes piece i (already verified).
 func (p *Partial) WritePiece(i int, data []byte) error {
-	if _, err := p.f.WriteAt(data, int64(i)*PieceSize); err != nil {
-		return fmt.Errorf("pieces: partial: write piece %d: %w", i, err)
+	if _, err := p.f.WriteAt(data, int64(i)*pieces.PieceSize); err != nil {
+		return fmt.Errorf("blobs: partial: write piece %d: %w", i, err)
 	}
 	return nil
 }
@@ -149,11 +152,11 @@ func (p *Partial) WritePiece(i int, data []byte) error {
 // an earlier run of the box had written.
 func (p *Partial) Verified(leaves [][32]byte) ([]bool, error) {
 	have := make([]bool, len(leaves))
-	buf := make([]byte, PieceSize)
+	buf := make([]byte, pieces.PieceSize)
 	for i := range leaves {
-		n := PieceLen(p.size, i)
-		if _, err := p.f.ReadAt(buf[:n], int64(i)*PieceSize); err != nil && !errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("pieces: partial: read piece %d: %w", i, err)
+		n := pieces.PieceLen(p.size, i)
+		if _, err := p.f.ReadAt(buf[:n], int64(i)*pieces.PieceSize); err != nil && !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("blobs: partial: read piece %d: %w", i, err)
 		}
 		have[i] = sha256.Sum256(buf[:n]) == leaves[i]
 	}
@@ -163,29 +166,29 @@ func (p *Partial) Verified(leaves [][32]byte) ([]bool, error) {
 // Commit syncs the file, stores its leaves and renames it to its root: from then on the
 // store holds it complete. The Partial is closed.
 func (p *Partial) Commit(leaves [][32]byte) error {
-	if Root(leaves) != p.root || len(leaves) != NumPieces(p.size) {
+	if pieces.Root(leaves) != p.root || len(leaves) != pieces.NumPieces(p.size) {
 		p.Close()
-		return errors.New("pieces: partial: the leaves do not make the root")
+		return errors.New("blobs: partial: the leaves do not make the root")
 	}
 	if err := p.f.Sync(); err != nil {
 		p.Close()
-		return fmt.Errorf("pieces: partial: sync: %w", err)
+		return fmt.Errorf("blobs: partial: sync: %w", err)
 	}
 	if err := p.f.Close(); err != nil {
-		return fmt.Errorf("pieces: partial: %w", err)
+		return fmt.Errorf("blobs: partial: %w", err)
 	}
 	p.f = nil
 	raw := make([]byte, 0, 32*len(leaves))
 	for _, l := range leaves {
 		raw = append(raw, l[:]...)
 	}
-	if err := writeAtomic(p.b.path(p.root)+".leaves", raw); err != nil {
+	if err := atomicfile.WriteBytes(p.b.path(p.root)+".leaves", 0o600, raw); err != nil {
 		return err
 	}
 	if err := os.Rename(p.b.partPath(p.root), p.b.path(p.root)); err != nil {
-		return fmt.Errorf("pieces: partial: %w", err)
+		return fmt.Errorf("blobs: partial: %w", err)
 	}
-	return syncDir(p.b.dir)
+	return atomicfile.SyncDir(p.b.dir)
 }
 
 // Close closes the file and keeps it for a later resume.
@@ -196,7 +199,7 @@ func (p *Partial) Close() error {
 	err := p.f.Close()
 	p.f = nil
 	if err != nil {
-		return fmt.Errorf("pieces: partial: %w", err)
+		return fmt.Errorf("blobs: partial: %w", err)
 	}
 	return nil
 }
