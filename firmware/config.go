@@ -144,7 +144,7 @@ func (cfg *Config) netFlags(f *envFlags) {
 		"how long a request may take to send its body before it is cut with 408 slow-body, 100ms..10m\n"+
 			"(env CHATTORRENT_BODY_TIMEOUT)")
 	f.Int64(&cfg.StoreBudget, "store-budget", "CHATTORRENT_STORE_BUDGET", int64(store.DefaultStoreBudget),
-		"the bytes the history (rooms.db) may take on the card; past it the box refuses with store-full (HTTP 507)\n"+
+		"the bytes the history (rooms.db, segment and index files) may take on the card; past it the box refuses with store-full (HTTP 507)\n"+
 			"(env CHATTORRENT_STORE_BUDGET)")
 }
 
