@@ -255,6 +255,14 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		}
 		defer os.Remove(cfg.ReadyFile)
 	}
+	// Under systemd (Type=notify): READY=1, then WATCHDOG=1 while /healthz answers.
+	if sd := newNotifier(os.Getenv, base); sd != nil {
+		hc := cfg
+		hc.HTTPSAddr = ready.HTTPS
+		g.Go(func() error {
+			return sd.run(gctx, func(c context.Context) error { return healthcheck(c, hc, io.Discard) })
+		})
+	}
 
 	err = g.Wait()
 	log.Info("stopped")
