@@ -111,6 +111,7 @@ for arch in arm64 armhf amd64; do
   expect '\./usr/lib/sysctl\.d/60-chattorrent\.conf$' "$tmp/contents" "$deb: no sysctl drop-in"
   expect '\./usr/lib/sysusers\.d/chattorrent\.conf$' "$tmp/contents" "$deb: no sysusers.d file"
   expect '\./usr/sbin/chattorrent-hotspot$' "$tmp/contents" "$deb: no hotspot helper"
+  expect '\./usr/lib/udev/rules\.d/60-chattorrent-gpio\.rules$' "$tmp/contents" "$deb: no GPIO udev rule"
   expect '\./etc/default/chattorrent$' "$tmp/contents" "$deb: no /etc/default/chattorrent"
   root=$tmp/root-$arch
   dpkg-deb -x "$deb" "$root"
