@@ -10,11 +10,11 @@
 # 2 cores (the arm64 half of debootstrap and initramfs run under qemu-user emulation).
 # Needs: debootstrap, qemu-user-static and binfmt_misc (registered here if missing),
 # e2fsprogs (mkfs.ext4 -d), dosfstools and mtools (FAT without mounting), fdisk (sfdisk),
-# and for --smoke qemu-system-arm and curl. No loop devices or mounts are used.
+# and for --smoke qemu-system-arm. No loop devices; /proc and /sys are mounted in the chroot
+# while apt runs there.
 #
-# What --smoke proves: the rootfs boots a real systemd on arm64 (qemu's "virt" machine, the
-# image's own kernel and initrd) and chattorrent.service answers HTTPS. It does not boot
-# the Pi firmware path (bootcode.bin/start*.elf): qemu cannot run the Pi's GPU firmware.
+# --smoke then runs deploy/image/smoke.sh on the image (what it proves is written there).
+# WORK=DIR keeps the root file system in DIR: a second run skips debootstrap.
 # See docs/OPERATIONS.md, "A ready-made image".
 set -euo pipefail
 
@@ -73,6 +73,11 @@ cp /etc/resolv.conf "$root/etc/resolv.conf"
 # with dnsmasq, Ethernet by DHCP), Wi-Fi (wpasupplicant, iw, rfkill, regulatory database,
 # Broadcom firmware), SSH (off until a key is given), fake-hwclock (the clock survives
 # reboots without a network), growing the root (fdisk, e2fsprogs), the microphone (alsa-utils).
+# Package scripts (kernel, initramfs) want /proc and /sys: mounted for this stage only.
+mount -t proc proc "$root/proc"
+mount -t sysfs sysfs "$root/sys"
+trap 'umount "$root/proc" "$root/sys" 2>/dev/null || true' EXIT
+chroot "$root" apt-get update -q
 DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get install -y --no-install-recommends \
   linux-image-arm64 raspi-firmware firmware-brcm80211 initramfs-tools \
   network-manager dnsmasq-base wpasupplicant iw rfkill wireless-regdb iproute2 \
