@@ -78,7 +78,9 @@ mount -t proc proc "$root/proc"
 mount -t sysfs sysfs "$root/sys"
 trap 'umount "$root/proc" "$root/sys" 2>/dev/null || true' EXIT
 chroot "$root" apt-get update -q
+# --force-confold: keep our /etc/default/raspi-firmware (written above) without a prompt.
 DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get install -y --no-install-recommends \
+  -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
   linux-image-arm64 raspi-firmware firmware-brcm80211 initramfs-tools \
   network-manager dnsmasq-base wpasupplicant iw rfkill wireless-regdb iproute2 \
   openssh-server fake-hwclock fdisk e2fsprogs util-linux alsa-utils ca-certificates
