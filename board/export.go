@@ -136,7 +136,7 @@ func (e *Exporter) Export(ctx context.Context, dst string, rooms []ExportRoom) (
 			name += "-" + strconv.Itoa(i)
 		}
 		dir = filepath.Join(dst, name)
-		err := os.Mkdir(dir, 0o755)
+		err := mkdirReadable(dir)
 		if err == nil {
 			x.made = append(x.made, dir)
 			break
@@ -174,7 +174,7 @@ type export struct {
 
 func (x *export) room(parent, name string, r ExportRoom) error {
 	dir := filepath.Join(parent, name)
-	if err := os.Mkdir(dir, 0o755); err != nil {
+	if err := mkdirReadable(dir); err != nil {
 		return err
 	}
 	x.made = append(x.made, dir)
@@ -261,6 +261,10 @@ func (x *export) file(dir, name string, write func(io.Writer) error) (err error)
 			os.Remove(tmp)
 		}
 	}()
+	// CreateTemp makes 0600: the phone or laptop the stick goes to next must read it.
+	if err := f.Chmod(0o644); err != nil {
+		return fmt.Errorf("chmod %s: %w", name, err)
+	}
 	var w io.Writer = f
 	if x.e.wrap != nil {
 		w = x.e.wrap(w)
@@ -279,6 +283,20 @@ func (x *export) file(dir, name string, write func(io.Writer) error) (err error)
 		return err
 	}
 	x.made = append(x.made, final)
+	return nil
+}
+
+// mkdirReadable makes dir with mode 0755 whatever the umask (the service runs with
+// UMask=0077): on an ext4 or exFAT-with-permissions stick, the export is for other users.
+// A FAT stick ignores both calls' modes.
+func mkdirReadable(dir string) error {
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return err
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		os.Remove(dir)
+		return err
+	}
 	return nil
 }
 

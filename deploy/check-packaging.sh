@@ -2,8 +2,12 @@
 # deploy/check-packaging.sh checks everything deploy/ ships; deploy/test.sh runs it in CI.
 #   1. the cross-build matrix (deploy/build.sh): static, stamped, size of each binary
 #   2. the .debs (deploy/package.sh): metadata, file lists, the binary each one carries,
-#      maintainer scripts (syntax, and their systemctl calls against stubs)
-#   3. the systemd unit: `systemd-analyze verify` and `security --offline` in a temporary root
+#      maintainer scripts (syntax, and their systemctl calls against stubs), lintian (no
+#      errors or warnings), reproducibility (a second build is byte-identical), and the
+#      lifecycle in a cached Debian root (deploy/debian-root.sh; chroot): install, remove,
+#      reinstall (still enabled), purge; then deploy/nspawn-test.sh boots that root under
+#      systemd-nspawn (--private-network) and checks the running service (~40 s)
+#   3. the systemd unit: `systemd-analyze verify` and `security --offline` (exposure <= 2.0)
 #   4. the first-boot cloud-init user-data: `cloud-init schema`
 #   5. deploy/hotspot.sh: syntax, --dry-run output, argument checks
 #   6. the Dockerfile: the properties we rely on (no Docker engine here to build it)
@@ -24,7 +28,8 @@ skip() { printf 'check-packaging: SKIP: %s\n' "$*" >&2; }
 expect() { grep -Eq -- "$1" "$2" || { sed 's/^/    /' "$2" >&2; fail "$3"; }; }
 
 # Tools: command -> Debian package.
-declare -A pkg_of=([dpkg-deb]=dpkg [systemd-analyze]=systemd [cloud-init]=cloud-init [readelf]=binutils)
+declare -A pkg_of=([dpkg-deb]=dpkg [systemd-analyze]=systemd [cloud-init]=cloud-init [readelf]=binutils
+  [lintian]=lintian [debootstrap]=debootstrap [systemd-nspawn]=systemd-container)
 missing=()
 for tool in "${!pkg_of[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${pkg_of[$tool]}")
@@ -53,7 +58,8 @@ for f in deploy/*.sh deploy/packaging/*.sh deploy/image/*.sh; do
 done
 if command -v shellcheck >/dev/null; then
   shellcheck -S warning deploy/build.sh deploy/package.sh deploy/hotspot.sh deploy/check-packaging.sh \
-    deploy/qemu-test.sh deploy/image/build-image.sh deploy/packaging/*.sh || fail "shellcheck"
+    deploy/qemu-test.sh deploy/debian-root.sh deploy/nspawn-test.sh deploy/image/*.sh deploy/packaging/*.sh \
+    || fail "shellcheck"
 fi
 
 step "cross-build matrix (deploy/build.sh)"
@@ -105,6 +111,7 @@ for arch in arm64 armhf amd64; do
   expect '\./usr/lib/sysctl\.d/60-chattorrent\.conf$' "$tmp/contents" "$deb: no sysctl drop-in"
   expect '\./usr/lib/sysusers\.d/chattorrent\.conf$' "$tmp/contents" "$deb: no sysusers.d file"
   expect '\./usr/sbin/chattorrent-hotspot$' "$tmp/contents" "$deb: no hotspot helper"
+  expect '\./usr/lib/udev/rules\.d/60-chattorrent-gpio\.rules$' "$tmp/contents" "$deb: no GPIO udev rule"
   expect '\./etc/default/chattorrent$' "$tmp/contents" "$deb: no /etc/default/chattorrent"
   root=$tmp/root-$arch
   dpkg-deb -x "$deb" "$root"
@@ -124,24 +131,79 @@ grep -q 'net.core.rmem_max = 8388608' "$tmp/root-amd64/usr/lib/sysctl.d/60-chatt
 # scripts take their chroot/offline branch: enable on first install, never on upgrade).
 stubs=$tmp/stubs
 mkdir -p "$stubs"
-for cmd in systemctl systemd-sysusers sysctl; do
+for cmd in systemctl systemd-sysusers sysctl deb-systemd-helper deb-systemd-invoke; do
   printf '#!/bin/sh\necho "%s $*" >> "%s/calls"\n' "$cmd" "$tmp" > "$stubs/$cmd"
   chmod +x "$stubs/$cmd"
 done
 ctl=$tmp/control-amd64
 PATH=$stubs:$PATH sh "$ctl/postinst" configure "" || fail "postinst configure (install) failed"
 grep -qx 'systemd-sysusers chattorrent.conf' "$tmp/calls" || fail "postinst does not create the user"
-grep -qx 'systemctl enable chattorrent.service' "$tmp/calls" || fail "postinst does not enable the unit on install"
+grep -qx 'deb-systemd-helper enable chattorrent.service' "$tmp/calls" || fail "postinst does not enable the unit on install"
 if [ ! -d /run/systemd/system ] && grep -q '^sysctl' "$tmp/calls"; then
   fail "postinst runs sysctl without a running systemd (it would touch the build host in a chroot)"
 fi
 : > "$tmp/calls"
-PATH=$stubs:$PATH sh "$ctl/postinst" configure 0.0.1 || fail "postinst configure (upgrade) failed"
-if grep -q 'systemctl enable' "$tmp/calls"; then fail "postinst re-enables the unit on upgrade"; fi
-: > "$tmp/calls"
 PATH=$stubs:$PATH sh "$ctl/prerm" remove || fail "prerm remove failed"
-grep -qx 'systemctl disable chattorrent.service' "$tmp/calls" || fail "prerm remove does not disable the unit"
+PATH=$stubs:$PATH sh "$ctl/postrm" remove || fail "postrm remove failed"
+grep -qx 'deb-systemd-helper mask chattorrent.service' "$tmp/calls" || fail "postrm remove does not mask the unit"
 PATH=$stubs:$PATH sh "$ctl/postrm" purge || fail "postrm purge failed"
+grep -qx 'deb-systemd-helper purge chattorrent.service' "$tmp/calls" || fail "postrm purge does not forget the unit"
+
+step ".deb lintian, reproducibility"
+deb=$(ls dist/chattorrent_*_amd64.deb)
+if have lintian "the .debs are not linted"; then
+  for d in dist/chattorrent_*.deb; do
+    # Errors fail; overrides (deploy/packaging/lintian-overrides) each carry their reason.
+    lintian --fail-on error,warning "$d" > "$tmp/lintian" 2>&1 \
+      || { sed 's/^/    /' "$tmp/lintian" >&2; fail "lintian $d"; }
+  done
+  echo "  lintian: no errors or warnings (overrides: deploy/packaging/lintian-overrides)"
+fi
+for f in copyright changelog.Debian.gz; do
+  [ -f "$tmp/root-amd64/usr/share/doc/chattorrent/$f" ] || fail "$deb: no /usr/share/doc/chattorrent/$f"
+done
+cp "$deb" "$tmp/first.deb"
+deploy/package.sh amd64 > /dev/null || fail "deploy/package.sh (second build)"
+cmp -s "$tmp/first.deb" "$deb" || fail "two builds of $deb differ (not reproducible)"
+echo "  reproducible: a second build of $deb is byte-identical"
+
+step ".deb lifecycle in a Debian root (chroot): install, remove, reinstall, purge"
+if [ "$(id -u)" = 0 ] && have debootstrap "no Debian root: lifecycle not tested" && have chroot "lifecycle not tested"; then
+  cached=$(deploy/debian-root.sh) || fail "deploy/debian-root.sh"
+  lroot=$tmp/lifecycle-root
+  cp -a "$cached" "$lroot"
+  cp "$deb" "$lroot/tmp/chattorrent.deb"
+  in_root() { chroot "$lroot" "$@" >> "$tmp/lifecycle.log" 2>&1; }
+  enabled() { systemctl --root="$lroot" is-enabled chattorrent.service 2>/dev/null || true; }
+  lfail() { sed 's/^/    /' "$tmp/lifecycle.log" >&2; fail "$*"; }
+  in_root dpkg -i /tmp/chattorrent.deb || lfail "dpkg -i"
+  [ "$(enabled)" = enabled ] || lfail "after install the unit is $(enabled), not enabled"
+  grep -Eq '^gpio:.*chattorrent' "$lroot/etc/group" || lfail "install: chattorrent not in group gpio"
+  in_root dpkg -r chattorrent || lfail "dpkg -r"
+  [ ! -e "$lroot/usr/bin/chattorrent" ] || lfail "dpkg -r left /usr/bin/chattorrent"
+  in_root dpkg -i /tmp/chattorrent.deb || lfail "dpkg -i after dpkg -r"
+  [ "$(enabled)" = enabled ] || lfail "reinstall after remove: the unit is $(enabled), not enabled"
+  # An administrator's disable survives a reinstall (upgrade path).
+  in_root systemctl disable chattorrent.service
+  in_root dpkg -i /tmp/chattorrent.deb || lfail "dpkg -i over itself"
+  [ "$(enabled)" = disabled ] || lfail "reinstall re-enabled a unit the administrator disabled"
+  in_root systemctl enable chattorrent.service
+  in_root dpkg -P chattorrent || lfail "dpkg -P"
+  if ls "$lroot"/etc/systemd/system/*/chattorrent.service >/dev/null 2>&1; then
+    lfail "purge left $(ls "$lroot"/etc/systemd/system/*/chattorrent.service)"
+  fi
+  if chroot "$lroot" dpkg -s chattorrent >/dev/null 2>&1; then lfail "purge: dpkg still knows chattorrent"; fi
+  echo "  install: enabled; remove + install: enabled; disabled + reinstall: disabled; purge: no symlinks left"
+  rm -rf "$lroot"
+
+  step "the unit under systemd: deploy/nspawn-test.sh (boot, READY=1, watchdog, /healthz, USB export)"
+  if have systemd-nspawn "the unit is not started under systemd"; then
+    deploy/nspawn-test.sh "$deb" || fail "deploy/nspawn-test.sh"
+  fi
+else
+  [ "${CI:-}" = true ] && fail "the lifecycle test needs root and debootstrap"
+  skip "lifecycle: needs root and debootstrap"
+fi
 
 step "smoke test: the packaged amd64 binary serves, and \`healthcheck\` (the Docker HEALTHCHECK) sees it"
 if [ "$(go env GOARCH)" = amd64 ] && command -v unshare >/dev/null; then
@@ -196,7 +258,14 @@ if have systemd-analyze "unit not verified"; then
     fail "systemd-analyze verify chattorrent.service"
   fi
   echo "  systemd-analyze verify chattorrent.service: no complaints"
-  systemd-analyze security --offline=yes --root="$root" chattorrent.service 2>&1 | tail -n 1 | sed 's/^/  /'
+  systemd-analyze security --offline=yes --root="$root" chattorrent.service > "$tmp/security" 2>&1 || true
+  tail -n 1 "$tmp/security" | sed 's/^/  /'
+  exposure=$(sed -nE 's/.*Overall exposure level for chattorrent.service: ([0-9.]+).*/\1/p' "$tmp/security")
+  [ -n "$exposure" ] || { cat "$tmp/security" >&2; fail "systemd-analyze security gave no exposure level"; }
+  awk -v e="$exposure" 'BEGIN { exit !(e <= 2.0) }' || fail "systemd-analyze security: exposure $exposure, above 2.0"
+  for key in 'Type=notify' 'NotifyAccess=main' 'WatchdogSec=[0-9]+s' 'ReadWritePaths=-/media'; do
+    expect "^$key" "$unit" "$unit lacks $key"
+  done
   # The sysusers.d file makes the user and its groups.
   if command -v systemd-sysusers >/dev/null; then
     mkdir -p "$tmp/sysroot/etc"

@@ -34,18 +34,33 @@ if [ -z "${NFPM:-}" ]; then
   fi
 fi
 
-# The Debian version. A tag v1.2.0 gives 1.2.0; `git describe` past a tag (v1.2.0-3-gabc1234)
-# gives 1.2.0+3.gabc1234; an untagged tree (abc1234) gives 0.0.0~git.abc1234, which sorts
-# below any release. "-dirty" becomes ".dirty".
+# The Debian version: upstream version, "-1" (the Debian revision: the package is not
+# Debian-native, its changelog is changelog.Debian.gz). A tag v1.2.0 gives 1.2.0-1;
+# `git describe` past a tag (v1.2.0-3-gabc1234) gives 1.2.0+3.gabc1234-1; an untagged
+# tree (abc1234) gives 0.0.0~git.abc1234-1, which sorts below any release. "-dirty"
+# becomes ".dirty".
 VERSION=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo unknown)}
 v=${VERSION#v}
 if [[ $v =~ ^[0-9]+\.[0-9]+ ]]; then
-  DEB_VERSION=$(printf '%s' "$v" | sed -e 's/-/+/' -e 's/-/./g')
+  DEB_VERSION=$(printf '%s' "$v" | sed -e 's/-/+/' -e 's/-/./g')-1
 else
-  DEB_VERSION="0.0.0~git.$(printf '%s' "$v" | sed -e 's/-/./g')"
+  DEB_VERSION="0.0.0~git.$(printf '%s' "$v" | sed -e 's/-/./g')-1"
 fi
+# Reproducible: every timestamp in the .deb (ar members, tar entries, the changelog) is the
+# commit's time, so two builds of one commit are byte-identical.
+SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
+export SOURCE_DATE_EPOCH
+MAINTAINER=${MAINTAINER:-ChatTorrent maintainers <chattorrent@users.noreply.github.com>}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# changelog.Debian.gz: one entry for this build, dated from the commit; gzip -n stores no
+# name or time.
+{
+  printf 'chattorrent (%s) unstable; urgency=medium\n\n' "$DEB_VERSION"
+  printf '  * Built from commit %s.\n\n' "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  printf ' -- %s  %s\n' "$MAINTAINER" "$(LC_ALL=C date -u -R -d "@$SOURCE_DATE_EPOCH")"
+} > "$tmp/changelog.Debian"
+gzip -n -9 < "$tmp/changelog.Debian" > "$tmp/changelog.Debian.gz"
 [ -f docs/OPERATIONS.md ] || die "docs/OPERATIONS.md missing (it goes into the package)"
 
 for arch in "${arches[@]}"; do
@@ -56,6 +71,7 @@ for arch in "${arches[@]}"; do
   rm -f "$deb"
   # nfpm expands the environment only in some fields: fill the variables in ourselves.
   sed -e "s|\${DEB_ARCH}|$arch|g" -e "s|\${DEB_VERSION}|$DEB_VERSION|g" -e "s|\${BINARY}|$BINARY|g" \
+    -e "s|\${MAINTAINER}|$MAINTAINER|g" -e "s|\${CHANGELOG}|$tmp/changelog.Debian.gz|g" \
     deploy/packaging/nfpm.yaml > "$tmp/nfpm.yaml"
   "$NFPM" package --config "$tmp/nfpm.yaml" --packager deb --target "$deb" > "$tmp/nfpm.log" 2>&1 \
     || { cat "$tmp/nfpm.log" >&2; die "nfpm failed for $arch"; }

@@ -357,6 +357,16 @@ func (b *box) run(ctx context.Context, s *servers) error {
 		}
 		defer os.Remove(b.cfg.ReadyFile)
 	}
+	// Under systemd (Type=notify): READY=1, then WATCHDOG=1 while the box answers its own
+	// /healthz where it listens (notify.go).
+	if sd := newNotifier(os.Getenv, b.base); sd != nil {
+		g.Go(func() error {
+			return sd.run(gctx, func(c context.Context) error {
+				_, err := probeHealth(c, s.ready.CACert, s.ready.HTTPS)
+				return err
+			})
+		})
+	}
 	err := g.Wait()
 	b.log.Info("stopped")
 	return err

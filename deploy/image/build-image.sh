@@ -10,11 +10,11 @@
 # 2 cores (the arm64 half of debootstrap and initramfs run under qemu-user emulation).
 # Needs: debootstrap, qemu-user-static and binfmt_misc (registered here if missing),
 # e2fsprogs (mkfs.ext4 -d), dosfstools and mtools (FAT without mounting), fdisk (sfdisk),
-# and for --smoke qemu-system-arm and curl. No loop devices or mounts are used.
+# and for --smoke qemu-system-arm. No loop devices; /proc and /sys are mounted in the chroot
+# while apt runs there.
 #
-# What --smoke proves: the rootfs boots a real systemd on arm64 (qemu's "virt" machine, the
-# image's own kernel and initrd) and chattorrent.service answers HTTPS. It does not boot
-# the Pi firmware path (bootcode.bin/start*.elf): qemu cannot run the Pi's GPU firmware.
+# --smoke then runs deploy/image/smoke.sh on the image (what it proves is written there).
+# WORK=DIR keeps the root file system in DIR: a second run skips debootstrap.
 # See docs/OPERATIONS.md, "A ready-made image".
 set -euo pipefail
 
@@ -22,12 +22,13 @@ smoke=false
 if [ "${1:-}" = --smoke ]; then smoke=true; shift; fi
 deb=${1:?usage: build-image.sh [--smoke] CHATTORRENT_ARM64_DEB OUTPUT_IMG}
 out=${2:?usage: build-image.sh [--smoke] CHATTORRENT_ARM64_DEB OUTPUT_IMG}
-MIRROR=${MIRROR:-http://deb.debian.org/debian}
+MIRROR=${MIRROR:-}   # empty: debootstrap's default Debian archive
 SUITE=${SUITE:-bookworm}
 IMAGE_MB=${IMAGE_MB:-2048}
 BOOT_MB=256
 work=${WORK:-$(mktemp -d /var/tmp/chattorrent-image.XXXXXX)}
 root=$work/rootfs
+here=$(cd "$(dirname "$0")" && pwd)
 
 die() { printf 'build-image: %s\n' "$*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "run as root"
@@ -36,42 +37,90 @@ for t in debootstrap mkfs.ext4 mkfs.vfat mcopy sfdisk; do
   command -v "$t" >/dev/null || die "$t missing (apt-get install debootstrap e2fsprogs dosfstools mtools fdisk qemu-user-static)"
 done
 
-# arm64 programs must run in the chroot: qemu-user through binfmt_misc.
+# arm64 programs must run in the chroot: qemu-user through binfmt_misc, registered with the
+# static interpreter itself (F: opened now, so it works inside the chroot too).
 if [ "$(uname -m)" != aarch64 ] && [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
   [ -e /proc/sys/fs/binfmt_misc/register ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
-  cat /usr/lib/binfmt.d/qemu-aarch64.conf > /proc/sys/fs/binfmt_misc/register
+  sed -e 's|:[^:]*:[^:]*$|:/usr/bin/qemu-aarch64-static:F|' /usr/lib/binfmt.d/qemu-aarch64.conf \
+    > /proc/sys/fs/binfmt_misc/register
 fi
 
-if [ ! -x "$root/usr/bin/dpkg" ]; then
+# Stage 1: debootstrap a base that resolves (debootstrap cannot pick providers of virtual
+# packages such as network-manager's default-dbus-system-bus and default-logind, so dbus
+# and libpam-systemd come here by name and network-manager with apt in stage 2).
+if [ ! -x "$root/usr/bin/apt-get" ]; then
   echo "build-image: debootstrap $SUITE arm64 into $root"
   debootstrap --arch=arm64 --variant=minbase --components=main,non-free-firmware \
-    --include=systemd-sysv,udev,kmod,linux-image-arm64,raspi-firmware,initramfs-tools,iproute2,ifupdown,network-manager,dnsmasq-base,wireless-regdb,firmware-brcm80211 \
-    "$SUITE" "$root" "$MIRROR"
+    --include=systemd-sysv,udev,kmod,dbus,libpam-systemd,apt \
+    "$SUITE" "$root" ${MIRROR:+"$MIRROR"}
 fi
 
 echo "build-image: configuring"
-echo chattorrent > "$root/etc/hostname"
-printf '127.0.0.1\tlocalhost\n127.0.1.1\tchattorrent\n' > "$root/etc/hosts"
 cat > "$root/etc/fstab" <<'FSTAB'
 LABEL=RASPIROOT / ext4 rw,noatime 0 1
-LABEL=RASPIFIRM /boot/firmware vfat rw,noatime 0 2
+LABEL=RASPIFIRM /boot/firmware vfat rw,noatime,umask=0077 0 2
 FSTAB
-# raspi-firmware writes cmdline.txt from this.
+# raspi-firmware writes cmdline.txt from this: root by label, not /dev/mmcblk0p2.
 echo 'ROOTPART=LABEL=RASPIROOT' > "$root/etc/default/raspi-firmware"
-# For --smoke: a static address on qemu's user network (no DHCP client in the image).
-cat > "$root/etc/network/interfaces.d/qemu-eth0" <<'IFACES'
-allow-hotplug eth0
-iface eth0 inet static
-  address 10.0.2.15/24
-  gateway 10.0.2.2
-IFACES
+mkdir -p "$root/boot/firmware"
+# No service starts inside the chroot.
+printf '#!/bin/sh\nexit 101\n' > "$root/usr/sbin/policy-rc.d"
+chmod 0755 "$root/usr/sbin/policy-rc.d"
+cp /etc/resolv.conf "$root/etc/resolv.conf"
+
+# Stage 2: apt in the chroot resolves the rest. Everything is here for the box to work with
+# no network at all: the kernel and Pi boot files, NetworkManager (hotspot in shared mode
+# with dnsmasq, Ethernet by DHCP), Wi-Fi (wpasupplicant, iw, rfkill, regulatory database,
+# Broadcom firmware), SSH (off until a key is given), fake-hwclock (the clock survives
+# reboots without a network), growing the root (fdisk, e2fsprogs), the microphone (alsa-utils).
+# Package scripts (kernel, initramfs) want /proc and /sys: mounted for this stage only.
+mount -t proc proc "$root/proc"
+mount -t sysfs sysfs "$root/sys"
+trap 'umount "$root/proc" "$root/sys" 2>/dev/null || true' EXIT
+chroot "$root" apt-get update -q
+# --force-confold: keep our /etc/default/raspi-firmware (written above) without a prompt.
+DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get install -y --no-install-recommends \
+  -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+  linux-image-arm64 raspi-firmware firmware-brcm80211 initramfs-tools \
+  network-manager dnsmasq-base wpasupplicant iw rfkill wireless-regdb iproute2 \
+  openssh-server fake-hwclock fdisk e2fsprogs util-linux alsa-utils ca-certificates
+chroot "$root" apt-get clean
+
 cp "$deb" "$root/tmp/chattorrent.deb"
 chroot "$root" dpkg -i /tmp/chattorrent.deb
 rm -f "$root/tmp/chattorrent.deb"
-chroot "$root" systemctl is-enabled chattorrent.service
-# Regenerate /boot/firmware (cmdline.txt with the root label, kernel, initrd).
+[ "$(chroot "$root" systemctl is-enabled chattorrent.service)" = enabled ] || die "chattorrent.service not enabled"
+
+# First boot and every boot (deploy/image/chattorrent-*).
+install -m 0755 "$here/chattorrent-firstboot" "$here/chattorrent-boot-config" "$root/usr/local/sbin/"
+install -m 0644 "$here/chattorrent-firstboot.service" "$here/chattorrent-boot-config.service" \
+  "$here/chattorrent-smoke.service" "$root/etc/systemd/system/"
+chroot "$root" systemctl enable chattorrent-firstboot.service chattorrent-boot-config.service \
+  chattorrent-smoke.service
+# SSH off until chattorrent-boot-config finds a key file; no host keys in the image.
+chroot "$root" systemctl disable ssh.service
+rm -f "$root"/etc/ssh/ssh_host_*
+# One machine-id per box: empty here, systemd makes one at first boot (and treats that
+# boot as the first: presets, ConditionFirstBoot=).
+: > "$root/etc/machine-id"
+rm -f "$root/var/lib/dbus/machine-id"
+ln -s /etc/machine-id "$root/var/lib/dbus/machine-id"
+# Renamed at first boot to chattorrent-<suffix>.
+echo chattorrent > "$root/etc/hostname"
+printf '127.0.0.1\tlocalhost\n127.0.1.1\tchattorrent\n' > "$root/etc/hosts"
+# The saved clock: fake-hwclock's file, set to the build's time (the card's clock never
+# starts before it).
+date -u '+%Y-%m-%d %H:%M:%S' > "$root/etc/fake-hwclock.data"
+rm -f "$root/usr/sbin/policy-rc.d" "$root/etc/resolv.conf"
+
+# Regenerate /boot/firmware (cmdline.txt with the root label, kernel, initrd). The hook does
+# its work only when called as dpkg would (DEB_MAINT_PARAMS=configure).
 # shellcheck disable=SC2012 # kernel version directory names are plain (no spaces or newlines)
-chroot "$root" /etc/kernel/postinst.d/z50-raspi-firmware "$(ls "$root/lib/modules" | head -n 1)" || true
+kver=$(ls "$root/lib/modules" | head -n 1)
+chroot "$root" env DEB_MAINT_PARAMS=configure /etc/kernel/postinst.d/z50-raspi-firmware "$kver"
+grep -q 'root=LABEL=RASPIROOT' "$root/boot/firmware/cmdline.txt" \
+  || die "cmdline.txt does not find root by label: $(cat "$root/boot/firmware/cmdline.txt")"
+install -m 0644 "$here/chattorrent-wifi.txt" "$root/boot/firmware/chattorrent-wifi.txt"
 
 echo "build-image: file systems"
 boot_img=$work/boot.vfat root_img=$work/root.ext4
@@ -93,28 +142,4 @@ dd if="$root_img" of="$out" bs=1M seek=$((4 + BOOT_MB)) conv=notrunc,sparse stat
 ls -l "$out"
 
 $smoke || exit 0
-
-# Boot the root file system under qemu's generic arm64 machine, in a loopback-only network
-# namespace, and wait for HTTPS through qemu's port forward.
-echo "build-image: smoke boot under qemu-system-aarch64 (TCG, several minutes)"
-# shellcheck disable=SC2012 # kernel version directory names are plain (no spaces or newlines)
-kver=$(ls "$root/lib/modules" | head -n 1)
-# shellcheck disable=SC2016 # the inner sh expands $1..$4 and its own variables
-unshare -n sh -c '
-  ip link set lo up
-  work=$1 root=$2 kver=$3 img=$4
-  qemu-system-aarch64 -M virt -cpu cortex-a53 -smp 2 -m 1024 -nographic \
-    -kernel "$root/boot/vmlinuz-$kver" -initrd "$root/boot/initrd.img-$kver" \
-    -append "root=LABEL=RASPIROOT rw console=ttyAMA0 net.ifnames=0" \
-    -drive file="$img",format=raw,if=virtio,snapshot=on \
-    -netdev user,id=n0,hostfwd=tcp:127.0.0.1:18443-:443 -device virtio-net-pci,netdev=n0,romfile= \
-    > "$work/console.log" 2>&1 &
-  qemu=$!
-  for i in $(seq 1 120); do
-    if curl -sk --max-time 5 https://127.0.0.1:18443/healthz; then echo; kill $qemu; exit 0; fi
-    sleep 5
-  done
-  kill $qemu
-  exit 1
-' sh "$work" "$root" "$kver" "$out" || { tail -n 40 "$work/console.log" >&2; die "no HTTPS answer from the booted image"; }
-echo "build-image: the image booted and chattorrent answered HTTPS"
+exec "$here/smoke.sh" "$out"

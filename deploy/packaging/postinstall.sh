@@ -1,53 +1,42 @@
 #!/bin/sh
-# postinst of the chattorrent .deb. dpkg calls it as `postinst configure [old-version]`.
-# Works on a running system and in a chroot or image build (no systemd running there):
-# then it only creates the user and enables the unit, and the first boot starts it.
+# postinst of the chattorrent .deb. dpkg calls it as `postinst configure [old-version]`
+# (old-version is also set when reinstalling after `dpkg -r`: the package was left in
+# config-files state). The systemd part is what dh_installsystemd would generate, with
+# deb-systemd-helper (init-system-helpers, essential in Debian and Raspberry Pi OS):
+#  - enabled on first install, and again on a reinstall after `dpkg -r`;
+#  - an administrator's `systemctl disable` survives upgrades and reinstalls;
+#  - works in a chroot or image build (no systemd running): the first boot starts it.
 set -e
 
-[ "$1" = configure ] || exit 0
-old_version=$2
+case "$1" in
+  configure|abort-upgrade|abort-deconfigure|abort-remove) ;;
+  *) exit 0 ;;
+esac
 
-# The system user and its groups (see /usr/lib/sysusers.d/chattorrent.conf).
-if command -v systemd-sysusers >/dev/null 2>&1; then
-  systemd-sysusers chattorrent.conf
+# The system user and its groups (see /usr/lib/sysusers.d/chattorrent.conf); the gpio
+# group is made too if the system has none (plain Debian).
+systemd-sysusers chattorrent.conf
+
+# Only removes the mask our postrm put on `dpkg -r`.
+deb-systemd-helper unmask chattorrent.service >/dev/null || true
+# was-enabled is true on a first install (no state yet) and when the unit was enabled
+# before `dpkg -r` or an upgrade; false after an administrator's disable.
+if deb-systemd-helper --quiet was-enabled chattorrent.service; then
+  deb-systemd-helper enable chattorrent.service >/dev/null || true
 else
-  getent group chattorrent >/dev/null || addgroup --system chattorrent
-  getent passwd chattorrent >/dev/null || adduser --system --ingroup chattorrent \
-    --home /var/lib/chattorrent --no-create-home --shell /usr/sbin/nologin chattorrent
-  for g in gpio audio; do
-    getent group "$g" >/dev/null || addgroup --system "$g"
-    adduser chattorrent "$g" >/dev/null
-  done
+  deb-systemd-helper update-state chattorrent.service >/dev/null || true
 fi
 
-# systemd is the init system of the running machine (not a chroot, not a container
-# without systemd)?
-systemd_running() {
-  [ -d /run/systemd/system ] || return 1
-  if command -v systemd-detect-virt >/dev/null 2>&1 && systemd-detect-virt --quiet --chroot; then
-    return 1
-  fi
-  return 0
-}
-
-# Enable on first install only: an administrator's `systemctl disable` survives upgrades.
-# `systemctl enable` works offline too (it only makes symlinks).
-if [ -z "$old_version" ]; then
-  systemctl enable chattorrent.service >/dev/null 2>&1 || \
-    echo "chattorrent: could not enable chattorrent.service; run: systemctl enable chattorrent" >&2
-fi
-
-if systemd_running; then
+# systemd is the init system of the running machine (not a chroot)?
+if [ -d /run/systemd/system ] && ! { command -v systemd-detect-virt >/dev/null 2>&1 &&
+  systemd-detect-virt --quiet --chroot; }; then
   # The bigger UDP buffers for WebRTC (/usr/lib/sysctl.d/60-chattorrent.conf). Never in a
   # chroot: /proc/sys there is the build host's.
   sysctl --system >/dev/null || echo "chattorrent: sysctl --system failed" >&2
-  systemctl daemon-reload
-  if [ -z "$old_version" ]; then
-    # --no-block: no waiting on a boot transaction (cloud-init runs us during boot).
-    systemctl --no-block start chattorrent.service
-  else
-    # An upgrade restarts the service only if it was running.
-    systemctl --no-block try-restart chattorrent.service
-  fi
+  systemctl --system daemon-reload >/dev/null || true
+  if [ -n "$2" ]; then action=restart; else action=start; fi
+  # deb-systemd-invoke does nothing for a disabled unit; --no-block: no waiting on a boot
+  # transaction (a first-boot script may run us).
+  deb-systemd-invoke --no-block "$action" chattorrent.service >/dev/null || true
 fi
 exit 0

@@ -1,14 +1,19 @@
 #!/bin/sh
-# postrm of the chattorrent .deb. The data in /var/lib/chattorrent (chat history, the box's
-# TLS certificate authority) is kept, even on purge: delete it by hand if it must go.
-# The chattorrent system user is kept too, as Debian packages usually do.
+# postrm of the chattorrent .deb, as dh_installsystemd would write it. `remove` masks the
+# unit (its file is gone but its enablement is remembered, so a reinstall enables it
+# again); `purge` forgets the enablement. The data in /var/lib/chattorrent (chat history,
+# the box's TLS certificate authority) is kept even on purge: delete it by hand if it must
+# go. The chattorrent system user is kept too, as Debian packages usually do.
 set -e
 
-case "$1" in
-  remove|purge)
-    if [ -d /run/systemd/system ]; then
-      systemctl daemon-reload || true
-    fi
-    ;;
-esac
+if [ -d /run/systemd/system ]; then
+  systemctl --system daemon-reload >/dev/null || true
+fi
+if [ "$1" = remove ] && command -v deb-systemd-helper >/dev/null; then
+  deb-systemd-helper mask chattorrent.service >/dev/null || true
+fi
+if [ "$1" = purge ] && command -v deb-systemd-helper >/dev/null; then
+  deb-systemd-helper purge chattorrent.service >/dev/null || true
+  deb-systemd-helper unmask chattorrent.service >/dev/null || true
+fi
 exit 0
