@@ -319,15 +319,14 @@ func signRelease(keyFile, ver, bin, out string, stdout io.Writer) error {
 
 // updateCmd runs "chattorrent update [-data-dir DIR] FILE".
 func updateCmd(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("update", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	def := defaultDataDir(os.Geteuid(), os.LookupEnv)
-	if v, ok := os.LookupEnv("CHATTORRENT_DATA_DIR"); ok {
-		def = v
-	}
-	dataDir := fs.String("data-dir", def, "the appliance's data directory (env CHATTORRENT_DATA_DIR)")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err: err, printed: true}
+	fs := newEnvFlags("chattorrent update", os.LookupEnv, stderr)
+	var dataDir string
+	fs.dataDir(&dataDir)
+	if err := fs.parse(args); err != nil {
+		if errors.Is(err, errHelp) {
+			return nil
+		}
+		return err
 	}
 	if fs.NArg() != 1 {
 		fmt.Fprint(stderr, releaseUsage)
@@ -338,7 +337,7 @@ func updateCmd(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer f.Close()
-	u, err := newUpdater(*dataDir, slog.New(slog.NewTextHandler(stderr, nil)))
+	u, err := newUpdater(dataDir, slog.New(slog.NewTextHandler(stderr, nil)))
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/chattorrent/chattorrent/store/atomicfile"
 	"github.com/chattorrent/chattorrent/store/history"
 )
 
@@ -112,7 +113,7 @@ func LoadIdentity(dir, defaultName string) (*Identity, error) {
 	return id, nil
 }
 
-// SaveIdentity writes the identity file atomically (temp file, fsync, rename), mode 0600.
+// SaveIdentity writes the identity file atomically (store/atomicfile), mode 0600.
 func SaveIdentity(dir string, id *Identity) error {
 	b, err := id.MarshalJSON()
 	if err != nil {
@@ -121,32 +122,8 @@ func SaveIdentity(dir string, id *Identity) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("store: identity: %w", err)
 	}
-	f, err := os.CreateTemp(dir, ".identity-*")
-	if err != nil {
+	if err := atomicfile.WriteBytes(filepath.Join(dir, IdentityFile), 0o600, append(b, '\n')); err != nil {
 		return fmt.Errorf("store: identity: %w", err)
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		return fmt.Errorf("store: identity: %w", err)
-	}
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return fmt.Errorf("store: identity: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("store: identity: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("store: identity: %w", err)
-	}
-	if err := os.Rename(f.Name(), filepath.Join(dir, IdentityFile)); err != nil {
-		return fmt.Errorf("store: identity: %w", err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chattorrent/chattorrent/store/testenv"
 )
 
 // BenchmarkBoxRSS starts the real appliance binary (`chattorrent serve`) twice in one run:
@@ -28,7 +29,7 @@ import (
 //
 //	unshare -n sh -c 'ip link set lo up && exec "$@"' sh go test ./store/ -run '^$' -bench BoxRSS -benchtime 1x
 func BenchmarkBoxRSS(b *testing.B) {
-	if reason := notLoopbackOnly(); reason != "" {
+	if reason := testenv.NotLoopbackOnly(); reason != "" {
 		b.Skip(reason)
 	}
 	rooms, perRoom := envInt(b, "CHATTORRENT_BENCH_ROOMS", 20), envInt(b, "CHATTORRENT_BENCH_ENTRIES", 10_000)
@@ -212,18 +213,4 @@ func procCPU(pid int) time.Duration {
 	u, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(u+st) * 10 * time.Millisecond
-}
-
-// notLoopbackOnly says why the binary must not be started here, or "".
-func notLoopbackOnly() string {
-	ifs, err := net.Interfaces()
-	if err != nil {
-		return err.Error()
-	}
-	for _, i := range ifs {
-		if i.Flags&net.FlagLoopback == 0 {
-			return "not in a loopback-only network namespace (interface " + i.Name + "): run inside unshare -n"
-		}
-	}
-	return ""
 }

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/chattorrent/chattorrent/store/atomicfile"
 )
 
 // HealthWindow is how long a new release has to become healthy before it is rolled back.
@@ -89,48 +91,14 @@ func (m *Manager) load() (State, error) {
 	return st, nil
 }
 
-// save replaces the state file atomically: a temporary file, synced, renamed, and the
-// directory synced.
+// save replaces the state file atomically (store/atomicfile).
 func (m *Manager) save(st State) error {
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return fmt.Errorf("update: %w", err)
 	}
-	return writeAtomic(filepath.Join(m.dir, StateFile), b)
-}
-
-func writeAtomic(path string, b []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
+	if err := atomicfile.WriteBytes(filepath.Join(m.dir, StateFile), 0o600, b); err != nil {
 		return fmt.Errorf("update: %w", err)
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return fmt.Errorf("update: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("update: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("update: %w", err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("update: %w", err)
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("update: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, fs.ErrInvalid) {
-		return fmt.Errorf("update: sync %s: %w", dir, err)
 	}
 	return nil
 }
@@ -199,7 +167,10 @@ func (m *Manager) Stage(r io.Reader) (Header, error) {
 		return h, err
 	}
 	m.log.Info("update: release staged; it runs on trial at the next start", "version", h.Version, "path", path)
-	return h, syncDir(m.dir)
+	if err := atomicfile.SyncDir(m.dir); err != nil {
+		return h, fmt.Errorf("update: %w", err)
+	}
+	return h, nil
 }
 
 // prune removes release binaries other than keep and prev: the box holds two at most.
