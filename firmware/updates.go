@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/chattorrent/chattorrent/firmware/update"
+	"github.com/chattorrent/chattorrent/store/atomicfile"
 	"github.com/chattorrent/chattorrent/web"
 )
 
@@ -297,19 +298,9 @@ func signRelease(keyFile, ver, bin, out string, stdout io.Writer) error {
 	if out == "" {
 		out = fmt.Sprintf("chattorrent-%s-%s-%s%s.release", ver, h.OS, h.Arch, h.GOARM)
 	}
-	tmp := out + ".tmp"
-	w, err := os.Create(tmp)
-	if err != nil {
-		return fmt.Errorf("release sign: %w", err)
-	}
-	defer os.Remove(tmp)
-	err = update.Sign(w, ed25519.NewKeyFromSeed(seed), h, f)
-	if cerr := w.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, out)
-	}
+	err = atomicfile.WriteFile(out, 0o644, func(w io.Writer) error {
+		return update.Sign(w, ed25519.NewKeyFromSeed(seed), h, f)
+	})
 	if err != nil {
 		return fmt.Errorf("release sign: %w", err)
 	}
