@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLogRingKeepsTheLastLines(t *testing.T) {
@@ -44,5 +45,17 @@ func TestApplyFactoryReset(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 		t.Errorf("after the reset %d entries are left", len(ents))
+	}
+}
+
+func TestFlooredClock(t *testing.T) {
+	built := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+	at := func(t time.Time) func() time.Time { return func() time.Time { return t } }
+	if got := flooredClock(at(time.Unix(0, 0)), built)(); !got.Equal(built) {
+		t.Errorf("a box at 1970 mints certificates at %v, want the build time", got)
+	}
+	later := built.Add(48 * time.Hour)
+	if got := flooredClock(at(later), built)(); !got.Equal(later) {
+		t.Errorf("a box with a good clock: %v", got)
 	}
 }

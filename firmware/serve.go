@@ -150,6 +150,7 @@ func (b *box) openIdentity(context.Context) error {
 		AltHostnames: b.alts[1:],
 		Addrs:        func() ([]netip.Addr, error) { return addrs, nil },
 		Logger:       b.base,
+		Now:          flooredClock(time.Now, builtAt()), // a Pi without a clock: never certificates from 1970
 	})
 	if err != nil {
 		return err
@@ -472,4 +473,15 @@ func portSuffix(addr string, def int) string {
 		return ""
 	}
 	return ":" + p
+}
+
+// flooredClock is now, but never before floor (the build time): a box that boots with no
+// clock (1970) still mints certificates phones, which know the date, accept.
+func flooredClock(now func() time.Time, floor time.Time) func() time.Time {
+	return func() time.Time {
+		if t := now(); t.After(floor) {
+			return t
+		}
+		return floor
+	}
 }
