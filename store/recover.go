@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/chattorrent/chattorrent/store/atomicfile"
 )
 
 // What buntdb v1.3.0 does with a damaged rooms.db (buntdb.go, DB.load and DB.readLoad):
@@ -267,36 +269,27 @@ func copyTail(f *os.File, from int64, side string) error {
 	return errors.Join(err, out.Sync(), out.Close(), syncDir(filepath.Dir(side)))
 }
 
-// squeeze rewrites path without the zero-byte holes before res.good. The original stays
-// as path.before-recovery-<ms> (a hard link: no copy).
+// squeeze rewrites path without the zero-byte holes before res.good (store/atomicfile).
+// The original stays as path.before-recovery-<ms> (a hard link: no copy).
 func squeeze(f *os.File, path string, res scanResult, log *slog.Logger) error {
-	tmp := path + ".recovering"
-	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("recovery: %w", err)
-	}
-	defer os.Remove(tmp) // after a successful rename there is nothing to remove
-	from := int64(0)
-	var squeezed int64
-	for _, h := range append(res.holes, [2]int64{res.good, res.good}) {
-		if _, err := io.Copy(out, io.NewSectionReader(f, from, h[0]-from)); err != nil {
-			out.Close()
-			return fmt.Errorf("recovery: copy: %w", err)
-		}
-		squeezed += h[1] - h[0]
-		from = h[1]
-	}
-	if err := errors.Join(out.Sync(), out.Close()); err != nil {
-		return fmt.Errorf("recovery: write %s: %w", tmp, err)
-	}
 	orig := fmt.Sprintf("%s.before-recovery-%d", path, time.Now().UnixMilli())
 	if err := os.Link(path, orig); err != nil {
 		return fmt.Errorf("recovery: keep the original: %w", err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("recovery: %w", err)
-	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	var squeezed int64
+	err := atomicfile.WriteFile(path, 0o600, func(out io.Writer) error {
+		from := int64(0)
+		for _, h := range append(res.holes, [2]int64{res.good, res.good}) {
+			if _, err := io.Copy(out, io.NewSectionReader(f, from, h[0]-from)); err != nil {
+				return err
+			}
+			squeezed += h[1] - h[0]
+			from = h[1]
+		}
+		return nil
+	})
+	if err != nil {
+		os.Remove(orig) // path is untouched
 		return fmt.Errorf("recovery: %w", err)
 	}
 	log.Warn("removed zero bytes between records of the database", "file", path,
@@ -305,10 +298,4 @@ func squeeze(f *os.File, path string, res scanResult, log *slog.Logger) error {
 }
 
 // syncDir makes a directory's entries (a created or renamed file) durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	return errors.Join(d.Sync(), d.Close())
-}
+func syncDir(dir string) error { return atomicfile.SyncDir(dir) }
