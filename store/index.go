@@ -246,10 +246,25 @@ func merge(dir string, spans []span, yield func(author string, seq int64, rec id
 // peer never receives an entry that does not check, nor the gap after it.
 func (s *Store) read(r *room, spans []span) ([]history.Entry, error) {
 	var out []history.Entry
-	var broken map[string]bool // authors with a damaged entry in this read
 	fs := newFiles(r.dir)
 	defer fs.close()
-	err := merge(r.dir, spans, func(a string, seq int64, rec idxRec) (bool, error) {
+	err := s.mergeSound(r, fs, spans, func(e history.Entry) (bool, error) {
+		out = append(out, e)
+		return true, nil
+	})
+	if err != nil {
+		s.log.Error("an indexed entry cannot be read", "room", r.meta.ID, "err", err)
+		return nil, err
+	}
+	return out, nil
+}
+
+// readEntry reads and checks the entry of a record; ok is false when it is damaged.
+// mergeSound is merge with each entry read and checked (readEntry): visit gets the sound
+// ones in display order; an author's damaged entry and everything after it are skipped.
+func (s *Store) mergeSound(r *room, fs *files, spans []span, visit func(history.Entry) (bool, error)) error {
+	var broken map[string]bool // authors with a damaged entry in this read
+	return merge(r.dir, spans, func(a string, seq int64, rec idxRec) (bool, error) {
 		if broken[a] {
 			return true, nil
 		}
@@ -264,17 +279,10 @@ func (s *Store) read(r *room, spans []span) ([]history.Entry, error) {
 			broken[a] = true
 			return true, nil
 		}
-		out = append(out, e)
-		return true, nil
+		return visit(e)
 	})
-	if err != nil {
-		s.log.Error("an indexed entry cannot be read", "room", r.meta.ID, "err", err)
-		return nil, err
-	}
-	return out, nil
 }
 
-// readEntry reads and checks the entry of a record; ok is false when it is damaged.
 func (s *Store) readEntry(r *room, fs *files, a string, seq int64, rec idxRec) (history.Entry, bool, error) {
 	var e history.Entry
 	b, err := fs.frame(rec.loc)

@@ -269,27 +269,12 @@ func (s *Store) MissingStream(roomID string, heads map[string]int64) (iter.Seq2[
 		}
 		fs := newFiles(r.dir)
 		defer fs.close()
-		var broken map[string]bool
 		stopped, k := false, 0
-		err := merge(r.dir, spans, func(a string, seq int64, rec idxRec) (bool, error) {
+		err := s.mergeSound(r, fs, spans, func(e history.Entry) (bool, error) {
 			if k++; k%checkEvery == 0 {
 				if err := h.open(); err != nil {
 					return false, err
 				}
-			}
-			if broken[a] {
-				return true, nil
-			}
-			e, ok, err := s.readEntry(r, fs, a, seq, rec)
-			if err != nil {
-				return false, err
-			}
-			if !ok {
-				if broken == nil {
-					broken = make(map[string]bool)
-				}
-				broken[a] = true
-				return true, nil
 			}
 			if !yield(e, nil) {
 				stopped = true
