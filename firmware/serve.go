@@ -330,6 +330,14 @@ func (b *box) logURLs(s *servers) {
 // run serves until ctx ends: the archiver, the hardware, mDNS and the servers under one
 // errgroup, and the ready file once all listen.
 func (b *box) run(ctx context.Context, s *servers) error {
+	// The box's own /healthz where it listens: a new release's trial and the watchdog ask it.
+	probe, err := newHealthProbe(s.ready.CACert, s.ready.HTTPS)
+	if err != nil {
+		for _, ln := range s.listeners {
+			ln.Close()
+		}
+		return err
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, srv := range s.srvs {
 		// Long requests (the drop box's event streams) end when the box stops.
@@ -337,7 +345,7 @@ func (b *box) run(ctx context.Context, s *servers) error {
 	}
 	g.Go(func() error { return b.arch.Run(gctx) })
 	g.Go(func() error { return b.hw.Run(gctx) })
-	g.Go(func() error { return b.deps.updater.watch(gctx, s.ready.HTTPS, s.ready.CACert) }) // a new release's trial (updates.go)
+	g.Go(func() error { return b.deps.updater.watch(gctx, probe.check) }) // updates.go
 	if s.responder != nil {
 		g.Go(func() error { return runMDNS(gctx, s.responder, b.base) })
 	}
@@ -361,14 +369,9 @@ func (b *box) run(ctx context.Context, s *servers) error {
 	// Under systemd (Type=notify): READY=1, then WATCHDOG=1 while the box answers its own
 	// /healthz where it listens (notify.go).
 	if sd := newNotifier(os.Getenv, b.base); sd != nil {
-		g.Go(func() error {
-			return sd.run(gctx, func(c context.Context) error {
-				_, err := probeHealth(c, s.ready.CACert, s.ready.HTTPS)
-				return err
-			})
-		})
+		g.Go(func() error { return sd.run(gctx, probe.check) })
 	}
-	err := g.Wait()
+	err = g.Wait()
 	b.log.Info("stopped")
 	return err
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
 	"debug/buildinfo"
 	"encoding/hex"
 	"errors"
@@ -18,7 +16,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/chattorrent/chattorrent/firmware/update"
 	"github.com/chattorrent/chattorrent/store/atomicfile"
@@ -92,47 +89,14 @@ func cleanEnv() []string {
 	})
 }
 
-// watch confirms a release on trial once the box answers its own /healthz at https (the
-// address serve listens on), or rolls it back after update.HealthWindow and returns an
-// error, which stops serve: the supervisor's restart then runs the previous version.
-func (u *updater) watch(ctx context.Context, https, caFile string) error {
+// watch confirms a release on trial once healthy (the box's own /healthz) passes, or rolls
+// it back after update.HealthWindow and returns an error, which stops serve: the
+// supervisor's restart then runs the previous version.
+func (u *updater) watch(ctx context.Context, healthy func(context.Context) error) error {
 	if u == nil {
 		return nil
 	}
-	return u.m.Watch(ctx, u.self, func(ctx context.Context) error {
-		_, err := probeHealth(ctx, caFile, https)
-		return err
-	})
-}
-
-// probeHealth GETs https://hostport/healthz trusting only the CA in caFile.
-func probeHealth(ctx context.Context, caFile, hostport string) ([]byte, error) {
-	caPEM, err := os.ReadFile(caFile)
-	if err != nil {
-		return nil, fmt.Errorf("healthcheck: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return nil, errors.New("healthcheck: no certificate in " + caFile)
-	}
-	client := &http.Client{
-		Timeout:   5 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"}},
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+hostport+"/healthz", nil)
-	if err != nil {
-		return nil, fmt.Errorf("healthcheck: %w", err)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("healthcheck: %w", err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("healthcheck: %s", resp.Status)
-	}
-	return body, nil
+	return u.m.Watch(ctx, u.self, healthy)
 }
 
 // serveUpdatable is serve with updates: the staged release runs instead of this program
