@@ -5,7 +5,7 @@
 
 import { initOwnerBox } from './ownerbox.js';
 
-const HEADERS = { 'X-ChatTorrent': '1' };
+import { BOX_HEADERS as HEADERS } from './boxapi.js';
 
 const $ = (id) => document.getElementById(id);
 

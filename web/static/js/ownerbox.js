@@ -3,17 +3,9 @@
 // release file with upload progress, the last log lines, and the factory reset, which
 // names what is lost and needs the box's name typed. textContent only.
 
-const HEADERS = { 'X-ChatTorrent': '1' };
-const $ = (id) => document.getElementById(id);
-
-/** A size in bytes for people: 1.2 MB. */
-function bytes(n) {
-  if (!(n >= 0)) return '?';
-  const units = ['B', 'KB', 'MB', 'GB'];
-  let i = 0;
-  while (n >= 1000 && i < units.length - 1) { n /= 1000; i++; }
-  return `${i ? n.toFixed(1) : n} ${units[i]}`;
-}
+import { BOX_HEADERS as HEADERS } from './boxapi.js';
+import { $ } from './dom.js';
+import { formatBytes } from './format.js';
 
 function status(id, text, code) {
   const el = $(id);
@@ -36,7 +28,7 @@ async function loadStorage(tr) {
       li.textContent = tr('owner.storageRoom', { name: String(r.name || r.id), n: Number(r.entries) || 0 });
       return li;
     }));
-    status('owner-storage-total', tr('owner.storageTotal', { store: bytes(s.store_bytes), files: bytes(s.files_bytes), n: rooms.length }));
+    status('owner-storage-total', tr('owner.storageTotal', { store: formatBytes(Number(s.store_bytes) || 0), files: formatBytes(Number(s.files_bytes) || 0), n: rooms.length }));
   } catch {
     status('owner-storage-total', tr('owner.err.failed'));
   }
