@@ -77,6 +77,8 @@ cp /etc/resolv.conf "$root/etc/resolv.conf"
 mount -t proc proc "$root/proc"
 mount -t sysfs sysfs "$root/sys"
 trap 'umount "$root/proc" "$root/sys" 2>/dev/null || true' EXIT
+# A run stopped half way (WORK= kept) leaves packages unconfigured: finish them first.
+DEBIAN_FRONTEND=noninteractive chroot "$root" dpkg --force-confdef --force-confold --configure -a
 chroot "$root" apt-get update -q
 # --force-confold: keep our /etc/default/raspi-firmware (written above) without a prompt.
 DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get install -y --no-install-recommends \

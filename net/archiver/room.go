@@ -3,8 +3,10 @@ package archiver
 import (
 	"errors"
 	"fmt"
+	"iter"
 	"sync"
 
+	"github.com/chattorrent/chattorrent/net/rtc"
 	"github.com/chattorrent/chattorrent/store"
 	"github.com/chattorrent/chattorrent/store/history"
 )
@@ -102,6 +104,18 @@ func (r *sessionRoom) Missing(heads map[string]int64) []history.Entry {
 		return nil
 	}
 	return rh.Missing(heads)
+}
+
+// The box's sessions stream a first sync from the store instead of holding it.
+var _ rtc.MissingStreamer = (*sessionRoom)(nil)
+
+// MissingSeq implements rtc.MissingStreamer: Missing as a stream; it makes the room too.
+func (r *sessionRoom) MissingSeq(heads map[string]int64) iter.Seq[history.Entry] {
+	rh, err := r.ensure()
+	if err != nil {
+		return func(func(history.Entry) bool) {}
+	}
+	return rh.MissingSeq(heads)
 }
 
 // MarkForked implements rtc.History: called after the peer's hello, it makes the room.

@@ -2,6 +2,7 @@ package rtc
 
 import (
 	"cmp"
+	"iter"
 	"slices"
 	"sync"
 	"time"
@@ -37,6 +38,13 @@ type History interface {
 // overrides Add (a quota) must override AddChecked too.
 type CheckedAdder interface {
 	AddChecked(e history.Entry) (bool, error)
+}
+
+// MissingStreamer is a History that can stream Missing: the same entries in the same order
+// (each author's in seq order), read as the session sends them, so the first sync of a
+// large room never holds it in memory. The session prefers it to Missing.
+type MissingStreamer interface {
+	MissingSeq(heads map[string]int64) iter.Seq[history.Entry]
 }
 
 // MemHistory is a History in memory: a history.Log behind a mutex.

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -386,12 +388,63 @@ func (s *Session) notePeerHas(author string, seq int64) {
 
 // sender is the state of the send loop.
 type sender struct {
-	queue     []history.Entry  // what the peer lacks, in send order
+	// The snapshot: what the peer lacks by its hello, pulled from the History a chunk at a
+	// time (head) so a first sync of a large room is never held whole.
+	next  func() (history.Entry, bool) // nil once the snapshot is sent
+	stop  func()
+	head  []history.Entry  // pulled, not sent yet
+	until map[string]int64 // per author, the head before the snapshot: the snapshot holds up to it
+	// Live entries that must wait for the snapshot (their author's earlier entries are in it).
+	queue     []history.Entry
 	remaining map[string]int   // queued entries per author
 	sent      map[string]int64 // per author, the last seq queued or sent
-	snapshot  bool             // the peer's hello was answered with a queue
+	pulled    int              // entries pulled from the snapshot, for the log
+	snapshot  bool             // the peer's hello was answered with a snapshot
 	synced    bool
 	batch     batch
+}
+
+// snapshotChunk is how many entries of a snapshot are pulled from the History at a time.
+const snapshotChunk = 256
+
+// busy reports whether anything is left to send.
+func (sn *sender) busy() bool { return sn.snapshotting() || len(sn.queue) > 0 }
+
+// endSnapshot drops what is left of the snapshot.
+func (sn *sender) endSnapshot() {
+	sn.endSnapshotStream()
+	clear(sn.head)
+	sn.head = sn.head[:0]
+}
+
+// snapshotting reports whether part of the snapshot is still to be sent.
+func (sn *sender) snapshotting() bool { return sn.next != nil || len(sn.head) > 0 }
+
+// waits reports whether a live entry of author must wait behind the snapshot or the queue.
+func (sn *sender) waits(author string) bool {
+	return sn.remaining[author] > 0 || sn.snapshotting() && sn.sent[author] < sn.until[author]
+}
+
+// pull refills head from the snapshot; false when the snapshot is over.
+func (sn *sender) pull() bool {
+	for len(sn.head) < snapshotChunk && sn.next != nil {
+		e, ok := sn.next()
+		if !ok {
+			sn.endSnapshotStream()
+			break
+		}
+		sn.head = append(sn.head, e)
+		sn.pulled++
+	}
+	return len(sn.head) > 0
+}
+
+// endSnapshotStream stops pulling the snapshot (what head holds is still sent).
+func (sn *sender) endSnapshotStream() {
+	if sn.stop != nil {
+		sn.stop()
+	}
+	sn.next, sn.stop = nil, nil
 }
 
 func (s *Session) sendLoop(ctx context.Context) error {
@@ -415,6 +468,7 @@ func (s *Session) sendAll(ctx context.Context) error {
 		return err
 	}
 	sn := &sender{remaining: make(map[string]int), sent: make(map[string]int64)}
+	defer sn.endSnapshot()
 	helloCh := s.hello
 	// Until the peer's hello arrives, ours is sent again (asking for theirs) after
 	// helloRetry, or at once when the peer's other messages come first; at most helloAgainMax.
@@ -436,7 +490,7 @@ func (s *Session) sendAll(ctx context.Context) error {
 		if err := s.flushOutbox(ctx); err != nil {
 			return err
 		}
-		if len(sn.queue) > 0 {
+		if sn.busy() {
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
@@ -518,7 +572,6 @@ func (s *Session) answerAgain(ctx context.Context, sn *sender, h *Hello) error {
 	if !sn.snapshot {
 		return nil // the first hello is still on its way to the sender; its snapshot comes next
 	}
-	clear(sn.remaining)
 	s.takeSnapshot(sn, h.Heads)
 	return nil
 }
@@ -551,16 +604,32 @@ func (s *Session) sendForks(ctx context.Context, h *Hello) error {
 	return nil
 }
 
-// takeSnapshot queues what the peer lacks by its hello.
+// takeSnapshot starts sending what the peer lacks by its hello (again, after a hello
+// again: what was queued is in the new snapshot). A MissingStreamer's entries are pulled
+// as they are sent; another History's Missing is taken whole.
 func (s *Session) takeSnapshot(sn *sender, heads map[string]int64) {
-	sn.queue = s.cfg.History.Missing(heads)
-	seqOrder(sn.queue)
-	for _, e := range sn.queue {
-		sn.remaining[e.Author]++
-		sn.sent[e.Author] = max(sn.sent[e.Author], e.Seq)
+	sn.endSnapshot()
+	clear(sn.queue)
+	sn.queue = sn.queue[:0]
+	clear(sn.remaining)
+	// The heads before the snapshot: every entry up to them is in it (entries stored
+	// meanwhile may be too, and may also be published: the peer ignores the second copy).
+	sn.until = s.cfg.History.Heads()
+	var seq iter.Seq[history.Entry]
+	if ms, ok := s.cfg.History.(MissingStreamer); ok {
+		seq = ms.MissingSeq(heads)
+	} else {
+		es := s.cfg.History.Missing(heads)
+		seqOrder(es)
+		for _, e := range es {
+			sn.until[e.Author] = max(sn.until[e.Author], e.Seq) // exact: nothing published twice
+		}
+		seq = slices.Values(es)
 	}
+	sn.next, sn.stop = iter.Pull(seq)
+	sn.pulled = 0
 	sn.snapshot = true
-	s.log.Debug("sync queued", "entries", len(sn.queue))
+	s.log.Debug("sync snapshot started")
 }
 
 func (s *Session) publish(ctx context.Context, sn *sender, e history.Entry) error {
@@ -569,7 +638,9 @@ func (s *Session) publish(ctx context.Context, sn *sender, e history.Entry) erro
 		return nil // stored before the snapshot is taken, so it will be in it
 	case e.Seq <= sn.sent[e.Author] || e.Seq <= s.peerSeq(e.Author):
 		return nil // queued, sent, or the peer has it
-	case sn.remaining[e.Author] > 0:
+	case sn.snapshotting() && e.Seq <= sn.until[e.Author]:
+		return nil // the snapshot has it
+	case sn.waits(e.Author):
 		sn.queue = append(sn.queue, e) // after the author's earlier entries
 		sn.remaining[e.Author]++
 		sn.sent[e.Author] = e.Seq
@@ -588,36 +659,22 @@ func (s *Session) publish(ctx context.Context, sn *sender, e history.Entry) erro
 	return nil
 }
 
-// sendBatch sends the next entries message from the queue.
+// sendBatch sends the next entries message: the snapshot's first, then the queue.
 func (s *Session) sendBatch(ctx context.Context, sn *sender) error {
 	b := &sn.batch
 	b.reset()
-	k := 0
-	for ; k < len(sn.queue); k++ {
-		e := sn.queue[k]
-		if e.Seq <= s.peerSeq(e.Author) {
-			sn.remaining[e.Author]--
-			continue // the peer got it meanwhile (from us live, or from elsewhere)
+	if sn.pull() {
+		k := s.fillBatch(b, sn.head, func(e history.Entry) { sn.sent[e.Author] = max(sn.sent[e.Author], e.Seq) })
+		clear(sn.head[:k]) // let the sent entries go
+		sn.head = append(sn.head[:0], sn.head[k:]...)
+		if !sn.busy() {
+			s.log.Debug("sync snapshot sent", "entries", sn.pulled)
 		}
-		raw, err := json.Marshal(e)
-		if err != nil {
-			s.log.Error("entry not sent", "id", e.ID, "err", err)
-			sn.remaining[e.Author]--
-			continue
-		}
-		if !b.fits(raw) {
-			if b.n > 0 {
-				break
-			}
-			s.log.Error("entry not sent", "id", e.ID, "err", ErrTooLarge, "bytes", len(raw))
-			sn.remaining[e.Author]--
-			continue
-		}
-		b.add(raw)
-		sn.remaining[e.Author]--
+	} else {
+		k := s.fillBatch(b, sn.queue, func(e history.Entry) { sn.remaining[e.Author]-- })
+		clear(sn.queue[:k])
+		sn.queue = sn.queue[k:]
 	}
-	clear(sn.queue[:k]) // let the sent entries go
-	sn.queue = sn.queue[k:]
 	if b.n == 0 {
 		return nil
 	}
@@ -626,6 +683,36 @@ func (s *Session) sendBatch(ctx context.Context, sn *sender) error {
 	}
 	s.st.entriesSent.Add(int64(b.n))
 	return nil
+}
+
+// fillBatch adds entries from the front of list to b while they fit, calling done for
+// each entry taken (added or skipped), and returns how many were taken.
+func (s *Session) fillBatch(b *batch, list []history.Entry, done func(history.Entry)) int {
+	k := 0
+	for ; k < len(list); k++ {
+		e := list[k]
+		if e.Seq <= s.peerSeq(e.Author) {
+			done(e)
+			continue // the peer got it meanwhile (from us live, or from elsewhere)
+		}
+		raw, err := json.Marshal(e)
+		if err != nil {
+			s.log.Error("entry not sent", "id", e.ID, "err", err)
+			done(e)
+			continue
+		}
+		if !b.fits(raw) {
+			if b.n > 0 {
+				break
+			}
+			s.log.Error("entry not sent", "id", e.ID, "err", ErrTooLarge, "bytes", len(raw))
+			done(e)
+			continue
+		}
+		b.add(raw)
+		done(e)
+	}
+	return k
 }
 
 func (s *Session) nudgeSender() {

@@ -3,6 +3,7 @@ package rtc
 import (
 	"context"
 	"errors"
+	"iter"
 	"log/slog"
 	"slices"
 	"strings"
@@ -328,4 +329,69 @@ func TestSessionFork(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, func() bool { return hB.Has(e.ID) }, wa, wb)
 	_, _ = stopA(), stopB()
+}
+
+// streamHistory is a MemHistory that offers its Missing only as a stream, and counts what
+// the session pulled from it.
+type streamHistory struct {
+	*MemHistory
+	t       *testing.T
+	session func() *Session
+	pulled  int
+	ahead   int // the most entries pulled and not yet sent at once
+}
+
+func (h *streamHistory) Missing(map[string]int64) []history.Entry {
+	h.t.Error("Missing called: the session should stream the snapshot")
+	return nil
+}
+
+func (h *streamHistory) MissingSeq(heads map[string]int64) iter.Seq[history.Entry] {
+	es := h.MemHistory.Missing(heads)
+	return func(yield func(history.Entry) bool) {
+		for _, e := range es {
+			h.pulled++
+			h.ahead = max(h.ahead, h.pulled-int(h.session().Stats().EntriesSent))
+			if !yield(e) {
+				return
+			}
+		}
+	}
+}
+
+// TestSessionStreamsSnapshot: a History that streams Missing is read as the entries are
+// sent, a chunk at a time, never whole; everything arrives once, live entries after their
+// author's earlier ones.
+func TestSessionStreamsSnapshot(t *testing.T) {
+	const n = 5000
+	mem := NewMemHistory(history.NewLog(testRoom))
+	write(t, mem, alice, n)
+	var sa *Session
+	hA := &streamHistory{MemHistory: mem, t: t, session: func() *Session { return sa }}
+	hB := NewMemHistory(history.NewLog(testRoom))
+	ca, cb := Pipe(1)
+	wa, wb := newWatcher(), newWatcher()
+	sa = newSession(t, hA, ca, "A", wa)
+	sb := newSession(t, hB, cb, "B", wb)
+	ctx := t.Context()
+	stopA, stopB := runSession(t, ctx, sa), runSession(t, ctx, sb)
+	defer stopB()
+	defer stopA()
+	for range 20 {
+		e := write(t, mem, alice, 1)[0]
+		if err := sa.Publish(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 30*time.Second, func() bool { return hB.Len() == n+20 && sa.Stats().Acked == n+20 }, wa, wb)
+	if b := sb.Stats(); b.Refused != 0 {
+		t.Errorf("B refused entries: %+v", b)
+	}
+	if hA.pulled < n {
+		t.Errorf("pulled %d entries from the stream, want >= %d", hA.pulled, n)
+	}
+	if limit := 2*snapshotChunk + MaxBatch; hA.ahead > limit {
+		t.Errorf("up to %d entries pulled and not sent at once, want <= %d (the snapshot is held, not streamed)", hA.ahead, limit)
+	}
+	t.Logf("pulled %d, at most %d ahead of the sent", hA.pulled, hA.ahead)
 }
