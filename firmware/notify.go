@@ -50,6 +50,35 @@ func (n *notifier) send(state string) error {
 	return nil
 }
 
+// extendEvery is how often busy() may push systemd's start timeout back, and extendBy how
+// far: a migration of a big store at the first start after an update may outlast the
+// unit's TimeoutStartSec= (90 s by default) on a Pi's SD card.
+const (
+	extendEvery = 10 * time.Second
+	extendBy    = time.Minute
+)
+
+// busy returns a function for long work before READY=1 (store.Options.Busy): at most every
+// extendEvery it asks systemd for extendBy more before the start counts as failed.
+// It returns nil for a nil notifier.
+func (n *notifier) busy(now func() time.Time) func() {
+	if n == nil {
+		return nil
+	}
+	var last time.Time
+	return func() {
+		t := now()
+		if !last.IsZero() && t.Sub(last) < extendEvery {
+			return
+		}
+		last = t
+		msg := fmt.Sprintf("EXTEND_TIMEOUT_USEC=%d\nSTATUS=Migrating the store", extendBy.Microseconds())
+		if err := n.send(msg); err != nil {
+			n.log.Warn("systemd: extend the start timeout", "err", err)
+		}
+	}
+}
+
 // run tells systemd the service is ready, then, if the unit has a watchdog, sends
 // WATCHDOG=1 every half WatchdogSec while healthy(ctx) succeeds: a box that stops serving
 // (a deadlock, a dead listener) misses its pings and systemd restarts it. It returns when

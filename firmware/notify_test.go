@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 )
 
 // listenNotify opens the unixgram socket systemd would hold and returns an environment
@@ -69,6 +70,36 @@ func TestNotifierWatchdogOnlyWhileHealthy(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestNotifierBusy: long work before READY=1 pushes systemd's start timeout back, at most
+// every extendEvery; no notifier, no function.
+func TestNotifierBusy(t *testing.T) {
+	sock, env := listenNotify(t, filepath.Join(t.TempDir(), "notify"))
+	n := newNotifier(func(k string) string { return env[k] }, quietLog())
+	now := time.Unix(1000, 0)
+	busy := n.busy(func() time.Time { return now })
+	busy()
+	now = now.Add(extendEvery / 2)
+	busy() // too soon: nothing sent
+	now = now.Add(extendEvery)
+	busy()
+	want := "EXTEND_TIMEOUT_USEC=60000000\nSTATUS=Migrating the store"
+	for range 2 {
+		if got := readDatagram(t, sock); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+	if err := sock.SetReadDeadline(time.Now().Add(100 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sock.Read(make([]byte, 256)); err == nil {
+		t.Error("a third datagram was sent for calls within extendEvery")
+	}
+	var none *notifier
+	if none.busy(time.Now) != nil {
+		t.Error("a nil notifier's busy is not nil")
 	}
 }
 

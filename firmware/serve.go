@@ -166,7 +166,8 @@ func (b *box) openStore(context.Context) error {
 	b.clock = archiver.NewClock(archiver.ClockOptions{Logger: b.base, NotBefore: builtAt()})
 	setMemoryLimit(b.log)
 	st, err := store.Open(filepath.Join(b.cfg.DataDir, "store"), store.Options{Logger: b.base, Now: b.clock.Now,
-		Limits: store.Limits{StoreBytes: b.cfg.StoreBudget}})
+		Limits: store.Limits{StoreBytes: b.cfg.StoreBudget},
+		Busy:   newNotifier(os.Getenv, b.base).busy(time.Now)}) // a long migration under systemd
 	if err != nil {
 		return err
 	}

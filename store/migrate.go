@@ -276,6 +276,9 @@ func (s *Store) migrateRoom(t *Store, r *room, skip func(key, why string)) (int,
 			}
 			n++
 			if n%1024 == 0 {
+				if s.opts.Busy != nil {
+					s.opts.Busy()
+				}
 				werr = s.hook("entries")
 			}
 			return werr == nil

@@ -68,6 +68,20 @@ func sameEntries(t *testing.T, what string, got, want []history.Entry) {
 
 // A store written by version 1 opens, is migrated in place to segments (rooms.db then
 // holds no entry and the version key), keeps every room and entry, and takes new ones.
+// TestMigrateSaysBusy: a long migration calls Options.Busy as it goes (the box pushes
+// systemd's start timeout back with it).
+func TestMigrateSaysBusy(t *testing.T) {
+	dir, a, b := v1Fixture(t, 1500)
+	o := testOptions(t, nil)
+	calls := 0
+	o.Busy = func() { calls++ }
+	s := mustOpen(t, dir, o)
+	defer s.Close()
+	if want := len(a)/1024 + len(b)/1024; calls != want || calls == 0 {
+		t.Errorf("Busy called %d times for rooms of %d and %d entries, want %d", calls, len(a), len(b), want)
+	}
+}
+
 func TestMigrate(t *testing.T) {
 	dir, a, b := v1Fixture(t, 400)
 	lb := &logBuffer{}

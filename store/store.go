@@ -95,6 +95,10 @@ type Options struct {
 	// Limits.StoreBytes (the files it keeps). It is called at every write: keep it cheap
 	// (a counter, not a walk of a directory).
 	Usage func() int64
+	// Busy, if set, is called every 1,024 entries of long work inside Open (a migration
+	// of the layout), so a supervisor's start timeout can be pushed back (systemd's
+	// EXTEND_TIMEOUT_USEC). It must be quick.
+	Busy func()
 
 	// migrateHook, set by tests, runs at stages of a migration ("entries" every 1,024
 	// entries, "built", "moved"); an error it returns fails the migration there.
