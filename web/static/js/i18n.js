@@ -234,6 +234,7 @@ const es = {
     saved: 'Guardado.',
     savedWifi: 'Guardado: la caja pasa a la red «{ssid}». Vuelve a unir los teléfonos a ella.',
     restarting: 'Guardado: la caja se reinicia con el nombre {name}. Ábrela en esa dirección e instala su certificado nuevo desde /trust.',
+    nameNext: 'Guardado: la caja se llamará {name} cuando se reinicie; hasta entonces sigue con su nombre actual.',
     err: {
       'bad-box-name': 'Nombre no válido: de 1 a 63 letras a-z, cifras y guiones (ni al principio ni al final), y no «chattorrent».',
       'bad-ssid': 'Nombre de red no válido: de 1 a 32 bytes, sin saltos de línea ni caracteres de control.',
@@ -478,6 +479,7 @@ const en = {
     saved: 'Saved.',
     savedWifi: 'Saved: the box moves to the network "{ssid}". Join the phones to it again.',
     restarting: 'Saved: the box restarts as {name}. Open it there and install its new certificate from /trust.',
+    nameNext: 'Saved: the box becomes {name} when it restarts; until then it keeps its current name.',
     err: {
       'bad-box-name': 'Invalid name: 1 to 63 letters a-z, digits and dashes (not first or last), and not "chattorrent".',
       'bad-ssid': 'Invalid network name: 1 to 32 bytes, no line breaks or control characters.',

@@ -71,6 +71,7 @@ export function initNetwork(tr) {
       }
       fill(j);
       if (j.restarting) say('network.restarting', { name: `${String(j.box_name_next)}.local` });
+      else if (j.box_name_next) say('network.nameNext', { name: `${String(j.box_name_next)}.local` });
       else say(wifiChanged ? 'network.savedWifi' : 'network.saved', { ssid: String(j.ssid || '') });
     } catch {
       say('network.err.failed');
