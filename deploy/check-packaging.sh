@@ -9,7 +9,8 @@
 #      systemd-nspawn (--private-network) and checks the running service (~40 s)
 #   3. the systemd unit: `systemd-analyze verify` and `security --offline` (exposure <= 2.0)
 #   4. the first-boot cloud-init user-data: `cloud-init schema`
-#   5. deploy/hotspot.sh: syntax, --dry-run output, argument checks
+#   5. deploy/hotspot.sh: syntax, --dry-run output, argument checks; the owner's settings
+#      applier (deploy/packaging/test-apply-settings.sh: fakes, hostile files)
 #   6. the Dockerfile: the properties we rely on (no Docker engine here to build it)
 # Missing tools are installed when running as root with apt-get; otherwise their checks skip
 # with a message, except with CI=true, where a missing tool fails the run.
@@ -111,6 +112,9 @@ for arch in arm64 armhf amd64; do
   expect '\./usr/lib/sysctl\.d/60-chattorrent\.conf$' "$tmp/contents" "$deb: no sysctl drop-in"
   expect '\./usr/lib/sysusers\.d/chattorrent\.conf$' "$tmp/contents" "$deb: no sysusers.d file"
   expect '\./usr/sbin/chattorrent-hotspot$' "$tmp/contents" "$deb: no hotspot helper"
+  expect '^-rwxr-xr-x .* \./usr/sbin/chattorrent-apply-settings$' "$tmp/contents" "$deb: no settings applier (0755)"
+  expect '\./usr/lib/systemd/system/chattorrent-settings\.path$' "$tmp/contents" "$deb: no settings path unit"
+  expect '\./usr/lib/systemd/system/chattorrent-settings\.service$' "$tmp/contents" "$deb: no settings service"
   expect '\./usr/lib/udev/rules\.d/60-chattorrent-gpio\.rules$' "$tmp/contents" "$deb: no GPIO udev rule"
   expect '\./etc/default/chattorrent$' "$tmp/contents" "$deb: no /etc/default/chattorrent"
   root=$tmp/root-$arch
@@ -139,6 +143,7 @@ ctl=$tmp/control-amd64
 PATH=$stubs:$PATH sh "$ctl/postinst" configure "" || fail "postinst configure (install) failed"
 grep -qx 'systemd-sysusers chattorrent.conf' "$tmp/calls" || fail "postinst does not create the user"
 grep -qx 'deb-systemd-helper enable chattorrent.service' "$tmp/calls" || fail "postinst does not enable the unit on install"
+grep -qx 'deb-systemd-helper enable chattorrent-settings.path' "$tmp/calls" || fail "postinst does not enable the settings path unit"
 if [ ! -d /run/systemd/system ] && grep -q '^sysctl' "$tmp/calls"; then
   fail "postinst runs sysctl without a running systemd (it would touch the build host in a chroot)"
 fi
@@ -146,8 +151,10 @@ fi
 PATH=$stubs:$PATH sh "$ctl/prerm" remove || fail "prerm remove failed"
 PATH=$stubs:$PATH sh "$ctl/postrm" remove || fail "postrm remove failed"
 grep -qx 'deb-systemd-helper mask chattorrent.service' "$tmp/calls" || fail "postrm remove does not mask the unit"
+grep -qx 'deb-systemd-helper mask chattorrent-settings.path' "$tmp/calls" || fail "postrm remove does not mask the settings path unit"
 PATH=$stubs:$PATH sh "$ctl/postrm" purge || fail "postrm purge failed"
 grep -qx 'deb-systemd-helper purge chattorrent.service' "$tmp/calls" || fail "postrm purge does not forget the unit"
+grep -qx 'deb-systemd-helper purge chattorrent-settings.path' "$tmp/calls" || fail "postrm purge does not forget the settings path unit"
 
 step ".deb lintian, reproducibility"
 deb=$(ls dist/chattorrent_*_amd64.deb)
@@ -174,23 +181,25 @@ if [ "$(id -u)" = 0 ] && have debootstrap "no Debian root: lifecycle not tested"
   cp -a "$cached" "$lroot"
   cp "$deb" "$lroot/tmp/chattorrent.deb"
   in_root() { chroot "$lroot" "$@" >> "$tmp/lifecycle.log" 2>&1; }
-  enabled() { systemctl --root="$lroot" is-enabled chattorrent.service 2>/dev/null || true; }
+  enabled() { systemctl --root="$lroot" is-enabled "${1:-chattorrent.service}" 2>/dev/null || true; }
   lfail() { sed 's/^/    /' "$tmp/lifecycle.log" >&2; fail "$*"; }
   in_root dpkg -i /tmp/chattorrent.deb || lfail "dpkg -i"
   [ "$(enabled)" = enabled ] || lfail "after install the unit is $(enabled), not enabled"
+  [ "$(enabled chattorrent-settings.path)" = enabled ] || lfail "after install the settings path unit is not enabled"
   grep -Eq '^gpio:.*chattorrent' "$lroot/etc/group" || lfail "install: chattorrent not in group gpio"
   in_root dpkg -r chattorrent || lfail "dpkg -r"
   [ ! -e "$lroot/usr/bin/chattorrent" ] || lfail "dpkg -r left /usr/bin/chattorrent"
   in_root dpkg -i /tmp/chattorrent.deb || lfail "dpkg -i after dpkg -r"
   [ "$(enabled)" = enabled ] || lfail "reinstall after remove: the unit is $(enabled), not enabled"
+  [ "$(enabled chattorrent-settings.path)" = enabled ] || lfail "reinstall after remove: the settings path unit is not enabled"
   # An administrator's disable survives a reinstall (upgrade path).
   in_root systemctl disable chattorrent.service
   in_root dpkg -i /tmp/chattorrent.deb || lfail "dpkg -i over itself"
   [ "$(enabled)" = disabled ] || lfail "reinstall re-enabled a unit the administrator disabled"
   in_root systemctl enable chattorrent.service
   in_root dpkg -P chattorrent || lfail "dpkg -P"
-  if ls "$lroot"/etc/systemd/system/*/chattorrent.service >/dev/null 2>&1; then
-    lfail "purge left $(ls "$lroot"/etc/systemd/system/*/chattorrent.service)"
+  if ls "$lroot"/etc/systemd/system/*/chattorrent{.service,-settings.path} >/dev/null 2>&1; then
+    lfail "purge left $(ls "$lroot"/etc/systemd/system/*/chattorrent{.service,-settings.path} 2>/dev/null)"
   fi
   if chroot "$lroot" dpkg -s chattorrent >/dev/null 2>&1; then lfail "purge: dpkg still knows chattorrent"; fi
   echo "  install: enabled; remove + install: enabled; disabled + reinstall: disabled; purge: no symlinks left"
@@ -258,6 +267,14 @@ if have systemd-analyze "unit not verified"; then
     fail "systemd-analyze verify chattorrent.service"
   fi
   echo "  systemd-analyze verify chattorrent.service: no complaints"
+  if ! systemd-analyze verify --man=no --root="$root" chattorrent-settings.path chattorrent-settings.service > "$tmp/verify" 2>&1 \
+     || [ -s "$tmp/verify" ]; then
+    sed 's/^/    /' "$tmp/verify" >&2
+    fail "systemd-analyze verify chattorrent-settings.path chattorrent-settings.service"
+  fi
+  expect '^PathChanged=/var/lib/chattorrent/wifi\.conf$' "$root/usr/lib/systemd/system/chattorrent-settings.path" "the path unit does not watch wifi.conf"
+  expect '^PathChanged=/var/lib/chattorrent/boxname$' "$root/usr/lib/systemd/system/chattorrent-settings.path" "the path unit does not watch boxname"
+  echo "  systemd-analyze verify chattorrent-settings.path and .service: no complaints"
   systemd-analyze security --offline=yes --root="$root" chattorrent.service > "$tmp/security" 2>&1 || true
   tail -n 1 "$tmp/security" | sed 's/^/  /'
   exposure=$(sed -nE 's/.*Overall exposure level for chattorrent.service: ([0-9.]+).*/\1/p' "$tmp/security")
@@ -298,6 +315,11 @@ if deploy/hotspot.sh --dry-run --password short >/dev/null 2>&1; then fail "hots
 deploy/hotspot.sh --dry-run --remove > "$tmp/hotspot"
 grep -qF 'nmcli connection delete chattorrent-hotspot' "$tmp/hotspot" || fail "hotspot --remove"
 echo "  dry-run output as expected"
+if [ "$(id -u)" = 0 ]; then
+  deploy/packaging/test-apply-settings.sh || fail "deploy/packaging/test-apply-settings.sh (the owner's settings applier)"
+else
+  skip "the settings applier test needs root (setpriv to another user)"
+fi
 
 step "Dockerfile (static checks)"
 # shellcheck disable=SC2016 # $BUILDPLATFORM is a literal in the Dockerfile, matched as such

@@ -10,6 +10,10 @@
 #   - a USB stick mounted under /media after start gets the export on insert, written through
 #     the sandbox (ProtectSystem=strict) with folders others can read (0755), and a stick
 #     mounted before the service started is writable inside its sandbox (ReadWritePaths=),
+#   - the owner's network settings: files the service's user writes into its data directory
+#     (as the box does: renamed into place) fire chattorrent-settings.path, and the root
+#     service passes them to chattorrent-hotspot and hostnamectl (fakes in /usr/local/sbin,
+#     first on systemd's PATH, that record their arguments: the container has no Wi-Fi),
 # writes its findings to a file and powers the container off.
 #
 #   deploy/nspawn-test.sh [dist/chattorrent_<v>_amd64.deb]
@@ -64,6 +68,16 @@ pid=$(systemctl show -P MainPID chattorrent.service)
 if nsenter -t "$pid" -m sh -c 'echo x > /media/BOOTSTICK/probe' 2>> /results/bootstick; then
   say "bootstick=writable"
 fi
+# The owner's settings, written as the box's user writes them; the path unit applies them.
+start=$(date +%s)
+runuser -u chattorrent -- sh -c 'cd /var/lib/chattorrent && printf "SSID=Casa \"q\" \$(x)\nPASSPHRASE=secret pass\nCOUNTRY=ES\n" > .w &&
+  mv .w wifi.conf && printf "kitchen\n" > .n && mv .n boxname' 2>> /results/settings
+i=0
+until [ -s /results/hostnamectl.calls ] && [ -s /results/chattorrent-hotspot.calls ]; do
+  i=$((i + 1)); [ $i -gt 30 ] && break; sleep 1
+done
+say "settings=$(systemctl show -P Result chattorrent-settings.service) after $(($(date +%s) - start))s"
+journalctl -u chattorrent-settings.service --no-pager >> /results/settings 2>&1
 # Two watchdog periods later the timestamp has moved: the binary pings.
 sleep 31
 w2=$(systemctl show -P WatchdogTimestampMonotonic chattorrent.service)
@@ -74,6 +88,12 @@ say done
 systemctl poweroff
 CHECK
 chmod 0755 "$root/usr/local/sbin/chattorrent-nspawn-check"
+# Fakes for the settings applier (no Wi-Fi, no hostnamed needed): each argument on a line.
+for cmd in chattorrent-hotspot hostnamectl; do
+  # shellcheck disable=SC2016 # the fake's script is literal
+  printf '#!/bin/sh\nfor a in "$@"; do printf "%%s\\n" "$a"; done >> /results/%s.calls\n' "$cmd" > "$root/usr/local/sbin/$cmd"
+  chmod 0755 "$root/usr/local/sbin/$cmd"
+done
 cat > "$root/etc/systemd/system/chattorrent-nspawn-check.service" <<'UNIT'
 [Unit]
 Description=ChatTorrent nspawn test
@@ -122,9 +142,15 @@ grep -qx 'healthz=ok' "$r/result" || fail "/healthz did not answer"
 grep -qx 'watchdog=pinged' "$r/result" || fail "no watchdog ping from the binary"
 grep -qx 'ActiveStateAfter=active' "$r/result" || fail "the service did not stay active"
 grep -qx 'bootstick=writable' "$r/result" || fail "a stick mounted before the service started is not writable in its sandbox"
+grep -q '^settings=success' "$r/result" || { sed 's/^/    settings: /' "$r/settings" >&2; fail "chattorrent-settings.service did not succeed"; }
+# shellcheck disable=SC2016 # the $(x) is the literal SSID
+[ "$(cat "$r/chattorrent-hotspot.calls")" = "$(printf -- '--ssid\nCasa "q" $(x)\n--password\nsecret pass\n--country\nES')" ] ||
+  fail "the path unit did not pass the Wi-Fi on exactly: $(cat "$r/chattorrent-hotspot.calls" 2>&1)"
+[ "$(cat "$r/hostnamectl.calls")" = "$(printf 'set-hostname\nkitchen')" ] ||
+  fail "the path unit did not set the hostname: $(cat "$r/hostnamectl.calls" 2>&1)"
 
 grep -Eq '^-rw-r--r-- /media/STICK/chattorrent-[0-9-]+/' "$r/stick" 2>/dev/null ||
   grep -Eq '^drwxr-xr-x /media/STICK/chattorrent-[0-9-]+$' "$r/stick" || fail "no readable export on the stick"
 if grep -Eq '^-rw-------|^drwx------' "$r/stick"; then fail "the export left private files on the stick"; fi
-printf 'nspawn-test: passed in %ss (boot, READY=1, watchdog pings, /healthz, USB export)\n' "$elapsed"
+printf 'nspawn-test: passed in %ss (boot, READY=1, watchdog pings, /healthz, USB export, settings path unit)\n' "$elapsed"
 sed 's/^/  /' "$r/result" "$r/stick"

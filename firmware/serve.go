@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -135,12 +136,20 @@ func (b *box) openIdentity(context.Context) error {
 	}
 	b.addrs = addrs
 	b.explicitHost = b.cfg.Hostname != ""
-	host, id, err := boxHostname(b.cfg.DataDir, b.cfg.Hostname)
+	named, err := ownerBoxName(b.cfg.DataDir, b.log) // boxname.go: the owner's name wins
+	if err != nil {
+		return err
+	}
+	host, id, err := boxHostname(b.cfg.DataDir, cmp.Or(named, b.cfg.Hostname))
 	if err != nil {
 		return err
 	}
 	b.cfg.Hostname, b.id = host, id
-	logHostname(b.log, b.cfg.Hostname, b.explicitHost)
+	if named == "" {
+		logHostname(b.log, b.cfg.Hostname, b.explicitHost)
+	} else if err := retireCAForName(b.cfg.DataDir, named, time.Now(), b.log); err != nil {
+		return err
+	}
 	// The certificate covers every name mDNS may take on a clash (name-2 … name-16).
 	if b.alts, err = mdns.Candidates(b.cfg.Hostname); err != nil {
 		return fmt.Errorf("serve: --hostname: %w", err)
@@ -240,6 +249,11 @@ func (b *box) openWeb(context.Context) error {
 		Update:          b.deps.updater.api(),
 		OwnerBox:        ownerBox{store: b.st, files: b.files, hostname: b.cfg.Hostname, dataDir: b.cfg.DataDir, upd: b.deps.updater},
 	}
+	var restart func()
+	if b.deps.updater != nil {
+		restart = b.deps.updater.restart
+	}
+	b.owner.SetBox(b.cfg.Hostname, restart) // the owner's network settings (web/wifi.go)
 	if dir := b.cfg.StaticDir; dir != "" {
 		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 			return fmt.Errorf("serve: -static-dir %s is not a directory", dir)

@@ -93,6 +93,8 @@ type Owner struct {
 	failures    int    // wrong codes against code
 	lockedUntil time.Time
 	settings    Settings
+	boxName     string // the name the box runs under (SetBox, wifi.go)
+	restart     func() // restarts the box; nil: it cannot
 }
 
 type ownerRecord struct {

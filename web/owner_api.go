@@ -22,14 +22,18 @@ const ownerCookieMaxAge = 400 * 24 * 60 * 60
 //	POST /api/owner/claim     {code}: claims an unclaimed box (409 once claimed)
 //	GET  /api/owner/settings  the box's settings and the rooms push-to-talk may use: owner only
 //	PUT  /api/owner/settings  {mic_off, ptt_room, stick_export_off}: owner only
+//	GET  /api/owner/network   the box's name and Wi-Fi (never the passphrase): owner only
+//	PUT  /api/owner/network   {box_name, ssid, passphrase, country} (wifi.go): owner only
 //
 // Later owner-only features register on the same mux with ownerOnly (and sameOrigin for
-// what changes something), e.g. POST /api/owner/wifi.
+// what changes something), e.g. PUT /api/owner/network.
 func (o Options) ownerRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/owner", o.apiOwner)
 	mux.HandleFunc("POST /api/owner/claim", o.apiClaim)
 	mux.HandleFunc("GET /api/owner/settings", o.ownerOnly(o.apiSettings))
 	mux.HandleFunc("PUT /api/owner/settings", o.ownerOnly(o.apiPutSettings))
+	mux.HandleFunc("GET /api/owner/network", o.ownerOnly(o.apiNetwork))
+	mux.HandleFunc("PUT /api/owner/network", o.ownerOnly(o.apiPutNetwork))
 }
 
 // isOwner reports whether r carries the owner's cookie.

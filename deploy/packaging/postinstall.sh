@@ -17,15 +17,18 @@ esac
 # group is made too if the system has none (plain Debian).
 systemd-sysusers chattorrent.conf
 
-# Only removes the mask our postrm put on `dpkg -r`.
-deb-systemd-helper unmask chattorrent.service >/dev/null || true
-# was-enabled is true on a first install (no state yet) and when the unit was enabled
-# before `dpkg -r` or an upgrade; false after an administrator's disable.
-if deb-systemd-helper --quiet was-enabled chattorrent.service; then
-  deb-systemd-helper enable chattorrent.service >/dev/null || true
-else
-  deb-systemd-helper update-state chattorrent.service >/dev/null || true
-fi
+# The service, and the path unit that applies the owner's network settings as root.
+for unit in chattorrent.service chattorrent-settings.path; do
+  # Only removes the mask our postrm put on `dpkg -r`.
+  deb-systemd-helper unmask "$unit" >/dev/null || true
+  # was-enabled is true on a first install (no state yet) and when the unit was enabled
+  # before `dpkg -r` or an upgrade; false after an administrator's disable.
+  if deb-systemd-helper --quiet was-enabled "$unit"; then
+    deb-systemd-helper enable "$unit" >/dev/null || true
+  else
+    deb-systemd-helper update-state "$unit" >/dev/null || true
+  fi
+done
 
 # systemd is the init system of the running machine (not a chroot)?
 if [ -d /run/systemd/system ] && ! { command -v systemd-detect-virt >/dev/null 2>&1 &&
@@ -38,5 +41,6 @@ if [ -d /run/systemd/system ] && ! { command -v systemd-detect-virt >/dev/null 2
   # deb-systemd-invoke does nothing for a disabled unit; --no-block: no waiting on a boot
   # transaction (a first-boot script may run us).
   deb-systemd-invoke --no-block "$action" chattorrent.service >/dev/null || true
+  deb-systemd-invoke --no-block start chattorrent-settings.path >/dev/null || true
 fi
 exit 0

@@ -9,11 +9,13 @@ set -e
 if [ -d /run/systemd/system ]; then
   systemctl --system daemon-reload >/dev/null || true
 fi
-if [ "$1" = remove ] && command -v deb-systemd-helper >/dev/null; then
-  deb-systemd-helper mask chattorrent.service >/dev/null || true
-fi
-if [ "$1" = purge ] && command -v deb-systemd-helper >/dev/null; then
-  deb-systemd-helper purge chattorrent.service >/dev/null || true
-  deb-systemd-helper unmask chattorrent.service >/dev/null || true
-fi
+for unit in chattorrent.service chattorrent-settings.path; do
+  if [ "$1" = remove ] && command -v deb-systemd-helper >/dev/null; then
+    deb-systemd-helper mask "$unit" >/dev/null || true
+  fi
+  if [ "$1" = purge ] && command -v deb-systemd-helper >/dev/null; then
+    deb-systemd-helper purge "$unit" >/dev/null || true
+    deb-systemd-helper unmask "$unit" >/dev/null || true
+  fi
+done
 exit 0

@@ -1,9 +1,10 @@
 #!/bin/sh
-# prerm of the chattorrent .deb: `prerm remove` stops the service (it stays enabled: see
-# postrm). On `prerm upgrade` it keeps running; the new postinst restarts it.
+# prerm of the chattorrent .deb: `prerm remove` stops the service and the settings path
+# unit (they stay enabled: see postrm). On `prerm upgrade` they keep running; the new
+# postinst restarts the service.
 set -e
 
 if [ -d /run/systemd/system ] && [ "$1" = remove ]; then
-  deb-systemd-invoke stop chattorrent.service >/dev/null || true
+  deb-systemd-invoke stop chattorrent-settings.path chattorrent.service >/dev/null || true
 fi
 exit 0

@@ -6,6 +6,7 @@
 import { BOX_HEADERS as HEADERS } from './boxapi.js';
 import { $ } from './dom.js';
 import { formatBytes } from './format.js';
+import { initNetwork } from './network.js';
 
 function status(id, text, code) {
   const el = $(id);
@@ -83,6 +84,7 @@ async function backOnline() {
 /** Wires the tools once; tr returns the current translator. */
 export function initOwnerBox(tr) {
   if (!$('owner-tools')) return { show: async () => {} };
+  const net = initNetwork(tr); // the box's name and Wi-Fi (network.js)
   $('owner-update-file').addEventListener('change', async (ev) => {
     const file = ev.target.files && ev.target.files[0];
     if (!file) return;
@@ -138,7 +140,7 @@ export function initOwnerBox(tr) {
           return li;
         }));
       } catch { /* an older box: no reset */ }
-      await Promise.all([loadStorage(t), loadUpdate(t), loadLogs()]);
+      await Promise.all([net.show(), loadStorage(t), loadUpdate(t), loadLogs()]);
     },
   };
 }
