@@ -438,6 +438,12 @@ func restoreFile(f io.ReadSeeker, st *store.Store, files *blobs.Store, dataDir s
 func applyRestore(dataDir string, log *slog.Logger) error {
 	marker := filepath.Join(dataDir, restoreMarker)
 	pending := filepath.Join(dataDir, restorePending)
+	// Uploads a stop cut short (web/backup.go spools them here).
+	if stale, err := filepath.Glob(filepath.Join(dataDir, ".restore-*.upload")); err == nil {
+		for _, f := range stale {
+			os.Remove(f)
+		}
+	}
 	if _, err := os.Stat(marker); errors.Is(err, fs.ErrNotExist) {
 		// A restore cut before its marker: its staged files do not count.
 		if err := os.RemoveAll(pending); err != nil {
