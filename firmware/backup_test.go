@@ -372,3 +372,38 @@ func TestBackupCommands(t *testing.T) {
 		t.Error("B's CA is not A's after the restore command")
 	}
 }
+
+// TestBackupCommandFlagsHaveEnv: every flag of backup and restore names its CHATTORRENT_*
+// variable in -h, and the variable sets it.
+func TestBackupCommandFlagsHaveEnv(t *testing.T) {
+	for cmd, vars := range map[string][]string{
+		"backup":  {"CHATTORRENT_DATA_DIR", "CHATTORRENT_BACKUP_FILE"},
+		"restore": {"CHATTORRENT_DATA_DIR", "CHATTORRENT_STORE_BUDGET"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if err := run(t.Context(), []string{cmd, "-h"}, &stdout, &stderr); err != nil {
+			t.Fatalf("%s -h: %v", cmd, err)
+		}
+		flags := strings.Count(stderr.String(), "\n  -")
+		if flags != len(vars) {
+			t.Errorf("%s has %d flags, want %d:\n%s", cmd, flags, len(vars), stderr.String())
+		}
+		for _, v := range vars {
+			if !strings.Contains(stderr.String(), v) {
+				t.Errorf("%s -h does not name %s:\n%s", cmd, v, stderr.String())
+			}
+		}
+	}
+	a := newTestBox(t, "caja-a", "Campamento")
+	a.st.Close()
+	out := filepath.Join(t.TempDir(), "por-variable.tar")
+	t.Setenv("CHATTORRENT_DATA_DIR", a.dir)
+	t.Setenv("CHATTORRENT_BACKUP_FILE", out)
+	var stdout, stderr bytes.Buffer
+	if err := run(t.Context(), []string{"backup"}, &stdout, &stderr); err != nil {
+		t.Fatalf("backup from the variables: %v\n%s", err, stderr.String())
+	}
+	if fi, err := os.Stat(out); err != nil || fi.Size() == 0 || fi.Mode().Perm() != 0o600 {
+		t.Errorf("the backup at CHATTORRENT_BACKUP_FILE: %v %v", fi, err)
+	}
+}
