@@ -9,6 +9,8 @@
 //	chattorrent identity [show|export|import FILE]  the box's own key pair
 //	chattorrent release keygen|sign  make the release key, sign a release
 //	chattorrent update FILE          stage a signed release on this box
+//	chattorrent backup [-o FILE]     the whole box as one file (the box stopped)
+//	chattorrent restore FILE         restore a backup into this box (the box stopped)
 //	chattorrent healthcheck [flags]  ask the running appliance whether it is healthy
 //	chattorrent version              print the version
 //	chattorrent help                 print this help
@@ -107,6 +109,12 @@ Usage:
   chattorrent release keygen|sign    make the release key, sign a release (docs/OPERATIONS.md, "Updates")
   chattorrent update [-data-dir DIR] FILE
                                      stage a signed release; it runs on trial at the next start
+  chattorrent backup [-data-dir DIR] [-o FILE]
+                                     the whole box as one tar (rooms, files, CA, identity, settings),
+                                     with the box stopped; the owner's page downloads the same file
+  chattorrent restore [-data-dir DIR] FILE
+                                     check a backup whole, then merge it into this box (the box
+                                     stopped): its rooms, files, CA, identity and settings
   chattorrent healthcheck [flags]    GET /healthz of the running appliance (same flags as serve)
   chattorrent version                print the version
   chattorrent help                   print this help
@@ -149,6 +157,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return releaseCmd(rest, stdout, stderr)
 	case "update":
 		return updateCmd(rest, stdout, stderr)
+	case "backup":
+		return backupCmd(rest, stdout, stderr)
+	case "restore":
+		return restoreCmd(rest, stdout, stderr)
 	case "new-ca":
 		return newCACmd(rest, stdout, stderr, time.Now())
 	case "version":

@@ -52,6 +52,10 @@ func serveWith(ctx context.Context, cfg Config, logOut io.Writer, deps serveDeps
 	b := &box{cfg: cfg, deps: deps, base: base, log: base.With("component", "firmware"), logOut: logOut}
 	defer b.close()
 	b.log.Info("starting", "version", version, "commit", commit, "data_dir", cfg.DataDir)
+	// A restore the owner made: its identity, CA and settings before anything reads them.
+	if err := applyRestore(cfg.DataDir, b.log); err != nil {
+		return err
+	}
 	for _, step := range []func(context.Context) error{
 		b.openBoard,    // first: its LED says "starting" while the rest opens
 		b.openIdentity, // name, identity key, certificate

@@ -35,6 +35,7 @@ type room struct {
 	segF    *os.File         // open for appending; nil until the first append after Open
 	idxFs   map[int]*os.File // index files open for writing, by author number (≤ maxOpenIdx)
 	dirty   bool             // written since the last fsync (SyncEverySecond)
+	bulk    bool             // an import's batch: fsync once at its end, not per entry (import.go)
 }
 
 // author is one author of a room: its number (its index file) and head.

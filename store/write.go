@@ -64,7 +64,7 @@ func (s *Store) writeFrame(r *room, payload []byte) (loc, error) {
 		_ = r.segF.Truncate(off) // best effort; Open cuts a torn frame anyway
 		return loc{}, fmt.Errorf("write segment: %w", err)
 	}
-	if s.opts.Sync == SyncAlways {
+	if s.syncEach(r) {
 		if err := r.segF.Sync(); err != nil {
 			return loc{}, fmt.Errorf("fsync segment: %w", err)
 		}
@@ -82,7 +82,7 @@ func (s *Store) nextSegment(r *room, need int64) error {
 		return err
 	}
 	if r.segF != nil {
-		if err := s.syncClose(r.segF); err != nil {
+		if err := s.syncClose(r, r.segF); err != nil {
 			return fmt.Errorf("close segment: %w", err)
 		}
 		r.segF = nil
@@ -130,7 +130,7 @@ func (s *Store) writeRec(r *room, au *authorHead, seq int64, rec *idxRec) error 
 	if f == nil {
 		if len(r.idxFs) >= maxOpenIdx {
 			for num, g := range r.idxFs {
-				if err := s.syncClose(g); err != nil {
+				if err := s.syncClose(r, g); err != nil {
 					return fmt.Errorf("close index: %w", err)
 				}
 				delete(r.idxFs, num)
@@ -161,7 +161,7 @@ func (s *Store) writeRec(r *room, au *authorHead, seq int64, rec *idxRec) error 
 	if _, err := f.WriteAt(b[:], (seq-1)*recSize); err != nil {
 		return fmt.Errorf("write index: %w", err)
 	}
-	if s.opts.Sync == SyncAlways {
+	if s.syncEach(r) {
 		if err := f.Sync(); err != nil {
 			return fmt.Errorf("fsync index: %w", err)
 		}
@@ -173,11 +173,12 @@ func (s *Store) writeRec(r *room, au *authorHead, seq int64, rec *idxRec) error 
 	return nil
 }
 
-// syncClose closes a file, fsyncing it first unless the policy is SyncNever (under
-// SyncAlways it is synced already, under SyncEverySecond it may not be).
-func (s *Store) syncClose(f *os.File) error {
+// syncClose closes a file of r, fsyncing it first unless the policy is SyncNever (under
+// SyncAlways it is synced already but in an import's batch, under SyncEverySecond it may
+// not be).
+func (s *Store) syncClose(r *room, f *os.File) error {
 	var err error
-	if s.opts.Sync == SyncEverySecond {
+	if s.opts.Sync == SyncEverySecond || r.bulk {
 		err = f.Sync()
 	}
 	return errors.Join(err, f.Close())

@@ -45,6 +45,9 @@ func (o Options) ownerBoxRoutes(mux *http.ServeMux) {
 		writeJSON(w, http.StatusOK, map[string]any{"confirm": o.OwnerBox.ResetWord(), "lost": resetLoses})
 	}))
 	mux.HandleFunc("POST /api/owner/factory-reset", o.ownerOnly(o.apiFactoryReset))
+	if bk, ok := o.OwnerBox.(Backup); ok {
+		o.backupRoutes(mux, bk) // backup.go
+	}
 }
 
 // resetLoses names what a factory reset removes, for the confirmation (the page words it).

@@ -1,8 +1,10 @@
 // The owner's box tools, inside the owner's settings (owner.js shows them to the owner
 // only; the box checks every request anyway): storage per room, an update from a signed
-// release file with upload progress, the last log lines, and the factory reset, which
-// names what is lost and needs the box's name typed. textContent only.
+// release file with upload progress, the backup and restore (backup.js), the last log
+// lines, and the factory reset, which names what is lost and needs the box's name typed.
+// textContent only.
 
+import { initBackup } from './backup.js';
 import { BOX_HEADERS as HEADERS } from './boxapi.js';
 import { $ } from './dom.js';
 import { formatBytes } from './format.js';
@@ -85,6 +87,7 @@ async function backOnline() {
 export function initOwnerBox(tr) {
   if (!$('owner-tools')) return { show: async () => {} };
   const net = initNetwork(tr); // the box's name and Wi-Fi (network.js)
+  initBackup(tr, backOnline); // backup.js
   $('owner-update-file').addEventListener('change', async (ev) => {
     const file = ev.target.files && ev.target.files[0];
     if (!file) return;
