@@ -32,6 +32,8 @@ import (
 //	identity.json          the box's key pair (store.IdentityFile)
 //	ca/ca.crt, ca/ca.key   the box's certificate authority (PEM)
 //	settings.json          the owner's settings (web.SettingsFile), when the box has them
+//	wifi.conf, boxname     the owner's Wi-Fi and box name (web.WiFiFile, web.BoxNameFile),
+//	                       when set: the restored CA vouches for that name
 //	rooms/<room id>.jsonl  a room's entries, one JSON object a line, in display order
 //	files/<64 hex root>    one held file, named by its root (BEP 52)
 //	end.json               {"members": N}: how many members came before it
@@ -44,6 +46,8 @@ const (
 	memberCACert   = "ca/" + cert.CAFile
 	memberCAKey    = "ca/" + cert.CAKeyFile
 	memberSettings = "settings.json"
+	memberWiFi     = web.WiFiFile
+	memberBoxName  = web.BoxNameFile
 	memberEnd      = "end.json"
 	roomsPrefix    = "rooms/"
 	roomsSuffix    = ".jsonl"
@@ -167,6 +171,8 @@ func writeBackupTar(w io.Writer, src backupSource, now time.Time) error {
 		{memberCACert, cert.CAFile, false},
 		{memberCAKey, cert.CAKeyFile, false},
 		{memberSettings, web.SettingsFile, true},
+		{memberWiFi, web.WiFiFile, true},
+		{memberBoxName, web.BoxNameFile, true},
 	} {
 		b, err := os.ReadFile(filepath.Join(src.dataDir, f.file))
 		if f.optional && errors.Is(err, fs.ErrNotExist) {

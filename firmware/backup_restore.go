@@ -144,6 +144,22 @@ func (v *backupVerifier) member(tr *tar.Reader, hdr *tar.Header) error {
 		if !jsonObject(b) {
 			return badBackup("bad-settings", "the settings in the backup are not a JSON object")
 		}
+	case name == memberWiFi:
+		b, err := readSmall(tr, hdr)
+		if err != nil {
+			return err
+		}
+		if _, err := web.ParseWiFi(b); err != nil {
+			return badBackup("bad-settings", "the Wi-Fi settings in the backup are not valid: %v", err)
+		}
+	case name == memberBoxName:
+		b, err := readSmall(tr, hdr)
+		if err != nil {
+			return err
+		}
+		if _, err := web.ParseBoxName(b); err != nil {
+			return badBackup("bad-settings", "the box name in the backup is not valid: %v", err)
+		}
 	case strings.HasPrefix(name, roomsPrefix):
 		return v.room(tr, name)
 	case strings.HasPrefix(name, filesPrefix):
@@ -369,7 +385,8 @@ func importBackup(r io.Reader, p *backupPlan, st *store.Store, files *blobs.Stor
 	if err := os.MkdirAll(pending, 0o700); err != nil {
 		return res, fmt.Errorf("restore: %w", err)
 	}
-	stage := map[string]string{memberIdentity: store.IdentityFile, memberCACert: cert.CAFile, memberCAKey: cert.CAKeyFile, memberSettings: web.SettingsFile}
+	stage := map[string]string{memberIdentity: store.IdentityFile, memberCACert: cert.CAFile, memberCAKey: cert.CAKeyFile, memberSettings: web.SettingsFile,
+		memberWiFi: web.WiFiFile, memberBoxName: web.BoxNameFile}
 	tr := tar.NewReader(r)
 	for {
 		hdr, err := tr.Next()
@@ -495,8 +512,13 @@ func applyRestore(dataDir string, log *slog.Logger) error {
 			return fmt.Errorf("restore: %w", err)
 		}
 	}
-	if staged(web.SettingsFile) {
-		if err := move(web.SettingsFile); err != nil {
+	// The owner's Wi-Fi and name: chattorrent-settings.path applies a new wifi.conf as
+	// root (OPERATIONS.md, "Settings"); the name is read at this start.
+	for _, f := range []string{web.SettingsFile, web.WiFiFile, web.BoxNameFile} {
+		if !staged(f) {
+			continue
+		}
+		if err := move(f); err != nil {
 			return fmt.Errorf("restore: %w", err)
 		}
 	}

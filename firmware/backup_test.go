@@ -47,6 +47,12 @@ func newTestBox(t *testing.T, host string, rooms ...string) *testBox {
 	if err := os.WriteFile(filepath.Join(dir, web.SettingsFile), []byte(`{"mic_off":true,"ptt_room":"","stick_export_off":false}`+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if err := web.WriteWiFi(dir, web.WiFi{SSID: "Aula " + host, Passphrase: "clave-" + host, Country: "ES"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := web.WriteBoxName(dir, host); err != nil {
+		t.Fatal(err)
+	}
 	b := &testBox{dir: dir, id: id}
 	b.open(t)
 	for i, name := range rooms {
@@ -150,7 +156,7 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 	if got, want := b.exports(t), a.exports(t)+own; len(got) != len(want) || !strings.Contains(got, a.exports(t)) || !strings.Contains(got, own) {
 		t.Errorf("B's rooms after the restore:\n%s\nwant A's and B's own:\n%s", got, want)
 	}
-	for _, f := range []string{cert.CAFile, cert.CAKeyFile, store.IdentityFile, web.SettingsFile} {
+	for _, f := range []string{cert.CAFile, cert.CAKeyFile, store.IdentityFile, web.SettingsFile, web.WiFiFile, web.BoxNameFile} {
 		wa, _ := os.ReadFile(filepath.Join(a.dir, f))
 		wb, _ := os.ReadFile(filepath.Join(b.dir, f))
 		if !bytes.Equal(wa, wb) {
@@ -264,6 +270,18 @@ func TestRestoreRefusesBadBackups(t *testing.T) {
 		{"foreign CA key", "bad-ca", rebuild(hs, bs, func(n string, b []byte) []byte {
 			if n == memberCAKey {
 				return otherKey
+			}
+			return b
+		})},
+		{"bad Wi-Fi passphrase", "bad-settings", rebuild(hs, bs, func(n string, b []byte) []byte {
+			if n == memberWiFi {
+				return bytes.Replace(b, []byte("PASSPHRASE=clave"), []byte("PASSPHRASE=\x01ñ"), 1)
+			}
+			return b
+		})},
+		{"bad box name", "bad-settings", rebuild(hs, bs, func(n string, b []byte) []byte {
+			if n == memberBoxName {
+				return []byte("caja;reboot\n")
 			}
 			return b
 		})},

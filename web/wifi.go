@@ -134,6 +134,11 @@ func ReadWiFi(dir string) (WiFi, error) {
 	if err != nil {
 		return WiFi{}, fmt.Errorf("network: %w", err)
 	}
+	return ParseWiFi(b)
+}
+
+// ParseWiFi parses and validates WiFiFile's content (a backup's copy, too).
+func ParseWiFi(b []byte) (WiFi, error) {
 	var w WiFi
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
@@ -174,6 +179,11 @@ func ReadBoxName(dir string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("network: %w", err)
 	}
+	return ParseBoxName(b)
+}
+
+// ParseBoxName parses and validates BoxNameFile's content (a backup's copy, too).
+func ParseBoxName(b []byte) (string, error) {
 	name := strings.TrimSuffix(string(b), "\n")
 	if err := ValidBoxName(name); err != nil {
 		return "", fmt.Errorf("network: %s: %w", BoxNameFile, err)
