@@ -77,6 +77,13 @@ cp /etc/resolv.conf "$root/etc/resolv.conf"
 mount -t proc proc "$root/proc"
 mount -t sysfs sysfs "$root/sys"
 trap 'umount "$root/proc" "$root/sys" 2>/dev/null || true' EXIT
+# The initramfs is made once, by the kernel's own postinst (update-initramfs -c): under
+# emulation one takes ~40 minutes on 2 shared cores, and every package with an initramfs
+# hook would otherwise trigger it again (update-initramfs -u, which "no" turns off; set back
+# to "yes" below, for kernel updates on the box). --force-confold keeps this file.
+mkdir -p "$root/etc/initramfs-tools"
+printf 'update_initramfs=no\nbackup_initramfs=no\n' > "$root/etc/initramfs-tools/update-initramfs.conf"
+rm -f "$root"/boot/initrd.img-*.new
 # A run stopped half way (WORK= kept) leaves packages unconfigured: finish them first.
 DEBIAN_FRONTEND=noninteractive chroot "$root" dpkg --force-confdef --force-confold --configure -a
 chroot "$root" apt-get update -q
@@ -87,6 +94,8 @@ DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get install -y --no-install-re
   network-manager dnsmasq-base wpasupplicant iw rfkill wireless-regdb iproute2 \
   openssh-server fake-hwclock fdisk e2fsprogs util-linux alsa-utils ca-certificates
 chroot "$root" apt-get clean
+printf 'update_initramfs=yes\nbackup_initramfs=no\n' > "$root/etc/initramfs-tools/update-initramfs.conf"
+rm -f "$root"/boot/*.dpkg-bak
 
 cp "$deb" "$root/tmp/chattorrent.deb"
 chroot "$root" dpkg -i /tmp/chattorrent.deb
@@ -123,6 +132,9 @@ chroot "$root" env DEB_MAINT_PARAMS=configure /etc/kernel/postinst.d/z50-raspi-f
 grep -q 'root=LABEL=RASPIROOT' "$root/boot/firmware/cmdline.txt" \
   || die "cmdline.txt does not find root by label: $(cat "$root/boot/firmware/cmdline.txt")"
 install -m 0644 "$here/chattorrent-wifi.txt" "$root/boot/firmware/chattorrent-wifi.txt"
+# Nothing more runs in the chroot: /proc and /sys must not be copied into the image.
+umount "$root/proc" "$root/sys"
+trap - EXIT
 
 echo "build-image: file systems"
 boot_img=$work/boot.vfat root_img=$work/root.ext4
