@@ -5,7 +5,10 @@
 #   - the root file system grew (the image is booted from a copy made 1 GiB larger),
 #   - /etc/machine-id was made at boot (not the image's empty one), and host keys too,
 #   - the Wi-Fi hotspot profile exists, SSH is off (no key file), chattorrent.service is
-#     active and /healthz answers.
+#     active and /healthz answers,
+#   - Ethernet is NetworkManager's and got its address by DHCP (qemu's user network has a
+#     DHCP server), the clock is saved across boots (fake-hwclock), the GPIO udev rule is
+#     there and the owner's settings applier (chattorrent-settings.path) is active.
 #
 #   sudo deploy/image/smoke.sh chattorrent-arm64.img
 #
@@ -64,4 +67,9 @@ grep 'SMOKE ' "$work/console.log" | tr -d '\r' | sed 's/^.*SMOKE /  /'
 [ "$(val ssh)" = disabled ] || die "SSH is on without a key file"
 (( $(val hostkeys) > 0 )) || die "no SSH host keys made"
 [[ $(val healthz) == *'"status":"ok"'* ]] || die "/healthz: $(val healthz)"
+[[ $(val eth0) == 100* ]] || die "Ethernet not connected by NetworkManager: $(val eth0)"
+(( $(val eth0_dhcp) > 0 )) || die "Ethernet's address did not come by DHCP"
+[ "$(val clock)" = "enabled saved" ] || die "no saved clock (fake-hwclock): $(val clock)"
+[ "$(val gpio_rule)" = 1 ] || die "no GPIO udev rule for the service user"
+[ "$(val settings_path)" = active ] || die "chattorrent-settings.path: $(val settings_path)"
 echo "smoke: passed in ${SECONDS}s"
