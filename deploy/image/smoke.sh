@@ -6,6 +6,8 @@
 #   - /etc/machine-id was made at boot (not the image's empty one), and host keys too,
 #   - the Wi-Fi hotspot profile exists, SSH is off (no key file), chattorrent.service is
 #     active and /healthz answers,
+#   - then, booted again with an SSH key file on the boot partition: SSH is on with that
+#     key, the machine-id and the name are the first boot's,
 #   - Ethernet is NetworkManager's and got its address by DHCP (qemu's user network has a
 #     DHCP server), the clock is saved across boots (fake-hwclock), the GPIO udev rule is
 #     there and the owner's settings applier (chattorrent-settings.path) is active.
@@ -40,23 +42,29 @@ cp --sparse=always "$img" "$work/disk.img"
 truncate -s +1G "$work/disk.img"
 before_kb=$(($(stat -c %s "$img") / 1024))
 
+# boot LOG: power the copy on until its smoke report is done, then off.
+boot() {
+  # The Pi's console is ttyS0/ttyAMA0 by cmdline.txt; qemu virt's is ttyAMA0.
+  timeout 1200 qemu-system-aarch64 -M virt -cpu cortex-a53 -smp 2 -m 1024 -nographic -no-reboot \
+    -kernel "$work/vmlinuz" -initrd "$work/initrd.img" \
+    -append "$cmdline console=ttyAMA0 chattorrent.smoke" \
+    -drive file="$work/disk.img",format=raw,if=virtio \
+    -netdev user,id=n0,restrict=on -device virtio-net-pci,netdev=n0,romfile= \
+    > "$1" 2>&1 < /dev/null &
+  local qemu=$!
+  until grep -q 'SMOKE done' "$1" 2>/dev/null; do
+    kill -0 "$qemu" 2>/dev/null || { tail -n 40 "$1" >&2; die "qemu exited before the report"; }
+    sleep 5
+  done
+  kill "$qemu"; wait "$qemu" 2>/dev/null || true
+}
+log=$work/console.log
+val() { sed -nE "s/.*SMOKE $1=(.*)\r?$/\1/p" "$log" | tr -d '\r' | tail -n 1; }
+
 echo "smoke: booting with the image's cmdline.txt: $cmdline"
 SECONDS=0
-# The Pi's console is ttyS0/ttyAMA0 by cmdline.txt; qemu virt's is ttyAMA0.
-timeout 1200 qemu-system-aarch64 -M virt -cpu cortex-a53 -smp 2 -m 1024 -nographic -no-reboot \
-  -kernel "$work/vmlinuz" -initrd "$work/initrd.img" \
-  -append "$cmdline console=ttyAMA0 chattorrent.smoke" \
-  -drive file="$work/disk.img",format=raw,if=virtio \
-  -netdev user,id=n0,restrict=on -device virtio-net-pci,netdev=n0,romfile= \
-  > "$work/console.log" 2>&1 < /dev/null &
-qemu=$!
-until grep -q 'SMOKE done' "$work/console.log" 2>/dev/null; do
-  kill -0 "$qemu" 2>/dev/null || { tail -n 40 "$work/console.log" >&2; die "qemu exited before the report"; }
-  sleep 5
-done
-kill "$qemu"; wait "$qemu" 2>/dev/null || true
+boot "$log"
 echo "smoke: report after ${SECONDS}s"
-val() { sed -nE "s/.*SMOKE $1=(.*)\r?$/\1/p" "$work/console.log" | tr -d '\r' | tail -n 1; }
 grep 'SMOKE ' "$work/console.log" | tr -d '\r' | sed 's/^.*SMOKE /  /'
 [[ $(val cmdline) == *root=LABEL=RASPIROOT* ]] || die "not booted with cmdline.txt's root"
 (( $(val root_kb) > before_kb )) || die "root file system not grown ($(val root_kb) KiB, image $before_kb KiB)"
@@ -72,4 +80,18 @@ grep 'SMOKE ' "$work/console.log" | tr -d '\r' | sed 's/^.*SMOKE /  /'
 [ "$(val clock)" = "enabled saved" ] || die "no saved clock (fake-hwclock): $(val clock)"
 [ "$(val gpio_rule)" = 1 ] || die "no GPIO udev rule for the service user"
 [ "$(val settings_path)" = active ] || die "chattorrent-settings.path: $(val settings_path)"
+first_id=$(val machine_id) first_name=$(val hostname)
+
+# Second boot, as an owner would: an SSH key on the boot partition turns SSH on; the
+# machine-id and the name stay (first boot runs once).
+echo 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPz1h2p0smokesmokesmokesmokesmokesmokesmoke0 smoke@test' > "$work/key"
+mcopy -o -i "$work/disk.img@@$((start * 512))" "$work/key" ::ssh-authorized-keys
+log=$work/console2.log
+echo "smoke: booting again with ssh-authorized-keys on the boot partition"
+boot "$log"
+grep 'SMOKE ' "$log" | tr -d '\r' | sed 's/^.*SMOKE /  /'
+[ "$(val ssh)" = enabled ] || die "SSH is not on with a key file"
+[ "$(val root_keys)" = 1 ] || die "the key is not in /root/.ssh/authorized_keys"
+[ "$(val machine_id)" = "$first_id" ] || die "the machine-id changed at the second boot"
+[ "$(val hostname)" = "$first_name" ] || die "the box name changed at the second boot"
 echo "smoke: passed in ${SECONDS}s"
