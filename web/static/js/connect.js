@@ -38,6 +38,7 @@ export async function write(roomId, kind, body) {
 export async function ensureJoined(roomId) {
   const l = live(roomId);
   await l.ready;
+  await l.log.queue(() => {}); // a join being written (a room just created) is seen
   if (!l.log.head(state.me.author)) await write(roomId, 'join', '');
 }
 
