@@ -176,7 +176,7 @@ func BenchmarkBrowserHistory(b *testing.B) {
 					b.Fatal(err)
 				}
 				before := heapUsed(b, u)
-				r, err = chromedp.Run(ctx, chromedp.Evaluate[result](benchSyncJS, chromedp.EvalAwaitPromise))
+				r, err = chromedp.Run(ctx, chromedp.Evaluate[result](benchSyncJS+"()", chromedp.EvalAwaitPromise))
 				cancel()
 				if err != nil {
 					b.Fatal(err)

@@ -59,7 +59,8 @@ func consecutive(ns []int) string {
 // TestRoomWindow: a room of 3,000 entries opens at its newest messages while the page holds
 // a window of at most windowMax entries (objects and DOM nodes), not the room; scrolling up
 // reads older pages in order down to the first message, scrolling down reads the newest
-// again, the window staying bounded all along; and a sync gives a new guest all 3,000.
+// again, a message written while scrolled back brings the newest back, the window staying
+// bounded all along; and a sync gives a new guest all 3,000.
 func TestRoomWindow(t *testing.T) {
 	const n = 3000
 	room := strings.Repeat("7c", 16)
@@ -113,6 +114,17 @@ func TestRoomWindow(t *testing.T) {
 		}
 		bounded(a, "scrolling down")
 	}
+
+	// Up a page (the window lets go of the newest), then a message: the window comes back to
+	// the newest to show it.
+	top := a.shownNumbers()[0]
+	evalJS[chromedp.Void](a, `(() => { const ol = document.getElementById('messages'); ol.scrollTop = 0; ol.dispatchEvent(new Event('scroll')); })()`)
+	a.waitJS(fmt.Sprintf(`(() => { const m = [...document.querySelectorAll('#messages .msg-body')].map(n => n.textContent.match(/^mensaje (\d+) /)).find(Boolean); return m && Number(m[1]) < %d; })()`, top))
+	if w := evalJS[map[string]any](a, fmt.Sprintf(`chattorrentWindow(%q)`, room)); w["atEnd"] != false {
+		t.Fatalf("after a page up the window still holds the newest: %v", w)
+	}
+	a.say("desde arriba")
+	bounded(a, "after writing")
 
 	// A new guest gets the whole room and, like A, holds only a window of it.
 	b := newUser(t, "B", "en-US")

@@ -12,7 +12,7 @@ import { cleanText } from './history.js';
 import {
   MAX_TORRENT_BYTES, MAX_ROOM_NAME, TorrentError, encodeInvitation, decodeInvitation, invitationFileName,
 } from './torrent.js';
-import { state, store, entryStore, live, roomMeta, addRoom, setWaiting } from './state.js';
+import { state, store, entryStore, live, roomMeta, addRoom, setWaiting, toNewest } from './state.js';
 import { render } from './render.js';
 import { $, download } from './dom.js';
 import { randomHex } from './format.js';
@@ -29,7 +29,7 @@ export async function write(roomId, kind, body) {
     const e = await signEntry({ room: roomId, name: state.me.name, seq: next.seq, prev: next.prev, ts: Date.now(), kind, body }, state.me);
     await entryStore.append(roomId, [e]); // throws StorageFullError: nothing changed
     l.log.append(e);
-    l.view.add(e);
+    if (!l.view.add(e)) toNewest(roomId); // written while scrolled back: back to the newest
     for (const c of l.conns.values()) c.session.publish(e);
     return e;
   });

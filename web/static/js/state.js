@@ -52,11 +52,7 @@ export function live(id) {
       log,
       view,
       // Queued on the log: nothing is appended between the read and the window's start.
-      ready: log.queue(async () => {
-        const p = await entryStore.page(id, { n: view.page });
-        view.reset(p.entries, p.more, log.size);
-        render();
-      }),
+      ready: log.queue(() => readNewest(id, log, view)),
       delivered: store.delivered(id),
       waiting: false, // an offer or answer of ours is out
       conns: new Map(), // RTCPeerConnection → {pc, session, peer, safety}: a room can have several peers
@@ -66,6 +62,20 @@ export function live(id) {
     state.live.set(id, l);
   }
   return l;
+}
+
+async function readNewest(id, log, view) {
+  const p = await entryStore.page(id, { n: view.page });
+  view.reset(p.entries, p.more, log.size);
+  render();
+}
+
+/** Brings the room's window back to its newest entries (a room opened again, a message
+ * written while the window was scrolled back). */
+export function toNewest(id) {
+  const l = live(id);
+  if (l.view.loaded && !l.view.atEnd) l.ready = l.log.queue(() => readNewest(id, l.log, l.view));
+  return l.ready;
 }
 
 export function addRoom(id, name) {

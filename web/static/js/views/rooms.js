@@ -3,7 +3,7 @@
 
 import { FILE_KINDS } from '../files.js';
 import { isolate } from '../dropconsent.js';
-import { state, live, roomStatus } from '../state.js';
+import { state, live, roomStatus, toNewest } from '../state.js';
 import { render } from '../render.js';
 import { $, el, setText } from '../dom.js';
 import { formatDuration } from '../format.js';
@@ -81,6 +81,7 @@ export function wireRooms() {
     const li = e.target.closest('.room-item');
     if (!li) return;
     state.open = li.dataset.roomId;
+    toNewest(state.open);
     render();
     $('composer-input').focus();
   });
@@ -89,6 +90,7 @@ export function wireRooms() {
     if (li && (e.key === 'Enter' || e.key === ' ')) {
       e.preventDefault();
       state.open = li.dataset.roomId;
+      toNewest(state.open);
       render();
     }
   });
