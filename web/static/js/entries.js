@@ -172,12 +172,6 @@ export class EntryStore {
     return { entries: out, more };
   }
 
-  /** How many entries of the room come before key in display order. */
-  async countBefore(room, key) {
-    const idx = await this.index('order');
-    return req(idx.count(IDBKeyRange.bound([room], key, false, true)));
-  }
-
   /** Calls fn(batch) with the room's entries in display order, n at a time (exports):
    * one short transaction per batch, never the room in memory. */
   async each(room, fn, n = 1000) {
