@@ -306,7 +306,15 @@ export class Session {
       this.askAgain();
       return;
     }
-    if (m.t === 'entries') this.log.queue(() => this.onEntries(m.entries));
+    if (m.t === 'entries') {
+      // Checked at once (the worker hashes this batch while earlier ones are chained and
+      // stored); taken in order. The link into the stored chain is checkChain's, so a batch
+      // checked before the one it follows was taken is as safe.
+      const plain = m.entries.map((x) => (x !== null && typeof x === 'object' && !Array.isArray(x) ? pick(x) : x));
+      const checked = this.check(plain);
+      checked.catch(() => {});
+      this.log.queue(() => this.onEntries(plain, checked));
+    }
     else if (m.t === 'ack') this.onEvent({ type: 'acked', ids: m.ids });
     else if (m.t === 'refused') this.onRefused(m);
     else if (this.files) this.files.onControl(m);
@@ -397,15 +405,20 @@ export class Session {
     this.onEvent({ type: 'peer-refused', code: m.code, ids: m.ids });
   }
 
-  async onEntries(list) {
+  /** Verifies a batch (history.checkBatch: one signature per run of an author's linked
+   * entries) against what the log holds now: {known, results}. */
+  async check(plain) {
+    const known = await this.log.known(plain);
+    return { known, results: await this.verify(plain, this.room, this.now(), known) };
+  }
+
+  /** Takes a batch checked by check(), in the order batches came. */
+  async onEntries(plain, checked) {
     if (this.closed || this.bad > MAX_BAD_ENTRIES) return;
     const fresh = [];
     const stored = [];
     const proofs = [];
-    const plain = list.map((x) => (x !== null && typeof x === 'object' && !Array.isArray(x) ? pick(x) : x));
-    // One signature per run of an author's linked entries (history.checkBatch).
-    const known = await this.log.known(plain);
-    const results = await this.verify(plain, this.room, this.now(), known);
+    const { known, results } = await checked;
     for (const i of seqOrder(plain)) {
       const e = plain[i];
       try {
