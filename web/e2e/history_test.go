@@ -16,7 +16,7 @@ import (
 )
 
 // archive makes a room history of n signed entries by one author, as the Go side makes them.
-func archive(t *testing.T, room string, n int) []history.Entry {
+func archive(t testing.TB, room string, n int) []history.Entry {
 	t.Helper()
 	key := ed25519.NewKeyFromSeed([]byte(strings.Repeat("k", 32)))
 	l := history.NewLog(room)

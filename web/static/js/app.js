@@ -9,7 +9,7 @@ import { workerVerifier } from './verifier.js';
 import { initOwner } from './owner.js';
 import { hasEd25519 } from './support.js';
 import { StorageFullError } from './storage.js';
-import { state, store, entryStore } from './state.js';
+import { state, store, entryStore, live } from './state.js';
 import { registerView, render, renderNow } from './render.js';
 import { $ } from './dom.js';
 import { notify, fail } from './notices.js';
@@ -24,12 +24,13 @@ import { renderRooms, wireRooms } from './views/rooms.js';
 import { renderRoom, wireRoom } from './views/room.js';
 import { wireMessages } from './views/messages.js';
 
-/** Reads the histories of the rooms this page has not opened yet (IndexedDB is
- * asynchronous; a room's log is then built synchronously from them, so a room is listed in
- * state.rooms only once its history is read). */
+/** Moves the rooms' histories still in localStorage to IndexedDB, then reads each room's
+ * heads and newest page (live(): never the whole room), so a room is listed in state.rooms
+ * once its window can be shown. */
 async function loadHistories(rooms) {
   try {
     await entryStore.load(rooms.map((r) => r.id).filter((id) => !state.live.has(id)));
+    await Promise.all(rooms.map((r) => live(r.id).ready));
   } catch (err) {
     // The page still opens (rooms, files, connections); what it cannot store it says so.
     if (err instanceof StorageFullError) notify('error', t('err.storage-full'), 'storage-full');
@@ -92,6 +93,12 @@ function exposeStats() {
     peer: c.peer && c.peer.name, session: { ...c.session.stats }, files: { ...c.files.stats },
   })));
   globalThis.chattorrentStoredEntries = (room) => entryStore.count(room); // a Promise
+  // What the page holds of a room: the window's entries, not the room (window.js).
+  globalThis.chattorrentWindow = (room) => {
+    const l = state.live.get(room);
+    const w = l && l.view;
+    return w ? { held: w.entries.length, atStart: w.atStart, atEnd: w.atEnd, before: w.before, size: l.log.size } : null;
+  };
   globalThis.chattorrentTransfers = () => [...state.files.entries()].map(([root, f]) => ({ root, state: f.state, pieces: f.pieces, ms: f.ms || 0 }));
 }
 

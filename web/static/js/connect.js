@@ -12,7 +12,7 @@ import { cleanText } from './history.js';
 import {
   MAX_TORRENT_BYTES, MAX_ROOM_NAME, TorrentError, encodeInvitation, decodeInvitation, invitationFileName,
 } from './torrent.js';
-import { state, store, entryStore, live, roomMeta, addRoom, setWaiting } from './state.js';
+import { state, store, entryStore, live, roomMeta, addRoom, setWaiting, toNewest } from './state.js';
 import { render } from './render.js';
 import { $, download } from './dom.js';
 import { randomHex } from './format.js';
@@ -29,6 +29,7 @@ export async function write(roomId, kind, body) {
     const e = await signEntry({ room: roomId, name: state.me.name, seq: next.seq, prev: next.prev, ts: Date.now(), kind, body }, state.me);
     await entryStore.append(roomId, [e]); // throws StorageFullError: nothing changed
     l.log.append(e);
+    if (!l.view.add(e)) toNewest(roomId); // written while scrolled back: back to the newest
     for (const c of l.conns.values()) c.session.publish(e);
     return e;
   });
@@ -36,6 +37,8 @@ export async function write(roomId, kind, body) {
 
 export async function ensureJoined(roomId) {
   const l = live(roomId);
+  await l.ready;
+  await l.log.queue(() => {}); // a join being written (a room just created) is seen
   if (!l.log.head(state.me.author)) await write(roomId, 'join', '');
 }
 
@@ -290,21 +293,15 @@ function onSessionEvent(roomId, conn, ev) {
       for (const other of l.conns.values()) {
         if (other !== conn) for (const e of ev.entries) other.session.publish(e);
       }
-      for (const e of ev.entries) if (FILE_KINDS.has(e.kind)) fetchFile(roomId, e, conn).catch(fail);
-      render();
-      break;
-    case 'acked': {
-      const mine = ev.ids.filter((id) => !l.delivered.has(id) && (l.log.get(id) || {}).author === state.me.author);
-      if (!mine.length) break;
-      for (const id of mine) l.delivered.add(id);
-      try {
-        store.setDelivered(roomId, l.delivered);
-      } catch (err) {
-        fail(err);
+      for (const e of ev.entries) {
+        l.view.add(e);
+        if (FILE_KINDS.has(e.kind)) fetchFile(roomId, e, conn).catch(fail);
       }
       render();
       break;
-    }
+    case 'acked':
+      markDelivered(roomId, ev.ids).catch(fail);
+      break;
     case 'refused':
       render();
       break;
@@ -336,18 +333,42 @@ function onSessionEvent(roomId, conn, ev) {
 export function fromOtherTab(roomId, entries) {
   const l = state.live.get(roomId);
   if (!l) return;
-  const added = [];
-  for (const e of entries) {
-    try {
-      if (l.log.checkChain(e)) {
-        l.log.append(e);
-        added.push(e);
+  l.log.queue(async () => {
+    const known = await l.log.known(entries);
+    const added = [];
+    for (const e of entries) {
+      try {
+        if (l.log.checkChain(e, known)) {
+          l.log.append(e);
+          l.view.add(e);
+          added.push(e);
+        }
+      } catch {
+        // a gap or a fork: the sync sorts it out
       }
-    } catch {
-      // a gap or a fork: the sync sorts it out
     }
+    if (!added.length) return;
+    for (const c of l.conns.values()) for (const e of added) c.session.publish(e); // as from a peer
+    render();
+  }).catch(fail);
+}
+
+/** A peer acknowledged entries: mine among them are marked delivered (read from the
+ * window, else from storage: the page does not hold the room). */
+async function markDelivered(roomId, ids) {
+  const l = live(roomId);
+  const todo = ids.filter((id) => !l.delivered.has(id));
+  if (!todo.length) return;
+  const held = todo.map((id) => l.view.get(id)).filter(Boolean);
+  const rest = todo.filter((id) => !l.view.get(id));
+  const got = rest.length ? held.concat(await entryStore.getMany(roomId, rest)) : held;
+  const mine = got.filter((e) => e.author === state.me.author).map((e) => e.id);
+  if (!mine.length) return;
+  for (const id of mine) l.delivered.add(id);
+  try {
+    store.setDelivered(roomId, l.delivered);
+  } catch (err) {
+    fail(err);
   }
-  if (!added.length) return;
-  for (const c of l.conns.values()) for (const e of added) c.session.publish(e); // as from a peer
   render();
 }

@@ -4,35 +4,47 @@
 import { FILE_KINDS } from './files.js';
 import { zip, ZipTooLarge } from './zip.js';
 import { safeFileName } from './torrent.js';
-import { state, live, roomMeta } from './state.js';
+import { pick } from './history.js';
+import { state, roomMeta, entryStore } from './state.js';
 import { download } from './dom.js';
 import { notify } from './notices.js';
 import { t } from './lang.js';
 import { metaOf } from './transfers.js';
 
-/** The verifiable export, plus a list of the room's media. */
-function historyData(roomId) {
+/** The verifiable export as a Blob, read from IndexedDB by cursor a batch at a time (the
+ * page never holds the room: the Blob is built from one string per batch), plus the list
+ * of the room's media. */
+async function historyData(roomId) {
   const r = roomMeta(roomId);
-  const entries = live(roomId).log.entries();
   const media = [];
-  for (const e of entries) {
-    const m = FILE_KINDS.has(e.kind) ? metaOf(e) : null;
-    if (m) media.push({ entry: e.id, kind: m.kind, name: m.name, type: m.type, size: m.size, root: m.root });
-  }
-  return { format: 'chattorrent-history', v: 1, room: { id: r.id, name: r.name }, exported: new Date().toISOString(), entries, media };
+  const parts = [];
+  let first = true;
+  await entryStore.each(roomId, (batch) => {
+    for (const e of batch) {
+      const m = FILE_KINDS.has(e.kind) ? metaOf(e) : null;
+      if (m) media.push({ entry: e.id, kind: m.kind, name: m.name, type: m.type, size: m.size, root: m.root });
+    }
+    parts.push((first ? '\n  ' : ',\n  ') + batch.map((e) => JSON.stringify(pick(e))).join(',\n  '));
+    first = false;
+  });
+  const head = { format: 'chattorrent-history', v: 1, room: { id: r.id, name: r.name }, exported: new Date().toISOString() };
+  const blob = (m) => new Blob([JSON.stringify(head, null, 1).slice(0, -2), ',\n "entries": [', ...parts,
+    parts.length ? '\n ],\n "media": ' : '],\n "media": ', JSON.stringify(m, null, 1), '\n}\n'], { type: 'application/json' });
+  return { media, blob };
 }
 
-export function exportHistory(roomId) {
+export async function exportHistory(roomId) {
   const r = roomMeta(roomId);
   const file = `${safeFileName(r.name)}_history.json`;
-  download(file, JSON.stringify(historyData(roomId), null, 1), 'application/json');
+  const { media, blob } = await historyData(roomId);
+  download(file, blob(media), 'application/json');
   notify('info', t('historyExported', { file }));
 }
 
 /** The export with the media this page holds, as a zip: history.json and media/. */
 export async function exportWithMedia(roomId) {
   const r = roomMeta(roomId);
-  const data = historyData(roomId);
+  const data = await historyData(roomId);
   const files = [];
   const names = new Set();
   for (const m of data.media) {
@@ -48,7 +60,7 @@ export async function exportWithMedia(roomId) {
     names.add(name);
     files.push({ name, blob });
   }
-  files.unshift({ name: 'history.json', blob: new Blob([JSON.stringify(data, null, 1)]) });
+  files.unshift({ name: 'history.json', blob: data.blob(data.media) });
   let z;
   try {
     z = await zip(files);

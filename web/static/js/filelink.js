@@ -17,8 +17,8 @@ const MAX_BAD_HASHES = 3;
  * FileLink moves files over one peer connection, both ways.
  * options: media (storage), sendJSON(msg) → Promise, sendFrame(Uint8Array) → Promise (both
  * wait while the channel's buffer is full; sendFrame has copied the frame once it resolves:
- * the sender reuses one buffer), announced(root) → meta | null (files announced
- * by entries of this room), onProgress({root, role: 'recv'|'send', pieces, total, state,
+ * the sender reuses one buffer), announced(root) → meta | null, or a Promise
+ * of it (files announced by entries of this room), onProgress({root, role: 'recv'|'send', pieces, total, state,
  * code}) with state running|complete|cancelled|nope|error.
  */
 export class FileLink {
@@ -262,7 +262,7 @@ export class FileLink {
   // ----- sending -----
 
   async serve(m) {
-    const meta = this.announced(m.root);
+    const meta = await this.announced(m.root);
     const info = meta ? await this.media.info(m.root) : null;
     if (!info || !info.complete || !info.leaves) {
       await this.sendJSON({ t: 'nope', root: m.root });

@@ -317,40 +317,18 @@ export function compareEntries(a, b) {
   return a.ts - b.ts || (a.author < b.author ? -1 : a.author > b.author ? 1 : 0) || a.seq - b.seq;
 }
 
-/**
- * One room's history in memory: per-author chains, append-only. add() is async (it
- * verifies); callers serialise adds to one log (see Log.queue).
- */
-export class Log {
-  constructor(room) {
-    this.room = room;
+/** A room's chains held in memory: the source of a Log in node tests and of a room not
+ * yet stored. The page's rooms read theirs from IndexedDB (entries.js, the same methods). */
+export class MemoryChains {
+  constructor() {
     this.chains = new Map(); // author → entries at seq 1..n
     this.byId = new Map();
-    this.forkedAuthors = new Set();
-    this.size = 0;
-    this.tail = Promise.resolve();
   }
 
-  /** Rebuilds a log from entries this device stored itself (already checked once): only
-   * the chain rules are applied, entries out of chain are skipped. */
-  static restore(room, entries) {
-    const l = new Log(room);
-    const sorted = [...entries].sort((a, b) => (a.author < b.author ? -1 : a.author > b.author ? 1 : a.seq - b.seq));
-    for (const e of sorted) {
-      if (e.room !== room || l.byId.has(e.id)) continue;
-      const chain = l.chains.get(e.author) || [];
-      if (e.seq !== chain.length + 1 || (e.seq > 1 && chain[chain.length - 1].id !== e.prev)) continue;
-      l.append(e);
-    }
-    return l;
-  }
-
-  has(id) {
-    return this.byId.has(id);
-  }
-
-  get(id) {
-    return this.byId.get(id);
+  async heads() {
+    const heads = new Map();
+    for (const [a, c] of this.chains) heads.set(a, { seq: c.length, id: c[c.length - 1].id });
+    return { heads, size: this.byId.size };
   }
 
   append(e) {
@@ -358,6 +336,95 @@ export class Log {
     if (chain) chain.push(e);
     else this.chains.set(e.author, [e]);
     this.byId.set(e.id, e);
+  }
+
+  idAt(author, seq) {
+    const c = this.chains.get(author);
+    return c && c[seq - 1] ? c[seq - 1].id : undefined;
+  }
+
+  async at(author, seq) {
+    const c = this.chains.get(author);
+    return c ? c[seq - 1] : undefined;
+  }
+
+  async slice(author, from, n) {
+    return (this.chains.get(author) || []).slice(from, from + n);
+  }
+}
+
+const RECENT = 4096; // entries a log remembers of those appended last (not yet stored, batches)
+const SLICE = 256; // entries read of each author at a time by missing()
+
+/**
+ * One room's history: each author's head (seq and id) in memory, the entries in a source
+ * (MemoryChains, or entries.js's IndexedDB chains), read when needed: a room of 100,000
+ * entries costs the page its authors, not its entries. add() is async (it verifies);
+ * callers serialise adds to one log (see Log.queue).
+ */
+export class Log {
+  constructor(room, source = new MemoryChains()) {
+    this.room = room;
+    this.source = source;
+    this.headOf = new Map(); // author → {seq, id}
+    this.recent = new Map(); // 'author seq' → entry, the last RECENT appended
+    this.forkedAuthors = new Set();
+    this.size = 0;
+    this.tail = Promise.resolve();
+  }
+
+  /** A log over a stored room: its heads read before anything queued runs (ready). */
+  static open(room, source) {
+    const l = new Log(room, source);
+    l.ready = l.queue(async () => {
+      const { heads, size } = await source.heads();
+      for (const [a, h] of heads) if (!l.headOf.has(a)) l.headOf.set(a, h);
+      l.size += size;
+    });
+    return l;
+  }
+
+  /** Rebuilds a log in memory from entries this device stored itself (already checked
+   * once): only the chain rules are applied, entries out of chain are skipped. */
+  static restore(room, entries) {
+    const l = new Log(room);
+    const sorted = [...entries].sort((a, b) => (a.author < b.author ? -1 : a.author > b.author ? 1 : a.seq - b.seq));
+    for (const e of sorted) {
+      if (e.room !== room || l.source.byId.has(e.id)) continue;
+      const h = l.headOf.get(e.author);
+      if (e.seq !== (h ? h.seq : 0) + 1 || (e.seq > 1 && h.id !== e.prev)) continue;
+      l.append(e);
+    }
+    return l;
+  }
+
+  /** Whether the entry is held (a log in memory only: node tests). */
+  has(id) {
+    return this.source.byId.has(id);
+  }
+
+  /** Every entry in display order (a log in memory only: node tests). */
+  entries() {
+    const out = [];
+    const runs = [...this.source.chains.values()].map((c) => ({ c, i: 0 }));
+    while (runs.length) {
+      let best = 0;
+      for (let r = 1; r < runs.length; r++) if (compareEntries(runs[r].c[runs[r].i], runs[best].c[runs[best].i]) < 0) best = r;
+      out.push(runs[best].c[runs[best].i++]);
+      if (runs[best].i === runs[best].c.length) runs.splice(best, 1);
+    }
+    return out;
+  }
+
+  /** Takes an entry that follows its author's head (checked, or my own). The caller stores
+   * it (the source of a stored room); a log in memory keeps it. */
+  append(e) {
+    this.headOf.set(e.author, { seq: e.seq, id: e.id });
+    const k = `${e.author} ${e.seq}`;
+    this.recent.delete(k);
+    this.recent.set(k, e);
+    if (this.recent.size > RECENT) this.recent.delete(this.recent.keys().next().value);
+    if (this.source.append) this.source.append(e);
     this.size++;
   }
 
@@ -372,21 +439,35 @@ export class Log {
    * (not yet appended: call append once it is stored), false for one already held; throws
    * HistoryError for a refused one (a fork marks the author). */
   async check(e, now = Date.now()) {
-    if (e && typeof e.id === 'string' && this.byId.has(e.id)) return false;
     await checkEntry(e, this.room, now);
-    return this.checkChain(e);
+    return this.checkChain(e, await this.known([e]));
   }
 
-  /** The chain rules alone, for an entry that passed checkEntry (perhaps in a worker). */
-  checkChain(e) {
-    if (this.byId.has(e.id)) return false;
-    const chain = this.chains.get(e.author) || [];
-    if (e.seq <= chain.length) {
+  /** The id held at author and seq, if this log knows it without reading (known: from
+   * this.known()). */
+  idAt(author, seq, known = {}) {
+    const k = `${author} ${seq}`;
+    if (known[k] !== undefined) return known[k];
+    const r = this.recent.get(k);
+    if (r) return r.id;
+    const h = this.headOf.get(author);
+    if (h && h.seq === seq) return h.id;
+    return this.source.idAt ? this.source.idAt(author, seq) : undefined;
+  }
+
+  /** The chain rules alone, for an entry that passed checkEntry (perhaps in a worker).
+   * known: the ids held at the entry's seq and the one before (this.known(batch)). */
+  checkChain(e, known = {}) {
+    const h = this.headOf.get(e.author);
+    const top = h ? h.seq : 0;
+    if (e.seq <= top) {
+      const held = this.idAt(e.author, e.seq, known);
+      if (held === undefined || held === e.id) return false; // held (or not provably another)
       this.forkedAuthors.add(e.author);
       throw new HistoryError('fork', '', 'another entry is stored at this author and seq; keeping the first');
     }
-    if (e.seq > chain.length + 1) throw new HistoryError('gap', '', 'entries before this one are missing');
-    if (e.seq > 1 && chain[chain.length - 1].id !== e.prev) {
+    if (e.seq > top + 1) throw new HistoryError('gap', '', 'entries before this one are missing');
+    if (e.seq > 1 && h.id !== e.prev) {
       throw new HistoryError('broken-chain', '', "prev is not the author's previous entry");
     }
     return true;
@@ -403,28 +484,51 @@ export class Log {
     return this.forkedAuthors.has(author);
   }
 
-  /** The author's entry at seq, or undefined. */
-  at(author, seq) {
-    const c = this.chains.get(author);
-    return c && Number.isSafeInteger(seq) && seq >= 1 ? c[seq - 1] : undefined;
+  /** The author's entry at seq, or undefined (read from the source). */
+  async at(author, seq) {
+    if (!Number.isSafeInteger(seq) || seq < 1) return undefined;
+    const r = this.recent.get(`${author} ${seq}`);
+    if (r) return r;
+    const h = this.headOf.get(author);
+    if (!h || seq > h.seq) return undefined;
+    return this.source.at(author, seq);
+  }
+
+  /** What checkBatch and checkChain need to know for these entries: the ids held at each
+   * entry's seq and the one before, as {"author seq": id} (a plain object a worker can
+   * receive). */
+  async known(entries) {
+    const known = Object.create(null);
+    const want = new Set();
+    for (const e of entries) {
+      if (e === null || typeof e !== 'object' || typeof e.author !== 'string' || !Number.isSafeInteger(e.seq)) continue;
+      const h = this.headOf.get(e.author);
+      for (const seq of [e.seq, e.seq - 1]) if (h && seq >= 1 && seq <= h.seq) want.add(`${e.author} ${seq}`);
+    }
+    await Promise.all([...want].map(async (k) => {
+      const i = k.lastIndexOf(' ');
+      const e = await this.at(k.slice(0, i), Number(k.slice(i + 1)));
+      if (e) known[k] = e.id;
+    }));
+    return known;
   }
 
   /** Per author, the id of the last entry: sent beside the heads (PROTOCOL.md section 2). */
   tips() {
     const t = {};
-    for (const [a, c] of this.chains) t[a] = c[c.length - 1].id;
+    for (const [a, h] of this.headOf) t[a] = h.id;
     return t;
   }
 
   heads() {
-    const h = {};
-    for (const [a, c] of this.chains) h[a] = c.length;
-    return h;
+    const o = {};
+    for (const [a, h] of this.headOf) o[a] = h.seq;
+    return o;
   }
 
+  /** The author's last seq and id, or null. */
   head(author) {
-    const c = this.chains.get(author);
-    return c && c.length ? c[c.length - 1] : null;
+    return this.headOf.get(author) || null;
   }
 
   /** The chain fields of the next entry by author. */
@@ -434,27 +538,38 @@ export class Log {
   }
 
   /** What a peer with these heads lacks, oldest first, each author's entries in seq order
-   * even where the author's clock went backwards (a merge by ts of the per-author runs). */
-  missing(heads = {}) {
+   * even where the author's clock went backwards (a merge by ts of the per-author runs),
+   * read from the source SLICE entries of an author at a time: an async iterable. */
+  async* missing(heads = {}) {
     const runs = [];
-    for (const [a, c] of this.chains) {
+    for (const [a, h] of this.headOf) {
       const from = Math.max(Number.isSafeInteger(heads[a]) ? heads[a] : 0, 0);
-      if (from < c.length) runs.push({ c, i: from });
+      if (from < h.seq) runs.push({ a, end: h.seq, next: from, buf: [], i: 0 });
     }
-    const out = [];
-    while (runs.length) {
-      let best = 0;
-      for (let r = 1; r < runs.length; r++) {
-        if (compareEntries(runs[r].c[runs[r].i], runs[best].c[runs[best].i]) < 0) best = r;
+    const fill = async (r) => {
+      if (r.i < r.buf.length) return true;
+      if (r.next >= r.end) return false;
+      r.buf = await this.source.slice(r.a, r.next, Math.min(SLICE, r.end - r.next));
+      for (let k = 0; k < r.buf.length; k++) {
+        if (r.buf[k].seq !== r.next + k + 1) r.buf.length = k; // a hole: stop at it
       }
-      const run = runs[best];
-      out.push(run.c[run.i++]);
-      if (run.i === run.c.length) runs.splice(best, 1);
+      // Entries appended but not stored yet (a peer's batch on its way to the disk).
+      for (let e; r.buf.length < SLICE && (e = this.recent.get(`${r.a} ${r.next + r.buf.length + 1}`));) r.buf.push(e);
+      r.i = 0;
+      r.next += r.buf.length;
+      if (!r.buf.length) r.next = r.end;
+      return r.buf.length > 0;
+    };
+    const live = [];
+    for (const r of runs) if (await fill(r)) live.push(r);
+    while (live.length) {
+      let best = 0;
+      for (let k = 1; k < live.length; k++) {
+        if (compareEntries(live[k].buf[live[k].i], live[best].buf[live[best].i]) < 0) best = k;
+      }
+      const r = live[best];
+      yield r.buf[r.i++];
+      if (!(await fill(r))) live.splice(best, 1);
     }
-    return out;
-  }
-
-  entries() {
-    return this.missing({});
   }
 }

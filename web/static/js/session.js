@@ -4,7 +4,7 @@
 // bufferedAmountLowThreshold, readyState, addEventListener), so node tests use a fake.
 
 import { HistoryError, pick } from './history.js';
-import { inlineVerifier, knownIds } from './verifier.js';
+import { inlineVerifier } from './verifier.js';
 import { checkControl, FileError, MAX_FRAME } from './files.js';
 
 export const VERSION = 1;
@@ -154,7 +154,7 @@ export class Session {
     Object.assign(this, { channel, room, me, log, persist, onEvent, now, verify, helloRetryMs });
     this.peer = null;
     this.closed = false;
-    this.out = Promise.resolve();
+    this.out = Promise.resolve(log.ready); // a stored room's heads are read first
     this.stats = { sent: 0, received: 0, refused: 0, dropped: 0 };
     this.asked = 0; // hellos re-sent with again
     this.retry = null;
@@ -249,11 +249,15 @@ export class Session {
     this.channel.send(s);
   }
 
-  /** Sends entries in batches within BATCH_ENTRIES and BATCH_BYTES. */
+  /** Sends entries (a list or an async iterable: Log.missing) in batches within
+   * BATCH_ENTRIES and BATCH_BYTES. */
   async sendEntries(entries) {
     let batch = [];
     let size = 0;
-    for (const e of entries) {
+    let count = 0;
+    for await (const e of entries) {
+      if (this.closed) return;
+      count++;
       const n = JSON.stringify(e).length + 1;
       if (batch.length && (batch.length >= BATCH_ENTRIES || size + n > BATCH_BYTES)) {
         await this.send({ t: 'entries', entries: batch });
@@ -264,7 +268,7 @@ export class Session {
       size += n;
     }
     if (batch.length) await this.send({ t: 'entries', entries: batch });
-    this.stats.sent += entries.length;
+    this.stats.sent += count;
   }
 
   /** Sends a newly written local entry, if the peer has said hello (else the sync on its
@@ -302,7 +306,15 @@ export class Session {
       this.askAgain();
       return;
     }
-    if (m.t === 'entries') this.log.queue(() => this.onEntries(m.entries));
+    if (m.t === 'entries') {
+      // Checked at once (the worker hashes this batch while earlier ones are chained and
+      // stored); taken in order. The link into the stored chain is checkChain's, so a batch
+      // checked before the one it follows was taken is as safe.
+      const plain = m.entries.map((x) => (x !== null && typeof x === 'object' && !Array.isArray(x) ? pick(x) : x));
+      const checked = this.check(plain);
+      checked.catch(() => {});
+      this.log.queue(() => this.onEntries(plain, checked));
+    }
     else if (m.t === 'ack') this.onEvent({ type: 'acked', ids: m.ids });
     else if (m.t === 'refused') this.onRefused(m);
     else if (this.files) this.files.onControl(m);
@@ -364,12 +376,15 @@ export class Session {
     // no proof: nothing is marked. Ours is sent instead; the peer verifies it and, holding
     // another signed entry there, refuses it as a fork, marks the author and sends its own
     // back (onEntries), with which this side marks the author too.
-    const forks = [];
-    for (const [author, id] of Object.entries(m.tips)) {
-      const mine = this.log.at(author, m.heads[author]);
-      if (mine && mine.id !== id && this.claimProof(mine)) forks.push(mine);
-    }
-    if (forks.length) this.enqueue(() => this.sendEntries(forks));
+    this.enqueue(async () => {
+      const forks = [];
+      for (const [author, id] of Object.entries(m.tips)) {
+        if (this.log.idAt(author, m.heads[author]) === id) continue;
+        const mine = await this.log.at(author, m.heads[author]);
+        if (mine && mine.id !== id && this.claimProof(mine)) forks.push(mine);
+      }
+      if (forks.length) await this.sendEntries(forks);
+    });
     this.enqueue(() => this.sendEntries(this.log.missing(m.heads)));
   }
 
@@ -390,19 +405,25 @@ export class Session {
     this.onEvent({ type: 'peer-refused', code: m.code, ids: m.ids });
   }
 
-  async onEntries(list) {
+  /** Verifies a batch (history.checkBatch: one signature per run of an author's linked
+   * entries) against what the log holds now: {known, results}. */
+  async check(plain) {
+    const known = await this.log.known(plain);
+    return { known, results: await this.verify(plain, this.room, this.now(), known) };
+  }
+
+  /** Takes a batch checked by check(), in the order batches came. */
+  async onEntries(plain, checked) {
     if (this.closed || this.bad > MAX_BAD_ENTRIES) return;
     const fresh = [];
     const stored = [];
     const proofs = [];
-    const plain = list.map((x) => (x !== null && typeof x === 'object' && !Array.isArray(x) ? pick(x) : x));
-    // One signature per run of an author's linked entries (history.checkBatch).
-    const results = await this.verify(plain, this.room, this.now(), knownIds(this.log, plain));
+    const { known, results } = await checked;
     for (const i of seqOrder(plain)) {
       const e = plain[i];
       try {
         if (results[i]) throw Object.assign(new HistoryError(results[i].code, results[i].field, results[i].message), { by: results[i].by || '' });
-        if (this.log.checkChain(e)) {
+        if (this.log.checkChain(e, known)) {
           this.log.append(e);
           fresh.push(e);
         }
@@ -413,7 +434,7 @@ export class Session {
         if (BAD_CODES.has(code) && !err.by) this.bad++; // one refused only with its run is not counted
         if (code === 'fork') {
           // The proof the other way: our own entry at that seq, once.
-          const mine = this.log.at(e.author, e.seq);
+          const mine = await this.log.at(e.author, e.seq);
           if (mine && mine.id !== e.id && this.claimProof(mine)) proofs.push(mine);
         }
         console.warn(`chattorrent: refused an entry (${code}):`, err.message);

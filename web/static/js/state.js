@@ -5,17 +5,17 @@
 import { Storage } from './storage.js';
 import { EntryStore } from './entries.js';
 import { Log } from './history.js';
+import { EntryWindow } from './window.js';
 import { IndexedMedia } from './media.js';
 import { render } from './render.js';
 
-export const PAGE = 200; // messages shown at once; "show earlier" adds as many again
 export const store = new Storage(); // localStorage: rooms, identity, settings
 export const entryStore = new EntryStore(store); // IndexedDB: the rooms' entries
 
 export const state = {
   me: null, // {author, name, privateKey}
   rooms: [], // stored room metadata: {id, name, created, peer: {id, name} | null}
-  live: new Map(), // room id → live(): {log, delivered, waiting, conns, hint, hintImport, shown}
+  live: new Map(), // room id → live(): {log, view, ready, delivered, waiting, conns, hint, hintImport}
   pending: new Map(), // offer session → {pc, channel, room, bytes, session, drop}
   used: new Set(), // offer sessions already answered and applied
   connecting: new Set(), // peer connections whose session has not started (connect.js keepAlive)
@@ -40,22 +40,42 @@ export function roomMeta(id) {
   return state.rooms.find((r) => r.id === id);
 }
 
-/** A room's live part: its log, what peers acknowledged, its connections. */
+/** A room's live part: its log (each author's head; the entries stay in IndexedDB), the
+ * window of entries the page shows (view), what peers acknowledged, its connections. ready
+ * settles once the heads and the newest page are read. */
 export function live(id) {
   let l = state.live.get(id);
   if (!l) {
+    const log = Log.open(id, entryStore.source(id));
+    const view = new EntryWindow();
     l = {
-      log: Log.restore(id, entryStore.take(id)),
+      log,
+      view,
+      // Queued on the log: nothing is appended between the read and the window's start.
+      ready: log.queue(() => readNewest(id, log, view)),
       delivered: store.delivered(id),
       waiting: false, // an offer or answer of ours is out
       conns: new Map(), // RTCPeerConnection → {pc, session, peer, safety}: a room can have several peers
       hint: '',
       hintImport: '', // the hint when it names the import button (setWaiting)
-      shown: PAGE,
     };
     state.live.set(id, l);
   }
   return l;
+}
+
+async function readNewest(id, log, view) {
+  const p = await entryStore.page(id, { n: view.page });
+  view.reset(p.entries, p.more, log.size);
+  render();
+}
+
+/** Brings the room's window back to its newest entries (a room opened again, a message
+ * written while the window was scrolled back). */
+export function toNewest(id) {
+  const l = live(id);
+  if (l.view.loaded && !l.view.atEnd) l.ready = l.log.queue(() => readNewest(id, l.log, l.view));
+  return l.ready;
 }
 
 export function addRoom(id, name) {

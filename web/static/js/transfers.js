@@ -3,7 +3,8 @@
 // meanwhile. The record of each file is fileState() (state.js); its view is views/files.js.
 
 import { parseMeta, FILE_KINDS, PIECE_SIZE } from './files.js';
-import { state, live, fileState, maxFileBytes } from './state.js';
+import { compareEntries } from './history.js';
+import { state, live, fileState, maxFileBytes, entryStore } from './state.js';
 import { fileChanged } from './render.js';
 import { notify } from './notices.js';
 import { t } from './lang.js';
@@ -17,10 +18,20 @@ export function metaOf(e) {
   }
 }
 
+/** The room's file entries in display order: those stored (entries.js's kind index) and
+ * those taken but perhaps not stored yet. */
+async function fileEntries(roomId) {
+  const l = live(roomId);
+  const byId = new Map();
+  for (const e of await entryStore.ofKinds(roomId, FILE_KINDS)) byId.set(e.id, e);
+  for (const e of l.log.recent.values()) if (FILE_KINDS.has(e.kind)) byId.set(e.id, e);
+  return [...byId.values()].sort(compareEntries);
+}
+
 /** The file root announced by an entry of the room, or null: only those are served. */
-export function announced(roomId, root) {
-  for (const e of live(roomId).log.entries()) {
-    if (FILE_KINDS.has(e.kind) && e.body.includes(root)) {
+export async function announced(roomId, root) {
+  for (const e of await fileEntries(roomId)) {
+    if (e.body.includes(root)) {
       const m = metaOf(e);
       if (m && m.root === root) return m;
     }
@@ -83,14 +94,12 @@ function startFetch(meta, f, conn) {
 
 /** After a connection: fetch every announced file this page lacks (resuming cut ones). */
 export async function fetchMissing(roomId) {
-  for (const e of live(roomId).log.entries()) {
-    if (FILE_KINDS.has(e.kind)) await fetchFile(roomId, e, null);
-  }
+  for (const e of await fileEntries(roomId)) await fetchFile(roomId, e, null);
 }
 
 /** The fetch the person asked for (a file cancelled, failed or too big before). */
 export async function refetch(roomId, entryId, root) {
-  const entry = live(roomId).log.get(entryId);
+  const entry = live(roomId).view.get(entryId) || (await entryStore.getMany(roomId, [entryId]))[0];
   if (!entry) return;
   await state.media.setCancelled(root, false).catch(() => {});
   const f = fileState(root);

@@ -1,13 +1,17 @@
-// The view of a room's messages (#messages): the latest PAGE entries, each drawn once and
+// The view of a room's messages (#messages): the room's window (window.js: at most
+// WINDOW_MAX entries read from IndexedDB by cursor, never the room), each drawn once and
 // reused while nothing it shows has changed (the cache key), files through views/files.js.
+// Scrolling near the top reads an older page (the position kept), near the bottom of a
+// window that let go of the newest a newer one.
 
 import { KNOWN_KINDS } from '../history.js';
 import { FILE_KINDS } from '../files.js';
-import { state, fileState } from '../state.js';
-import { onFileChange } from '../render.js';
+import { state, fileState, live, entryStore } from '../state.js';
+import { onFileChange, renderNow } from '../render.js';
+import { orderKey } from '../entries.js';
 import { $, el, named } from '../dom.js';
 import { formatTime } from '../format.js';
-import { on } from '../notices.js';
+import { on, fail } from '../notices.js';
 import { t, lang } from '../lang.js';
 import { fp } from '../identity.js';
 import { metaOf, cancelFile, cancelSend, refetch } from '../transfers.js';
@@ -64,13 +68,13 @@ function renderMessage(e, l) {
 /** Draws the open room's messages (id, its live part l) into #messages. */
 export function renderMessages(id, l) {
   const ol = $('messages');
-  const entries = l.log.entries();
+  const w = l.view;
+  const shown = w.entries;
   const stick = ol.scrollHeight - ol.scrollTop - ol.clientHeight < 80 || ol.dataset.room !== id;
   ol.dataset.room = id;
-  // Only the latest messages are in the DOM, so a long history never freezes the page.
-  const shown = entries.slice(-l.shown);
+  // Only the window is in the DOM, so a long history never freezes the page.
   const nodes = shown.map((e) => renderMessage(e, l));
-  if (rendered.size > 4 * nodes.length + 100) {
+  if (rendered.size > 2 * nodes.length + 100) {
     const keep = new Set(shown.map((e) => e.id));
     for (const k of rendered.keys()) if (!keep.has(k)) rendered.delete(k);
   }
@@ -80,11 +84,38 @@ export function renderMessages(id, l) {
     shownNodes = nodes;
   }
   const earlier = $('show-earlier');
-  earlier.hidden = shown.length === entries.length;
-  earlier.textContent = t('showEarlier', { n: entries.length - shown.length });
-  $('messages-empty').hidden = entries.length > 0;
-  if (stick) ol.scrollTop = ol.scrollHeight;
+  earlier.hidden = w.atStart || !w.loaded;
+  earlier.textContent = t('showEarlier', { n: w.before });
+  $('messages-empty').hidden = !w.loaded || shown.length > 0;
+  if (stick && w.atEnd) ol.scrollTop = ol.scrollHeight;
 }
+
+/** Reads the page of the open room before (older) or after (newer) its window, keeping
+ * what is on screen where it is. One read at a time. */
+export async function scrollBack(older) {
+  const id = state.open;
+  if (!id || reading) return;
+  const l = live(id);
+  const w = l.view;
+  if (!w.loaded || (older ? w.atStart : w.atEnd)) return;
+  reading = true;
+  try {
+    const edge = older ? w.first() : w.last();
+    const p = await entryStore.page(id, older ? { before: edge && orderKey(edge), n: w.page } : { after: orderKey(edge), n: w.page });
+    if (state.open !== id || (older ? w.first() : w.last()) !== edge) return; // moved meanwhile
+    const ol = $('messages');
+    const anchor = older ? ol.firstElementChild : ol.lastElementChild;
+    const top = anchor ? anchor.getBoundingClientRect().top : 0;
+    if (older) w.prepend(p.entries, p.more);
+    else w.append(p.entries, p.more);
+    renderNow();
+    // The message that was at the edge stays where it was on screen.
+    if (anchor && anchor.isConnected) ol.scrollTop += anchor.getBoundingClientRect().top - top;
+  } finally {
+    reading = false;
+  }
+}
+let reading = false;
 
 /** Wires the buttons inside messages (cancel, fetch again) and file redraws. */
 export function wireMessages() {
@@ -98,5 +129,11 @@ export function wireMessages() {
     if (fetchBtn) await refetch(state.open, fetchBtn.dataset.id, fetchBtn.dataset.root);
     return undefined;
   });
+  // Near the top an older page, near the bottom (of a window past the newest) a newer one.
+  $('messages').addEventListener('scroll', () => {
+    const ol = $('messages');
+    if (ol.scrollTop < 300) scrollBack(true).catch(fail);
+    else if (ol.scrollHeight - ol.scrollTop - ol.clientHeight < 300) scrollBack(false).catch(fail);
+  }, { passive: true });
 }
 

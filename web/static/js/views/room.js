@@ -2,8 +2,8 @@
 // hint (with the import button it names), the room's actions in one menu, and its messages.
 
 import { isolate } from '../dropconsent.js';
-import { state, live, roomMeta, roomStatus, PAGE } from '../state.js';
-import { render, renderNow } from '../render.js';
+import { state, live, roomMeta, roomStatus } from '../state.js';
+import { render } from '../render.js';
 import { $ } from '../dom.js';
 import { on } from '../notices.js';
 import { t } from '../lang.js';
@@ -11,7 +11,7 @@ import { reconnect } from '../connect.js';
 import { exportHistory, exportWithMedia } from '../export.js';
 import { connectBox, boxRecord } from '../box.js';
 import { publishOffer } from '../drop.js';
-import { renderMessages } from './messages.js';
+import { renderMessages, scrollBack } from './messages.js';
 
 export function renderRoom() {
   const panel = $('room');
@@ -76,13 +76,7 @@ export function wireRoom() {
     render();
   });
   on('reconnect', 'click', () => reconnect(state.open));
-  on('show-earlier', 'click', () => {
-    const ol = $('messages');
-    const fromBottom = ol.scrollHeight - ol.scrollTop;
-    live(state.open).shown += PAGE;
-    renderNow();
-    ol.scrollTop = ol.scrollHeight - fromBottom;
-  });
+  on('show-earlier', 'click', () => scrollBack(true));
   on('export-history', 'click', () => exportHistory(state.open));
   on('export-media', 'click', () => exportWithMedia(state.open));
   on('keep-on-box', 'click', () => connectBox(state.open));

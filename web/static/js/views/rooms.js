@@ -3,7 +3,7 @@
 
 import { FILE_KINDS } from '../files.js';
 import { isolate } from '../dropconsent.js';
-import { state, live, roomStatus } from '../state.js';
+import { state, live, roomStatus, toNewest } from '../state.js';
 import { render } from '../render.js';
 import { $, el, setText } from '../dom.js';
 import { formatDuration } from '../format.js';
@@ -12,9 +12,14 @@ import { t } from '../lang.js';
 import { createRoom, importFile } from '../connect.js';
 import { metaOf } from '../transfers.js';
 
+/** The room's last message, from its window (kept while the window is scrolled back). */
 function lastText(roomId) {
-  const h = live(roomId).log;
-  const es = h.entries();
+  const l = live(roomId);
+  if (l.view.atEnd || !l.view.loaded) l.lastText = lastOf(l.view.entries);
+  return l.lastText;
+}
+
+function lastOf(es) {
   for (let i = es.length - 1; i >= 0; i--) {
     const who = es[i].author === state.me.author ? t('lastYou') : `${isolate(es[i].name)}: `;
     if (es[i].kind === 'text') return who + es[i].body.slice(0, 80);
@@ -76,6 +81,7 @@ export function wireRooms() {
     const li = e.target.closest('.room-item');
     if (!li) return;
     state.open = li.dataset.roomId;
+    toNewest(state.open);
     render();
     $('composer-input').focus();
   });
@@ -84,6 +90,7 @@ export function wireRooms() {
     if (li && (e.key === 'Enter' || e.key === ' ')) {
       e.preventDefault();
       state.open = li.dataset.roomId;
+      toNewest(state.open);
       render();
     }
   });
