@@ -201,7 +201,10 @@ function keepAlive(pc) {
   if (state.connecting.has(pc)) return;
   state.connecting.add(pc);
   pc.addEventListener('connectionstatechange', () => {
-    if (['failed', 'closed'].includes(pc.connectionState)) state.connecting.delete(pc);
+    if (!['failed', 'closed'].includes(pc.connectionState) || !state.connecting.has(pc)) return;
+    state.connecting.delete(pc);
+    // Never connected: say so, instead of "connecting…" for ever.
+    if (pc.connectionState === 'failed') notify('error', t('err.connect-failed'), 'connect-failed');
   });
 }
 
