@@ -5,6 +5,7 @@
 // whole file before it changes anything; a refusal is shown with its reason. The section
 // is built here with createElement and textContent only.
 
+import { uploadWithProgress } from './boxapi.js';
 import { $ } from './dom.js';
 
 function el(tag, props = {}, ...children) {
@@ -43,22 +44,6 @@ function status(text, code) {
   m.dataset.code = code;
 }
 
-/** Uploads a backup with progress (fetch has no upload progress: XMLHttpRequest). */
-function upload(file, onProgress) {
-  return new Promise((resolve) => {
-    const xhr = new XMLHttpRequest();
-    xhr.open('POST', '/api/owner/restore');
-    xhr.setRequestHeader('X-ChatTorrent', '1');
-    xhr.upload.onprogress = (e) => { if (e.lengthComputable) onProgress(e.loaded / e.total); };
-    xhr.onload = () => {
-      let body = {};
-      try { body = JSON.parse(xhr.responseText); } catch { /* not JSON */ }
-      resolve({ status: xhr.status, body });
-    };
-    xhr.onerror = () => resolve({ status: 0, body: {} });
-    xhr.send(file);
-  });
-}
 
 /** Wires the section once; tr returns the current translator, backOnline waits for the
  * box to answer again after a restart. */
@@ -90,7 +75,7 @@ export function initBackup(tr, backOnline) {
     bar.hidden = false;
     bar.value = 0;
     status(tr()('backup.uploading'), 'uploading');
-    const res = await upload(file, (f) => { bar.value = f; });
+    const res = await uploadWithProgress('/api/owner/restore', file, (f) => { bar.value = f; });
     input.value = '';
     bar.hidden = true;
     const t = tr();

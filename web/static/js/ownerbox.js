@@ -5,7 +5,7 @@
 // textContent only.
 
 import { initBackup } from './backup.js';
-import { BOX_HEADERS as HEADERS } from './boxapi.js';
+import { BOX_HEADERS as HEADERS, uploadWithProgress } from './boxapi.js';
 import { $ } from './dom.js';
 import { formatBytes } from './format.js';
 import { initNetwork } from './network.js';
@@ -54,22 +54,6 @@ async function loadLogs() {
   $('owner-logs').textContent = res && res.ok ? await res.text() : '';
 }
 
-/** Uploads a release with progress (fetch has no upload progress: XMLHttpRequest). */
-function upload(file, onProgress) {
-  return new Promise((resolve) => {
-    const xhr = new XMLHttpRequest();
-    xhr.open('POST', '/api/owner/update');
-    xhr.setRequestHeader('X-ChatTorrent', '1');
-    xhr.upload.onprogress = (e) => { if (e.lengthComputable) onProgress(e.loaded / e.total); };
-    xhr.onload = () => {
-      let body = {};
-      try { body = JSON.parse(xhr.responseText); } catch { /* not JSON */ }
-      resolve({ status: xhr.status, body });
-    };
-    xhr.onerror = () => resolve({ status: 0, body: {} });
-    xhr.send(file);
-  });
-}
 
 /** Waits for the box to answer /healthz again after a restart. */
 async function backOnline() {
@@ -95,7 +79,7 @@ export function initOwnerBox(tr) {
     bar.hidden = false;
     bar.value = 0;
     status('owner-update-msg', tr()('owner.updateUploading'), 'uploading');
-    const res = await upload(file, (f) => { bar.value = f; });
+    const res = await uploadWithProgress('/api/owner/update', file, (f) => { bar.value = f; });
     ev.target.value = '';
     bar.hidden = true;
     if (res.status !== 202) {
