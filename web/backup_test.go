@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -54,23 +53,7 @@ func TestBackupAPI(t *testing.T) {
 	spool := t.TempDir()
 	h := New(Options{Box: fakeBox{}, Owner: own, OwnerBox: fakeBackup{dir: spool, restored: &restored, restarted: &restarted}})
 	page := map[string]string{"X-ChatTorrent": "1", "Origin": "https://box.local"}
-	do := func(method, path, body string, hdr map[string]string, c *http.Cookie) *httptest.ResponseRecorder {
-		r := httptest.NewRequest(method, "https://box.local"+path, strings.NewReader(body))
-		for k, v := range hdr {
-			r.Header.Set(k, v)
-		}
-		if c != nil {
-			r.AddCookie(c)
-		}
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, r)
-		return w
-	}
-	code := func(w *httptest.ResponseRecorder) string {
-		var e apiError
-		json.Unmarshal(w.Body.Bytes(), &e)
-		return e.Code
-	}
+	do, code := ownerClient(h), errCode
 	if w := do("GET", "/api/owner/backup", "", nil, nil); w.Code != http.StatusUnauthorized {
 		t.Errorf("a stranger's backup: %d", w.Code)
 	}

@@ -77,23 +77,7 @@ func TestOwnerClaimAndSettings(t *testing.T) {
 	h := New(Options{Box: fakeBox{}, Hardware: hw, Owner: own})
 	room := strings.Repeat("a", 32)
 	page := map[string]string{"X-ChatTorrent": "1", "Origin": "https://box.local"}
-	do := func(method, path, body string, hdr map[string]string, cookie *http.Cookie) *httptest.ResponseRecorder {
-		r := httptest.NewRequest(method, "https://box.local"+path, strings.NewReader(body))
-		for k, v := range hdr {
-			r.Header.Set(k, v)
-		}
-		if cookie != nil {
-			r.AddCookie(cookie)
-		}
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, r)
-		return w
-	}
-	code := func(w *httptest.ResponseRecorder) string {
-		var e apiError
-		json.Unmarshal(w.Body.Bytes(), &e)
-		return e.Code
-	}
+	do, code := ownerClient(h), errCode
 	state := func(c *http.Cookie) ownerState {
 		var s ownerState
 		if err := json.Unmarshal(do("GET", "/api/owner", "", nil, c).Body.Bytes(), &s); err != nil {
@@ -254,4 +238,28 @@ func TestClaimGuessingBounded(t *testing.T) {
 	if tok, err := own.Claim(" " + strings.ReplaceAll(second, "-", " ") + " "); err != nil || !own.IsOwner(tok) {
 		t.Errorf("the new code: %v", err)
 	}
+}
+
+// ownerClient sends requests to h as https://box.local (the page's own origin when hdr
+// says so), with the owner's cookie when c is not nil.
+func ownerClient(h http.Handler) func(method, path, body string, hdr map[string]string, c *http.Cookie) *httptest.ResponseRecorder {
+	return func(method, path, body string, hdr map[string]string, c *http.Cookie) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(method, "https://box.local"+path, strings.NewReader(body))
+		for k, v := range hdr {
+			r.Header.Set(k, v)
+		}
+		if c != nil {
+			r.AddCookie(c)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w
+	}
+}
+
+// errCode is the code of the box's JSON error in w ("" when none).
+func errCode(w *httptest.ResponseRecorder) string {
+	var e apiError
+	json.Unmarshal(w.Body.Bytes(), &e)
+	return e.Code
 }

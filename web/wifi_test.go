@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -100,15 +99,7 @@ func TestNetworkAPI(t *testing.T) {
 	owner := &http.Cookie{Name: OwnerCookie, Value: token}
 	page := map[string]string{"X-ChatTorrent": "1", "Origin": "https://box.local"}
 	do := func(method, body string, hdr map[string]string, c *http.Cookie) (int, string, networkView) {
-		r := httptest.NewRequest(method, "https://box.local/api/owner/network", strings.NewReader(body))
-		for k, v := range hdr {
-			r.Header.Set(k, v)
-		}
-		if c != nil {
-			r.AddCookie(c)
-		}
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, r)
+		w := ownerClient(h)(method, "/api/owner/network", body, hdr, c)
 		var e apiError
 		var v networkView
 		json.Unmarshal(w.Body.Bytes(), &e)
