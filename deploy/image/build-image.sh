@@ -6,9 +6,9 @@
 #   sudo deploy/image/build-image.sh dist/chattorrent_<v>_arm64.deb chattorrent-arm64.img
 #   sudo deploy/image/build-image.sh --smoke ...   # also boot it under qemu-system-aarch64
 #
-# MANUAL, NOT PART OF CI: needs root, the Debian archive, ~3 GB of disk and about 65-70
-# minutes on 2 shared x86 cores (the arm64 half of debootstrap, ~20 min, and the initramfs,
-# ~45 min, run under qemu-user emulation; docs/OPERATIONS.md has the figures).
+# MANUAL, NOT PART OF CI: needs root, the Debian archive, ~3 GB of disk and about an hour on
+# 2 shared x86 cores (58 min measured from nothing: the arm64 half of debootstrap and the
+# initramfs run under qemu-user emulation; docs/OPERATIONS.md has the figures).
 # Needs: debootstrap, qemu-user-static and binfmt_misc (registered here if missing),
 # e2fsprogs (mkfs.ext4 -d), dosfstools and mtools (FAT without mounting), fdisk (sfdisk),
 # and for --smoke qemu-system-arm. No loop devices; /proc and /sys are mounted in the chroot
