@@ -14,3 +14,14 @@ test('a WebCrypto without Ed25519 is detected, without throwing', async () => {
     generateKey: (...a) => crypto.subtle.generateKey(...a), sign: (...a) => crypto.subtle.sign(...a) };
   assert.equal(await hasEd25519(liar), false);
 });
+
+test('one failed Ed25519 check is tried again before the browser is called too old', async () => {
+  let calls = 0;
+  const flaky = {
+    generateKey: (...a) => (++calls === 1 ? Promise.reject(new DOMException('transient', 'OperationError')) : crypto.subtle.generateKey(...a)),
+    sign: (...a) => crypto.subtle.sign(...a),
+    verify: (...a) => crypto.subtle.verify(...a),
+  };
+  assert.equal(await hasEd25519(flaky), true);
+  assert.equal(calls, 2);
+});
