@@ -126,18 +126,12 @@ func restoreCmd(args []string, stdout, stderr io.Writer) error {
 	fs.dataDir(&dataDir)
 	fs.Int64(&budget, "store-budget", "CHATTORRENT_STORE_BUDGET", int64(store.DefaultStoreBudget),
 		"the store's budget the restored history must fit in, as serve's -store-budget (env CHATTORRENT_STORE_BUDGET)")
-	var pos []string
-	for rest := args; ; {
-		if err := fs.parse(rest); err != nil {
-			if errors.Is(err, errHelp) {
-				return nil
-			}
-			return err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos, rest = append(pos, fs.Arg(0)), fs.Args()[1:]
+	pos, err := fs.parseMixed(args)
+	if errors.Is(err, errHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
 	}
 	if len(pos) != 1 {
 		return usageError{err: errors.New("usage: chattorrent restore [-data-dir DIR] FILE")}

@@ -106,6 +106,21 @@ func (f *envFlags) dataDir(p *string) {
 			"/var/lib/chattorrent as root, else $XDG_STATE_HOME/chattorrent or ~/.local/state/chattorrent)")
 }
 
+// parseMixed parses args with flags allowed before and after the positional arguments,
+// which it returns in order; errors as parse's.
+func (f *envFlags) parseMixed(args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := f.parse(args); err != nil {
+			return nil, err
+		}
+		if f.NArg() == 0 {
+			return pos, nil
+		}
+		pos, args = append(pos, f.Arg(0)), f.Args()[1:]
+	}
+}
+
 // parse parses args; garbage in the environment or in the flags is a usage error, and -h
 // is errHelp.
 func (f *envFlags) parse(args []string) error {

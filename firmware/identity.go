@@ -22,18 +22,12 @@ func identityCmd(args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
 		sub, rest = args[0], args[1:]
 	}
-	var pos []string // arguments, with flags allowed before and after them
-	for {
-		if err := fs.parse(rest); err != nil {
-			if errors.Is(err, errHelp) {
-				return nil
-			}
-			return err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos, rest = append(pos, fs.Arg(0)), fs.Args()[1:]
+	pos, err := fs.parseMixed(rest) // arguments, with flags allowed before and after them
+	if errors.Is(err, errHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
 	}
 	switch sub {
 	case "show", "export":
