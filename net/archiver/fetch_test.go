@@ -207,7 +207,9 @@ func TestBoxFetchesAndSeeds(t *testing.T) {
 	}
 	h2 := rtc.NewMemHistory(history.NewLog(room))
 	dialBox(t, ctx, a, room, author2, "Bruno", h2, router, onEvent, func(s *rtc.Session) { router.fetch = fetcher.Link(s, "Caja") })
-	testenv.WaitFor(t, "phone 2 stores the file from the box", func() bool { return b2.Has(rootB) })
+	// The fetcher counts a file after it is stored: wait for both (under qemu-user the test
+	// once read the count in between).
+	testenv.WaitFor(t, "phone 2 stores the file from the box", func() bool { return b2.Has(rootB) && fetcher.Stats().Fetched > 0 })
 	f2, _, _, err := b2.Open(rootB)
 	if err != nil {
 		t.Fatal(err)

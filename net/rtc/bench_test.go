@@ -73,7 +73,7 @@ func benchSync(b *testing.B, hA *MemHistory, benchEntries int, opts func() (Opti
 		start := time.Now()
 		stopA := runSession(b, context.Background(), sa)
 		stopB := runSession(b, context.Background(), sb)
-		waitFor(b, 10*time.Minute, func() bool { return hB.Len() == benchEntries }, wb)
+		waitForWithin(b, 10*time.Minute, func() bool { return hB.Len() == benchEntries }, wb)
 		syncDur += time.Since(start)
 
 		b.StopTimer()

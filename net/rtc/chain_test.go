@@ -44,7 +44,7 @@ func TestSessionForgedLink(t *testing.T) {
 	f := fakePeer{t, cm}
 	f.hello(nil, nil)
 	f.entries(batch...)
-	waitFor(t, 5*time.Second, func() bool { return hA.Len() == len(bob) && wa.refusedCodes()[history.CodeBrokenChain] == len(run) }, wa)
+	waitFor(t, func() bool { return hA.Len() == len(bob) && wa.refusedCodes()[history.CodeBrokenChain] == len(run) }, wa)
 	if codes := wa.refusedCodes(); codes[history.CodeBrokenChain] != len(run) {
 		t.Errorf("refused %v, want %d broken-chain", codes, len(run))
 	}
@@ -53,12 +53,12 @@ func TestSessionForgedLink(t *testing.T) {
 	badLast[99].Sig = badLast[98].Sig
 	badLast[99].ID = badLast[99].ComputeID()
 	f.entries(badLast...)
-	waitFor(t, 5*time.Second, func() bool { return wa.refusedCodes()[history.CodeBadSignature] == len(run) }, wa)
+	waitFor(t, func() bool { return wa.refusedCodes()[history.CodeBadSignature] == len(run) }, wa)
 	if codes := wa.refusedCodes(); codes[history.CodeBadSignature] != len(run) {
 		t.Errorf("refused %v, want %d bad-signature", codes, len(run))
 	}
 	f.entries(run...)
-	waitFor(t, 5*time.Second, func() bool { return hA.Len() == len(bob)+len(run) }, wa)
+	waitFor(t, func() bool { return hA.Len() == len(bob)+len(run) }, wa)
 	if err := stop(); err != nil {
 		t.Errorf("Run = %v, want the session to survive", err)
 	}
@@ -82,7 +82,7 @@ func TestSessionRunsOutOfOrder(t *testing.T) {
 	f := fakePeer{t, cm}
 	f.hello(nil, nil)
 	f.entries(batch...)
-	waitFor(t, 5*time.Second, func() bool { return hA.Len() == 60 }, wa)
+	waitFor(t, func() bool { return hA.Len() == 60 }, wa)
 	if st := sa.Stats(); st.Refused != 0 {
 		t.Errorf("refused %d", st.Refused)
 	}

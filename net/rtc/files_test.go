@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/chattorrent/chattorrent/net/pieces"
 	"github.com/chattorrent/chattorrent/net/transfer"
@@ -66,7 +65,7 @@ func TestSessionSeeds(t *testing.T) {
 	peer.send(`{"t":"hello","v":1,"room":"` + testRoom + `","peer":{"id":"p","name":"P"},"heads":{}}`)
 	peer.send(`{"t":"want","root":"` + rh + `","hashes":true,"ranges":[[0,5]]}`)
 	peer.send(`{"t":"want","root":"` + strings.Repeat("0", 64) + `","hashes":true,"ranges":[[0,1]]}`)
-	waitFor(t, 5*time.Second, func() bool {
+	waitFor(t, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(frames) == 6 && strings.Contains(strings.Join(texts, ""), `"nope"`)

@@ -61,7 +61,7 @@ func TestSessionLostHelloAskedAgain(t *testing.T) {
 	stopB := runSession(t, ctx, newSessionRetry(t, hB, lb, "B", wb, time.Hour))
 	defer stopB()
 	defer stopA()
-	waitFor(t, 10*time.Second, func() bool { return hA.Len() == 8 && hB.Len() == 8 }, wa, wb)
+	waitFor(t, func() bool { return hA.Len() == 8 && hB.Len() == 8 }, wa, wb)
 	if !slices.Equal(ids(hA), ids(hB)) {
 		t.Fatal("histories differ")
 	}
@@ -88,7 +88,7 @@ func TestSessionLostHelloRetry(t *testing.T) {
 	stopB := runSession(t, ctx, newSessionRetry(t, hB, lb, "B", wb, 20*time.Millisecond))
 	defer stopB()
 	defer stopA()
-	waitFor(t, 10*time.Second, func() bool { return hB.Len() == 2 && wa.count(EventHello) == 1 }, wa, wb)
+	waitFor(t, func() bool { return hB.Len() == 2 && wa.count(EventHello) == 1 }, wa, wb)
 }
 
 // TestSessionHelloAskBounded: a peer that never answers is asked helloAgainMax times, no
@@ -131,12 +131,12 @@ func TestSessionHelloAskBounded(t *testing.T) {
 	hello := `{"t":"hello","v":1,"room":"` + testRoom + `","peer":{"id":"x","name":"X"},"heads":{}`
 	peer.send(hello + `}`)
 	peer.send(hello + `}`)
-	waitFor(t, 5*time.Second, func() bool { return s.Stats().MessagesDropped == 1 }, w)
+	waitFor(t, func() bool { return s.Stats().MessagesDropped == 1 }, w)
 	peer.send(hello + `,"again":true}`)
 	if m := next(); m.T != TypeHello || m.Hello.Again {
 		t.Fatalf("answer to an ask: %+v", m)
 	}
-	waitFor(t, 5*time.Second, func() bool { return w.count(EventHello) == 1 }, w)
+	waitFor(t, func() bool { return w.count(EventHello) == 1 }, w)
 	if _, err := DecodeMessage([]byte(hello + `,"again":1}`)); err == nil {
 		t.Error("again: 1 accepted")
 	}
@@ -167,7 +167,7 @@ func TestHelloNow(t *testing.T) {
 	stop := runSession(t, t.Context(), s)
 	defer stop()
 	fakePeer{t: t, conn: cb}.send(base + `,"now":1764000000000}`)
-	waitFor(t, 5*time.Second, func() bool { return w.count(EventHello) == 1 }, w)
+	waitFor(t, func() bool { return w.count(EventHello) == 1 }, w)
 	if !got.Equal(time.UnixMilli(1764000000000)) {
 		t.Errorf("PeerNow %v", got)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chattorrent/chattorrent/store/history"
+	"github.com/chattorrent/chattorrent/store/testenv"
 )
 
 const (
@@ -110,8 +111,16 @@ func (w *watcher) refusedCodes() map[string]int {
 	return m
 }
 
-// waitFor waits until cond holds, re-checking on every event of any watcher.
-func waitFor(t testing.TB, timeout time.Duration, cond func() bool, ws ...*watcher) {
+// waitFor waits until cond holds, re-checking on every event of any watcher. It gives up
+// after testenv.WaitTimeout, only so that a broken test fails instead of hanging: no test
+// depends on how long it takes (under qemu-user on armv6 a 5,000-entry sync took 40 s).
+func waitFor(t testing.TB, cond func() bool, ws ...*watcher) {
+	t.Helper()
+	waitForWithin(t, testenv.WaitTimeout, cond, ws...)
+}
+
+// waitForWithin is waitFor with its own give-up time (a benchmark's long sync).
+func waitForWithin(t testing.TB, timeout time.Duration, cond func() bool, ws ...*watcher) {
 	t.Helper()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()

@@ -128,19 +128,19 @@ func TestSessionQuotaRefusal(t *testing.T) {
 		}
 		return ids, code
 	}
-	waitFor(t, 10*time.Second, func() bool { ids, _ := peerRefused(); return hB.Len() == 2 && len(ids) == len(bobs) }, wa, wb)
+	waitFor(t, func() bool { ids, _ := peerRefused(); return hB.Len() == 2 && len(ids) == len(bobs) }, wa, wb)
 	ids, code := peerRefused()
 	if code != "author-rate" || !slices.Equal(ids, []string{bobs[0].ID, bobs[1].ID, bobs[2].ID}) {
 		t.Errorf("A heard %q for %v, want author-rate for bob's entries", code, ids)
 	}
-	waitFor(t, 10*time.Second, func() bool { return wb.refusedCodes()["author-rate"] == len(bobs) }, wa, wb)
+	waitFor(t, func() bool { return wb.refusedCodes()["author-rate"] == len(bobs) }, wa, wb)
 
 	// Live: alice's new entry is stored; the session stays.
 	e := write(t, hA, alice, 1)[0]
 	if err := sa.Publish(ctx, e); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, func() bool { return hB.Has(e.ID) && sa.Stats().Acked == 3 }, wa, wb)
+	waitFor(t, func() bool { return hB.Has(e.ID) && sa.Stats().Acked == 3 }, wa, wb)
 
 	// Bob's first entry offered again: refused again, logged once.
 	for range 3 {
@@ -149,8 +149,8 @@ func TestSessionQuotaRefusal(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 10*time.Second, func() bool { return wb.refusedCodes()["author-rate"] == len(bobs)+3 }, wa, wb)
-	waitFor(t, 10*time.Second, func() bool { ids, _ := peerRefused(); return len(ids) == len(bobs)+3 }, wa, wb)
+	waitFor(t, func() bool { return wb.refusedCodes()["author-rate"] == len(bobs)+3 }, wa, wb)
+	waitFor(t, func() bool { ids, _ := peerRefused(); return len(ids) == len(bobs)+3 }, wa, wb)
 	if n := strings.Count(logs.String(), "code=author-rate"); n != 1 {
 		t.Errorf("B logged author-rate %d times, want once:\n%s", n, logs.String())
 	}
@@ -290,7 +290,7 @@ func TestSessionNewAuthorsCap(t *testing.T) {
 	first := newAuthor("throwaway 0")
 	f2 := entry(first, testRoom, 2, firsts[0].ID, "again")
 	f.entries(a2, f2)
-	waitFor(t, 10*time.Second, func() bool { return hA.Has(a2.ID) && hA.Has(f2.ID) }, wa)
+	waitFor(t, func() bool { return hA.Has(a2.ID) && hA.Has(f2.ID) }, wa)
 	if got := hA.Len(); got != 1+MaxNewAuthorsPerSession+2 {
 		t.Errorf("A holds %d entries, want %d", got, 1+MaxNewAuthorsPerSession+2)
 	}
@@ -303,7 +303,7 @@ func TestSessionNewAuthorsCap(t *testing.T) {
 	g := fakePeer{t, cn}
 	g.hello(hA.Heads(), nil)
 	g.entries(firsts[MaxNewAuthorsPerSession:]...)
-	waitFor(t, 10*time.Second, func() bool { return hA.Len() == 1+MaxNewAuthorsPerSession+2+extra }, wa)
+	waitFor(t, func() bool { return hA.Len() == 1+MaxNewAuthorsPerSession+2+extra }, wa)
 	if err := stop(); err != nil {
 		t.Errorf("Run = %v", err)
 	}
@@ -332,7 +332,7 @@ func TestSessionHeldBytes(t *testing.T) {
 	f.hello(nil, nil)
 	f.entries(chain[1:]...)
 	f.send(`{"t":"ack","ids":[]}`) // handled after the entries
-	waitFor(t, 10*time.Second, func() bool { return wa.count(EventAcked) == 1 }, wa)
+	waitFor(t, func() bool { return wa.count(EventAcked) == 1 }, wa)
 	held := heldTotal.Load()
 	if held == 0 || held > MaxHeldBytes {
 		t.Errorf("held %d bytes, want 1..%d", held, MaxHeldBytes)
@@ -347,14 +347,14 @@ func TestSessionHeldBytes(t *testing.T) {
 	}
 	f.entries(chain[0])
 	stored := n - full
-	waitFor(t, 10*time.Second, func() bool { return hA.Len() == stored }, wa)
+	waitFor(t, func() bool { return hA.Len() == stored }, wa)
 	if got := heldTotal.Load(); got != 0 {
 		t.Errorf("still held after the gap closed: %d bytes", got)
 	}
 	t.Logf("held %d bytes: %d entries of %d stored, %d refused", held, stored, n, full)
 	// What stays held when the session ends is let go.
 	f.entries(entry(newAuthor("other"), testRoom, 2, strings.Repeat("0", 64), "never"))
-	waitFor(t, 10*time.Second, func() bool { return heldTotal.Load() > 0 }, wa)
+	waitFor(t, func() bool { return heldTotal.Load() > 0 }, wa)
 	if err := stop(); err != nil {
 		t.Errorf("Run = %v", err)
 	}
@@ -424,7 +424,7 @@ func TestSessionForkNeedsProof(t *testing.T) {
 	}
 	// A message after it shows A handled the hello fully.
 	f.send(`{"t":"ack","ids":[]}`)
-	waitFor(t, 5*time.Second, func() bool { return wa.count(EventAcked) == 1 }, wa)
+	waitFor(t, func() bool { return wa.count(EventAcked) == 1 }, wa)
 	if hA.Forked(alice.id) || wa.refusedCodes()[history.CodeFork] != 0 {
 		t.Fatal("alice marked forked on the peer's word")
 	}
@@ -438,14 +438,14 @@ func TestSessionForkNeedsProof(t *testing.T) {
 	if !hA.Forked(alice.id) {
 		t.Fatal("alice not marked forked on a signed second entry")
 	}
-	waitFor(t, 5*time.Second, func() bool { return wa.refusedCodes()[history.CodeFork] == 1 }, wa)
+	waitFor(t, func() bool { return wa.refusedCodes()[history.CodeFork] == 1 }, wa)
 	// The same fork again is not answered again; a forged one proves nothing.
 	forged := entry(alice, testRoom, 1, "", "forged")
 	forged.Sig = strings.Repeat("A", 86)
 	forged.ID = forged.ComputeID()
 	f.entries(other, forged)
 	f.send(`{"t":"ack","ids":[]}`)
-	waitFor(t, 5*time.Second, func() bool { return wa.count(EventAcked) == 2 }, wa)
+	waitFor(t, func() bool { return wa.count(EventAcked) == 2 }, wa)
 	if err := stop(); err != nil {
 		t.Errorf("Run = %v", err)
 	}
@@ -497,7 +497,7 @@ func TestSessionHelloPaging(t *testing.T) {
 	wa, wb := newWatcher(), newWatcher()
 	sa, sb := newSession(t, hA, ca, "A", wa), newSession(t, hB, cb, "B", wb)
 	stopA, stopB := runSession(t, t.Context(), sa), runSession(t, t.Context(), sb)
-	waitFor(t, 20*time.Second, func() bool { return wa.count(EventSynced) == 1 && wb.count(EventSynced) == 1 && hA.Has(e.ID) }, wa, wb)
+	waitFor(t, func() bool { return wa.count(EventSynced) == 1 && wb.count(EventSynced) == 1 && hA.Has(e.ID) }, wa, wb)
 	if a, b := sa.Stats(), sb.Stats(); a.EntriesReceived != 1 || b.EntriesReceived != 0 || a.MessagesDropped+b.MessagesDropped != 0 {
 		t.Errorf("A received %d entries, B %d (want 1, 0: the heads were all heard); dropped %d, %d",
 			a.EntriesReceived, b.EntriesReceived, a.MessagesDropped, b.MessagesDropped)

@@ -105,7 +105,7 @@ func syncApart(t *testing.T, ca, cb MsgConn) {
 	sb := newSession(t, hB, cb, "B", wb)
 	stopA := runSession(t, t.Context(), sa)
 	stopB := runSession(t, t.Context(), sb)
-	waitFor(t, 30*time.Second, func() bool {
+	waitFor(t, func() bool {
 		return hA.Len() == 800 && hB.Len() == 800 && sa.Stats().Acked == 400 && sb.Stats().Acked == 300
 	}, wa, wb)
 	if !slices.Equal(ids(hA), ids(hB)) {
@@ -198,7 +198,7 @@ func TestPionFlowControl(t *testing.T) {
 	sb := newSession(t, hB, cb, "B", wb)
 	defer runSession(t, t.Context(), sb)()
 	defer runSession(t, t.Context(), sa)()
-	waitFor(t, 60*time.Second, func() bool { return hB.Len() == 6000 }, wb)
+	waitFor(t, func() bool { return hB.Len() == 6000 }, wb)
 	peak := ca.peak.Load()
 	t.Logf("sent %d bytes; peak queued %d bytes", sa.Stats().BytesSent, peak)
 	if peak > sendHigh+MaxMessage {

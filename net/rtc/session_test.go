@@ -48,7 +48,7 @@ func TestSessionSyncPipe(t *testing.T) {
 	ctx := t.Context()
 	stopA := runSession(t, ctx, sa)
 	stopB := runSession(t, ctx, sb)
-	waitFor(t, 10*time.Second, func() bool {
+	waitFor(t, func() bool {
 		return hA.Len() == 80 && hB.Len() == 80 && sa.Stats().Acked == 40 && sb.Stats().Acked == 30
 	}, wa, wb)
 
@@ -76,7 +76,7 @@ func TestSessionSyncPipe(t *testing.T) {
 	if err := sa.Publish(ctx, e); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, func() bool { return hB.Has(e.ID) && sa.Stats().Acked == 41 }, wa, wb)
+	waitFor(t, func() bool { return hB.Has(e.ID) && sa.Stats().Acked == 41 }, wa, wb)
 	if got := sa.Stats().EntriesSent; got != 41 {
 		t.Errorf("A sent %d entries, want 41", got)
 	}
@@ -113,7 +113,7 @@ func TestSessionPublishDuringSync(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 20*time.Second, func() bool { return hB.Len() == 3060 && sa.Stats().Acked == 3060 }, wa, wb)
+	waitFor(t, func() bool { return hB.Len() == 3060 && sa.Stats().Acked == 3060 }, wa, wb)
 	a, b := sa.Stats(), sb.Stats()
 	if a.EntriesSent != 3060 || b.Refused != 0 || b.Duplicates != 0 {
 		t.Errorf("A: %+v\nB: %+v", a, b)
@@ -208,7 +208,7 @@ func TestSessionRefused(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("acked %v, want %v", got, want)
 	}
-	waitFor(t, 5*time.Second, func() bool { return sa.Stats().Refused == 5 }, wa)
+	waitFor(t, func() bool { return sa.Stats().Refused == 5 }, wa)
 	st := sa.Stats()
 	t.Logf("%+v", st)
 	if st.Added != 4 || st.MessagesDropped != 5 {
@@ -317,7 +317,7 @@ func TestSessionFork(t *testing.T) {
 	sa := newSession(t, hA, ca, "A", wa)
 	stopA := runSession(t, t.Context(), sa)
 	stopB := runSession(t, t.Context(), newSession(t, hB, cb, "B", wb))
-	waitFor(t, 10*time.Second, func() bool { return hA.Forked(alice.id) && hB.Forked(alice.id) }, wa, wb)
+	waitFor(t, func() bool { return hA.Forked(alice.id) && hB.Forked(alice.id) }, wa, wb)
 	if !hA.Has(forkA.ID) || hA.Has(forkB.ID) || !hB.Has(forkB.ID) || hB.Has(forkA.ID) {
 		t.Fatal("a fork replaced a stored entry")
 	}
@@ -327,7 +327,7 @@ func TestSessionFork(t *testing.T) {
 	if err := sa.Publish(t.Context(), e); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, func() bool { return hB.Has(e.ID) }, wa, wb)
+	waitFor(t, func() bool { return hB.Has(e.ID) }, wa, wb)
 	_, _ = stopA(), stopB()
 }
 
@@ -363,7 +363,7 @@ func (h *streamHistory) MissingSeq(heads map[string]int64) iter.Seq[history.Entr
 // sent, a chunk at a time, never whole; everything arrives once, live entries after their
 // author's earlier ones.
 func TestSessionStreamsSnapshot(t *testing.T) {
-	const n = 5000
+	const n = 2000 // well above what may be pulled ahead (2 chunks + a batch = 712)
 	mem := NewMemHistory(history.NewLog(testRoom))
 	write(t, mem, alice, n)
 	var sa *Session
@@ -383,7 +383,9 @@ func TestSessionStreamsSnapshot(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 30*time.Second, func() bool { return hB.Len() == n+20 && sa.Stats().Acked == n+20 }, wa, wb)
+	// A live entry written while the snapshot is read may go both ways (in the snapshot and
+	// published): B takes it once and acks it twice. Under qemu-user that happened often.
+	waitFor(t, func() bool { return hB.Len() == n+20 && sa.Stats().Acked >= n+20 }, wa, wb)
 	if b := sb.Stats(); b.Refused != 0 {
 		t.Errorf("B refused entries: %+v", b)
 	}
