@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import {
-  Log, HistoryError, checkEntry, computeId, fingerprint, signEntry, signingBytes, idBytes,
+  Log, HistoryError, checkBatch, checkEntry, computeId, fingerprint, signEntry, signingBytes, idBytes,
   toHex, toB64url, fromB64url,
 } from '../static/js/history.js';
 
@@ -112,4 +112,36 @@ test('Log.restore rebuilds chains and skips what does not chain', () => {
   const l = Log.restore(v.room, entries);
   assert.equal(l.size, v.log.length);
   assert.deepEqual(l.next(v.log[0].author), { seq: l.head(v.log[0].author).seq + 1, prev: l.head(v.log[0].author).id });
+});
+
+test('sha256Hex is SHA-256 at every length across the block boundaries', async () => {
+  const { sha256Hex } = await import('../static/js/sha256.js');
+  const { createHash } = await import('node:crypto');
+  for (let n = 0; n <= 300; n++) {
+    const b = new Uint8Array(n).map((_, i) => (i * 31 + n) & 255);
+    assert.equal(sha256Hex(b), createHash('sha256').update(b).digest('hex'), `length ${n}`);
+  }
+});
+
+test('an author or sig with non-zero unused bits in its last character is refused, as by fromB64url', async () => {
+  const kp = await crypto.subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify']);
+  const author = toB64url(new Uint8Array(await crypto.subtle.exportKey('raw', kp.publicKey)));
+  const e = await signEntry({ room: v.room, name: 'Ana', seq: 1, prev: '', ts: v.now, kind: 'text', body: 'hola' }, { author, privateKey: kp.privateKey });
+  await checkEntry(e, v.room, v.now);
+  const abc = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+  // Each other value of the last character: its encoding passes exactly where fromB64url
+  // decodes it to the same length (the unused bits zero), and then the signature fails.
+  for (const [field, bytes] of [['author', 32], ['sig', 64]]) {
+    for (const c of abc) {
+      const s = e[field].slice(0, -1) + c;
+      const canonical = fromB64url(s) !== null && fromB64url(s).length === bytes;
+      const bad = { ...e, [field]: s };
+      bad.id = await computeId(bad);
+      if (s === e[field]) continue;
+      const want = canonical ? 'bad-signature' : 'bad-field';
+      await assert.rejects(checkEntry(bad, v.room, v.now), (err) => err.code === want, `${field} ending ${c}: want ${want}`);
+      const [res] = await checkBatch([bad], v.room, v.now);
+      assert.equal(res && res.code, want, `checkBatch: ${field} ending ${c}`);
+    }
+  }
 });

@@ -3,6 +3,11 @@
 // bencode. The same rules, check order and error codes as the Go package store/history;
 // both replay store/history/testdata/vectors.json. Pure module: no DOM, no storage.
 
+import { sha256Hex } from './sha256.js';
+import { fromB64url, isB64urlOf, toB64url, toHex, utf8Len } from './codec.js';
+
+export { fromB64url, toB64url, toHex };
+
 export const MAX_BODY = 16384;
 export const MAX_NAME = 64;
 export const MAX_SEQ = Number.MAX_SAFE_INTEGER;
@@ -13,7 +18,6 @@ const utf8 = new TextEncoder();
 const reHex32 = /^[0-9a-f]{32}$/;
 const reHex64 = /^[0-9a-f]{64}$/;
 const reKind = /^[a-z][a-z0-9-]{0,15}$/;
-const reB64url = /^[A-Za-z0-9_-]*$/;
 // Control (Cc) and format (Cf) characters: no name may hold one (docs/PROTOCOL.md section
 // 3), as in Go's history.ValidText; store/history/testdata/names_vectors.json holds both.
 export const reHidden = /[\p{Cc}\p{Cf}]/u;
@@ -31,47 +35,6 @@ export class HistoryError extends Error {
 }
 
 const badField = (field, msg) => new HistoryError('bad-field', field, msg);
-
-export function toB64url(bytes) {
-  let s = '';
-  for (const b of bytes) s += String.fromCharCode(b);
-  return btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-}
-
-export function fromB64url(s) {
-  if (typeof s !== 'string' || !reB64url.test(s) || s.length % 4 === 1) return null;
-  const pad = s.replace(/-/g, '+').replace(/_/g, '/') + '='.repeat((4 - (s.length % 4)) % 4);
-  let bin;
-  try {
-    bin = atob(pad);
-  } catch {
-    return null;
-  }
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  // Strict: the text must be the canonical encoding of these bytes.
-  return toB64url(out) === s ? out : null;
-}
-
-export function toHex(bytes) {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
-}
-
-// UTF-8 length of a string without encoding it (lone surrogates count as U+FFFD, as
-// TextEncoder writes them).
-function utf8Len(str) {
-  let n = 0;
-  for (let i = 0; i < str.length; i++) {
-    const c = str.charCodeAt(i);
-    if (c < 0x80) n += 1;
-    else if (c < 0x800) n += 2;
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < str.length && (str.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
-      n += 4;
-      i++;
-    } else n += 3;
-  }
-  return n;
-}
 
 // The canonical bencode of an entry's fields (keys in byte order: author, body, kind, name,
 // prev, room, seq, [sig,] ts), built as one string and encoded once: the same bytes as
@@ -100,8 +63,14 @@ export function idBytes(e) {
   return encodeEntry(e, true);
 }
 
+/** An entry's id: the SHA-256 of idBytes, hashed here (synchronously) rather than by
+ * WebCrypto, whose digest is a task hop per call: it was most of a first sync's cost. */
+export function entryId(e) {
+  return sha256Hex(idBytes(e));
+}
+
 export async function computeId(e) {
-  return toHex(new Uint8Array(await crypto.subtle.digest('SHA-256', idBytes(e))));
+  return entryId(e);
 }
 
 /** The short form of an author key shown beside a name: "abcd-ef01". */
@@ -155,9 +124,9 @@ export function cleanText(s, max) {
   return out;
 }
 
-// The fields, the room and the id (the part of checkEntry before the signature); returns
-// the signature's bytes. Throws HistoryError.
-async function checkFields(e, room) {
+// The fields, the room and the id (the part of checkEntry before the signature), at once.
+// Throws HistoryError.
+function checkFields(e, room) {
   if (e === null || typeof e !== 'object' || Array.isArray(e)) throw badField('', 'not an entry');
   if (!isStr(e.room) || !reHex32.test(e.room)) throw badField('room', 'want 32 lowercase hex characters');
   if (!validText(e.name, MAX_NAME) || e.name === '') throw badField('name', 'want 1 to 64 bytes of text without control or format characters');
@@ -171,13 +140,10 @@ async function checkFields(e, room) {
   if (byteLen(e.body) > MAX_BODY) throw new HistoryError('too-large', 'body', 'more than 16384 bytes');
   if (!e.body.isWellFormed()) throw badField('body', 'not UTF-8');
   if (!isStr(e.id) || !reHex64.test(e.id)) throw badField('id', 'want 64 lowercase hex characters');
-  const pub = isStr(e.author) && e.author.length === 43 ? fromB64url(e.author) : null;
-  if (!pub || pub.length !== 32) throw badField('author', 'want a base64url Ed25519 public key (43 characters)');
-  const sig = isStr(e.sig) ? fromB64url(e.sig) : null;
-  if (!sig || sig.length !== 64) throw badField('sig', 'want a base64url Ed25519 signature (86 characters)');
+  if (!isB64urlOf(e.author, 32)) throw badField('author', 'want a base64url Ed25519 public key (43 characters)');
+  if (!isB64urlOf(e.sig, 64)) throw badField('sig', 'want a base64url Ed25519 signature (86 characters)');
   if (e.room !== room) throw new HistoryError('wrong-room', '', `entry belongs to room ${e.room}`);
-  if ((await computeId(e)) !== e.id) throw new HistoryError('bad-id', '', 'id is not the hash of the entry');
-  return sig;
+  if (entryId(e) !== e.id) throw new HistoryError('bad-id', '', 'id is not the hash of the entry');
 }
 
 function checkTime(e, now) {
@@ -193,7 +159,7 @@ async function verifySig(e) {
 /** Checks one entry on its own, in the order of docs/PROTOCOL.md: fields, room, id,
  * signature, time. Throws HistoryError. Says nothing of the author's chain (see Log.add). */
 export async function checkEntry(e, room, now = Date.now()) {
-  await checkFields(e, room);
+  checkFields(e, room);
   const err = await verifySig(e);
   if (err) throw err;
   checkTime(e, now);
@@ -201,7 +167,7 @@ export async function checkEntry(e, room, now = Date.now()) {
 
 /** checkEntry without the signature (Go's Entry.CheckUnsigned): fields, room, id, time. */
 export async function checkUnsigned(e, room, now = Date.now()) {
-  await checkFields(e, room);
+  checkFields(e, room);
   checkTime(e, now);
 }
 
@@ -225,7 +191,15 @@ export async function checkEntries(entries, room, now = Date.now()) {
  * the entry at fault. The chain rules against the stored log stay Log.checkChain's.
  */
 export async function checkBatch(entries, room, now = Date.now(), storedId = () => undefined) {
-  const out = await Promise.all(entries.map((e) => checkUnsigned(e, room, now).then(() => null, asResult)));
+  const out = entries.map((e) => {
+    try {
+      checkFields(e, room);
+      checkTime(e, now);
+      return null;
+    } catch (err) {
+      return asResult(err);
+    }
+  });
   const byAuthor = new Map();
   entries.forEach((e, i) => {
     if (out[i]) return;

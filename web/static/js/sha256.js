@@ -57,3 +57,45 @@ export function sha256Node(src, from, dst, at) {
     dst[o] = v >>> 24; dst[o + 1] = v >>> 16; dst[o + 2] = v >>> 8; dst[o + 3] = v;
   }
 }
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+const tail = new Uint8Array(128);
+
+/** SHA-256 of a whole message (an entry's id: a few hundred bytes), as 64 lowercase hex
+ * characters. Synchronous: WebCrypto's digest is a task hop per call, and its promise
+ * made hashing most of a first sync's cost on the page (docs/PERFORMANCE.md). */
+export function sha256Hex(bytes) {
+  h.set(IV);
+  const n = bytes.length;
+  const full = n - (n % 64);
+  for (let o = 0; o < full; o += 64) {
+    for (let i = 0; i < 16; i++) {
+      const p = o + 4 * i;
+      block[i] = (bytes[p] << 24) | (bytes[p + 1] << 16) | (bytes[p + 2] << 8) | bytes[p + 3];
+    }
+    compress(block);
+  }
+  // The rest, 0x80, zeros, and the length in bits: one block or two.
+  const rest = n - full;
+  const len = rest < 56 ? 64 : 128;
+  tail.fill(0);
+  tail.set(bytes.subarray(full), 0);
+  tail[rest] = 0x80;
+  const bits = n * 8; // < 2^53: the high word from a division, the low one from a mask
+  const hi = Math.floor(bits / 0x100000000);
+  tail[len - 8] = hi >>> 24; tail[len - 7] = hi >>> 16; tail[len - 6] = hi >>> 8; tail[len - 5] = hi;
+  tail[len - 4] = bits >>> 24; tail[len - 3] = bits >>> 16; tail[len - 2] = bits >>> 8; tail[len - 1] = bits;
+  for (let o = 0; o < len; o += 64) {
+    for (let i = 0; i < 16; i++) {
+      const p = o + 4 * i;
+      block[i] = (tail[p] << 24) | (tail[p + 1] << 16) | (tail[p + 2] << 8) | tail[p + 3];
+    }
+    compress(block);
+  }
+  let out = '';
+  for (let i = 0; i < 8; i++) {
+    const v = h[i];
+    out += HEX[v >>> 24] + HEX[(v >>> 16) & 255] + HEX[(v >>> 8) & 255] + HEX[v & 255];
+  }
+  return out;
+}
