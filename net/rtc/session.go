@@ -846,7 +846,50 @@ func (s *Session) flushAcks(ctx context.Context) error {
 
 // ---- receiving ----
 
+// received is one message read and decoded by readLoop, or the error that ended reading.
+type received struct {
+	m     Message
+	batch entryBatch // TypeEntries: the entries decoded
+	err   error
+}
+
+// recvLoop takes the messages readLoop decodes, in order, until reading ends or a message
+// ends the session. readLoop reads and decodes the next message while one is taken
+// (checked and stored), so the transport keeps being drained instead of stalling the
+// sender's window; the channel is unbuffered, so a session holds at most two received
+// messages (MaxMessage bytes each) and their decoded entries (docs/OPERATIONS.md).
 func (s *Session) recvLoop(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	in := make(chan received)
+	var wg sync.WaitGroup
+	wg.Go(func() { s.readLoop(ctx, in) })
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	for r := range in {
+		if r.err != nil {
+			return r.err
+		}
+		if err := s.take(r); err != nil {
+			return err
+		}
+	}
+	return ctx.Err() // readLoop ends with an error; only a cancelled ctx ends it without
+}
+
+// readLoop reads and decodes messages into in until the connection or ctx ends; its last
+// item carries why. It closes in.
+func (s *Session) readLoop(ctx context.Context, in chan<- received) {
+	defer close(in)
+	put := func(r received) bool {
+		select {
+		case in <- r:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
 	for {
 		msg, err := s.cfg.Conn.Recv(ctx)
 		switch {
@@ -855,11 +898,13 @@ func (s *Session) recvLoop(ctx context.Context) error {
 			s.log.Warn("message dropped", "err", err)
 			continue
 		case errors.Is(err, io.EOF):
-			return errRemoteClosed
+			put(received{err: errRemoteClosed})
+			return
 		case ctx.Err() != nil:
-			return ctx.Err()
+			return
 		case err != nil:
-			return fmt.Errorf("rtc: session: receive: %w", err)
+			put(received{err: fmt.Errorf("rtc: session: receive: %w", err)})
+			return
 		}
 		s.st.messagesReceived.Add(1)
 		s.st.bytesReceived.Add(int64(len(msg)))
@@ -869,38 +914,45 @@ func (s *Session) recvLoop(ctx context.Context) error {
 			s.log.Warn("message dropped", "bytes", len(msg), "err", err)
 			continue
 		}
-		switch m.T {
-		case TypeHello:
-			if err := s.onHelloPage(m.Hello); err != nil {
-				return err
-			}
-		case TypeHeads:
-			if err := s.onHeads(m.Hello); err != nil {
-				return err
-			}
-		case TypeEntries:
-			if err := s.onEntries(m.Entries); err != nil {
-				return err
-			}
-		case TypeRefused:
-			if !s.gotHello.Load() {
-				s.nudgeSender()
-			}
-			s.onRefused(m.Code, m.IDs)
-		case "want", "nope", "got", "cancel":
-			if !s.gotHello.Load() || s.cfg.Files == nil {
-				s.st.messagesDropped.Add(1)
-				continue
-			}
-			s.cfg.Files.Control(*m.Control)
-		case TypeAck:
-			if !s.gotHello.Load() {
-				s.nudgeSender()
-			}
-			s.st.acked.Add(int64(len(m.IDs)))
-			s.event(Event{Kind: EventAcked, IDs: m.IDs})
+		r := received{m: m}
+		if m.T == TypeEntries {
+			r.batch = decodeEntries(m.Entries)
+		}
+		if !put(r) {
+			return
 		}
 	}
+}
+
+// take acts on one received message.
+func (s *Session) take(r received) error {
+	m := r.m
+	switch m.T {
+	case TypeHello:
+		return s.onHelloPage(m.Hello)
+	case TypeHeads:
+		return s.onHeads(m.Hello)
+	case TypeEntries:
+		return s.onEntries(r.batch)
+	case TypeRefused:
+		if !s.gotHello.Load() {
+			s.nudgeSender()
+		}
+		s.onRefused(m.Code, m.IDs)
+	case "want", "nope", "got", "cancel":
+		if !s.gotHello.Load() || s.cfg.Files == nil {
+			s.st.messagesDropped.Add(1)
+			return nil
+		}
+		s.cfg.Files.Control(*m.Control)
+	case TypeAck:
+		if !s.gotHello.Load() {
+			s.nudgeSender()
+		}
+		s.st.acked.Add(int64(len(m.IDs)))
+		s.event(Event{Kind: EventAcked, IDs: m.IDs})
+	}
+	return nil
 }
 
 // onHelloPage takes a hello that may be the first of several pages (More): its checks are
@@ -1005,10 +1057,32 @@ func (s *Session) onRefused(code string, ids []string) {
 	s.event(Event{Kind: EventPeerRefused, Code: code, IDs: ids})
 }
 
+// entryBatch is an entries message's entries decoded (by readLoop, ahead of onEntries):
+// es with the size of each on the wire, and the errors of those that did not decode.
+type entryBatch struct {
+	es    []history.Entry
+	sizes []int
+	bad   []error
+}
+
+func decodeEntries(raws []json.RawMessage) entryBatch {
+	b := entryBatch{es: make([]history.Entry, 0, len(raws)), sizes: make([]int, 0, len(raws))}
+	for _, raw := range raws {
+		var e history.Entry
+		if err := json.Unmarshal(raw, &e); err != nil {
+			b.bad = append(b.bad, err)
+			continue
+		}
+		b.es = append(b.es, e)
+		b.sizes = append(b.sizes, len(raw))
+	}
+	return b
+}
+
 // onEntries stores a batch and acknowledges what is stored. Refused entries are
 // reported and skipped; the session goes on, unless the peer has now sent more than
 // MaxBadEntries bad ones (ErrBadPeer).
-func (s *Session) onEntries(raws []json.RawMessage) error {
+func (s *Session) onEntries(b entryBatch) error {
 	if !s.gotHello.Load() {
 		s.st.messagesDropped.Add(1)
 		s.log.Warn("message dropped", "err", "entries before hello")
@@ -1017,18 +1091,11 @@ func (s *Session) onEntries(raws []json.RawMessage) error {
 	}
 	var added []history.Entry
 	var stored []string
-	es := make([]history.Entry, 0, len(raws))
-	sizes := make([]int, 0, len(raws))
-	for _, raw := range raws {
-		var e history.Entry
-		if err := json.Unmarshal(raw, &e); err != nil {
-			s.st.entriesReceived.Add(1)
-			s.refuse(e, &history.Error{Code: history.CodeBadField, Msg: "not an entry: " + err.Error()})
-			continue
-		}
-		es = append(es, e)
-		sizes = append(sizes, len(raw))
+	for _, err := range b.bad {
+		s.st.entriesReceived.Add(1)
+		s.refuse(history.Entry{}, &history.Error{Code: history.CodeBadField, Msg: "not an entry: " + err.Error()})
 	}
+	es, sizes := b.es, b.sizes
 	// One signature per run of an author's linked entries (PROTOCOL.md §3): a batch costs
 	// at most MaxBatch signatures, however bad, so a peer past MaxBadEntries is cut after at
 	// most one batch more.
