@@ -93,15 +93,23 @@ const upgradeWatch = `window.__codes = [];
 new MutationObserver((ms) => { for (const m of ms) if (m.target.id === 'notice' && m.target.dataset.code) window.__codes.push(m.target.dataset.code); })
   .observe(document, { subtree: true, attributes: true, attributeFilter: ['data-code'] });`
 
-// failUpgrade, with upgradeWatch, makes the page's upgrade of its entries database fail
-// while the localStorage item e2e:fail-upgrade is set: the third index is built, then its
-// creation throws, as an index the browser cannot build would.
+// failUpgrade, with upgradeWatch, gets in the way of the page's upgrade of its entries
+// database: while the localStorage item e2e:fail-upgrade is set, the third index is built,
+// then its creation throws, as an index the browser cannot build would; while
+// e2e:hold-upgrade is set, the upgrade never ends (the versionchange transaction is kept
+// busy with requests), as a long one on a slow phone would not before the person leaves.
 const failUpgrade = `try {
-  if (localStorage.getItem('e2e:fail-upgrade') === '1') {
+  const fail = localStorage.getItem('e2e:fail-upgrade') === '1';
+  const hold = localStorage.getItem('e2e:hold-upgrade') === '1';
+  if (fail || hold) {
     const create = IDBObjectStore.prototype.createIndex;
     IDBObjectStore.prototype.createIndex = function (name, ...rest) {
       const index = create.call(this, name, ...rest);
-      if (name === 'kind') throw new DOMException('e2e: the kind index cannot be built', 'UnknownError');
+      if (name === 'kind' && fail) throw new DOMException('e2e: the kind index cannot be built', 'UnknownError');
+      if (name === 'kind' && hold) {
+        const spin = () => { this.count().onsuccess = spin; };
+        spin();
+      }
       return index;
     };
   }
@@ -167,18 +175,51 @@ func TestIndexedDBUpgrade(t *testing.T) {
 	b.checkConsole()
 }
 
-// TestIndexedDBUpgradeAborted: when the upgrade of a version 1 database fails (an index
-// cannot be built), IndexedDB aborts it whole: the page says so in #notice (code
-// storage-upgrade) and still opens, the database is still version 1 without indexes, with
-// every entry as it was; the next load, once the index can be built, upgrades it.
+// TestIndexedDBUpgradeAborted: an upgrade of a version 1 database cut short (the browser
+// closed while it runs) or failed (an index cannot be built) is aborted whole by IndexedDB: the
+// database is still version 1 without indexes, with every entry as it was. While it runs
+// the page says it is updating its storage (storage-upgrading); when it fails the page
+// says so (storage-upgrade) and still opens; the next load, once the index can be built,
+// upgrades it.
 func TestIndexedDBUpgradeAborted(t *testing.T) {
 	const n = 1000
 	room := strings.Repeat("4f", 16)
 	entries := archive(t, room, n)
 	a := newUserAt(t, "A", "en-US", server.base, noDNS, func(u *user) { u.preload = upgradeWatch + "\n" + failUpgrade })
 	a.writeV1(room, "Antigua", entries)
-	evalJS[chromedp.Void](a, `localStorage.setItem('e2e:fail-upgrade', '1')`)
+	intact := func(when string) {
+		t.Helper()
+		got := a.storedDB()
+		if got.Version != 1 || len(got.Indexes) != 0 {
+			t.Fatalf("%s the database is version %d with indexes %v, want version 1 without", when, got.Version, got.Indexes)
+		}
+		want := map[string]history.Entry{}
+		for _, e := range entries {
+			want[e.ID] = e
+		}
+		stored := map[string]history.Entry{}
+		for i, e := range got.Values {
+			if k := got.Keys[i]; k != [2]string{room, e.ID} {
+				t.Fatalf("%s record %d has key %v, want [%s %s]", when, i, k, room, e.ID)
+			}
+			stored[e.ID] = e
+		}
+		if len(got.Values) != n || !maps.Equal(stored, want) {
+			t.Fatalf("%s the database holds %d records (%d distinct), not the %d entries written", when, len(got.Values), len(stored), n)
+		}
+	}
+
+	// The browser is closed while the page upgrades (it said it was updating); then, at the
+	// next start, the upgrade fails. Had the close kept any of the upgrade, the next start
+	// would find version 2 and neither upgrade nor fail.
+	evalJS[chromedp.Void](a, `localStorage.setItem('e2e:hold-upgrade', '1')`)
 	a.do(chromedp.Navigate(a.base + "/"))
+	a.waitJS(`document.getElementById('notice').dataset.code === 'storage-upgrading' && !document.getElementById('notice').hidden`)
+	if msg := a.text("#notice"); !strings.Contains(msg, "Updating the stored history") {
+		t.Errorf("while it upgrades the page says %q", msg)
+	}
+	evalJS[chromedp.Void](a, `localStorage.removeItem('e2e:hold-upgrade'); localStorage.setItem('e2e:fail-upgrade', '1')`)
+	a.reopen()
 	a.waitJS(`document.body.dataset.ready === '1'`)
 
 	if code := evalJS[string](a, `document.getElementById('notice').dataset.code || ''`); code != "storage-upgrade" {
@@ -189,24 +230,7 @@ func TestIndexedDBUpgradeAborted(t *testing.T) {
 	}
 	a.waitJS(fmt.Sprintf(`!!document.querySelector('.room-item[data-room-id=%q]')`, room))
 
-	got := a.storedDB()
-	if got.Version != 1 || len(got.Indexes) != 0 {
-		t.Fatalf("after the failed upgrade the database is version %d with indexes %v, want version 1 without", got.Version, got.Indexes)
-	}
-	want := map[string]history.Entry{}
-	for _, e := range entries {
-		want[e.ID] = e
-	}
-	stored := map[string]history.Entry{}
-	for i, e := range got.Values {
-		if k := got.Keys[i]; k != [2]string{room, e.ID} {
-			t.Fatalf("record %d has key %v, want [%s %s]", i, k, room, e.ID)
-		}
-		stored[e.ID] = e
-	}
-	if len(got.Values) != n || !maps.Equal(stored, want) {
-		t.Fatalf("after the failed upgrade the database holds %d records (%d distinct), not the %d entries written", len(got.Values), len(stored), n)
-	}
+	intact("after the failed upgrade")
 
 	// The next load can build the index: the same data is upgraded and the room opens.
 	evalJS[chromedp.Void](a, `localStorage.removeItem('e2e:fail-upgrade')`)
