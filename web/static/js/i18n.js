@@ -127,7 +127,7 @@ const es = {
   fileTooBig: 'No se descarga: mayor que el máximo ({max}). Cámbialo en «Tu identidad».',
   voiceUnplayable: 'Este dispositivo no puede reproducir esta nota de voz ({type}). Descárgala para escucharla.',
   voiceLabel: 'Nota de voz · {time}',
-  storageUpgrading: 'Actualizando el historial guardado al formato de esta versión (una sola vez; puede tardar unos segundos)…',
+  storageUpgrading: 'Actualizando el historial guardado al formato de esta versión (una sola vez; con un historial grande puede tardar unos minutos)…',
   err: {
     'too-large': 'Ese archivo es demasiado grande para ser una invitación (máx. 64 KiB). Elige el .torrent que te enviaron.',
     empty: 'El archivo está vacío. Pide que te lo envíen otra vez.',
@@ -405,7 +405,7 @@ const en = {
   fileTooBig: 'Not fetched: larger than the limit ({max}). Change it under “Your identity”.',
   voiceUnplayable: 'This device cannot play this voice note ({type}). Download it to listen.',
   voiceLabel: 'Voice note · {time}',
-  storageUpgrading: 'Updating the stored history to this version\'s format (once; it can take a few seconds)…',
+  storageUpgrading: 'Updating the stored history to this version\'s format (once; with a large history it can take a few minutes)…',
   err: {
     'too-large': 'That file is too large to be an invitation (max 64 KiB). Pick the .torrent you were sent.',
     empty: 'The file is empty. Ask for it to be sent again.',
