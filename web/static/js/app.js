@@ -44,7 +44,7 @@ async function loadHistories(rooms) {
 }
 
 /** An earlier page's stored entries are upgraded in place at the first open (entries.js):
- * seconds for a large history, said in #notice meanwhile, so the page does not look frozen. */
+ * about a minute for 100,000 entries, said in #notice meanwhile, so the page does not look frozen. */
 function watchUpgrade() {
   entryStore.onUpgrade = (phase) => {
     if (phase === 'start') notify('info', t('storageUpgrading'), 'storage-upgrading');

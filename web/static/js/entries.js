@@ -70,8 +70,10 @@ export class EntryStore {
    * in the one versionchange transaction, which IndexedDB commits or aborts whole. An
    * aborted upgrade (an index that could not be built, a full disk) leaves version 1 as it
    * was: open() then rejects with a StorageUpgradeError, and keeps rejecting with it until
-   * the page is loaded again (each try would build the indexes again, seconds for a large
-   * room). onUpgrade('start') and onUpgrade('done') bracket an upgrade of stored entries. */
+   * the page is loaded again (each try would build the indexes again: about a minute for
+   * 100,000 entries, docs/PERFORMANCE.md). onUpgrade('start') and onUpgrade('done') or
+   * onUpgrade('failed') bracket an upgrade of stored entries (what onUpgrade throws is
+   * logged, never taken for a failed upgrade). */
   async open() {
     if (this.db) return this.db;
     if (this.failed) throw this.failed;
@@ -93,7 +95,7 @@ export class EntryStore {
           const had = d.objectStoreNames.contains(ENTRIES);
           if (had) {
             upgrading = true;
-            this.onUpgrade('start');
+            this.tell('start');
           }
           const s = had ? tx.objectStore(ENTRIES) : d.createObjectStore(ENTRIES);
           if (!s.indexNames.contains('order')) s.createIndex('order', ['room', 'ts', 'author', 'seq']);
@@ -109,12 +111,20 @@ export class EntryStore {
     } catch (err) {
       if (!upgrading) throw cause || err; // a new database: nothing was there to keep
       this.failed = new StorageUpgradeError(cause || err);
-      this.onUpgrade('failed');
+      this.tell('failed');
       throw this.failed;
     }
-    if (upgrading) this.onUpgrade('done');
+    if (upgrading) this.tell('done');
     this.db = db;
     return db;
+  }
+
+  tell(phase) {
+    try {
+      this.onUpgrade(phase);
+    } catch (err) {
+      console.warn('chattorrent: onUpgrade:', err);
+    }
   }
 
   async index(name) {
