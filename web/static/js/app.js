@@ -9,6 +9,7 @@ import { workerVerifier } from './verifier.js';
 import { initOwner } from './owner.js';
 import { hasEd25519 } from './support.js';
 import { StorageFullError } from './storage.js';
+import { StorageUpgradeError } from './entries.js';
 import { state, store, entryStore, live } from './state.js';
 import { registerView, render, renderNow } from './render.js';
 import { $ } from './dom.js';
@@ -34,11 +35,21 @@ async function loadHistories(rooms) {
   } catch (err) {
     // The page still opens (rooms, files, connections); what it cannot store it says so.
     if (err instanceof StorageFullError) notify('error', t('err.storage-full'), 'storage-full');
+    else if (err instanceof StorageUpgradeError) notify('error', t('err.storage-upgrade', { detail: err.message }), 'storage-upgrade');
     else {
       console.warn('chattorrent: history storage:', err);
       notify('error', t('err.storage-failed', { detail: err && err.message ? err.message : String(err) }), 'storage-failed');
     }
   }
+}
+
+/** An earlier page's stored entries are upgraded in place at the first open (entries.js):
+ * about a minute for 100,000 entries, said in #notice meanwhile, so the page does not look frozen. */
+function watchUpgrade() {
+  entryStore.onUpgrade = (phase) => {
+    if (phase === 'start') notify('info', t('storageUpgrading'), 'storage-upgrading');
+    else if (phase === 'done' && $('notice').dataset.code === 'storage-upgrading') $('notice').hidden = true;
+  };
 }
 
 /** Registers the service worker (sw.js) that lets the page open without the box. A
@@ -115,6 +126,7 @@ async function main() {
   }
   state.verify = workerVerifier();
   state.me = await loadIdentity();
+  watchUpgrade();
   const rooms = store.rooms();
   await loadHistories(rooms);
   state.rooms = rooms;

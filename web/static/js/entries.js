@@ -30,6 +30,17 @@ function storageError(err) {
   return isFull(err) ? new StorageFullError(err) : err;
 }
 
+/** An upgrade of the stored entries (open) was aborted: the entries are still there in the
+ * earlier page's version, untouched. code names the notice (i18n.js err.storage-upgrade). */
+export class StorageUpgradeError extends Error {
+  constructor(cause) {
+    super(`IndexedDB upgrade aborted: ${cause && cause.name ? `${cause.name}: ` : ''}${cause && cause.message ? cause.message : String(cause)}`);
+    this.name = 'StorageUpgradeError';
+    this.code = 'storage-upgrade';
+    this.cause = cause;
+  }
+}
+
 /** The order index's key of an entry (its place in the display order). */
 export function orderKey(e) {
   return [e.room, e.ts, e.author, e.seq];
@@ -41,7 +52,10 @@ export class EntryStore {
     this.legacy = legacy;
     this.name = name;
     this.db = null;
+    this.opening = null; // the open in progress
+    this.failed = null; // the StorageUpgradeError of an aborted upgrade, until a reload
     this.onOther = () => {}; // (room, entries) another tab stored
+    this.onUpgrade = () => {}; // ('start' | 'done' | 'failed'): an upgrade of stored entries
     this.channel = typeof BroadcastChannel === 'function' ? new BroadcastChannel(name) : null;
     if (this.channel) {
       this.channel.onmessage = (ev) => {
@@ -51,18 +65,66 @@ export class EntryStore {
     }
   }
 
+  /** Opens the database, upgrading it in place from an earlier page's version: version 1
+   * (pages before 2026-12-06) had the entries store without indexes; the upgrade adds them
+   * in the one versionchange transaction, which IndexedDB commits or aborts whole. An
+   * aborted upgrade (an index that could not be built, a full disk) leaves version 1 as it
+   * was: open() then rejects with a StorageUpgradeError, and keeps rejecting with it until
+   * the page is loaded again (each try would build the indexes again: about a minute for
+   * 100,000 entries, docs/PERFORMANCE.md). onUpgrade('start') and onUpgrade('done') or
+   * onUpgrade('failed') bracket an upgrade of stored entries (what onUpgrade throws is
+   * logged, never taken for a failed upgrade). */
   async open() {
     if (this.db) return this.db;
-    const db = await openDB(this.name, VERSION, (d, ev, tx) => {
-      const s = ev.oldVersion < 1 ? d.createObjectStore(ENTRIES) : tx.objectStore(ENTRIES);
-      if (!s.indexNames.contains('order')) s.createIndex('order', ['room', 'ts', 'author', 'seq']);
-      if (!s.indexNames.contains('chain')) s.createIndex('chain', ['room', 'author', 'seq']);
-      if (!s.indexNames.contains('kind')) s.createIndex('kind', ['room', 'kind']);
-    }, () => {
-      if (this.db === db) this.db = null;
-    });
+    if (this.failed) throw this.failed;
+    if (!this.opening) this.opening = this.openOnce();
+    try {
+      return await this.opening;
+    } finally {
+      this.opening = null;
+    }
+  }
+
+  async openOnce() {
+    let cause = null; // what failed inside the upgrade
+    let upgrading = false;
+    let db;
+    try {
+      db = await openDB(this.name, VERSION, (d, ev, tx) => {
+        try {
+          const had = d.objectStoreNames.contains(ENTRIES);
+          if (had) {
+            upgrading = true;
+            this.tell('start');
+          }
+          const s = had ? tx.objectStore(ENTRIES) : d.createObjectStore(ENTRIES);
+          if (!s.indexNames.contains('order')) s.createIndex('order', ['room', 'ts', 'author', 'seq']);
+          if (!s.indexNames.contains('chain')) s.createIndex('chain', ['room', 'author', 'seq']);
+          if (!s.indexNames.contains('kind')) s.createIndex('kind', ['room', 'kind']);
+        } catch (err) {
+          cause = err;
+          tx.abort(); // nothing of the upgrade is kept: the old version stays as it was
+        }
+      }, () => {
+        if (this.db === db) this.db = null;
+      });
+    } catch (err) {
+      if (!upgrading) throw cause || err; // a new database: nothing was there to keep
+      this.failed = new StorageUpgradeError(cause || err);
+      this.tell('failed');
+      throw this.failed;
+    }
+    if (upgrading) this.tell('done');
     this.db = db;
     return db;
+  }
+
+  tell(phase) {
+    try {
+      this.onUpgrade(phase);
+    } catch (err) {
+      console.warn('chattorrent: onUpgrade:', err);
+    }
   }
 
   async index(name) {

@@ -127,6 +127,7 @@ const es = {
   fileTooBig: 'No se descarga: mayor que el máximo ({max}). Cámbialo en «Tu identidad».',
   voiceUnplayable: 'Este dispositivo no puede reproducir esta nota de voz ({type}). Descárgala para escucharla.',
   voiceLabel: 'Nota de voz · {time}',
+  storageUpgrading: 'Actualizando el historial guardado al formato de esta versión (una sola vez; con un historial grande puede tardar unos minutos)…',
   err: {
     'too-large': 'Ese archivo es demasiado grande para ser una invitación (máx. 64 KiB). Elige el .torrent que te enviaron.',
     empty: 'El archivo está vacío. Pide que te lo envíen otra vez.',
@@ -146,6 +147,7 @@ const es = {
     'gather-failed': 'No se pudo preparar la conexión (sin direcciones de red). ¿Estás conectado a la Wi-Fi?',
     'storage-full': 'El almacenamiento del navegador está lleno: no se guardó nada. Exporta y libera espacio.',
     'storage-failed': 'No se pudo abrir el almacenamiento del navegador: el historial no se guardará ({detail}).',
+    'storage-upgrade': 'No se pudo actualizar el historial guardado al formato de esta versión: sigue guardado como estaba. Libera espacio o recarga la página para intentarlo de nuevo ({detail}).',
     'storage-error': 'El navegador no pudo guardar el archivo ({detail}).',
     'read-failed': 'No se pudo leer el archivo.',
     'rtc-failed': 'No se pudo establecer la conexión: {detail}',
@@ -403,6 +405,7 @@ const en = {
   fileTooBig: 'Not fetched: larger than the limit ({max}). Change it under “Your identity”.',
   voiceUnplayable: 'This device cannot play this voice note ({type}). Download it to listen.',
   voiceLabel: 'Voice note · {time}',
+  storageUpgrading: 'Updating the stored history to this version\'s format (once; with a large history it can take a few minutes)…',
   err: {
     'too-large': 'That file is too large to be an invitation (max 64 KiB). Pick the .torrent you were sent.',
     empty: 'The file is empty. Ask for it to be sent again.',
@@ -422,6 +425,7 @@ const en = {
     'gather-failed': 'Could not prepare the connection (no network addresses). Are you on the Wi-Fi?',
     'storage-full': 'The browser storage is full: nothing was saved. Export and free some space.',
     'storage-failed': 'Could not open the browser storage: the history will not be kept ({detail}).',
+    'storage-upgrade': 'Could not update the stored history to this version\'s format: it is kept as it was. Free some space or reload the page to try again ({detail}).',
     'storage-error': 'The browser could not store the file ({detail}).',
     'read-failed': 'Could not read the file.',
     'rtc-failed': 'Could not connect: {detail}',
