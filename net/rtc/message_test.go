@@ -316,3 +316,52 @@ func BenchmarkDecodeEntries(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed())/float64(generalDur), "x-general")
 	b.ReportMetric(float64(b.N*MaxBatch)/b.Elapsed().Seconds(), "entries/s")
 }
+
+// FuzzDecodeEntry: wherever decodeEntry's fast path answers, json.Unmarshal gives the same
+// entry without an error; where it does not, decodeEntry is json.Unmarshal.
+func FuzzDecodeEntry(f *testing.F) {
+	e := entry(alice, testRoom, 2, strings.Repeat("c", 64), "hola ñandú 🦜")
+	b, _ := json.Marshal(e)
+	f.Add(b)
+	for _, s := range []string{
+		`{}`, ` { } `, `{"seq":1,"seq":2}`, `{"Room":"x"}`, `{"room":null}`, `{"seq":1.0}`, `{"seq":1e3}`,
+		`{"seq":-0}`, `{"seq":01}`, `{"seq":9223372036854775808}`, `{"body":"a\"b"}`, `{"body":"\u00e9"}`,
+		"{\"body\":\"\xff\"}", `{"other":1}`, `{"seq":"1"}`, `{"ts":-5 , "kind" : "text" }`, `[]`, `"x"`, `1`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		if !json.Valid(raw) {
+			return // decodeEntry is given valid JSON values only
+		}
+		fast, ok := decodeEntryFast(raw)
+		var want history.Entry
+		err := json.Unmarshal(raw, &want)
+		if ok && (err != nil || fast != want) {
+			t.Fatalf("%q: fast %+v, json %+v (%v)", raw, fast, want, err)
+		}
+		got, gotErr := decodeEntry(raw)
+		if got != want || (gotErr == nil) != (err == nil) {
+			t.Fatalf("%q: decodeEntry %+v (%v), json %+v (%v)", raw, got, gotErr, want, err)
+		}
+	})
+}
+
+// TestDecodeEntryFastPath: what EncodeEntries writes is read by the fast path.
+func TestDecodeEntryFastPath(t *testing.T) {
+	es := []history.Entry{entry(alice, testRoom, 1, "", "hi"), entry(alice, testRoom, 2, strings.Repeat("c", 64), "ñandú 🦜 <b>")}
+	msgs, err := EncodeEntries(es)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := DecodeMessage(msgs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, raw := range m.Entries {
+		got, ok := decodeEntryFast(raw)
+		if !ok || got != es[i] {
+			t.Errorf("entry %d: fast path %v, %+v", i, ok, got)
+		}
+	}
+}

@@ -1068,8 +1068,8 @@ type entryBatch struct {
 func decodeEntries(raws []json.RawMessage) entryBatch {
 	b := entryBatch{es: make([]history.Entry, 0, len(raws)), sizes: make([]int, 0, len(raws))}
 	for _, raw := range raws {
-		var e history.Entry
-		if err := json.Unmarshal(raw, &e); err != nil {
+		e, err := decodeEntry(raw)
+		if err != nil {
 			b.bad = append(b.bad, err)
 			continue
 		}

@@ -1,0 +1,170 @@
+package rtc
+
+import (
+	"encoding/json"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/chattorrent/chattorrent/store/history"
+)
+
+// decodeEntry decodes one entry of an entries message, raw being a valid JSON value (split
+// from a message json.Valid checked, or decoded by encoding/json). The form EncodeEntries
+// writes (exactly the entry's lowercase keys, strings, integers) is read in one pass with
+// one string allocation, the fields being parts of it (a string with escapes is unquoted on
+// its own); anything else (null, other keys or letter cases, fractions, invalid UTF-8 in an
+// unescaped string) goes to json.Unmarshal, whose
+// result and error are the rule: FuzzDecodeEntry checks that both agree wherever the fast
+// path answers. Decoding each entry by reflection was the receiver's largest cost in a
+// first sync after Ed25519 itself (docs/PERFORMANCE.md).
+func decodeEntry(raw json.RawMessage) (history.Entry, error) {
+	if e, ok := decodeEntryFast(raw); ok {
+		return e, nil
+	}
+	var e history.Entry
+	err := json.Unmarshal(raw, &e)
+	return e, err
+}
+
+func decodeEntryFast(raw []byte) (e history.Entry, ok bool) {
+	s := string(raw)
+	i := skipSpaceStr(s, 0)
+	if i >= len(s) || s[i] != '{' {
+		return e, false
+	}
+	i = skipSpaceStr(s, i+1)
+	if i < len(s) && s[i] == '}' {
+		return e, skipSpaceStr(s, i+1) == len(s)
+	}
+	for {
+		key, next, ok := plainString(s, i)
+		if !ok {
+			return e, false
+		}
+		i = skipSpaceStr(s, next)
+		if i >= len(s) || s[i] != ':' {
+			return e, false
+		}
+		i = skipSpaceStr(s, i+1)
+		if i >= len(s) {
+			return e, false
+		}
+		switch key {
+		case "seq", "ts":
+			n, next, ok := plainInt(s, i)
+			if !ok {
+				return e, false
+			}
+			if key == "seq" {
+				e.Seq = n
+			} else {
+				e.TS = n
+			}
+			i = next
+		default:
+			v, next, ok := plainString(s, i)
+			if !ok {
+				return e, false
+			}
+			switch key {
+			case "room":
+				e.Room = v
+			case "author":
+				e.Author = v
+			case "name":
+				e.Name = v
+			case "prev":
+				e.Prev = v
+			case "kind":
+				e.Kind = v
+			case "body":
+				e.Body = v
+			case "sig":
+				e.Sig = v
+			case "id":
+				e.ID = v
+			default:
+				return e, false // another key, or a letter case json matches without regard to
+			}
+			i = next
+		}
+		i = skipSpaceStr(s, i)
+		if i >= len(s) {
+			return e, false
+		}
+		switch s[i] {
+		case ',':
+			i = skipSpaceStr(s, i+1)
+		case '}':
+			return e, skipSpaceStr(s, i+1) == len(s)
+		default:
+			return e, false
+		}
+	}
+}
+
+// plainString reads a JSON string at s[i]: its contents and the index after it. One
+// without escapes that is valid UTF-8 is a part of s; one with escapes (Go's encoder
+// writes <, > and & as \u003c...) is unquoted by json.Unmarshal itself; invalid UTF-8 (which
+// json would replace) is not read here.
+func plainString(s string, i int) (string, int, bool) {
+	if i >= len(s) || s[i] != '"' {
+		return "", 0, false
+	}
+	ascii, escaped := true, false
+	for j := i + 1; j < len(s); j++ {
+		switch c := s[j]; {
+		case c == '"':
+			if escaped {
+				var v string
+				if err := json.Unmarshal([]byte(s[i:j+1]), &v); err != nil {
+					return "", 0, false
+				}
+				return v, j + 1, true
+			}
+			v := s[i+1 : j]
+			if !ascii && !utf8.ValidString(v) {
+				return "", 0, false
+			}
+			return v, j + 1, true
+		case c == '\\':
+			escaped = true
+			j++ // the escaped character (a \uXXXX's digits are plain)
+		case c < 0x20:
+			return "", 0, false
+		case c >= 0x80:
+			ascii = false
+		}
+	}
+	return "", 0, false
+}
+
+// plainInt reads a JSON integer (no fraction, no exponent) at s[i] that fits an int64.
+func plainInt(s string, i int) (int64, int, bool) {
+	j := i
+	if j < len(s) && s[j] == '-' {
+		j++
+	}
+	start := j
+	for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+		j++
+	}
+	if j == start || (s[start] == '0' && j-start > 1) {
+		return 0, 0, false
+	}
+	if j < len(s) && (s[j] == '.' || s[j] == 'e' || s[j] == 'E') {
+		return 0, 0, false
+	}
+	n, err := strconv.ParseInt(s[i:j], 10, 64)
+	if err != nil {
+		return 0, 0, false
+	}
+	return n, j, true
+}
+
+func skipSpaceStr(s string, i int) int {
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
+		i++
+	}
+	return i
+}
