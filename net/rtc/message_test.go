@@ -365,3 +365,15 @@ func TestDecodeEntryFastPath(t *testing.T) {
 		}
 	}
 }
+
+func TestIsID(t *testing.T) {
+	for s, want := range map[string]bool{
+		strings.Repeat("a", 64): true, strings.Repeat("0f", 32): true,
+		strings.Repeat("A", 64): false, strings.Repeat("a", 63): false, strings.Repeat("a", 65): false,
+		strings.Repeat("a", 63) + "g": false, strings.Repeat("a", 62) + "é": false, "": false,
+	} {
+		if isID(s) != want {
+			t.Errorf("isID(%q) = %v", s, !want)
+		}
+	}
+}

@@ -767,7 +767,7 @@ func (s *Session) queueRefusal(code, id string) {
 	if !ok {
 		ids = []string{} // the message goes even when no id was valid
 	}
-	if reID.MatchString(id) && len(ids) < ackIDs { // the code is said; the peer resends the rest
+	if isID(id) && len(ids) < ackIDs { // the code is said; the peer resends the rest
 		ids = append(ids, id)
 	}
 	s.refusals[code] = ids
