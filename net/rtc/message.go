@@ -554,7 +554,7 @@ func EncodeEntries(es []history.Entry) ([][]byte, error) {
 	var b batch
 	b.reset()
 	for _, e := range es {
-		raw, err := json.Marshal(e)
+		raw, err := encodeEntry(e)
 		if err != nil {
 			return nil, fmt.Errorf("rtc: encode entry %.12s: %w", e.ID, err)
 		}

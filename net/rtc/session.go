@@ -695,7 +695,7 @@ func (s *Session) fillBatch(b *batch, list []history.Entry, done func(history.En
 			done(e)
 			continue // the peer got it meanwhile (from us live, or from elsewhere)
 		}
-		raw, err := json.Marshal(e)
+		raw, err := encodeEntry(e)
 		if err != nil {
 			s.log.Error("entry not sent", "id", e.ID, "err", err)
 			done(e)
