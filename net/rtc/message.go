@@ -85,7 +85,9 @@ func malformed(format string, args ...any) error {
 }
 
 // DecodeMessage parses and validates one text message. Keys are matched exactly; unknown
-// keys are ignored. Every error wraps ErrMalformed (or ErrTooLarge); it never panics.
+// keys are ignored. Every error wraps ErrMalformed (or ErrTooLarge); it never panics. An
+// entries message's Entries may be parts of data: the caller gives up data (Recv returns
+// each message in its own slice).
 func DecodeMessage(data []byte) (Message, error) {
 	if len(data) > MaxMessage {
 		return Message{}, fmt.Errorf("%w: %d bytes", ErrTooLarge, len(data))
@@ -293,8 +295,9 @@ func entriesMessage(es []json.RawMessage) (Message, error) {
 
 // splitEntries takes an entries message in the form EncodeEntries writes it (entriesHead,
 // the entries, entriesTail, whitespace allowed between values) apart with one validating
-// scan and one copy, instead of decoding it three times (message, array, entry) before the
-// entries are decoded: the receiver's JSON work is most of a first sync's CPU. ok is false
+// scan, the entries being parts of data, instead of decoding it three times (message,
+// array, entry) before the entries are decoded: the receiver's JSON work is most of a first
+// sync's CPU. ok is false
 // for any other form (another key order, more keys, invalid JSON, an empty array), which
 // the general path decodes; where ok is true the general path gives the same entries
 // (FuzzDecodeMessage checks it).
@@ -302,7 +305,6 @@ func splitEntries(data []byte) (es []json.RawMessage, ok bool) {
 	if !bytes.HasPrefix(data, []byte(entriesHead)) || !json.Valid(data) {
 		return nil, false
 	}
-	data = bytes.Clone(data)
 	i := len(entriesHead)
 	for {
 		i = skipSpace(data, i)
