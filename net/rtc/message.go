@@ -297,10 +297,9 @@ func entriesMessage(es []json.RawMessage) (Message, error) {
 // the entries, entriesTail, whitespace allowed between values) apart with one validating
 // scan, the entries being parts of data, instead of decoding it three times (message,
 // array, entry) before the entries are decoded: the receiver's JSON work is most of a first
-// sync's CPU. ok is false
-// for any other form (another key order, more keys, invalid JSON, an empty array), which
-// the general path decodes; where ok is true the general path gives the same entries
-// (FuzzDecodeMessage checks it).
+// sync's CPU. ok is false for any other form (another key order, more keys, invalid JSON,
+// an empty array), which the general path decodes; where ok is true the general path gives
+// the same entries (FuzzDecodeMessage checks it).
 func splitEntries(data []byte) (es []json.RawMessage, ok bool) {
 	if !bytes.HasPrefix(data, []byte(entriesHead)) || !json.Valid(data) {
 		return nil, false
