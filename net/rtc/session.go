@@ -917,6 +917,14 @@ func (s *Session) readLoop(ctx context.Context, in chan<- received) {
 		r := received{m: m}
 		if m.T == TypeEntries {
 			r.batch = decodeEntries(m.Entries)
+			// Checked here, while the batch before it is stored, once the peer's hello was
+			// taken (before it, onEntries drops entries unchecked: no signature is spent on
+			// them). A batch checked before the one it follows is stored is as safe: the
+			// link into the stored chain and a fork against it are the store's checks when
+			// it adds each entry (AddChecked), as in the page (session.js).
+			if s.gotHello.Load() && len(r.batch.es) > 0 {
+				r.batch.verdicts = s.check(r.batch.es)
+			}
 		}
 		if !put(r) {
 			return
@@ -1060,9 +1068,10 @@ func (s *Session) onRefused(code string, ids []string) {
 // entryBatch is an entries message's entries decoded (by readLoop, ahead of onEntries):
 // es with the size of each on the wire, and the errors of those that did not decode.
 type entryBatch struct {
-	es    []history.Entry
-	sizes []int
-	bad   []error
+	es       []history.Entry
+	sizes    []int
+	bad      []error
+	verdicts []error // history.CheckBatch's, when readLoop checked the batch already
 }
 
 func decodeEntries(raws []json.RawMessage) entryBatch {
@@ -1077,6 +1086,11 @@ func decodeEntries(raws []json.RawMessage) entryBatch {
 		b.sizes = append(b.sizes, len(raw))
 	}
 	return b
+}
+
+// check is history.CheckBatch of a received batch against the room's History.
+func (s *Session) check(es []history.Entry) []error {
+	return history.CheckBatch(s.cfg.Room, es, s.cfg.now(), s.cfg.History.At)
 }
 
 // onEntries stores a batch and acknowledges what is stored. Refused entries are
@@ -1098,8 +1112,11 @@ func (s *Session) onEntries(b entryBatch) error {
 	es, sizes := b.es, b.sizes
 	// One signature per run of an author's linked entries (PROTOCOL.md §3): a batch costs
 	// at most MaxBatch signatures, however bad, so a peer past MaxBadEntries is cut after at
-	// most one batch more.
-	verdicts := history.CheckBatch(s.cfg.Room, es, s.cfg.now(), s.cfg.History.At)
+	// most two batches more (this one, and the next that readLoop checks meanwhile).
+	verdicts := b.verdicts
+	if verdicts == nil {
+		verdicts = s.check(es)
+	}
 	for i, e := range es {
 		if s.bad > MaxBadEntries {
 			break // nothing more taken from this peer

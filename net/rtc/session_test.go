@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -396,4 +397,55 @@ func TestSessionStreamsSnapshot(t *testing.T) {
 		t.Errorf("up to %d entries pulled and not sent at once, want <= %d (the snapshot is held, not streamed)", hA.ahead, limit)
 	}
 	t.Logf("pulled %d, at most %d ahead of the sent", hA.pulled, hA.ahead)
+}
+
+// countingHistory counts the lookups history.CheckBatch makes (one per entry at least).
+type countingHistory struct {
+	*MemHistory
+	at atomic.Int64
+}
+
+func (h *countingHistory) At(author string, seq int64) (history.Entry, bool) {
+	h.at.Add(1)
+	return h.MemHistory.At(author, seq)
+}
+
+// TestEntriesBeforeHelloUnchecked: entries a peer sends before its hello are dropped without
+// being checked (the read-ahead checks a batch only once the hello was taken), so a peer
+// cannot make the box verify signatures it will never take; after the hello the same
+// entries are checked and stored.
+func TestEntriesBeforeHelloUnchecked(t *testing.T) {
+	mallory := newAuthor("mallory")
+	h := &countingHistory{MemHistory: NewMemHistory(history.NewLog(testRoom))}
+	ca, cm := Pipe(64)
+	wa := newWatcher()
+	sa := newSession(t, h, ca, "A", wa)
+	stop := runSession(t, t.Context(), sa)
+	defer stop()
+	f := fakePeer{t, cm}
+	var es []history.Entry
+	prev := ""
+	for i := range int64(MaxBatch) {
+		e := entry(mallory, testRoom, i+1, prev, "x")
+		// Every other entry unlinked: runs of one, a signature each if checked.
+		if i%2 == 1 {
+			e = entry(mallory, testRoom, i+1, strings.Repeat("0", 64), "x")
+		}
+		prev = e.ID
+		es = append(es, e)
+	}
+	for range 5 {
+		f.entries(es...)
+	}
+	waitFor(t, func() bool { return sa.Stats().MessagesDropped >= 5 }, wa)
+	if n := h.at.Load(); n != 0 {
+		t.Errorf("entries before hello: %d stored-entry lookups, want none (checked though dropped)", n)
+	}
+	b, _ := EncodeHello(Hello{V: 1, Room: testRoom, Peer: PeerInfo{"M", "Mallory"}, Heads: map[string]int64{}})
+	f.send(string(b))
+	f.entries(es[0])
+	waitFor(t, func() bool { return h.Len() == 1 }, wa)
+	if h.at.Load() == 0 {
+		t.Error("after hello: the entry was stored without a check")
+	}
 }
