@@ -1,6 +1,7 @@
 package rtc
 
 import (
+	"bytes"
 	"encoding/json"
 	"strconv"
 	"unicode/utf8"
@@ -219,4 +220,51 @@ func plainASCII(s string) bool {
 		}
 	}
 	return true
+}
+
+// splitDecodeEntries is the receiver's path for an entries message in EncodeEntries' form:
+// it splits the message and decodes its entries in one pass, without json.Valid over the
+// whole first: each entry is read by decodeEntryFast, which accepts only valid JSON, and
+// the separators around them are checked, so a message it accepts is valid JSON. ok is
+// false for anything else (another form, an entry the fast path does not read, more than
+// MaxBatch entries), which DecodeMessage and decodeEntries then read; where ok is true they
+// give the same (FuzzSplitDecodeEntries).
+func splitDecodeEntries(data []byte) (Message, entryBatch, bool) {
+	if len(data) > MaxMessage || !bytes.HasPrefix(data, []byte(entriesHead)) {
+		return Message{}, entryBatch{}, false
+	}
+	var es []json.RawMessage
+	var b entryBatch
+	i := len(entriesHead)
+	for {
+		i = skipSpace(data, i)
+		if i >= len(data) || data[i] != '{' || len(es) == MaxBatch {
+			return Message{}, entryBatch{}, false
+		}
+		end := valueEnd(data, i)
+		raw := json.RawMessage(data[i:end:end])
+		e, ok := decodeEntryFast(raw)
+		if !ok {
+			return Message{}, entryBatch{}, false
+		}
+		es = append(es, raw)
+		b.es = append(b.es, e)
+		b.sizes = append(b.sizes, len(raw))
+		i = skipSpace(data, end)
+		if i >= len(data) {
+			return Message{}, entryBatch{}, false
+		}
+		if data[i] == ',' {
+			i++
+			continue
+		}
+		if data[i] != ']' {
+			return Message{}, entryBatch{}, false
+		}
+		i = skipSpace(data, i+1)
+		if i >= len(data) || data[i] != '}' || skipSpace(data, i+1) != len(data) {
+			return Message{}, entryBatch{}, false
+		}
+		return Message{T: TypeEntries, Entries: es}, b, true
+	}
 }

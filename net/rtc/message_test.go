@@ -364,6 +364,9 @@ func TestDecodeEntryFastPath(t *testing.T) {
 			t.Errorf("entry %d: fast path %v, %+v", i, ok, got)
 		}
 	}
+	if _, b, ok := splitDecodeEntries(msgs[0]); !ok || !slices.Equal(b.es, es) {
+		t.Errorf("splitDecodeEntries: %v, %+v", ok, b.es)
+	}
 }
 
 func TestIsID(t *testing.T) {
@@ -388,6 +391,43 @@ func FuzzEncodeEntry(f *testing.F) {
 		got, err := encodeEntry(e)
 		if (err == nil) != (wantErr == nil) || string(got) != string(want) {
 			t.Fatalf("encodeEntry %s (%v), json.Marshal %s (%v)", got, err, want, wantErr)
+		}
+	})
+}
+
+// FuzzSplitDecodeEntries: a message splitDecodeEntries reads is valid JSON, and DecodeMessage
+// with decodeEntries reads it the same (the entries, their sizes, nothing refused).
+func FuzzSplitDecodeEntries(f *testing.F) {
+	es := []history.Entry{entry(alice, testRoom, 1, "", "hi"), entry(alice, testRoom, 2, strings.Repeat("c", 64), "ñandú <b>")}
+	msgs, _ := EncodeEntries(es)
+	f.Add(msgs[0])
+	f.Add([]byte(`{"t":"entries","entries":[ {"seq":1} , {"body":"a\u00e9"} ] } `))
+	f.Add([]byte(`{"t":"entries","entries":[{"seq":1}],"x":1}`))
+	f.Add([]byte(`{"t":"entries","entries":[{"seq":1}]`))
+	f.Add([]byte(`{"t":"entries","entries":[{"seq":1},]}`))
+	f.Add([]byte(`{"t":"entries","entries":[{"seq":1} {"seq":2}]}`))
+	f.Add([]byte(`{"t":"entries","entries":[{"body":"\"}"},{"body":"]}"}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, b, ok := splitDecodeEntries(data)
+		if !ok {
+			return
+		}
+		if !json.Valid(data) {
+			t.Fatalf("read a message that is not valid JSON: %q", data)
+		}
+		want, err := DecodeMessage(data)
+		if err != nil {
+			t.Fatalf("read a message DecodeMessage refuses (%v): %q", err, data)
+		}
+		wb := decodeEntries(want.Entries)
+		if want.T != m.T || len(want.Entries) != len(m.Entries) || len(wb.bad) != 0 ||
+			!slices.Equal(wb.es, b.es) || !slices.Equal(wb.sizes, b.sizes) {
+			t.Fatalf("%q: fast %+v %+v, general %+v %+v", data, m, b, want, wb)
+		}
+		for i := range m.Entries {
+			if string(m.Entries[i]) != string(want.Entries[i]) {
+				t.Fatalf("entry %d: %s, general %s", i, m.Entries[i], want.Entries[i])
+			}
 		}
 	})
 }

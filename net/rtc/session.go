@@ -908,15 +908,20 @@ func (s *Session) readLoop(ctx context.Context, in chan<- received) {
 		}
 		s.st.messagesReceived.Add(1)
 		s.st.bytesReceived.Add(int64(len(msg)))
-		m, err := DecodeMessage(msg)
-		if err != nil {
-			s.st.messagesDropped.Add(1)
-			s.log.Warn("message dropped", "bytes", len(msg), "err", err)
-			continue
+		m, batch, ok := splitDecodeEntries(msg) // a first sync's messages, in one pass
+		if !ok {
+			m, err = DecodeMessage(msg)
+			if err != nil {
+				s.st.messagesDropped.Add(1)
+				s.log.Warn("message dropped", "bytes", len(msg), "err", err)
+				continue
+			}
+			if m.T == TypeEntries {
+				batch = decodeEntries(m.Entries)
+			}
 		}
-		r := received{m: m}
+		r := received{m: m, batch: batch}
 		if m.T == TypeEntries {
-			r.batch = decodeEntries(m.Entries)
 			// Checked here, while the batch before it is stored, once the peer's hello was
 			// taken (before it, onEntries drops entries unchecked: no signature is spent on
 			// them). A batch checked before the one it follows is stored is as safe: the
