@@ -174,7 +174,11 @@ func skipSpaceStr(s string, i int) int {
 // strings of printable ASCII that json would not escape are written as they are, any other
 // string through json.Marshal itself. It was the sender's share of a first sync's CPU.
 func encodeEntry(e history.Entry) ([]byte, error) {
-	b := make([]byte, 0, 96+len(e.Room)+len(e.Author)+len(e.Name)+len(e.Prev)+len(e.Kind)+len(e.Body)+len(e.Sig)+len(e.ID))
+	return appendEntry(make([]byte, 0, 160+len(e.Room)+len(e.Author)+len(e.Name)+len(e.Prev)+len(e.Kind)+len(e.Body)+len(e.Sig)+len(e.ID)), e)
+}
+
+// appendEntry appends encodeEntry(e) to b.
+func appendEntry(b []byte, e history.Entry) ([]byte, error) {
 	var err error
 	str := func(key, v string) {
 		if err != nil {

@@ -518,8 +518,9 @@ const (
 
 // batch builds one entries message from entries already encoded as JSON.
 type batch struct {
-	buf bytes.Buffer
-	n   int
+	buf     bytes.Buffer
+	n       int
+	scratch []byte // the entry being encoded (fillBatch), reused
 }
 
 func (b *batch) reset() {

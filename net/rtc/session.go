@@ -695,12 +695,13 @@ func (s *Session) fillBatch(b *batch, list []history.Entry, done func(history.En
 			done(e)
 			continue // the peer got it meanwhile (from us live, or from elsewhere)
 		}
-		raw, err := encodeEntry(e)
+		raw, err := appendEntry(b.scratch[:0], e)
 		if err != nil {
 			s.log.Error("entry not sent", "id", e.ID, "err", err)
 			done(e)
 			continue
 		}
+		b.scratch = raw
 		if !b.fits(raw) {
 			if b.n > 0 {
 				break
