@@ -50,13 +50,7 @@ func BenchmarkBrowserUpgrade(b *testing.B) {
 		}
 		upgradeMs = evalJS[float64](u, `window.__upgradeEnd - window.__upgradeStart`)
 		readyMs = evalJS[float64](u, `window.__readyAt`)
-		openMs = evalJS[float64](u, fmt.Sprintf(`(async () => {
-  const t0 = performance.now();
-  document.querySelector('.room-item[data-room-id=%q]').click();
-  const last = 'mensaje %d del archivo';
-  while (![...document.querySelectorAll('#messages .msg-body')].some((n) => n.textContent === last)) await new Promise((r) => requestAnimationFrame(r));
-  return performance.now() - t0;
-})()`, room, n-1))
+		openMs = openRoomMs(u, room, n)
 		u.do(chromedp.Reload())
 		u.waitLong(`document.body.dataset.ready === '1' && window.__readyAt > 0`, 10*time.Minute)
 		againMs = evalJS[float64](u, `window.__readyAt`)

@@ -56,6 +56,29 @@ func consecutive(ns []int) string {
 	return ""
 }
 
+// scrollToFirst scrolls the open room of "mensaje N del archivo" entries (archive) up a
+// page at a time until its first message shows, failing on a page out of order; each runs
+// after every page.
+func (u *user) scrollToFirst(n int, each func()) {
+	u.t.Helper()
+	oldest := u.shownNumbers()[0]
+	for step := 0; oldest > 0; step++ {
+		if step > n/100 {
+			u.t.Fatalf("%s never reached the first message: at %d", u.name, oldest)
+		}
+		evalJS[chromedp.Void](u, `(() => { const ol = document.getElementById('messages'); ol.scrollTop = 0; ol.dispatchEvent(new Event('scroll')); })()`)
+		u.waitJS(fmt.Sprintf(`(() => { const m = [...document.querySelectorAll('#messages .msg-body')].map(n => n.textContent.match(/^mensaje (\d+) /)).find(Boolean); return m && Number(m[1]) < %d; })()`, oldest))
+		got := u.shownNumbers()
+		if bad := consecutive(got); bad != "" {
+			u.t.Fatalf("after scrolling up %s shows %d… %d: %s", u.name, got[0], got[len(got)-1], bad)
+		}
+		oldest = got[0]
+		if each != nil {
+			each()
+		}
+	}
+}
+
 // TestRoomWindow: a room of 3,000 entries opens at its newest messages while the page holds
 // a window of at most windowMax entries (objects and DOM nodes), not the room; scrolling up
 // reads older pages in order down to the first message, scrolling down reads the newest
@@ -83,20 +106,7 @@ func TestRoomWindow(t *testing.T) {
 	}
 
 	// Scroll up to the first message, a page at a time.
-	oldest := a.shownNumbers()[0]
-	for step := 0; oldest > 0; step++ {
-		if step > n/100 {
-			t.Fatalf("A never reached the first message: at %d", oldest)
-		}
-		evalJS[chromedp.Void](a, `(() => { const ol = document.getElementById('messages'); ol.scrollTop = 0; ol.dispatchEvent(new Event('scroll')); })()`)
-		a.waitJS(fmt.Sprintf(`(() => { const m = [...document.querySelectorAll('#messages .msg-body')].map(n => n.textContent.match(/^mensaje (\d+) /)).find(Boolean); return m && Number(m[1]) < %d; })()`, oldest))
-		got := a.shownNumbers()
-		if bad := consecutive(got); bad != "" {
-			t.Fatalf("after scrolling up A shows %d… %d: %s", got[0], got[len(got)-1], bad)
-		}
-		oldest = got[0]
-		bounded(a, "scrolling up")
-	}
+	a.scrollToFirst(n, func() { bounded(a, "scrolling up") })
 	if !evalJS[bool](a, `document.getElementById('show-earlier').hidden`) {
 		t.Errorf("at the first message A still offers %q", a.text("#show-earlier"))
 	}
