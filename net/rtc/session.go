@@ -171,9 +171,12 @@ type Session struct {
 	pub      chan history.Entry
 	hello    chan *Hello // the peer's hello, receiver → sender, once
 	gotHello atomic.Bool
-	again    chan *Hello   // a later hello asking for ours again, receiver → sender
-	nudge    chan struct{} // a message came before the peer's hello, receiver → sender
-	peerID   string        // set with gotHello
+	// helloTaken is set once the hello was taken whole, its event included (the archiver
+	// moves a stale clock there): readLoop checks batches ahead only from then on.
+	helloTaken atomic.Bool
+	again      chan *Hello   // a later hello asking for ours again, receiver → sender
+	nudge      chan struct{} // a message came before the peer's hello, receiver → sender
+	peerID     string        // set with gotHello
 
 	ackMu     sync.Mutex // guards the outbox: acks, refusals, proofs, proofSent
 	acks      []string
@@ -924,11 +927,12 @@ func (s *Session) readLoop(ctx context.Context, in chan<- received) {
 		r := received{m: m, batch: batch}
 		if m.T == TypeEntries {
 			// Checked here, while the batch before it is stored, once the peer's hello was
-			// taken (before it, onEntries drops entries unchecked: no signature is spent on
-			// them). A batch checked before the one it follows is stored is as safe: the
-			// link into the stored chain and a fork against it are the store's checks when
-			// it adds each entry (AddChecked), as in the page (session.js).
-			if s.gotHello.Load() && len(r.batch.es) > 0 {
+			// taken whole (before it, onEntries drops entries unchecked: no signature is
+			// spent on them; and the hello's event may move a stale clock, which decides
+			// what is "future"). A batch checked before the one it follows is stored is as
+			// safe: the link into the stored chain and a fork against it are the store's
+			// checks when it adds each entry (AddChecked), as in the page (session.js).
+			if s.helloTaken.Load() && len(r.batch.es) > 0 {
 				r.batch.verdicts = s.check(r.batch.es)
 			}
 		}
@@ -1059,6 +1063,7 @@ func (s *Session) onHello(h *Hello) error {
 		ev.PeerNow = time.UnixMilli(h.Now)
 	}
 	s.event(ev)
+	s.helloTaken.Store(true)
 	return nil
 }
 

@@ -449,3 +449,48 @@ func TestEntriesBeforeHelloUnchecked(t *testing.T) {
 		t.Error("after hello: the entry was stored without a check")
 	}
 }
+
+// TestHelloEventBeforeCheck: what the hello's event changes (the archiver moves a stale
+// clock forward there) holds for the entries that follow the hello: they are checked only
+// once the event returned, never ahead of it with the clock as it was. Here the clock is
+// two days behind until the hello's event, which takes a while; the peer's entry, stamped
+// now, is sent while the event runs and must be stored, not refused as "future".
+func TestHelloEventBeforeCheck(t *testing.T) {
+	mallory := newAuthor("mallory")
+	var ahead atomic.Bool
+	inHello := make(chan struct{})
+	now := func() time.Time {
+		if ahead.Load() {
+			return time.Now()
+		}
+		return time.Now().Add(-48 * time.Hour)
+	}
+	h := NewMemHistory(history.NewLog(testRoom))
+	ca, cm := Pipe(64)
+	w := newWatcher()
+	cfg := Config{Room: testRoom, Self: PeerInfo{ID: "A", Name: "device A"}, History: h, Conn: ca, Now: now,
+		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
+		OnEvent: func(ev Event) {
+			if ev.Kind == EventHello {
+				close(inHello)
+				time.Sleep(200 * time.Millisecond) // the entries message is read meanwhile
+				ahead.Store(true)
+			}
+			w.on(ev)
+		}}
+	s, err := NewSession(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runSession(t, t.Context(), s)
+	defer stop()
+	f := fakePeer{t, cm}
+	b, _ := EncodeHello(Hello{V: 1, Room: testRoom, Peer: PeerInfo{"M", "Mallory"}, Heads: map[string]int64{}})
+	f.send(string(b))
+	<-inHello
+	f.entries(entry(mallory, testRoom, 1, "", "hola"))
+	waitFor(t, func() bool { return h.Len() == 1 || s.Stats().Refused > 0 }, w)
+	if st := s.Stats(); st.Refused != 0 || h.Len() != 1 {
+		t.Errorf("the entry after the hello: refused %d, stored %d (checked before the hello's event moved the clock)", st.Refused, h.Len())
+	}
+}
