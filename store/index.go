@@ -59,24 +59,11 @@ func idHex(id *[32]byte) string { return hex.EncodeToString(id[:]) }
 // parseID decodes an id's text form: 64 lowercase hex characters.
 func parseID(s string) ([32]byte, bool) {
 	var id [32]byte
-	if !isHexID(s) {
+	if !history.IsID(s) {
 		return id, false
 	}
 	_, err := hex.Decode(id[:], []byte(s))
 	return id, err == nil
-}
-
-// isHexID reports whether s is 64 lowercase hex characters, the shape of an entry id.
-func isHexID(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for i := range len(s) {
-		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 func newRoom(m roomMeta, root string) *room {

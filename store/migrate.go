@@ -253,7 +253,7 @@ func (s *Store) migrateRoom(t *Store, r *room, skip func(key, why string)) (int,
 				return true
 			}
 			id, ok := parseID(e.ID)
-			if !ok || (e.Prev != "" && !isHexID(e.Prev)) {
+			if !ok || (e.Prev != "" && !history.IsID(e.Prev)) {
 				skip(key, "id or prev is not 64 lowercase hex characters")
 				return true
 			}

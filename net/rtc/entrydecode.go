@@ -14,9 +14,8 @@ import (
 // writes (exactly the entry's lowercase keys, strings, integers) is read in one pass with
 // one string allocation, the fields being parts of it (a string with escapes is unquoted on
 // its own); anything else (null, other keys or letter cases, fractions, invalid UTF-8 in an
-// unescaped string) goes to json.Unmarshal, whose
-// result and error are the rule: FuzzDecodeEntry checks that both agree wherever the fast
-// path answers. Decoding each entry by reflection was the receiver's largest cost in a
+// unescaped string) goes to json.Unmarshal, whose result and error are the rule:
+// FuzzDecodeEntry checks that both agree wherever the fast path answers. Decoding each entry by reflection was the receiver's largest cost in a
 // first sync after Ed25519 itself (docs/PERFORMANCE.md).
 func decodeEntry(raw json.RawMessage) (history.Entry, error) {
 	if e, ok := decodeEntryFast(raw); ok {
@@ -29,24 +28,24 @@ func decodeEntry(raw json.RawMessage) (history.Entry, error) {
 
 func decodeEntryFast(raw []byte) (e history.Entry, ok bool) {
 	s := string(raw)
-	i := skipSpaceStr(s, 0)
+	i := skipSpace(s, 0)
 	if i >= len(s) || s[i] != '{' {
 		return e, false
 	}
-	i = skipSpaceStr(s, i+1)
+	i = skipSpace(s, i+1)
 	if i < len(s) && s[i] == '}' {
-		return e, skipSpaceStr(s, i+1) == len(s)
+		return e, skipSpace(s, i+1) == len(s)
 	}
 	for {
 		key, next, ok := plainString(s, i)
 		if !ok {
 			return e, false
 		}
-		i = skipSpaceStr(s, next)
+		i = skipSpace(s, next)
 		if i >= len(s) || s[i] != ':' {
 			return e, false
 		}
-		i = skipSpaceStr(s, i+1)
+		i = skipSpace(s, i+1)
 		if i >= len(s) {
 			return e, false
 		}
@@ -89,15 +88,15 @@ func decodeEntryFast(raw []byte) (e history.Entry, ok bool) {
 			}
 			i = next
 		}
-		i = skipSpaceStr(s, i)
+		i = skipSpace(s, i)
 		if i >= len(s) {
 			return e, false
 		}
 		switch s[i] {
 		case ',':
-			i = skipSpaceStr(s, i+1)
+			i = skipSpace(s, i+1)
 		case '}':
-			return e, skipSpaceStr(s, i+1) == len(s)
+			return e, skipSpace(s, i+1) == len(s)
 		default:
 			return e, false
 		}
@@ -161,13 +160,6 @@ func plainInt(s string, i int) (int64, int, bool) {
 		return 0, 0, false
 	}
 	return n, j, true
-}
-
-func skipSpaceStr(s string, i int) int {
-	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
-		i++
-	}
-	return i
 }
 
 // encodeEntry is json.Marshal(e), byte for byte (FuzzEncodeEntry), without reflection:

@@ -135,7 +135,7 @@ func DecodeMessage(data []byte) (Message, error) {
 			return Message{}, err
 		}
 		for i, id := range ids {
-			if !isID(id) {
+			if !history.IsID(id) {
 				return Message{}, malformed("ids[%d] is not an entry id", i)
 			}
 		}
@@ -156,7 +156,7 @@ func DecodeMessage(data []byte) (Message, error) {
 			return Message{}, malformed("%d ids, at most %d", len(ids), ackIDs)
 		}
 		for i, id := range ids {
-			if !isID(id) {
+			if !history.IsID(id) {
 				return Message{}, malformed("ids[%d] is not an entry id", i)
 			}
 		}
@@ -271,7 +271,7 @@ func decodeHeads(top map[string]json.RawMessage) (map[string]int64, map[string]s
 			if err := str(tips, a, &id); err != nil {
 				return nil, nil, fmt.Errorf("tips: %w", err)
 			}
-			if !isID(id) {
+			if !history.IsID(id) {
 				return nil, nil, malformed("tips: not an entry id")
 			}
 			h.Tips[a] = id
@@ -329,7 +329,7 @@ func splitEntries(data []byte) (es []json.RawMessage, ok bool) {
 	}
 }
 
-func skipSpace(b []byte, i int) int {
+func skipSpace[T string | []byte](b T, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
 		i++
 	}
@@ -573,18 +573,4 @@ func EncodeEntries(es []history.Entry) ([][]byte, error) {
 		out = append(out, bytes.Clone(b.bytes()))
 	}
 	return out, nil
-}
-
-// isID reports whether s is an entry id: 64 lowercase hex characters (a loop: the regexp
-// was a tenth of decoding the acks of a first sync).
-func isID(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
 }

@@ -375,8 +375,8 @@ func TestIsID(t *testing.T) {
 		strings.Repeat("A", 64): false, strings.Repeat("a", 63): false, strings.Repeat("a", 65): false,
 		strings.Repeat("a", 63) + "g": false, strings.Repeat("a", 62) + "é": false, "": false,
 	} {
-		if isID(s) != want {
-			t.Errorf("isID(%q) = %v", s, !want)
+		if history.IsID(s) != want {
+			t.Errorf("IsID(%q) = %v", s, !want)
 		}
 	}
 }

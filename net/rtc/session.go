@@ -771,7 +771,7 @@ func (s *Session) queueRefusal(code, id string) {
 	if !ok {
 		ids = []string{} // the message goes even when no id was valid
 	}
-	if isID(id) && len(ids) < ackIDs { // the code is said; the peer resends the rest
+	if history.IsID(id) && len(ids) < ackIDs { // the code is said; the peer resends the rest
 		ids = append(ids, id)
 	}
 	s.refusals[code] = ids
