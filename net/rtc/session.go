@@ -365,11 +365,22 @@ func (s *Session) event(ev Event) {
 }
 
 func (s *Session) send(ctx context.Context, msg []byte) error {
-	if err := s.cfg.Conn.Send(ctx, msg); err != nil {
-		return err
-	}
+	return s.sendEntries(ctx, msg, 0)
+}
+
+// sendEntries sends one message carrying n entries. It is counted before the channel has
+// it, so Stats never shows the peer holding more than this side sent; a failed send is
+// taken back.
+func (s *Session) sendEntries(ctx context.Context, msg []byte, n int) error {
 	s.st.messagesSent.Add(1)
 	s.st.bytesSent.Add(int64(len(msg)))
+	s.st.entriesSent.Add(int64(n))
+	if err := s.cfg.Conn.Send(ctx, msg); err != nil {
+		s.st.messagesSent.Add(-1)
+		s.st.bytesSent.Add(-int64(len(msg)))
+		s.st.entriesSent.Add(-int64(n))
+		return err
+	}
 	return nil
 }
 
@@ -655,10 +666,9 @@ func (s *Session) publish(ctx context.Context, sn *sender, e history.Entry) erro
 		return nil
 	}
 	sn.sent[e.Author] = e.Seq
-	if err := s.send(ctx, msgs[0]); err != nil {
+	if err := s.sendEntries(ctx, msgs[0], 1); err != nil {
 		return fmt.Errorf("rtc: session: send entry: %w", err)
 	}
-	s.st.entriesSent.Add(1)
 	return nil
 }
 
@@ -681,10 +691,9 @@ func (s *Session) sendBatch(ctx context.Context, sn *sender) error {
 	if b.n == 0 {
 		return nil
 	}
-	if err := s.send(ctx, b.bytes()); err != nil {
+	if err := s.sendEntries(ctx, b.bytes(), b.n); err != nil {
 		return fmt.Errorf("rtc: session: send entries: %w", err)
 	}
-	s.st.entriesSent.Add(int64(b.n))
 	return nil
 }
 
@@ -820,12 +829,12 @@ func (s *Session) flushOutbox(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("rtc: session: %w", err)
 	}
+	s.st.entriesSent.Add(int64(len(proofs))) // before the peer may have them, as in sendEntries
 	for _, m := range msgs {
 		if err := s.send(ctx, m); err != nil {
 			return fmt.Errorf("rtc: session: send fork proofs: %w", err)
 		}
 	}
-	s.st.entriesSent.Add(int64(len(proofs)))
 	return nil
 }
 
