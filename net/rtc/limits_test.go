@@ -216,6 +216,14 @@ func TestMessageVectors(t *testing.T) {
 			}
 			Invalid []string
 		}
+		Ack struct {
+			Valid []struct {
+				Frame string
+				IDs   []string
+				N     int64
+			}
+			Invalid []string
+		}
 	}
 	if err := json.Unmarshal(raw, &v); err != nil {
 		t.Fatal(err)
@@ -244,12 +252,22 @@ func TestMessageVectors(t *testing.T) {
 			}
 		}
 	}
-	for _, f := range append(v.Refused.Invalid, v.Heads.Invalid...) {
+	for _, c := range v.Ack.Valid {
+		m, err := DecodeMessage([]byte(c.Frame))
+		if err != nil || m.T != TypeAck || !slices.Equal(m.IDs, c.IDs) || m.Others != c.N {
+			t.Errorf("%s: %+v, %v", c.Frame, m, err)
+		}
+		if b, err := EncodeAck(c.IDs, c.N); err != nil || !strings.HasPrefix(c.Frame, string(b[:len(b)-1])) {
+			t.Errorf("EncodeAck(%d ids, %d) = %s, %v; want the start of %s", len(c.IDs), c.N, b, err, c.Frame)
+		}
+	}
+	for _, f := range slices.Concat(v.Refused.Invalid, v.Heads.Invalid, v.Ack.Invalid) {
 		if !isMalformed([]byte(f)) {
 			t.Errorf("%s decoded", f)
 		}
 	}
-	if len(v.Refused.Valid) == 0 || len(v.Refused.Invalid) == 0 || len(v.Heads.Valid) == 0 || len(v.Heads.Invalid) == 0 {
+	if len(v.Refused.Valid) == 0 || len(v.Refused.Invalid) == 0 || len(v.Heads.Valid) == 0 || len(v.Heads.Invalid) == 0 ||
+		len(v.Ack.Valid) == 0 || len(v.Ack.Invalid) == 0 {
 		t.Fatal("no vectors")
 	}
 }

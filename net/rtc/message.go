@@ -67,6 +67,7 @@ type Message struct {
 	Hello   *Hello            // hello; heads: only Heads, Tips and More
 	Entries []json.RawMessage // each decoded on its own, so one bad entry is refused, not the batch
 	IDs     []string          // ack, refused
+	Others  int64             // ack: entries stored besides IDs, by authors other than the peer
 	Code    string            // refused: why, e.g. "author-rate" (PROTOCOL.md §2)
 	Control *pieces.Control   // want, nope, got, cancel (PROTOCOL.md §5)
 }
@@ -139,7 +140,16 @@ func DecodeMessage(data []byte) (Message, error) {
 				return Message{}, malformed("ids[%d] is not an entry id", i)
 			}
 		}
-		return Message{T: t, IDs: ids}, nil
+		var others int64
+		if _, ok := top["n"]; ok {
+			if err := num(top, "n", &others); err != nil {
+				return Message{}, err
+			}
+			if others < 0 || others > MaxAckOthers {
+				return Message{}, malformed("n is %d, wants 0 … %d", others, MaxAckOthers)
+			}
+		}
+		return Message{T: t, IDs: ids, Others: others}, nil
 	case TypeRefused:
 		var code string
 		if err := str(top, "code", &code); err != nil {
@@ -476,12 +486,20 @@ func EncodeHelloPages(h Hello) ([][]byte, error) {
 	return out, nil
 }
 
-// EncodeAck writes an ack message for ids, which must fit in MaxMessage (ackIDs ids do).
-func EncodeAck(ids []string) ([]byte, error) {
+// EncodeAck writes an ack message for ids, which must fit in MaxMessage (ackIDs ids do),
+// and others (0 … MaxAckOthers) entries stored besides them (PROTOCOL.md §2).
+func EncodeAck(ids []string, others int64) ([]byte, error) {
+	if others < 0 || others > MaxAckOthers {
+		return nil, fmt.Errorf("rtc: encode ack: n is %d, wants 0 … %d", others, MaxAckOthers)
+	}
+	if ids == nil {
+		ids = []string{}
+	}
 	b, err := json.Marshal(struct {
 		T   string   `json:"t"`
 		IDs []string `json:"ids"`
-	}{TypeAck, ids})
+		N   int64    `json:"n,omitempty"`
+	}{TypeAck, ids, others})
 	if err != nil {
 		return nil, fmt.Errorf("rtc: encode ack: %w", err)
 	}
@@ -510,6 +528,10 @@ func EncodeRefused(code string, ids []string) ([]byte, error) {
 
 // ackIDs is the most ids one ack carries (~67 bytes each: well under MaxMessage).
 const ackIDs = 2000
+
+// MaxAckOthers is the most entries one ack counts besides its ids (its n): a count, which
+// only moves Stats.Acked.
+const MaxAckOthers = 1 << 20
 
 const (
 	entriesHead = `{"t":"entries","entries":[`

@@ -44,13 +44,16 @@ func TestDecodeValid(t *testing.T) {
 	if err := json.Unmarshal(m.Entries[0], &back); err != nil || back != e {
 		t.Fatalf("entry round trip: %+v %v", back, err)
 	}
-	ack, err := EncodeAck([]string{e.ID})
+	ack, err := EncodeAck([]string{e.ID}, 7)
 	if err != nil {
 		t.Fatal(err)
 	}
 	m, err = DecodeMessage(ack)
-	if err != nil || m.T != TypeAck || len(m.IDs) != 1 || m.IDs[0] != e.ID {
+	if err != nil || m.T != TypeAck || len(m.IDs) != 1 || m.IDs[0] != e.ID || m.Others != 7 {
 		t.Fatalf("%+v %v", m, err)
+	}
+	if _, err := EncodeAck(nil, MaxAckOthers+1); err == nil {
+		t.Error("EncodeAck took n over MaxAckOthers")
 	}
 	m, err = DecodeMessage([]byte(`{"t":"entries","entries":[]}`))
 	if err != nil || m.T != TypeEntries || len(m.Entries) != 0 {

@@ -178,8 +178,9 @@ type Session struct {
 	nudge      chan struct{} // a message came before the peer's hello, receiver → sender
 	peerID     string        // set with gotHello
 
-	ackMu     sync.Mutex // guards the outbox: acks, refusals, proofs, proofSent
-	acks      []string
+	ackMu     sync.Mutex          // guards the outbox: acks, refusals, proofs, proofSent
+	acks      []string            // ids of stored entries the peer wrote (its hello's peer id)
+	ackOthers int64               // and how many others were stored: counted, not listed
 	refusals  map[string][]string // code → ids refused for it, to tell the peer
 	proofs    []history.Entry     // this side's entries at seqs where the peer holds another
 	proofSent map[forkAt]bool     // proofs queued or sent, once per (author, seq)
@@ -189,13 +190,14 @@ type Session struct {
 	peerHas map[string]int64 // per author, the last seq the peer is known to hold
 
 	// receiver only
-	pending    map[string]map[int64]heldEntry // entries after a gap
-	npending   int
-	heldBytes  int
-	newAuthors int             // authors this session brought to the room
-	bad        int             // entries refused with a badCodes code
-	logged     map[string]bool // refusal codes logged already (once per code per session)
-	paging     *Hello          // a hello whose heads messages are still coming
+	pending      map[string]map[int64]heldEntry // entries after a gap
+	npending     int
+	heldBytes    int
+	newAuthors   int             // authors this session brought to the room
+	storedOthers int64           // entries stored by onEntries' batch not the peer's own
+	bad          int             // entries refused with a badCodes code
+	logged       map[string]bool // refusal codes logged already (once per code per session)
+	paging       *Hello          // a hello whose heads messages are still coming
 
 	started atomic.Bool
 	done    chan struct{}
@@ -735,12 +737,13 @@ func (s *Session) nudgeSender() {
 	}
 }
 
-func (s *Session) queueAcks(ids []string) {
-	if len(ids) == 0 {
+func (s *Session) queueAcks(ids []string, others int64) {
+	if len(ids) == 0 && others == 0 {
 		return
 	}
 	s.ackMu.Lock()
 	s.acks = append(s.acks, ids...)
+	s.ackOthers += others
 	s.ackMu.Unlock()
 	s.kickSender()
 }
@@ -840,19 +843,20 @@ func (s *Session) flushOutbox(ctx context.Context) error {
 
 func (s *Session) flushAcks(ctx context.Context) error {
 	s.ackMu.Lock()
-	ids := s.acks
-	s.acks = nil
+	ids, others := s.acks, s.ackOthers
+	s.acks, s.ackOthers = nil, 0
 	s.ackMu.Unlock()
-	for len(ids) > 0 {
+	for len(ids) > 0 || others > 0 {
 		n := min(len(ids), ackIDs)
-		msg, err := EncodeAck(ids[:n])
+		k := min(others, MaxAckOthers)
+		msg, err := EncodeAck(ids[:n], k)
 		if err != nil {
 			return fmt.Errorf("rtc: session: %w", err)
 		}
 		if err := s.send(ctx, msg); err != nil {
 			return fmt.Errorf("rtc: session: send ack: %w", err)
 		}
-		ids = ids[n:]
+		ids, others = ids[n:], others-k
 	}
 	return nil
 }
@@ -976,7 +980,7 @@ func (s *Session) take(r received) error {
 		if !s.gotHello.Load() {
 			s.nudgeSender()
 		}
-		s.st.acked.Add(int64(len(m.IDs)))
+		s.st.acked.Add(int64(len(m.IDs)) + m.Others)
 		s.event(Event{Kind: EventAcked, IDs: m.IDs})
 	}
 	return nil
@@ -1148,7 +1152,8 @@ func (s *Session) onEntries(b entryBatch) error {
 		}
 		added, stored = s.store(e, sizes[i], added, stored)
 	}
-	s.queueAcks(stored)
+	s.queueAcks(stored, s.storedOthers)
+	s.storedOthers = 0
 	if len(added) > 0 {
 		s.event(Event{Kind: EventAdded, Entries: added})
 	}
@@ -1168,7 +1173,13 @@ func (s *Session) store(e history.Entry, size int, added []history.Entry, stored
 		ok, err := s.add(e)
 		switch {
 		case err == nil:
-			stored = append(stored, e.ID)
+			// Only the author marks an entry delivered (PROTOCOL.md §2): the others are
+			// acknowledged by count, not by id.
+			if e.Author == s.peerID {
+				stored = append(stored, e.ID)
+			} else {
+				s.storedOthers++
+			}
 			s.notePeerHas(e.Author, e.Seq)
 			if !ok {
 				s.st.duplicates.Add(1)

@@ -7,6 +7,7 @@ import (
 	"iter"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -181,7 +182,7 @@ func TestSessionRefused(t *testing.T) {
 	f := fakePeer{t, cm}
 
 	f.send(`{"t":"entries","entries":[]}`) // before hello: dropped
-	b, _ := EncodeHello(Hello{V: 1, Room: testRoom, Peer: PeerInfo{"M", "Mallory"}, Heads: map[string]int64{alice.id: 5}})
+	b, _ := EncodeHello(Hello{V: 1, Room: testRoom, Peer: PeerInfo{mallory.id, "Mallory"}, Heads: map[string]int64{alice.id: 5}})
 	f.send(string(b))
 
 	badSig := entry(mallory, testRoom, 1, "", "forged")
@@ -536,4 +537,50 @@ func TestStatsCountBeforeDelivery(t *testing.T) {
 		t.Errorf("peer holds more than was counted sent:\nA: %+v\nB: %+v", a, b)
 	}
 	close(hold)
+}
+
+// TestAckListsThePeersOwn: an ack lists the ids of the stored entries the peer wrote (its
+// hello's peer id), which its author marks delivered, and counts the others in n: a
+// first sync of a room the peer relays costs no id per entry back.
+func TestAckListsThePeersOwn(t *testing.T) {
+	mallory, bob := newAuthor("mallory"), newAuthor("bob")
+	hA := NewMemHistory(history.NewLog(testRoom))
+	ca, cm := Pipe(64)
+	sa := newSession(t, hA, ca, "A", nil)
+	stop := runSession(t, t.Context(), sa)
+	defer stop()
+	f := fakePeer{t, cm}
+	b, err := EncodeHello(Hello{V: Version, Room: testRoom, Peer: PeerInfo{mallory.id, "Mallory"}, Heads: map[string]int64{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.send(string(b))
+	var mine, others []history.Entry
+	prevM, prevB := "", ""
+	for i := range 150 {
+		m := entry(mallory, testRoom, int64(i+1), prevM, "mine "+strconv.Itoa(i))
+		o := entry(bob, testRoom, int64(2*i+1), prevB, "relayed "+strconv.Itoa(2*i))
+		o2 := entry(bob, testRoom, int64(2*i+2), o.ID, "relayed "+strconv.Itoa(2*i+1))
+		prevM, prevB = m.ID, o2.ID
+		mine, others = append(mine, m), append(others, o, o2)
+	}
+	f.entries(slices.Concat(mine, others)...)
+	var ids []string
+	var n int64
+	for len(ids)+int(n) < 450 {
+		m := f.next(func(m Message) bool { return m.T == TypeAck })
+		ids, n = append(ids, m.IDs...), n+m.Others
+	}
+	want := make([]string, 0, len(mine))
+	for _, e := range mine {
+		want = append(want, e.ID)
+	}
+	slices.Sort(ids)
+	slices.Sort(want)
+	if !slices.Equal(ids, want) || n != 300 {
+		t.Errorf("acked %d ids (want mallory's 150) and n %d (want 300)", len(ids), n)
+	}
+	if hA.Len() != 450 {
+		t.Errorf("stored %d, want 450", hA.Len())
+	}
 }

@@ -100,6 +100,27 @@ test('histories written apart end equal, and only what is lacking crosses', asyn
   await settle(() => lb.has(live.id));
 });
 
+test('an ack lists the peer\'s own entries by id and counts the others (n)', async () => {
+  const [ca, cb] = pair();
+  const ana = await identity();
+  const bruno = await identity();
+  const la = new Log(ROOM);
+  const lb = new Log(ROOM);
+  for (let i = 0; i < 5; i++) await write(la, ana, 'Ana', `a${i}`, 1000 + i);
+  for (let i = 0; i < 7; i++) await write(la, bruno, 'Bruno', `b${i}`, 2000 + i); // relayed by Ana
+  const ea = [], eb = [];
+  const a = session(ca, la, ana, 'Ana', ea, []);
+  const b = session(cb, lb, await identity(), 'Box', eb, []);
+  a.start();
+  b.start();
+  await settle(() => lb.size === 12 && a.stats.acked === 12);
+  const acks = sentOf(cb, 'ack');
+  assert.deepEqual(acks.flatMap((m) => m.ids).sort(), la.entries().filter((e) => e.author === ana.author).map((e) => e.id).sort());
+  assert.equal(acks.reduce((n, m) => n + (m.n || 0), 0), 7);
+  a.close();
+  b.close();
+});
+
 test('bad frames and refused entries are dropped; the session goes on', async () => {
   const [ca, cb] = pair();
   const ana = await identity();
@@ -300,7 +321,9 @@ test('the shared message vectors (net/rtc/testdata/messages.json) decode as in G
     const m = decodeMessage(c.frame);
     assert.deepEqual({ heads: m.heads, tips: m.tips, more: m.more }, { heads: c.heads, tips: c.tips, more: c.more }, c.frame);
   }
-  for (const f of [...v.refused.invalid, ...v.heads.invalid]) assert.throws(() => decodeMessage(f), ProtocolError, f.slice(0, 80));
+  assert.ok(v.ack.valid.length && v.ack.invalid.length);
+  for (const c of v.ack.valid) assert.deepEqual(decodeMessage(c.frame), { t: 'ack', ids: c.ids, n: c.n }, c.frame);
+  for (const f of [...v.refused.invalid, ...v.heads.invalid, ...v.ack.invalid]) assert.throws(() => decodeMessage(f), ProtocolError, f.slice(0, 80));
   const many = JSON.stringify({ t: 'refused', code: 'x', ids: new Array(2001).fill('ab'.repeat(32)) });
   assert.throws(() => decodeMessage(many), ProtocolError);
 });

@@ -31,6 +31,7 @@ export const HELLO_AGAIN_MAX = 3;
 export const MAX_BAD_ENTRIES = 64;
 const BAD_CODES = new Set(['bad-signature', 'bad-id', 'bad-field', 'too-large', 'wrong-room']);
 const MAX_REFUSED_IDS = 2000;
+const MAX_ACK_OTHERS = 1 << 20; // an ack's n (net/rtc MaxAckOthers)
 
 const rePeerId = /^[A-Za-z0-9_-]{1,64}$/;
 const reHex32 = /^[0-9a-f]{32}$/;
@@ -88,7 +89,9 @@ export function decodeMessage(data) {
       if (!Array.isArray(m.ids) || m.ids.length > 10 * BATCH_ENTRIES || !m.ids.every((x) => typeof x === 'string' && x.length === 64)) {
         throw new ProtocolError('ack: bad ids');
       }
-      return { t: 'ack', ids: m.ids };
+      // n: entries stored besides ids, by authors other than us: a count (PROTOCOL.md §2).
+      if (m.n !== undefined && !(Number.isInteger(m.n) && m.n >= 0 && m.n <= MAX_ACK_OTHERS)) throw new ProtocolError('ack: bad n');
+      return { t: 'ack', ids: m.ids, n: m.n || 0 };
     case 'refused':
       // The peer refused entries of ours for a reason it names (a quota): the session goes on.
       if (typeof m.code !== 'string' || !reCode.test(m.code)) throw new ProtocolError('refused: bad code');
@@ -155,7 +158,7 @@ export class Session {
     this.peer = null;
     this.closed = false;
     this.out = Promise.resolve(log.ready); // a stored room's heads are read first
-    this.stats = { sent: 0, received: 0, refused: 0, dropped: 0 };
+    this.stats = { sent: 0, received: 0, refused: 0, dropped: 0, acked: 0 };
     this.asked = 0; // hellos re-sent with again
     this.retry = null;
     this.bad = 0; // entries refused with a BAD_CODES code
@@ -315,7 +318,10 @@ export class Session {
       checked.catch(() => {});
       this.log.queue(() => this.onEntries(plain, checked));
     }
-    else if (m.t === 'ack') this.onEvent({ type: 'acked', ids: m.ids });
+    else if (m.t === 'ack') {
+      this.stats.acked += m.ids.length + m.n;
+      this.onEvent({ type: 'acked', ids: m.ids });
+    }
     else if (m.t === 'refused') this.onRefused(m);
     else if (this.files) this.files.onControl(m);
   }
@@ -416,7 +422,8 @@ export class Session {
   async onEntries(plain, checked) {
     if (this.closed || this.bad > MAX_BAD_ENTRIES) return;
     const fresh = [];
-    const stored = [];
+    const stored = []; // ids of the peer's own entries stored
+    let others = 0; // and how many of other authors
     const proofs = [];
     const { known, results } = await checked;
     for (const i of seqOrder(plain)) {
@@ -427,7 +434,10 @@ export class Session {
           this.log.append(e);
           fresh.push(e);
         }
-        stored.push(e.id);
+        // Only the author marks an entry delivered: the peer's own are acked by id, the
+        // others by count (PROTOCOL.md §2).
+        if (e.author === this.peer.id) stored.push(e.id);
+        else others++;
       } catch (err) {
         this.stats.refused++;
         const code = err instanceof HistoryError ? err.code : 'bad-field';
@@ -448,7 +458,7 @@ export class Session {
     }
     if (proofs.length) this.enqueue(() => this.sendEntries(proofs));
     const ack = () => {
-      if (stored.length) this.enqueue(() => this.send({ t: 'ack', ids: stored }));
+      if (stored.length || others) this.enqueue(() => this.send(others ? { t: 'ack', ids: stored, n: others } : { t: 'ack', ids: stored }));
     };
     if (!fresh.length) {
       ack();
