@@ -290,7 +290,7 @@ func TestHistoryMove(t *testing.T) {
 	room := strings.Repeat("7c", 16)
 	entries := archive(t, room, n)
 	u := newUser(t, "A", "en-US")
-	legacy := fmt.Sprintf(`Object.keys(localStorage).filter((k) => k.startsWith('chattorrent:v1:room:%s:') && !k.endsWith(':delivered')).length`, room)
+	legacy := fmt.Sprintf(`Object.keys(localStorage).filter((k) => k.startsWith('chattorrent:v1:room:%s:') && !k.endsWith(':delivered') && !k.endsWith(':delivered-seq')).length`, room)
 	for _, part := range [][]history.Entry{entries[:300], entries[200:]} {
 		u.seedStorage(room, "Mudanza", part)
 		if got := evalJS[int](u, legacy); got != 0 {

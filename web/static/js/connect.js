@@ -360,14 +360,11 @@ export function fromOtherTab(roomId, entries) {
  * window, else from storage: the page does not hold the room). */
 async function markDelivered(roomId, ids) {
   const l = live(roomId);
-  const todo = ids.filter((id) => !l.delivered.has(id));
-  if (!todo.length) return;
-  const held = todo.map((id) => l.view.get(id)).filter(Boolean);
-  const rest = todo.filter((id) => !l.view.get(id));
+  if (!ids.length) return;
+  const held = ids.map((id) => l.view.get(id)).filter(Boolean);
+  const rest = ids.filter((id) => !l.view.get(id));
   const got = rest.length ? held.concat(await entryStore.getMany(roomId, rest)) : held;
-  const mine = got.filter((e) => e.author === state.me.author).map((e) => e.id);
-  if (!mine.length) return;
-  for (const id of mine) l.delivered.add(id);
+  if (!l.delivered.take(got, state.me.author)) return;
   try {
     store.setDelivered(roomId, l.delivered);
   } catch (err) {

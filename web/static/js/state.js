@@ -60,8 +60,18 @@ export function live(id) {
       hintImport: '', // the hint when it names the import button (setWaiting)
     };
     state.live.set(id, l);
+    if (l.delivered.legacy.size) l.ready.then(() => foldDelivered(id, l)).catch((err) => console.warn('chattorrent: delivered marks:', err));
   }
   return l;
+}
+
+/** Folds the delivered ids an earlier page kept into one seq (storage.js Delivered). */
+async function foldDelivered(id, l) {
+  const got = await entryStore.getMany(id, [...l.delivered.legacy]);
+  if (!state.me) return;
+  l.delivered.fold(got, state.me.author);
+  store.setDelivered(id, l.delivered);
+  render();
 }
 
 async function readNewest(id, log, view) {

@@ -73,9 +73,47 @@ export class Storage {
     this.ls.removeItem(P + `room:${room}:n`); // last: a page stopped halfway removes the rest next time
   }
 
+  /** What peers acknowledged of mine in a room (a Delivered). */
   delivered(room) {
     const d = this.get(`room:${room}:delivered`, []);
-    return new Set(Array.isArray(d) ? d : []);
+    return new Delivered(this.get(`room:${room}:delivered-seq`, 0), Array.isArray(d) ? d : []);
   }
-  setDelivered(room, set) { this.set(`room:${room}:delivered`, [...set]); }
+
+  /** Keeps d's seq (one number, whatever the room's size) and, once d.legacy is empty,
+   * removes the ids pages before 2026-12-07 kept. */
+  setDelivered(room, d) {
+    this.set(`room:${room}:delivered-seq`, d.seq);
+    if (!d.legacy.size) this.ls.removeItem(P + `room:${room}:delivered`);
+  }
+}
+
+/** My entries of a room that a peer acknowledged: those up to seq. A peer stores an
+ * author's chain whole, never with a hole (PROTOCOL.md §2), so an ack of my entry at seq k
+ * says the peer holds all of mine up to k: one number, not a set of ids growing with the
+ * room and written again at every ack. legacy: the ids earlier pages kept instead, until
+ * fold() has looked them up. */
+export class Delivered {
+  constructor(seq = 0, legacy = []) {
+    this.seq = Number.isSafeInteger(seq) && seq > 0 ? seq : 0;
+    this.legacy = new Set(legacy.filter((x) => typeof x === 'string'));
+  }
+
+  has(e) {
+    return e.seq <= this.seq || this.legacy.has(e.id);
+  }
+
+  /** Takes acknowledged entries (those of author among them count): whether seq moved. */
+  take(entries, author) {
+    let seq = this.seq;
+    for (const e of entries) if (e && e.author === author && Number.isSafeInteger(e.seq)) seq = Math.max(seq, e.seq);
+    if (seq === this.seq) return false;
+    this.seq = seq;
+    return true;
+  }
+
+  /** Folds the legacy ids into seq, given their entries as stored (those found). */
+  fold(entries, author) {
+    this.take(entries, author);
+    this.legacy.clear();
+  }
 }

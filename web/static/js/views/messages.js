@@ -34,7 +34,7 @@ function fileChangedHook(root, progressOnly) {
 
 function renderMessage(e, l) {
   const mine = e.author === state.me.author;
-  const st = mine ? (l.delivered.has(e.id) ? 'delivered' : 'sent') : '';
+  const st = mine ? (l.delivered.has(e) ? 'delivered' : 'sent') : '';
   const forked = l.log.forked(e.author);
   const meta = FILE_KINDS.has(e.kind) ? metaOf(e) : null;
   const fstate = meta ? `${fileState(meta.root).state}|${state.urls.has(meta.root)}` : '';
