@@ -24,7 +24,8 @@ export function fromB64url(s) {
   return toB64url(out) === s ? out : null;
 }
 
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+/** Each byte's two lowercase hex digits. */
+export const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
 export function toHex(bytes) {
   let s = '';

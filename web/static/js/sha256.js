@@ -3,6 +3,8 @@
 // (about 35 µs); a 256 MiB file's tree has 16,383 nodes, so the page's root check took half
 // a second. Here one node costs about a microsecond. Pieces are still hashed by WebCrypto.
 
+import { HEX } from './codec.js';
+
 const K = new Uint32Array([
   0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
   0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
@@ -58,7 +60,6 @@ export function sha256Node(src, from, dst, at) {
   }
 }
 
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 const tail = new Uint8Array(128);
 
 /** SHA-256 of a whole message (an entry's id: a few hundred bytes), as 64 lowercase hex
