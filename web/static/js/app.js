@@ -48,6 +48,8 @@ async function loadHistories(rooms) {
 function watchUpgrade() {
   entryStore.onUpgrade = (phase) => {
     if (phase === 'start') notify('info', t('storageUpgrading'), 'storage-upgrading');
+    else if (phase === 'wait') notify('info', t('storageWaiting'), 'storage-upgrading');
+    else if (phase === 'blocked') notify('info', t('storageBlocked'), 'storage-upgrading');
     else if (phase === 'done' && $('notice').dataset.code === 'storage-upgrading') $('notice').hidden = true;
   };
 }

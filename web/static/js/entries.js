@@ -55,7 +55,11 @@ export class EntryStore {
     this.opening = null; // the open in progress
     this.failed = null; // the StorageUpgradeError of an aborted upgrade, until a reload
     this.onOther = () => {}; // (room, entries) another tab stored
-    this.onUpgrade = () => {}; // ('start' | 'done' | 'failed'): an upgrade of stored entries
+    // ('start' | 'done' | 'failed'): an upgrade of stored entries; 'wait': the open has
+    // taken waitMs (another tab upgrading: its open waits for that tab), 'blocked': this
+    // upgrade waits for another tab to close; 'done' follows either.
+    this.onUpgrade = () => {};
+    this.waitMs = 1500;
     this.channel = typeof BroadcastChannel === 'function' ? new BroadcastChannel(name) : null;
     if (this.channel) {
       this.channel.onmessage = (ev) => {
@@ -88,6 +92,11 @@ export class EntryStore {
   async openOnce() {
     let cause = null; // what failed inside the upgrade
     let upgrading = false;
+    let waited = false;
+    const slow = setTimeout(() => {
+      waited = true;
+      this.tell('wait');
+    }, this.waitMs);
     let db;
     try {
       db = await openDB(this.name, VERSION, (d, ev, tx) => {
@@ -107,14 +116,19 @@ export class EntryStore {
         }
       }, () => {
         if (this.db === db) this.db = null;
+      }, () => {
+        waited = true;
+        this.tell('blocked');
       });
     } catch (err) {
       if (!upgrading) throw cause || err; // a new database: nothing was there to keep
       this.failed = new StorageUpgradeError(cause || err);
       this.tell('failed');
       throw this.failed;
+    } finally {
+      clearTimeout(slow);
     }
-    if (upgrading) this.tell('done');
+    if (upgrading || waited) this.tell('done');
     this.db = db;
     return db;
   }

@@ -128,6 +128,8 @@ const es = {
   voiceUnplayable: 'Este dispositivo no puede reproducir esta nota de voz ({type}). Descárgala para escucharla.',
   voiceLabel: 'Nota de voz · {time}',
   storageUpgrading: 'Actualizando el historial guardado al formato de esta versión (una sola vez; con un historial grande puede tardar unos minutos)…',
+  storageWaiting: 'Abriendo el historial guardado… (otra pestaña de ChatTorrent puede estar actualizándolo)',
+  storageBlocked: 'Cierra las otras pestañas de ChatTorrent: impiden actualizar el historial guardado.',
   err: {
     'too-large': 'Ese archivo es demasiado grande para ser una invitación (máx. 64 KiB). Elige el .torrent que te enviaron.',
     empty: 'El archivo está vacío. Pide que te lo envíen otra vez.',
@@ -406,6 +408,8 @@ const en = {
   voiceUnplayable: 'This device cannot play this voice note ({type}). Download it to listen.',
   voiceLabel: 'Voice note · {time}',
   storageUpgrading: 'Updating the stored history to this version\'s format (once; with a large history it can take a few minutes)…',
+  storageWaiting: 'Opening the stored history… (another ChatTorrent tab may be updating it)',
+  storageBlocked: 'Close ChatTorrent\'s other tabs: they keep the stored history from being updated.',
   err: {
     'too-large': 'That file is too large to be an invitation (max 64 KiB). Pick the .torrent you were sent.',
     empty: 'The file is empty. Ask for it to be sent again.',

@@ -38,10 +38,13 @@ export function done(tx) {
 /** Opens name at version; upgrade(db, ev, tx) makes its stores. A tab still running an older
  * page holds the old version open: the upgrade waits (and says so) until it closes; pages
  * from now on close the database when a newer page asks, and onClose() is called. */
-export async function openDB(name, version, upgrade, onClose) {
+export async function openDB(name, version, upgrade, onClose, onBlocked = () => {}) {
   const r = indexedDB.open(name, version);
   r.onupgradeneeded = (ev) => upgrade(r.result, ev, r.transaction);
-  r.onblocked = () => console.warn(`chattorrent: the upgrade of ${name} waits for another tab to close`);
+  r.onblocked = () => {
+    console.warn(`chattorrent: the upgrade of ${name} waits for another tab to close`);
+    onBlocked();
+  };
   const db = await req(r);
   db.onversionchange = () => {
     db.close();
