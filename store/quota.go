@@ -32,6 +32,14 @@ const (
 	// ("author-rate") until the window moves on.
 	DefaultAuthorEntriesPerHour = 600
 
+	// DefaultAuthorHistoryPerHour is how many entries of one author written more than a
+	// RateWindow ago (their ts, by the box's clock) the box takes from peers in a rolling
+	// RateWindow (Limits.AuthorHistoryPerHour), counted apart from the recent ones: a phone
+	// bringing a year of its messages to a new box is not taken 600 an hour. Whoever
+	// backdates entries to use it is still held to AuthorBytesPerHour, which counts both.
+	// Refused with ErrAuthorRate ("author-rate").
+	DefaultAuthorHistoryPerHour = 20000
+
 	// DefaultAuthorBytesPerHour is how many bytes of entries (their stored JSON) of one
 	// author the box takes from peers in a rolling RateWindow (Limits.AuthorBytesPerHour).
 	// Refused with ErrAuthorRate ("author-rate").
@@ -108,6 +116,7 @@ type Limits struct {
 	Rooms                int   // rooms per box; DefaultMaxRooms
 	AuthorsPerRoom       int   // authors in one room's history; DefaultMaxAuthorsPerRoom
 	AuthorEntriesPerHour int   // entries from peers per author per RateWindow; DefaultAuthorEntriesPerHour
+	AuthorHistoryPerHour int   // the same for entries older than RateWindow; DefaultAuthorHistoryPerHour
 	AuthorBytesPerHour   int64 // bytes from peers per author per RateWindow; DefaultAuthorBytesPerHour
 	StoreBytes           int64 // rooms.db, segments and index files, plus Options.Usage; DefaultStoreBudget
 }
@@ -127,6 +136,7 @@ func (l Limits) withDefaults() Limits {
 	defInt(&l.Rooms, DefaultMaxRooms)
 	defInt(&l.AuthorsPerRoom, DefaultMaxAuthorsPerRoom)
 	defInt(&l.AuthorEntriesPerHour, DefaultAuthorEntriesPerHour)
+	defInt(&l.AuthorHistoryPerHour, DefaultAuthorHistoryPerHour)
 	def(&l.AuthorBytesPerHour, DefaultAuthorBytesPerHour)
 	def(&l.StoreBytes, DefaultStoreBudget)
 	return l
@@ -208,7 +218,7 @@ type rates struct {
 	sweepAt int
 }
 
-type rateSlot struct{ bucket, n, bytes int64 }
+type rateSlot struct{ bucket, n, old, bytes int64 } // old: entries written before the window
 
 // authorRate is one author's counts in rateBuckets slots; slot b%rateBuckets holds bucket b.
 type authorRate struct{ slots [rateBuckets]rateSlot }
@@ -222,28 +232,29 @@ func (r *rates) bucket() int64 {
 }
 
 // sum is the author's counts in the window ending with bucket b.
-func (a *authorRate) sum(b int64) (n, bytes int64) {
+func (a *authorRate) sum(b int64) rateSlot {
+	var t rateSlot
 	for _, sl := range a.slots {
 		if sl.bucket > b-rateBuckets && sl.bucket <= b {
-			n, bytes = n+sl.n, bytes+sl.bytes
+			t.n, t.old, t.bytes = t.n+sl.n, t.old+sl.old, t.bytes+sl.bytes
 		}
 	}
-	return n, bytes
+	return t
 }
 
-func (a *authorRate) add(b, n, bytes int64) {
+func (a *authorRate) add(b int64, d rateSlot) {
 	sl := &a.slots[b%rateBuckets]
 	if sl.bucket != b {
 		*sl = rateSlot{bucket: b}
 	}
-	sl.n += n
-	sl.bytes += bytes
+	sl.n, sl.old, sl.bytes = sl.n+d.n, sl.old+d.old, sl.bytes+d.bytes
 }
 
-// reserve counts one entry of size bytes for author and returns undo, which takes it back
-// (the write failed); or, when the entry would pass Limits.AuthorEntriesPerHour or
+// reserve counts one entry of size bytes for author (old: written before the window, by
+// its ts) and returns undo, which takes it back (the write failed); or, when the entry
+// would pass Limits.AuthorEntriesPerHour (Limits.AuthorHistoryPerHour when old) or
 // Limits.AuthorBytesPerHour, counts nothing and returns that limit with over set.
-func (r *rates) reserve(author string, size int64, l Limits) (undo func(), limit int64, over bool) {
+func (r *rates) reserve(author string, size int64, old bool, l Limits) (undo func(), limit int64, over bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	b := r.bucket()
@@ -251,7 +262,7 @@ func (r *rates) reserve(author string, size int64, l Limits) (undo func(), limit
 	if a == nil {
 		if len(r.authors) >= r.sweepAt {
 			for k, v := range r.authors {
-				if n, by := v.sum(b); n == 0 && by == 0 {
+				if v.sum(b) == (rateSlot{}) {
 					delete(r.authors, k)
 				}
 			}
@@ -263,19 +274,25 @@ func (r *rates) reserve(author string, size int64, l Limits) (undo func(), limit
 		}
 		r.authors[author] = a
 	}
-	n, by := a.sum(b)
-	if l.AuthorEntriesPerHour >= 0 && n+1 > int64(l.AuthorEntriesPerHour) {
-		return nil, int64(l.AuthorEntriesPerHour), true
+	t := a.sum(b)
+	d := rateSlot{n: 1, bytes: size}
+	count, lim := t.n, l.AuthorEntriesPerHour
+	if old {
+		d = rateSlot{old: 1, bytes: size}
+		count, lim = t.old, l.AuthorHistoryPerHour
 	}
-	if l.AuthorBytesPerHour >= 0 && by+size > l.AuthorBytesPerHour {
+	if lim >= 0 && count+1 > int64(lim) {
+		return nil, int64(lim), true
+	}
+	if l.AuthorBytesPerHour >= 0 && t.bytes+size > l.AuthorBytesPerHour {
 		return nil, l.AuthorBytesPerHour, true
 	}
-	a.add(b, 1, size)
+	a.add(b, d)
 	return func() {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		if sl := &a.slots[b%rateBuckets]; sl.bucket == b {
-			sl.n, sl.bytes = sl.n-1, sl.bytes-size
+			sl.n, sl.old, sl.bytes = sl.n-d.n, sl.old-d.old, sl.bytes-d.bytes
 		}
 	}, 0, false
 }

@@ -42,7 +42,7 @@ func roomID(i int) string { return fmt.Sprintf("%032x", i+1) }
 func TestQuotaDefaults(t *testing.T) {
 	s := mustOpen(t, t.TempDir(), testOptions(t, nil))
 	defer s.Close()
-	want := Limits{Rooms: 256, AuthorsPerRoom: 256, AuthorEntriesPerHour: 600, AuthorBytesPerHour: 32 << 20, StoreBytes: 1 << 30}
+	want := Limits{Rooms: 256, AuthorsPerRoom: 256, AuthorEntriesPerHour: 600, AuthorHistoryPerHour: 20000, AuthorBytesPerHour: 32 << 20, StoreBytes: 1 << 30}
 	if got := s.Limits(); got != want {
 		t.Fatalf("limits %+v, want %+v", got, want)
 	}
@@ -147,6 +147,51 @@ func TestAuthorRate(t *testing.T) {
 	refusal(t, err, ErrAuthorRate, "author-rate")
 	advance(30 * time.Minute)
 	mustAppend(t, s, roomA, a[4])
+}
+
+// TestAuthorHistoryRate: entries written more than a RateWindow ago (a phone bringing its
+// history to a new box) are counted apart, against AuthorHistoryPerHour, not the recent
+// entries' AuthorEntriesPerHour; the bytes rate counts both.
+func TestAuthorHistoryRate(t *testing.T) {
+	ka := testKey('a')
+	var es []history.Entry
+	prev := history.Entry{}
+	for i := range 10 {
+		e := history.Entry{Room: roomA, Author: author(ka), Name: "Ana", Kind: history.KindText,
+			Seq: prev.Seq + 1, Prev: prev.ID, Body: fmt.Sprint("message ", i),
+			TS: testNow.Add(-RateWindow-time.Minute).UnixMilli() + int64(i)} // written before the window
+		if i >= 7 {
+			e.TS = testNow.UnixMilli() - 1000 + int64(i) // written now
+		}
+		e.Sign(ka)
+		es, prev = append(es, e), e
+	}
+	s := mustOpen(t, t.TempDir(), limitOptions(t, Limits{AuthorEntriesPerHour: 2, AuthorHistoryPerHour: 6}))
+	defer s.Close()
+	if err := s.CreateRoom(roomA, "Aula"); err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, s, roomA, es[:6]...) // six old ones: over the recent entries' 2
+	_, err := s.Append(roomA, es[6])
+	refusal(t, err, ErrAuthorRate, "author-rate") // the seventh old one
+	s.limits.AuthorHistoryPerHour = 7
+	mustAppend(t, s, roomA, es[6:9]...) // the seventh old one, then two recent ones
+	_, err = s.Append(roomA, es[9])
+	refusal(t, err, ErrAuthorRate, "author-rate") // a third recent one
+
+	size := int64(0)
+	for _, e := range es[:2] {
+		b, _ := json.Marshal(e)
+		size += int64(len(b))
+	}
+	s2 := mustOpen(t, t.TempDir(), limitOptions(t, Limits{AuthorBytesPerHour: size + 10}))
+	defer s2.Close()
+	if err := s2.CreateRoom(roomA, "Aula"); err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, s2, roomA, es[:2]...)
+	_, err = s2.Append(roomA, es[2])
+	refusal(t, err, ErrAuthorRate, "author-rate") // old entries count against the bytes rate
 }
 
 func TestAuthorBytesRate(t *testing.T) {
@@ -255,13 +300,13 @@ func TestRatesSweepIdleAuthors(t *testing.T) {
 	r := newRates(func() time.Time { return clock })
 	l := Limits{}.withDefaults()
 	for i := range 3 * rateSweepMin {
-		if _, _, over := r.reserve(fmt.Sprint("old", i), 100, l); over {
+		if _, _, over := r.reserve(fmt.Sprint("old", i), 100, false, l); over {
 			t.Fatal("refused under the limit")
 		}
 	}
 	clock = clock.Add(RateWindow + time.Minute)
 	for i := range rateSweepMin + 1 { // the map reaches its sweep mark, 4096, and is swept
-		r.reserve(fmt.Sprint("new", i), 100, l)
+		r.reserve(fmt.Sprint("new", i), 100, false, l)
 	}
 	if n := len(r.authors); n > 2*rateSweepMin {
 		t.Fatalf("%d authors' rates kept; only %d were active in the last hour", n, rateSweepMin)

@@ -276,7 +276,8 @@ func (s *Store) append(r *room, e history.Entry, now time.Time, own, checked boo
 	}
 	undo := func() {}
 	if !own {
-		u, limit, over := s.rates.reserve(e.Author, int64(len(val)), s.limits)
+		old := e.TS < now.Add(-RateWindow).UnixMilli() // history, not someone writing now
+		u, limit, over := s.rates.reserve(e.Author, int64(len(val)), old, s.limits)
 		if over {
 			return false, s.quotaError(ErrAuthorRate, limit, "author "+e.Author, "room", r.meta.ID, "author", e.Author)
 		}
