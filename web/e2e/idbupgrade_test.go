@@ -234,3 +234,43 @@ func TestIndexedDBUpgradeAborted(t *testing.T) {
 	}
 	a.checkConsole() // the failure is handled: no uncaught exception from the upgrade
 }
+
+// TestIndexedDBUpgradeBlocked: a tab of an earlier page that keeps the version 1 database
+// open (pages before 2026-12-06 did not let go of it when a newer page asked) blocks the
+// upgrade. The new page says so (close the other tabs), lists the rooms and answers
+// meanwhile, and finishes once the old tab lets go: the room opens whole.
+func TestIndexedDBUpgradeBlocked(t *testing.T) {
+	const n = 300
+	room := strings.Repeat("4f", 16)
+	old := newUser(t, "A, old tab", "en-US")
+	old.writeV1(room, "Bloqueada", archive(t, room, n))
+	// The old tab holds version 1 open and never closes it when asked.
+	evalJS[chromedp.Void](old, fmt.Sprintf(`new Promise((resolve, reject) => {
+  const r = indexedDB.open(%q, 1);
+  r.onerror = () => reject(r.error);
+  r.onsuccess = () => { window.__old = r.result; resolve(); };
+})`, v1DB))
+
+	tabCtx, cancel := chromedp.NewContext(old.ctx)
+	defer cancel()
+	tab := &user{t: t, name: "A, new tab", lang: old.lang, profile: old.profile, dl: old.dl, base: old.base, rules: old.rules, ctx: tabCtx}
+	if err := chromedp.Do(tabCtx); err != nil {
+		t.Fatal(err)
+	}
+	tab.do(chromedp.Navigate(tab.base + "/"))
+	tab.waitJS(`(() => { const n = document.getElementById('notice'); return !n.hidden && n.dataset.code === 'storage-upgrading' && n.textContent.includes('other tabs'); })()`)
+	tab.waitJS(fmt.Sprintf(`!!document.querySelector('.room-item[data-room-id=%q]')`, room))
+	tab.setName("Ana") // the page answers while its storage waits
+	if evalJS[string](tab, `document.body.dataset.ready || ''`) == "1" {
+		t.Fatal("the page says ready while its stored history is not read")
+	}
+
+	evalJS[chromedp.Void](old, `window.__old.close()`)
+	tab.waitJS(`document.body.dataset.ready === '1'`)
+	tab.waitJS(`document.getElementById('notice').hidden || document.getElementById('notice').dataset.code !== 'storage-upgrading'`)
+	tab.openRoom(room)
+	tab.waitMessage(fmt.Sprintf("mensaje %d del archivo", n-1))
+	if got := tab.storedDB(); got.Version != 2 || len(got.Values) != n {
+		t.Fatalf("after the old tab let go the database is version %d with %d entries", got.Version, len(got.Values))
+	}
+}

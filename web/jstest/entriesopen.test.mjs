@@ -56,3 +56,28 @@ test('a quick open says nothing, and leaves no timer behind', async () => {
   await sleep(40);
   assert.deepEqual(phases, []);
 });
+
+test('an upgrade in this tab or a blocked one is not then called waiting', async () => {
+  let idb = pendingIDB();
+  let { s, phases } = store(10);
+  let opened = s.open();
+  const r = idb.reqs[0];
+  r.result = { objectStoreNames: { contains: () => true } };
+  r.transaction = { objectStore: () => ({ indexNames: { contains: () => true } }) };
+  r.onupgradeneeded({});
+  await sleep(40);
+  assert.deepEqual(phases, ['start']);
+  idb.open();
+  await opened;
+  assert.deepEqual(phases, ['start', 'done']);
+
+  idb = pendingIDB();
+  ({ s, phases } = store(10));
+  opened = s.open();
+  idb.reqs[0].onblocked();
+  await sleep(40);
+  assert.deepEqual(phases, ['blocked']);
+  idb.open();
+  await opened;
+  assert.deepEqual(phases, ['blocked', 'done']);
+});

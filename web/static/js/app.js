@@ -26,8 +26,8 @@ import { renderRoom, wireRoom } from './views/room.js';
 import { wireMessages } from './views/messages.js';
 
 /** Moves the rooms' histories still in localStorage to IndexedDB, then reads each room's
- * heads and newest page (live(): never the whole room), so a room is listed in state.rooms
- * once its window can be shown. */
+ * heads and newest page (live(): never the whole room). Reads of the stored entries wait
+ * for the moves (entries.js reader()), which start before this first awaits. */
 async function loadHistories(rooms) {
   try {
     await entryStore.load(rooms.map((r) => r.id).filter((id) => !state.live.has(id)));
@@ -129,8 +129,11 @@ async function main() {
   state.verify = workerVerifier();
   state.me = await loadIdentity();
   watchUpgrade();
+  // The rooms are listed at once and the page is usable while their histories are read: an
+  // upgrade of the stored entries can take a minute (#notice says so meanwhile); a room's
+  // window fills in when its history is read.
   const rooms = store.rooms();
-  await loadHistories(rooms);
+  const histories = loadHistories(rooms);
   state.rooms = rooms;
   $('my-name').value = state.me.name;
   fp(state.me.author);
@@ -148,8 +151,9 @@ async function main() {
   const dropShown = watchDrop();
   window.addEventListener('pagehide', withdrawAll);
   const ownerShown = initOwner(() => t); // the box's owner panel (owner.js)
-  await Promise.all([loadBoxRooms(), loadBoxAddress(), dropShown]);
+  await Promise.all([loadBoxRooms(), loadBoxAddress(), dropShown, histories]);
   await ownerShown;
+  render();
   document.body.dataset.ready = '1';
 }
 

@@ -54,6 +54,7 @@ export class EntryStore {
     this.db = null;
     this.opening = null; // the open in progress
     this.failed = null; // the StorageUpgradeError of an aborted upgrade, until a reload
+    this.moved = Promise.resolve(); // load()'s moves: reads wait for them
     this.onOther = () => {}; // (room, entries) another tab stored
     // ('start' | 'done' | 'failed'): an upgrade of stored entries; 'wait': the open has
     // taken waitMs (another tab upgrading: its open waits for that tab), 'blocked': this
@@ -94,6 +95,7 @@ export class EntryStore {
     let upgrading = false;
     let waited = false;
     const slow = setTimeout(() => {
+      if (waited || upgrading) return; // said already: blocked, or this tab upgrades
       waited = true;
       this.tell('wait');
     }, this.waitMs);
@@ -141,15 +143,29 @@ export class EntryStore {
     }
   }
 
+  /** The database for a read: once load()'s moves are done, so a room is never read
+   * without the entries an earlier page kept in localStorage. */
+  async reader() {
+    await this.moved;
+    return this.open();
+  }
+
   async index(name) {
-    const db = await this.open();
+    const db = await this.reader();
     return db.transaction(ENTRIES).objectStore(ENTRIES).index(name);
   }
 
   /** Moves the rooms' histories still in localStorage here. When a move fails (the disk is
    * full), the first error is thrown once every room was tried: nothing is lost (the
-   * chunks stay), the move is tried again next time. */
-  async load(rooms) {
+   * chunks stay), the move is tried again next time. Reads started meanwhile wait for it. */
+  load(rooms) {
+    const p = this.moveAll(rooms);
+    const before = this.moved;
+    this.moved = Promise.all([before, p.catch(() => {})]);
+    return p;
+  }
+
+  async moveAll(rooms) {
     let failed = null;
     for (const room of rooms) {
       try {
@@ -197,14 +213,14 @@ export class EntryStore {
 
   /** How many entries are stored for room, or in all. */
   async count(room) {
-    const db = await this.open();
+    const db = await this.reader();
     const s = db.transaction(ENTRIES).objectStore(ENTRIES);
     return req(room === undefined ? s.count() : s.count(range(room)));
   }
 
   /** The entries with these ids (those stored). */
   async getMany(room, ids) {
-    const db = await this.open();
+    const db = await this.reader();
     const s = db.transaction(ENTRIES).objectStore(ENTRIES);
     const got = await Promise.all(ids.map((id) => req(s.get([room, id]))));
     return got.filter(Boolean);
