@@ -190,14 +190,13 @@ type Session struct {
 	peerHas map[string]int64 // per author, the last seq the peer is known to hold
 
 	// receiver only
-	pending      map[string]map[int64]heldEntry // entries after a gap
-	npending     int
-	heldBytes    int
-	newAuthors   int             // authors this session brought to the room
-	storedOthers int64           // entries stored by onEntries' batch not the peer's own
-	bad          int             // entries refused with a badCodes code
-	logged       map[string]bool // refusal codes logged already (once per code per session)
-	paging       *Hello          // a hello whose heads messages are still coming
+	pending    map[string]map[int64]heldEntry // entries after a gap
+	npending   int
+	heldBytes  int
+	newAuthors int             // authors this session brought to the room
+	bad        int             // entries refused with a badCodes code
+	logged     map[string]bool // refusal codes logged already (once per code per session)
+	paging     *Hello          // a hello whose heads messages are still coming
 
 	started atomic.Bool
 	done    chan struct{}
@@ -1128,7 +1127,7 @@ func (s *Session) onEntries(b entryBatch) error {
 		return nil
 	}
 	var added []history.Entry
-	var stored []string
+	var stored storedAcks
 	for _, err := range b.bad {
 		s.st.entriesReceived.Add(1)
 		s.refuse(history.Entry{}, &history.Error{Code: history.CodeBadField, Msg: "not an entry: " + err.Error()})
@@ -1150,10 +1149,9 @@ func (s *Session) onEntries(b entryBatch) error {
 			s.refuse(e, verdicts[i])
 			continue
 		}
-		added, stored = s.store(e, sizes[i], added, stored)
+		added = s.store(e, sizes[i], added, &stored)
 	}
-	s.queueAcks(stored, s.storedOthers)
-	s.storedOthers = 0
+	s.queueAcks(stored.ids, stored.others)
 	if len(added) > 0 {
 		s.event(Event{Kind: EventAdded, Entries: added})
 	}
@@ -1164,11 +1162,18 @@ func (s *Session) onEntries(b entryBatch) error {
 	return nil
 }
 
-func (s *Session) store(e history.Entry, size int, added []history.Entry, stored []string) ([]history.Entry, []string) {
+// storedAcks is what a batch stored, to acknowledge: the ids of the peer's own entries and
+// how many others (PROTOCOL.md §2).
+type storedAcks struct {
+	ids    []string
+	others int64
+}
+
+func (s *Session) store(e history.Entry, size int, added []history.Entry, stored *storedAcks) []history.Entry {
 	for {
 		if err := s.admitAuthor(e); err != nil {
 			s.refuse(e, err)
-			return added, stored
+			return added
 		}
 		ok, err := s.add(e)
 		switch {
@@ -1176,14 +1181,14 @@ func (s *Session) store(e history.Entry, size int, added []history.Entry, stored
 			// Only the author marks an entry delivered (PROTOCOL.md §2): the others are
 			// acknowledged by count, not by id.
 			if e.Author == s.peerID {
-				stored = append(stored, e.ID)
+				stored.ids = append(stored.ids, e.ID)
 			} else {
-				s.storedOthers++
+				stored.others++
 			}
 			s.notePeerHas(e.Author, e.Seq)
 			if !ok {
 				s.st.duplicates.Add(1)
-				return added, stored
+				return added
 			}
 			if e.Seq == 1 {
 				s.newAuthors++ // a new seq 1 is a new author (a known one's would be a fork)
@@ -1194,15 +1199,15 @@ func (s *Session) store(e history.Entry, size int, added []history.Entry, stored
 			if herr := s.hold(e, size); herr != nil {
 				s.refuse(e, herr)
 			}
-			return added, stored
+			return added
 		default:
 			s.refuse(e, err)
-			return added, stored
+			return added
 		}
 		// The author's next entry may have come early: store it now.
 		next, held := s.pending[e.Author][e.Seq+1]
 		if !held {
-			return added, stored
+			return added
 		}
 		s.release(e.Author, e.Seq+1, next.size)
 		e, size = next.e, next.size

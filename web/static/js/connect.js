@@ -361,9 +361,14 @@ export function fromOtherTab(roomId, entries) {
 async function markDelivered(roomId, ids) {
   const l = live(roomId);
   if (!ids.length) return;
-  const held = ids.map((id) => l.view.get(id)).filter(Boolean);
-  const rest = ids.filter((id) => !l.view.get(id));
-  const got = rest.length ? held.concat(await entryStore.getMany(roomId, rest)) : held;
+  const got = [];
+  const rest = [];
+  for (const id of ids) {
+    const e = l.view.get(id);
+    if (e) got.push(e);
+    else rest.push(id);
+  }
+  if (rest.length) got.push(...(await entryStore.getMany(roomId, rest)));
   if (!l.delivered.take(got, state.me.author)) return;
   try {
     store.setDelivered(roomId, l.delivered);
