@@ -28,6 +28,12 @@ const (
 // and the room in localStorage as that page kept it. The page is not loaded again: the
 // caller does (the upgrade happens then).
 func (u *user) writeV1(room, name string, entries []history.Entry) {
+	u.writeOld(1, room, name, entries)
+}
+
+// writeOld is writeV1 for version 1 or 2: version 2 (pages of 2026-12-06 to 2026-12-07,
+// b66e272's entries.js) is the same store, a record per entry, with its three indexes.
+func (u *user) writeOld(version int, room, name string, entries []history.Entry) {
 	u.t.Helper()
 	u.do(chromedp.Navigate(u.base + "/js/i18n.js"))
 	rooms, _ := json.Marshal([]map[string]any{{"id": room, "name": name, "created": time.Now().UnixMilli(), "peer": nil}})
@@ -36,36 +42,46 @@ func (u *user) writeV1(room, name string, entries []history.Entry) {
   const del = indexedDB.deleteDatabase(%[1]q); // the current page made version 2 at its first load
   del.onerror = () => reject(del.error);
   del.onsuccess = () => {
-    const r = indexedDB.open(%[1]q, 1);
-    r.onupgradeneeded = () => r.result.createObjectStore(%[2]q);
+    const r = indexedDB.open(%[1]q, %[3]d);
+    r.onupgradeneeded = () => {
+      const s = r.result.createObjectStore(%[2]q);
+      if (%[3]d === 2) {
+        s.createIndex('order', ['room', 'ts', 'author', 'seq']);
+        s.createIndex('chain', ['room', 'author', 'seq']);
+        s.createIndex('kind', ['room', 'kind']);
+      }
+    };
     r.onerror = () => reject(r.error);
     r.onsuccess = () => { r.result.close(); resolve(); };
   };
-})`, v1DB, v1Store))
+})`, v1DB, v1Store, version))
 	for i := 0; i < len(entries); i += 5000 {
 		b, _ := json.Marshal(entries[i:min(i+5000, len(entries))])
 		evalJS[chromedp.Void](u, fmt.Sprintf(`new Promise((resolve, reject) => {
-  const r = indexedDB.open(%q, 1);
+  const r = indexedDB.open(%q, %d);
   r.onerror = () => reject(r.error);
-  r.onupgradeneeded = () => reject(new Error('no version 1 database'));
+  r.onupgradeneeded = () => reject(new Error('no old database'));
   r.onsuccess = () => {
     const db = r.result;
-    const tx = db.transaction(%q, 'readwrite');
-    for (const e of %s) tx.objectStore(%[2]q).put(e, [%[4]q, e.id]);
+    const tx = db.transaction(%[3]q, 'readwrite');
+    for (const e of %[4]s) tx.objectStore(%[3]q).put(e, [%[5]q, e.id]);
     tx.oncomplete = () => { db.close(); resolve(); };
     tx.onerror = tx.onabort = () => { db.close(); reject(tx.error); };
   };
-})`, v1DB, v1Store, b, room))
+})`, v1DB, version, v1Store, b, room))
 	}
 }
 
 // storedDB is what the page's entries database holds, read without upgrading it: its
-// version, its indexes and every record (key and value).
+// version and object stores; of the old store (versions 1 and 2) its indexes and every
+// record (key and value); of the runs (version 3) the entries they hold, in key order.
 type storedDB struct {
 	Version int
+	Stores  []string
 	Indexes []string
 	Keys    [][2]string
 	Values  []history.Entry
+	Runs    []history.Entry
 }
 
 func (u *user) storedDB() storedDB {
@@ -75,14 +91,19 @@ func (u *user) storedDB() storedDB {
   r.onerror = () => reject(r.error);
   r.onsuccess = () => {
     const db = r.result;
-    const s = db.transaction(%q).objectStore(%[2]q);
-    const keys = s.getAllKeys();
-    const values = s.getAll();
-    values.onsuccess = () => {
-      resolve({ version: db.version, indexes: [...s.indexNames], keys: keys.result, values: values.result });
-      db.close();
-    };
-    values.onerror = () => reject(values.error);
+    const stores = [...db.objectStoreNames];
+    const out = { version: db.version, stores, indexes: [], keys: [], values: [], runs: [] };
+    if (!stores.length) { db.close(); return resolve(out); }
+    const tx = db.transaction(stores);
+    if (stores.includes(%q)) {
+      const s = tx.objectStore(%[2]q);
+      out.indexes = [...s.indexNames];
+      s.getAllKeys().onsuccess = (ev) => { out.keys = ev.target.result; };
+      s.getAll().onsuccess = (ev) => { out.values = ev.target.result; };
+    }
+    if (stores.includes('runs')) tx.objectStore('runs').getAll().onsuccess = (ev) => { out.runs = ev.target.result.flatMap((run) => run.entries); };
+    tx.oncomplete = () => { db.close(); resolve(out); };
+    tx.onerror = () => reject(tx.error);
   };
 })`, v1DB, v1Store))
 }
@@ -94,7 +115,7 @@ new MutationObserver((ms) => { for (const m of ms) if (m.target.id === 'notice' 
   .observe(document, { subtree: true, attributes: true, attributeFilter: ['data-code'] });`
 
 // failUpgrade, with upgradeWatch, gets in the way of the page's upgrade of its entries
-// database: while the localStorage item e2e:fail-upgrade is set, the third index is built,
+// database: while the localStorage item e2e:fail-upgrade is set, the runs' lo index is built,
 // then its creation throws, as an index the browser cannot build would; while
 // e2e:hold-upgrade is set, the upgrade never ends (the versionchange transaction is kept
 // busy with requests), as a long one on a slow phone would not before the person leaves.
@@ -105,8 +126,8 @@ const failUpgrade = `try {
     const create = IDBObjectStore.prototype.createIndex;
     IDBObjectStore.prototype.createIndex = function (name, ...rest) {
       const index = create.call(this, name, ...rest);
-      if (name === 'kind' && fail) throw new DOMException('e2e: the kind index cannot be built', 'UnknownError');
-      if (name === 'kind' && hold) {
+      if (name === 'lo' && fail) throw new DOMException('e2e: the lo index cannot be built', 'UnknownError');
+      if (name === 'lo' && hold) {
         const spin = () => { this.count().onsuccess = spin; };
         spin();
       }
@@ -115,17 +136,26 @@ const failUpgrade = `try {
   }
 } catch {}`
 
-// TestIndexedDBUpgrade: a room of 2,000 entries stored by the version 1 page (no indexes)
-// is upgraded in place by the current page: the room is listed, opens on its newest
-// message, scrolls back to its first in order, takes a new message, and a sync gives a new
-// guest all of it. The page says it is updating its storage while it does.
+// TestIndexedDBUpgrade: a room stored by the version 1 page (a record per entry, no
+// indexes: 2,000 entries) or by the version 2 page (a record per entry with its indexes:
+// 1,000) is regrouped into runs in place by the current page: the room is listed, opens on
+// its newest message, scrolls back to its first in order, takes a new message, and a sync
+// gives a new guest all of it. The page says it is updating its storage while it does.
 func TestIndexedDBUpgrade(t *testing.T) {
-	const n = 2000
+	for _, v := range []struct {
+		version, n int
+		indexes    []string
+	}{{1, 2000, nil}, {2, 1000, []string{"chain", "kind", "order"}}} {
+		t.Run(fmt.Sprintf("v%d", v.version), func(t *testing.T) { upgradeRoom(t, v.version, v.n, v.indexes) })
+	}
+}
+
+func upgradeRoom(t *testing.T, version, n int, indexes []string) {
 	room := strings.Repeat("3e", 16)
 	a := newUserAt(t, "A", "en-US", server.base, noDNS, func(u *user) { u.preload = upgradeWatch })
-	a.writeV1(room, "Antigua", archive(t, room, n))
-	if got := a.storedDB(); got.Version != 1 || len(got.Indexes) != 0 || len(got.Values) != n {
-		t.Fatalf("the version 1 database holds version %d, indexes %v, %d entries", got.Version, got.Indexes, len(got.Values))
+	a.writeOld(version, room, "Antigua", archive(t, room, n))
+	if got := a.storedDB(); got.Version != version || !slices.Equal(slices.Sorted(slices.Values(got.Indexes)), indexes) || len(got.Values) != n {
+		t.Fatalf("the version %d database holds version %d, indexes %v, %d entries", version, got.Version, got.Indexes, len(got.Values))
 	}
 	a.do(chromedp.Navigate(a.base + "/"))
 	a.waitJS(`document.body.dataset.ready === '1'`)
@@ -148,8 +178,8 @@ func TestIndexedDBUpgrade(t *testing.T) {
 	if got := evalJS[int](a, fmt.Sprintf(`chattorrentStoredEntries(%q)`, room)); got != n+1 {
 		t.Fatalf("A stores %d entries of the room after writing, want %d", got, n+1)
 	}
-	if got := a.storedDB(); got.Version != 2 || !slices.Equal(slices.Sorted(slices.Values(got.Indexes)), []string{"chain", "kind", "order"}) {
-		t.Fatalf("after the upgrade the database is version %d with indexes %v", got.Version, got.Indexes)
+	if got := a.storedDB(); got.Version != 3 || !slices.Equal(slices.Sorted(slices.Values(got.Stores)), []string{"kinds", "runs"}) || len(got.Runs) != n+1 {
+		t.Fatalf("after the upgrade the database is version %d with stores %v holding %d entries in runs", got.Version, got.Stores, len(got.Runs))
 	}
 
 	b := newUser(t, "B", "en-US")
@@ -213,7 +243,7 @@ func TestIndexedDBUpgradeAborted(t *testing.T) {
 	if code := evalJS[string](a, `document.getElementById('notice').dataset.code || ''`); code != "storage-upgrade" {
 		t.Fatalf("after a failed upgrade the notice is %q (%s), want storage-upgrade", code, a.text("#notice"))
 	}
-	if msg := a.text("#notice"); !strings.Contains(msg, "kept as it was") || !strings.Contains(msg, "kind index cannot be built") {
+	if msg := a.text("#notice"); !strings.Contains(msg, "kept as it was") || !strings.Contains(msg, "lo index cannot be built") {
 		t.Errorf("the notice says %q: not that the history is kept, or not the cause", msg)
 	}
 	a.waitJS(fmt.Sprintf(`!!document.querySelector('.room-item[data-room-id=%q]')`, room))
@@ -270,7 +300,7 @@ func TestIndexedDBUpgradeBlocked(t *testing.T) {
 	tab.waitJS(`document.getElementById('notice').hidden || document.getElementById('notice').dataset.code !== 'storage-upgrading'`)
 	tab.openRoom(room)
 	tab.waitMessage(fmt.Sprintf("mensaje %d del archivo", n-1))
-	if got := tab.storedDB(); got.Version != 2 || len(got.Values) != n {
-		t.Fatalf("after the old tab let go the database is version %d with %d entries", got.Version, len(got.Values))
+	if got := tab.storedDB(); got.Version != 3 || len(got.Runs) != n {
+		t.Fatalf("after the old tab let go the database is version %d with %d entries in runs", got.Version, len(got.Runs))
 	}
 }

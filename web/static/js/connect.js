@@ -368,7 +368,10 @@ async function markDelivered(roomId, ids) {
     if (e) got.push(e);
     else rest.push(id);
   }
-  if (rest.length) got.push(...(await entryStore.getMany(roomId, rest)));
+  if (rest.length && state.me) {
+    const e = await entryStore.newestOf(roomId, state.me.author, rest);
+    if (e) got.push(e);
+  }
   if (!l.delivered.take(got, state.me.author)) return;
   try {
     store.setDelivered(roomId, l.delivered);

@@ -1,29 +1,43 @@
 // Rooms' histories in IndexedDB, read by cursor: the page never holds a room, only a window
-// of it (window.js) and each author's head (history.Log). Every entry is one record keyed
-// [room, entry id]: storing an entry twice (two tabs, two peers, a move cut short) keeps one
-// copy. Three indexes read a room back:
-//   order [room, ts, author, seq]: the display order (history.compareEntries), for the
-//     window's pages, the room list's last message and exports;
-//   chain [room, author, seq]: an author's chain, for heads (one step per author), the
-//     entries at a seq (sync checks) and what a peer lacks (Log.missing, in batches);
-//   kind [room, kind]: the file entries of a room (announced files, fetching after a sync).
-// Histories earlier pages kept in localStorage (storage.js's chunks) are copied here at
-// start (load), then removed there. Tabs tell each other what they store (BroadcastChannel).
+// of it (window.js) and each author's head (history.Log). Since version 3 a record holds a
+// run of an author's consecutive entries (runs.js), not one entry: IndexedDB costs per
+// record, and a first sync of 100,000 entries stored a record per entry at a third of the
+// rate the channel brought them. Store "runs", key [room, author, first seq], indexes:
+//   head [room, author, last seq, last id]: each author's head (one step per author), the
+//     run holding a seq (sync checks) and an author's chain in order (what a peer lacks);
+//   hi [room, hi, lo] and lo [room, lo, hi]: the runs by their highest and lowest order
+//     keys ([ts, author, seq]): a page of the display order merges the runs it needs
+//     (runs.js Merge), older pages walking hi down, newer ones lo up.
+// Store "kinds", key [room, kind, author, seq] → the entry: every entry not of kind text
+// again (files, joins: few), for the room's files.
+// Storing an entry twice (two tabs, two peers, a move cut short) keeps one copy: what an
+// author's stored head covers is dropped in the write's transaction. Histories earlier
+// pages kept in localStorage (storage.js's chunks) are copied here at start (load), then
+// removed there; versions 1 and 2 (a record per entry) are regrouped into runs in place.
+// Tabs tell each other what they store (BroadcastChannel).
 
 import { StorageFullError } from './storage.js';
 import { done, isFull, openDB, req } from './idb.js';
+import { Merge, RUN_GROW, RUN_MAX, RUN_SPAN_MS, cutRuns, runRecord } from './runs.js';
 
 const DB = 'chattorrent-history';
-const VERSION = 2;
-const ENTRIES = 'entries'; // [room, e.id] → e
+const VERSION = 3;
+const RUNS = 'runs'; // [room, author, first] → run (runs.js runRecord)
+const KINDS = 'kinds'; // [room, kind, author, seq] → entry, every kind but text
+const OLD = 'entries'; // versions 1 and 2: [room, e.id] → e
 
-function range(room) {
-  return IDBKeyRange.bound([room, ''], [room, []]); // every string sorts before an array
+function roomRange(room) {
+  return IDBKeyRange.bound([room], [room, []]); // [] sorts after every number and string
 }
 
-// [room] sorts before every [room, …] and [room, []] after every [room, number or string, …].
-function roomRange(room) {
-  return IDBKeyRange.bound([room], [room, []]);
+// The runs of a room on the hi or lo index: their second part is an order key (an array),
+// and an array sorts after every number, string and shorter array: [[]] after every key.
+function orderRange(room) {
+  return IDBKeyRange.bound([room], [room, [[]]]);
+}
+
+function authorRange(room, author, from = 0) {
+  return IDBKeyRange.bound([room, author, from], [room, author, []]);
 }
 
 function storageError(err) {
@@ -71,12 +85,13 @@ export class EntryStore {
   }
 
   /** Opens the database, upgrading it in place from an earlier page's version: version 1
-   * (pages before 2026-12-06) had the entries store without indexes; the upgrade adds them
-   * in the one versionchange transaction, which IndexedDB commits or aborts whole. An
-   * aborted upgrade (an index that could not be built, a full disk) leaves version 1 as it
-   * was: open() then rejects with a StorageUpgradeError, and keeps rejecting with it until
-   * the page is loaded again (each try would build the indexes again: about a minute for
-   * 100,000 entries, docs/PERFORMANCE.md). onUpgrade('start') and onUpgrade('done') or
+   * (pages before 2026-12-06) had the entries store without indexes, version 2 (until
+   * 2026-12-07) a record per entry with indexes; the upgrade regroups their records into
+   * runs (regroup) in the one versionchange transaction, which IndexedDB commits or aborts
+   * whole. An aborted upgrade (an index that could not be built, a full disk) leaves the
+   * earlier version as it was: open() then rejects with a StorageUpgradeError, and keeps
+   * rejecting with it until the page is loaded again (each try would read every record
+   * again, docs/PERFORMANCE.md). onUpgrade('start') and onUpgrade('done') or
    * onUpgrade('failed') bracket an upgrade of stored entries (what onUpgrade throws is
    * logged, never taken for a failed upgrade). */
   async open() {
@@ -99,22 +114,33 @@ export class EntryStore {
       waited = true;
       this.tell('wait');
     }, this.waitMs);
+    const fail = (tx) => (err) => {
+      cause = cause || err;
+      try {
+        tx.abort(); // nothing of the upgrade is kept: the old version stays as it was
+      } catch {
+        // aborted already
+      }
+    };
     let db;
     try {
       db = await openDB(this.name, VERSION, (d, ev, tx) => {
         try {
-          const had = d.objectStoreNames.contains(ENTRIES);
+          const had = d.objectStoreNames.contains(OLD);
           if (had) {
             upgrading = true;
             this.tell('start');
           }
-          const s = had ? tx.objectStore(ENTRIES) : d.createObjectStore(ENTRIES);
-          if (!s.indexNames.contains('order')) s.createIndex('order', ['room', 'ts', 'author', 'seq']);
-          if (!s.indexNames.contains('chain')) s.createIndex('chain', ['room', 'author', 'seq']);
-          if (!s.indexNames.contains('kind')) s.createIndex('kind', ['room', 'kind']);
+          if (!d.objectStoreNames.contains(RUNS)) {
+            const r = d.createObjectStore(RUNS, { keyPath: ['room', 'author', 'first'] });
+            r.createIndex('head', ['room', 'author', 'last', 'id']);
+            r.createIndex('hi', ['room', 'hi', 'lo']);
+            r.createIndex('lo', ['room', 'lo', 'hi']);
+          }
+          if (!d.objectStoreNames.contains(KINDS)) d.createObjectStore(KINDS);
+          if (had) regroup(d, tx, fail(tx));
         } catch (err) {
-          cause = err;
-          tx.abort(); // nothing of the upgrade is kept: the old version stays as it was
+          fail(tx)(err);
         }
       }, () => {
         if (this.db === db) this.db = null;
@@ -150,9 +176,9 @@ export class EntryStore {
     return this.open();
   }
 
-  async index(name) {
+  async runs() {
     const db = await this.reader();
-    return db.transaction(ENTRIES).objectStore(ENTRIES).index(name);
+    return db.transaction(RUNS).objectStore(RUNS);
   }
 
   /** Moves the rooms' histories still in localStorage here. When a move fails (the disk is
@@ -180,17 +206,7 @@ export class EntryStore {
   /** Copies a room's localStorage chunks here in one transaction, then removes them. */
   async move(room) {
     if (!this.legacy || !this.legacy.hasEntries(room)) return;
-    const db = await this.open();
-    const tx = db.transaction(ENTRIES, 'readwrite');
-    const s = tx.objectStore(ENTRIES);
-    for (const e of this.legacy.entries(room)) {
-      if (e && typeof e.id === 'string') s.put(e, [room, e.id]);
-    }
-    try {
-      await done(tx);
-    } catch (err) {
-      throw storageError(err);
-    }
+    await this.write(room, this.legacy.entries(room), 'strict');
     this.legacy.dropEntries(room);
   }
 
@@ -199,31 +215,95 @@ export class EntryStore {
    * would take the same seq: a fork); entries from peers (relaxed: true) are not waited for:
    * lost ones come back with the next sync. */
   async append(room, entries, { relaxed = false } = {}) {
-    const db = await this.open();
-    const tx = db.transaction(ENTRIES, 'readwrite', { durability: relaxed ? 'relaxed' : 'strict' });
-    const s = tx.objectStore(ENTRIES);
-    for (const e of entries) s.put(e, [room, e.id]);
-    try {
-      await done(tx);
-    } catch (err) {
-      throw storageError(err);
-    }
+    await this.write(room, entries, relaxed ? 'relaxed' : 'strict');
     if (this.channel) this.channel.postMessage({ room, entries });
   }
 
-  /** How many entries are stored for room, or in all. */
-  async count(room) {
-    const db = await this.reader();
-    const s = db.transaction(ENTRIES).objectStore(ENTRIES);
-    return req(room === undefined ? s.count() : s.count(range(room)));
+  /** Stores entries as runs, per author: those its stored head covers are dropped; the
+   * rest go on the author's last run when it is short (RUN_GROW: one message at a time
+   * still makes few records), else into new runs (runs.js cutRuns). */
+  async write(room, entries, durability) {
+    const byAuthor = new Map();
+    for (const e of entries) {
+      if (!e || typeof e.author !== 'string' || !Number.isSafeInteger(e.seq) || typeof e.id !== 'string') continue;
+      if (!byAuthor.has(e.author)) byAuthor.set(e.author, []);
+      byAuthor.get(e.author).push(e);
+    }
+    if (!byAuthor.size) return;
+    const db = await this.open();
+    const tx = db.transaction([RUNS, KINDS], 'readwrite', { durability });
+    const s = tx.objectStore(RUNS);
+    const kinds = tx.objectStore(KINDS);
+    const failed = done(tx);
+    const put = (grow, fresh) => {
+      for (const run of cutRuns(grow, fresh)) s.put(runRecord(room, run));
+      for (const e of fresh) if (e.kind !== 'text') kinds.put(e, [room, String(e.kind), e.author, e.seq]);
+    };
+    for (const [author, list] of byAuthor) {
+      list.sort((a, b) => a.seq - b.seq);
+      const c = s.index('head').openKeyCursor(authorRange(room, author), 'prev');
+      c.onsuccess = () => {
+        const cur = c.result;
+        const last = cur ? cur.key[2] : 0;
+        const fresh = [];
+        for (const e of list) if (e.seq > (fresh.length ? fresh[fresh.length - 1].seq : last)) fresh.push(e);
+        if (!fresh.length) return;
+        const first = cur ? cur.primaryKey[2] : 0;
+        if (!cur || fresh[0].seq !== last + 1 || last - first + 1 >= RUN_GROW) {
+          put([], fresh);
+          return;
+        }
+        const g = s.get(cur.primaryKey);
+        g.onsuccess = () => put(g.result ? g.result.entries : [], fresh);
+      };
+    }
+    try {
+      await failed;
+    } catch (err) {
+      throw storageError(err);
+    }
   }
 
-  /** The entries with these ids (those stored). */
-  async getMany(room, ids) {
-    const db = await this.reader();
-    const s = db.transaction(ENTRIES).objectStore(ENTRIES);
-    const got = await Promise.all(ids.map((id) => req(s.get([room, id]))));
-    return got.filter(Boolean);
+  /** How many entries are stored for room, or in all. A key cursor over the runs: no
+   * record is read. */
+  async count(room) {
+    const idx = (await this.runs()).index('head');
+    let n = 0;
+    await new Promise((resolve, reject) => {
+      const c = idx.openKeyCursor(room === undefined ? null : roomRange(room));
+      c.onerror = () => reject(c.error);
+      c.onsuccess = () => {
+        const cur = c.result;
+        if (!cur) return resolve();
+        n += cur.key[2] - cur.primaryKey[2] + 1;
+        cur.continue();
+        return undefined;
+      };
+    });
+    return n;
+  }
+
+  /** The newest entry of author whose id is one of ids, looking back at most limit
+   * entries of the author's chain (acks name recent entries), or null. */
+  async newestOf(room, author, ids, limit = 4096) {
+    const want = new Set(ids);
+    if (!want.size) return null;
+    const idx = (await this.runs()).index('head');
+    let seen = 0;
+    return new Promise((resolve, reject) => {
+      const c = idx.openCursor(authorRange(room, author), 'prev');
+      c.onerror = () => reject(c.error);
+      c.onsuccess = () => {
+        const cur = c.result;
+        if (!cur) return resolve(null);
+        const list = cur.value.entries;
+        for (let i = list.length - 1; i >= 0; i--) if (want.has(list[i].id)) return resolve(list[i]);
+        seen += list.length;
+        if (seen >= limit) return resolve(null);
+        cur.continue();
+        return undefined;
+      };
+    });
   }
 
   /** A room as history.Log reads it (its source): heads by cursor, chains in slices. */
@@ -232,36 +312,44 @@ export class EntryStore {
   }
 
   /**
-   * A page of the room in display order: up to n entries before key (older, newest of
-   * them first in the cursor, returned oldest first), or after key (newer). key null: from
-   * the newest (before) or the oldest (after). Resolves {entries, more}: more when the
-   * cursor went on past the page.
+   * A page of the room in display order: up to n entries before key (older, returned
+   * oldest first), or after key (newer); keys are orderKey()s. key null: from the newest
+   * (before) or, after [room], from the oldest. Resolves {entries, more}: more when
+   * entries lie beyond the page. The runs are merged (runs.js Merge): older pages walk the
+   * hi index down from a day above the key (no run spans more: RUN_SPAN_MS), newer ones
+   * the lo index up from a day below it; only the runs holding entries of the page are
+   * read.
    */
   async page(room, { before = null, after = null, n }) {
-    const idx = await this.index('order');
     const older = after === null;
+    const bound = older ? (before ? before.slice(1) : null) : after.slice(1);
+    const m = new Merge(bound && bound.length ? bound : null, n, older ? -1 : 1);
+    const s = await this.runs();
     let r;
-    if (older) r = before ? IDBKeyRange.bound([room], before, false, true) : roomRange(room);
-    else r = IDBKeyRange.bound(after, [room, []], true, false);
-    const out = [];
-    let more = false;
+    if (older) r = bound ? IDBKeyRange.bound([room], [room, [bound[0] + RUN_SPAN_MS, []]]) : orderRange(room);
+    else r = bound.length ? IDBKeyRange.bound([room, [bound[0] - RUN_SPAN_MS]], [room, [[]]]) : orderRange(room);
     await new Promise((resolve, reject) => {
-      const c = idx.openCursor(r, older ? 'prev' : 'next');
+      const c = s.index(older ? 'hi' : 'lo').openKeyCursor(r, older ? 'prev' : 'next');
       c.onerror = () => reject(c.error);
       c.onsuccess = () => {
         const cur = c.result;
-        if (!cur) return resolve();
-        if (out.length === n) {
-          more = true;
+        if (!cur) {
+          m.finish();
           return resolve();
         }
-        out.push(cur.value);
-        cur.continue();
+        const [, edge, far] = cur.key;
+        if (!m.wants(far)) return cur.continue();
+        if (m.reach(edge)) return resolve();
+        const g = s.get(cur.primaryKey);
+        g.onerror = () => reject(g.error);
+        g.onsuccess = () => {
+          if (g.result) m.take(g.result.entries);
+          cur.continue();
+        };
         return undefined;
       };
     });
-    if (older) out.reverse();
-    return { entries: out, more };
+    return m.result();
   }
 
   /** Calls fn(batch) with the room's entries in display order, n at a time (exports):
@@ -278,13 +366,60 @@ export class EntryStore {
 
   /** The room's entries of these kinds (its files: few beside its messages). */
   async ofKinds(room, kinds) {
-    const idx = await this.index('kind');
-    const lists = await Promise.all([...kinds].map((k) => req(idx.getAll(IDBKeyRange.only([room, k])))));
+    const db = await this.reader();
+    const s = db.transaction(KINDS).objectStore(KINDS);
+    const lists = await Promise.all([...kinds].map((k) => req(s.getAll(IDBKeyRange.bound([room, k], [room, k, []])))));
     return lists.flat();
   }
 }
 
-/** One room's chains in IndexedDB, as history.Log reads them (its source). */
+/** Regroups version 1's or 2's records (one per entry) into runs inside the upgrade's
+ * transaction: each author's chain is read in order (version 1 has no index for it: it is
+ * built first), cut into runs and written; then the old store is deleted. An entry at a
+ * seq already taken (a fork an early page stored) is dropped, the first kept; a record
+ * the chain index cannot hold (no author or seq) was never readable and goes. fail(err)
+ * aborts the upgrade. */
+function regroup(d, tx, fail) {
+  const old = tx.objectStore(OLD);
+  const idx = old.indexNames.contains('chain') ? old.index('chain') : old.createIndex('chain', ['room', 'author', 'seq']);
+  const runs = tx.objectStore(RUNS);
+  const kinds = tx.objectStore(KINDS);
+  let cur = []; // the run being read: one room and author, consecutive seqs
+  const flush = () => {
+    for (const run of cutRuns([], cur)) runs.put(runRecord(run[0].room, run));
+    cur = [];
+  };
+  const c = idx.openCursor();
+  c.onerror = () => fail(c.error);
+  c.onsuccess = () => {
+    try {
+      const at = c.result;
+      if (!at) {
+        flush();
+        d.deleteObjectStore(OLD);
+        return;
+      }
+      const e = at.value;
+      const [room, author, seq] = at.key;
+      const prev = cur[cur.length - 1];
+      if (prev && prev.room === room && prev.author === author && seq <= prev.seq) {
+        at.continue(); // a second entry at a seq: the first is kept
+        return;
+      }
+      if (prev && (prev.room !== room || prev.author !== author || cur.length >= RUN_MAX)) flush();
+      const entry = e && typeof e === 'object' ? { ...e, room, author, seq } : null;
+      if (entry && typeof entry.id === 'string') {
+        cur.push(entry);
+        if (entry.kind !== 'text') kinds.put(entry, [room, String(entry.kind), author, seq]);
+      }
+      at.continue();
+    } catch (err) {
+      fail(err);
+    }
+  };
+}
+
+/** One room's chains in IndexedDB, as history.Log reads it (its source). */
 class StoredChains {
   constructor(store, room) {
     this.store = store;
@@ -292,28 +427,28 @@ class StoredChains {
   }
 
   /** Each author's last seq and id, and the room's size (a chain holds seqs 1 to its head:
-   * the sum of the heads). Two seeks per author: a forward key cursor finds the next author
-   * (continue jumps past the author's chain), a backward one its last entry. No count: an
-   * index count walks every key (~0.3 s per 100,000 here). A chain has no hole to look
-   * for: a batch is stored in one transaction, transactions commit in order, and a power
-   * cut loses the newest, never a middle. */
+   * the sum of the heads). Two seeks per author on the head index: a forward key cursor
+   * finds the next author (continue jumps past the author's runs), a backward one its last
+   * run. No record is read. A chain has no hole to look for: a batch is stored in one
+   * transaction, transactions commit in order, and a power cut loses the newest, never a
+   * middle. */
   async heads() {
-    const idx = await this.store.index('chain');
+    const idx = (await this.store.runs()).index('head');
     const room = this.room;
     const heads = new Map();
     let size = 0;
     await new Promise((resolve, reject) => {
-      const c = idx.openKeyCursor(IDBKeyRange.bound([room], [room, []]));
+      const c = idx.openKeyCursor(roomRange(room));
       c.onerror = () => reject(c.error);
       c.onsuccess = () => {
         const cur = c.result;
         if (!cur) return resolve();
         const author = cur.key[1];
-        const last = idx.openKeyCursor(IDBKeyRange.bound([room, author], [room, author, []]), 'prev');
+        const last = idx.openKeyCursor(authorRange(room, author), 'prev');
         last.onerror = () => reject(last.error);
         last.onsuccess = () => {
-          const seq = last.result.key[2];
-          heads.set(author, { seq, id: last.result.primaryKey[1] });
+          const [, , seq, id] = last.result.key;
+          heads.set(author, { seq, id });
           size += seq;
           cur.continue([room, author, []]); // [] sorts after every seq: the next author
         };
@@ -323,14 +458,33 @@ class StoredChains {
     return { heads, size };
   }
 
+  /** The author's entry at seq: the run whose last is the first at or after seq. */
   async at(author, seq) {
-    const idx = await this.store.index('chain');
-    return req(idx.get([this.room, author, seq]));
+    const idx = (await this.store.runs()).index('head');
+    const run = await req(idx.get(authorRange(this.room, author, seq)));
+    return run && run.first <= seq ? run.entries[seq - run.first] : undefined;
   }
 
   /** Up to n entries of author after seq, in seq order. */
   async slice(author, from, n) {
-    const idx = await this.store.index('chain');
-    return req(idx.getAll(IDBKeyRange.bound([this.room, author, from + 1], [this.room, author, Number.MAX_SAFE_INTEGER]), n));
+    const idx = (await this.store.runs()).index('head');
+    const out = [];
+    await new Promise((resolve, reject) => {
+      const c = idx.openCursor(authorRange(this.room, author, from + 1));
+      c.onerror = () => reject(c.error);
+      c.onsuccess = () => {
+        const cur = c.result;
+        if (!cur) return resolve();
+        for (const e of cur.value.entries) {
+          if (e.seq <= from) continue;
+          if (out.length === n) return resolve();
+          out.push(e);
+        }
+        if (out.length === n) return resolve();
+        cur.continue();
+        return undefined;
+      };
+    });
+    return out;
   }
 }

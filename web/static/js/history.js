@@ -481,7 +481,14 @@ export class Log {
     }
     await Promise.all([...want].map(async (k) => {
       const i = k.lastIndexOf(' ');
-      const e = await this.at(k.slice(0, i), Number(k.slice(i + 1)));
+      const author = k.slice(0, i);
+      const seq = Number(k.slice(i + 1));
+      const id = this.idAt(author, seq); // the head or a recent entry: nothing to read
+      if (id !== undefined) {
+        known[k] = id;
+        return;
+      }
+      const e = await this.at(author, seq);
       if (e) known[k] = e.id;
     }));
     return known;

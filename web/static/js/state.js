@@ -67,9 +67,9 @@ export function live(id) {
 
 /** Folds the delivered ids an earlier page kept into one seq (storage.js Delivered). */
 async function foldDelivered(id, l) {
-  const got = await entryStore.getMany(id, [...l.delivered.legacy]);
   if (!state.me) return;
-  l.delivered.fold(got, state.me.author);
+  const e = await entryStore.newestOf(id, state.me.author, [...l.delivered.legacy], Infinity);
+  l.delivered.fold(e ? [e] : [], state.me.author);
   store.setDelivered(id, l.delivered);
   render();
 }

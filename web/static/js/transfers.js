@@ -99,7 +99,7 @@ export async function fetchMissing(roomId) {
 
 /** The fetch the person asked for (a file cancelled, failed or too big before). */
 export async function refetch(roomId, entryId, root) {
-  const entry = live(roomId).view.get(entryId) || (await entryStore.getMany(roomId, [entryId]))[0];
+  const entry = live(roomId).view.get(entryId) || (await fileEntries(roomId)).find((e) => e.id === entryId);
   if (!entry) return;
   await state.media.setCancelled(root, false).catch(() => {});
   const f = fileState(root);
