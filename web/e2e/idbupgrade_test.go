@@ -153,10 +153,24 @@ func TestIndexedDBUpgrade(t *testing.T) {
 func upgradeRoom(t *testing.T, version, n int, indexes []string) {
 	room := strings.Repeat("3e", 16)
 	a := newUserAt(t, "A", "en-US", server.base, noDNS, func(u *user) { u.preload = upgradeWatch })
-	a.writeOld(version, room, "Antigua", archive(t, room, n))
+	entries := archive(t, room, n)
+	a.writeOld(version, room, "Antigua", entries)
 	if got := a.storedDB(); got.Version != version || !slices.Equal(slices.Sorted(slices.Values(got.Indexes)), indexes) || len(got.Values) != n {
 		t.Fatalf("the version %d database holds version %d, indexes %v, %d entries", version, got.Version, got.Indexes, len(got.Values))
 	}
+	// A record no page could read back (no ts): the upgrade passes it over, it does not
+	// fail on it (its run's keys could not be made).
+	evalJS[chromedp.Void](a, fmt.Sprintf(`new Promise((resolve, reject) => {
+  const r = indexedDB.open(%q);
+  r.onerror = () => reject(r.error);
+  r.onsuccess = () => {
+    const db = r.result;
+    const tx = db.transaction(%[2]q, 'readwrite');
+    tx.objectStore(%[2]q).put({ room: %[3]q, author: %[4]q, seq: %[5]d, id: 'sin-ts', kind: 'text', body: 'x' }, [%[3]q, 'sin-ts']);
+    tx.oncomplete = () => { db.close(); resolve(); };
+    tx.onerror = tx.onabort = () => { db.close(); reject(tx.error); };
+  };
+})`, v1DB, v1Store, room, entries[0].Author, n+1))
 	a.do(chromedp.Navigate(a.base + "/"))
 	a.waitJS(`document.body.dataset.ready === '1'`)
 

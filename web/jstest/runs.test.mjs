@@ -1,7 +1,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { compareEntries } from '../static/js/history.js';
-import { Merge, RUN_GROW, RUN_MAX, RUN_SPAN_MS, cmpKey, cutRuns, keyOf, runRecord } from '../static/js/runs.js';
+import { Merge, RUN_GROW, RUN_MAX, RUN_SPAN_MS, cmpKey, cutRuns, keyOf, runRecord, storable } from '../static/js/runs.js';
 
 const room = 'ab'.repeat(16);
 
@@ -154,4 +154,12 @@ test('runs: a page reads the runs it needs, not the room', () => {
   const mid = page(records, { before: keyOf(entries[50_000]), n: 200 });
   assert.ok(mid.read <= 2, `read ${mid.read}`);
   assert.deepEqual(mid.entries.map((e) => e.seq), entries.slice(49_800, 50_000).map((e) => e.seq));
+});
+
+test('runs: only entries whose keys can be made are stored', () => {
+  const e = { author: 'a', id: 'x', seq: 1, ts: 5 };
+  assert.ok(storable(e));
+  for (const bad of [null, 'e', { ...e, ts: undefined }, { ...e, ts: 1.5 }, { ...e, seq: 0 }, { ...e, author: 1 }, { ...e, id: null }]) {
+    assert.ok(!storable(bad), JSON.stringify(bad));
+  }
 });

@@ -18,7 +18,7 @@
 
 import { StorageFullError } from './storage.js';
 import { done, isFull, openDB, req } from './idb.js';
-import { Merge, RUN_GROW, RUN_MAX, RUN_SPAN_MS, cutRuns, runRecord } from './runs.js';
+import { Merge, RUN_GROW, RUN_MAX, RUN_SPAN_MS, cutRuns, runRecord, storable } from './runs.js';
 
 const DB = 'chattorrent-history';
 const VERSION = 3;
@@ -225,7 +225,7 @@ export class EntryStore {
   async write(room, entries, durability) {
     const byAuthor = new Map();
     for (const e of entries) {
-      if (!e || typeof e.author !== 'string' || !Number.isSafeInteger(e.seq) || typeof e.id !== 'string') continue;
+      if (!storable(e)) continue;
       if (!byAuthor.has(e.author)) byAuthor.set(e.author, []);
       byAuthor.get(e.author).push(e);
     }
@@ -377,7 +377,8 @@ export class EntryStore {
  * transaction: each author's chain is read in order (version 1 has no index for it: it is
  * built first), cut into runs and written; then the old store is deleted. An entry at a
  * seq already taken (a fork an early page stored) is dropped, the first kept; a record
- * the chain index cannot hold (no author or seq) was never readable and goes. fail(err)
+ * the chain index cannot hold (no author or seq) was never readable and goes, and so does
+ * one whose fields could not make a run's keys (runs.js storable). fail(err)
  * aborts the upgrade. */
 function regroup(d, tx, fail) {
   const old = tx.objectStore(OLD);
@@ -407,10 +408,9 @@ function regroup(d, tx, fail) {
         return;
       }
       if (prev && (prev.room !== room || prev.author !== author || cur.length >= RUN_MAX)) flush();
-      const entry = e && typeof e === 'object' ? { ...e, room, author, seq } : null;
-      if (entry && typeof entry.id === 'string') {
-        cur.push(entry);
-        if (entry.kind !== 'text') kinds.put(entry, [room, String(entry.kind), author, seq]);
+      if (storable(e) && e.room === room) {
+        cur.push(e);
+        if (e.kind !== 'text') kinds.put(e, [room, String(e.kind), author, seq]);
       }
       at.continue();
     } catch (err) {

@@ -18,6 +18,14 @@ export function keyOf(e) {
   return [e.ts, e.author, e.seq];
 }
 
+/** Whether e can be stored in a run: the fields its keys are made of are there. Entries are
+ * checked before they are stored; this keeps a record an early page stored that would not
+ * be (a key IndexedDB refuses) from failing a write or an upgrade whole. */
+export function storable(e) {
+  return !!e && typeof e === 'object' && typeof e.author === 'string' && typeof e.id === 'string' &&
+    Number.isSafeInteger(e.seq) && e.seq >= 1 && Number.isSafeInteger(e.ts);
+}
+
 /** Compares order keys [ts, author, seq] (a shorter key, a prefix, sorts first). */
 export function cmpKey(a, b) {
   for (let i = 0; i < 3; i++) {
