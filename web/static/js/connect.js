@@ -368,7 +368,7 @@ async function markDelivered(roomId, ids) {
     if (e) got.push(e);
     else rest.push(id);
   }
-  if (rest.length && state.me) {
+  if (rest.length) {
     const e = await entryStore.newestOf(roomId, state.me.author, rest);
     if (e) got.push(e);
   }

@@ -235,10 +235,7 @@ export class EntryStore {
     const s = tx.objectStore(RUNS);
     const kinds = tx.objectStore(KINDS);
     const failed = done(tx);
-    const put = (grow, fresh) => {
-      for (const run of cutRuns(grow, fresh)) s.put(runRecord(room, run));
-      for (const e of fresh) if (e.kind !== 'text') kinds.put(e, [room, String(e.kind), e.author, e.seq]);
-    };
+    const put = (grow, fresh) => putRuns(s, kinds, room, grow, fresh);
     for (const [author, list] of byAuthor) {
       list.sort((a, b) => a.seq - b.seq);
       const c = s.index('head').openKeyCursor(authorRange(room, author), 'prev');
@@ -373,6 +370,13 @@ export class EntryStore {
   }
 }
 
+/** Writes an author's new entries (fresh) as runs, the first going on from grow (runs.js
+ * cutRuns), and those not of kind text again in the kinds store. */
+function putRuns(runs, kinds, room, grow, fresh) {
+  for (const run of cutRuns(grow, fresh)) runs.put(runRecord(room, run));
+  for (const e of fresh) if (e.kind !== 'text') kinds.put(e, [room, String(e.kind), e.author, e.seq]);
+}
+
 /** Regroups version 1's or 2's records (one per entry) into runs inside the upgrade's
  * transaction: each author's chain is read in order (version 1 has no index for it: it is
  * built first), cut into runs and written; then the old store is deleted. An entry at a
@@ -387,7 +391,7 @@ function regroup(d, tx, fail) {
   const kinds = tx.objectStore(KINDS);
   let cur = []; // the run being read: one room and author, consecutive seqs
   const flush = () => {
-    for (const run of cutRuns([], cur)) runs.put(runRecord(run[0].room, run));
+    if (cur.length) putRuns(runs, kinds, cur[0].room, [], cur);
     cur = [];
   };
   const c = idx.openCursor();
@@ -408,10 +412,7 @@ function regroup(d, tx, fail) {
         return;
       }
       if (prev && (prev.room !== room || prev.author !== author || cur.length >= RUN_MAX)) flush();
-      if (storable(e) && e.room === room) {
-        cur.push(e);
-        if (e.kind !== 'text') kinds.put(e, [room, String(e.kind), author, seq]);
-      }
+      if (storable(e) && e.room === room) cur.push(e);
       at.continue();
     } catch (err) {
       fail(err);
@@ -475,11 +476,7 @@ class StoredChains {
       c.onsuccess = () => {
         const cur = c.result;
         if (!cur) return resolve();
-        for (const e of cur.value.entries) {
-          if (e.seq <= from) continue;
-          if (out.length === n) return resolve();
-          out.push(e);
-        }
+        for (const e of cur.value.entries) if (e.seq > from && out.length < n) out.push(e);
         if (out.length === n) return resolve();
         cur.continue();
         return undefined;

@@ -100,19 +100,15 @@ export class Merge {
     this.more = false;
   }
 
-  /** Whether a run whose far end is key (lo when older, hi when newer) has entries
-   * inside the bound. */
+  /** Whether key lies inside the bound: for a run's far end (lo when older, hi when
+   * newer), whether the run holds entries of the page. */
   wants(key) {
     return this.bound === null || this.dir * cmpKey(key, this.bound) > 0;
   }
 
-  inside(e) {
-    return this.bound === null || this.dir * cmpKey(keyOf(e), this.bound) > 0;
-  }
-
   /** Takes a run's entries (those inside the bound). */
   take(entries) {
-    const list = entries.filter((e) => this.inside(e)).sort(compareEntries);
+    const list = entries.filter((e) => this.wants(keyOf(e))).sort(compareEntries);
     if (this.dir < 0) list.reverse();
     if (list.length) this.open.push({ list, i: 0 });
   }
