@@ -2,6 +2,8 @@ package store
 
 import (
 	"errors"
+	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/chattorrent/chattorrent/store/history"
@@ -46,5 +48,110 @@ func TestAppendChecked(t *testing.T) {
 	defer s.Close()
 	if heads, _ := s.Heads(roomA); heads[author(ka)] != 20 {
 		t.Fatalf("after Open: heads %v", heads)
+	}
+}
+
+// TestAppendCheckedDeferred: entries appended deferred are written at once (readable, and
+// counted) but fsynced only by Flush, two fsyncs a batch instead of two an entry; an index
+// file closed before the Flush (more authors than open files) is fsynced as it closes; and
+// what was flushed comes back on Open.
+func TestAppendCheckedDeferred(t *testing.T) {
+	dir := t.TempDir()
+	opts := testOptions(t, nil)
+	opts.Sync = SyncAlways
+	s := mustOpen(t, dir, opts)
+	if err := s.CreateRoom(roomA, "Aula"); err != nil {
+		t.Fatal(err)
+	}
+	h, err := s.RoomHistory(roomA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	fsyncs := map[string]int{}
+	total := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, c := range fsyncs {
+			n += c
+		}
+		return n
+	}
+	testHookFsync = func(name string) { mu.Lock(); fsyncs[filepath.Base(name)]++; mu.Unlock() }
+	defer func() { testHookFsync = nil }()
+
+	const authors, each = maxOpenIdx + 4, 30
+	var last []history.Entry
+	for a := range authors {
+		es := chain(testKey(byte('a'+a)), roomA, history.Entry{}, each)
+		for _, e := range es {
+			if added, err := h.AddCheckedDeferred(e); !added || err != nil {
+				t.Fatalf("author %d seq %d: %v %v", a, e.Seq, added, err)
+			}
+		}
+		last = append(last, es[each-1])
+	}
+	// Per entry that would be 2 × 600 fsyncs; the index files closed to open others (4
+	// authors past maxOpenIdx, closed 16 at a time) are the only ones before the Flush.
+	if n := total(); n > maxOpenIdx {
+		t.Fatalf("%d fsyncs while appending %d entries deferred: want at most %d (files closed)", n, authors*each, maxOpenIdx)
+	}
+	for _, e := range last {
+		if got, ok := h.At(e.Author, e.Seq); !ok || got.ID != e.ID {
+			t.Fatalf("a deferred entry is not readable before the Flush: %v", ok)
+		}
+	}
+	if r, _ := s.Room(roomA); r.Entries != authors*each {
+		t.Fatalf("room counts %d entries, want %d", r.Entries, authors*each)
+	}
+	before := total()
+	if err := h.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if n := total() - before; n < 2 || n > maxOpenIdx+1 {
+		t.Fatalf("Flush made %d fsyncs: want the segment and the open index files it wrote", n)
+	}
+	// Every file the room wrote was fsynced at least once, and nothing is owed.
+	names, _ := filepath.Glob(filepath.Join(dir, roomsDir, roomA, "*"))
+	for _, name := range names {
+		mu.Lock()
+		c := fsyncs[filepath.Base(name)]
+		mu.Unlock()
+		if c == 0 {
+			t.Errorf("%s was written deferred and never fsynced", filepath.Base(name))
+		}
+	}
+	s.withRoom(roomA, false, func(r *room) error {
+		if r.owedSeg || len(r.owedIdx) > 0 {
+			t.Errorf("still owed after Flush: segment %v, index files %v", r.owedSeg, r.owedIdx)
+		}
+		return nil
+	})
+	before = total()
+	if err := h.Flush(); err != nil || total() != before {
+		t.Fatalf("a Flush with nothing owed: %v, %d fsyncs", err, total()-before)
+	}
+	next := chain(testKey('a'), roomA, last[0], 1)[0]
+	if added, err := h.AddChecked(next); !added || err != nil {
+		t.Fatal(added, err)
+	}
+	if n := total() - before; n != 2 {
+		t.Fatalf("AppendChecked made %d fsyncs, want 2 (frame, then index record)", n)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = mustOpen(t, dir, testOptions(t, nil))
+	defer s.Close()
+	heads, _ := s.Heads(roomA)
+	for i, e := range last {
+		want := int64(each)
+		if i == 0 {
+			want++
+		}
+		if heads[e.Author] != want {
+			t.Fatalf("after Open: author %d at %d, want %d", i, heads[e.Author], want)
+		}
 	}
 }

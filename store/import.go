@@ -215,10 +215,8 @@ func (s *Store) importBatch(roomID string, batch []history.Entry) (int, error) {
 				added++
 			}
 		}
-		if r.bulk {
-			if serr := r.sync(); serr != nil {
-				return errors.Join(err, fmt.Errorf("fsync: %w", serr))
-			}
+		if serr := r.syncOwed(); serr != nil {
+			return errors.Join(err, serr)
 		}
 		return err
 	})

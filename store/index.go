@@ -35,7 +35,9 @@ type room struct {
 	segF    *os.File         // open for appending; nil until the first append after Open
 	idxFs   map[int]*os.File // index files open for writing, by author number (≤ maxOpenIdx)
 	dirty   bool             // written since the last fsync (SyncEverySecond)
-	bulk    bool             // an import's batch: fsync once at its end, not per entry (import.go)
+	bulk    bool             // writes not fsynced each (SyncAlways): an import's batch, a deferred append
+	owedSeg bool             // segF was written in bulk and not fsynced since
+	owedIdx map[int]bool     // index files (by author number) written in bulk and not fsynced since
 }
 
 // author is one author of a room: its number (its index file) and head.

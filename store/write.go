@@ -65,9 +65,12 @@ func (s *Store) writeFrame(r *room, payload []byte) (loc, error) {
 		return loc{}, fmt.Errorf("write segment: %w", err)
 	}
 	if s.syncEach(r) {
-		if err := r.segF.Sync(); err != nil {
+		if err := fsync(r.segF); err != nil {
 			return loc{}, fmt.Errorf("fsync segment: %w", err)
 		}
+		r.owedSeg = false // the fsync covered every frame before this one too
+	} else if r.bulk {
+		r.owedSeg = true
 	}
 	r.segSize += int64(len(b))
 	r.dirty = true
@@ -82,10 +85,10 @@ func (s *Store) nextSegment(r *room, need int64) error {
 		return err
 	}
 	if r.segF != nil {
-		if err := s.syncClose(r, r.segF); err != nil {
+		if err := s.syncClose(r, r.segF, r.owedSeg); err != nil {
 			return fmt.Errorf("close segment: %w", err)
 		}
-		r.segF = nil
+		r.segF, r.owedSeg = nil, false
 	}
 	if r.seg == 0 || (r.segSize > 0 && r.segSize+need > segmentMax) {
 		r.seg, r.segSize = r.seg+1, 0
@@ -130,10 +133,11 @@ func (s *Store) writeRec(r *room, au *authorHead, seq int64, rec *idxRec) error 
 	if f == nil {
 		if len(r.idxFs) >= maxOpenIdx {
 			for num, g := range r.idxFs {
-				if err := s.syncClose(r, g); err != nil {
+				if err := s.syncClose(r, g, r.owedIdx[num]); err != nil {
 					return fmt.Errorf("close index: %w", err)
 				}
 				delete(r.idxFs, num)
+				delete(r.owedIdx, num)
 			}
 		}
 		if err := s.ensureDir(r); err != nil {
@@ -162,9 +166,15 @@ func (s *Store) writeRec(r *room, au *authorHead, seq int64, rec *idxRec) error 
 		return fmt.Errorf("write index: %w", err)
 	}
 	if s.syncEach(r) {
-		if err := f.Sync(); err != nil {
+		if err := fsync(f); err != nil {
 			return fmt.Errorf("fsync index: %w", err)
 		}
+		delete(r.owedIdx, au.num)
+	} else if r.bulk {
+		if r.owedIdx == nil {
+			r.owedIdx = make(map[int]bool)
+		}
+		r.owedIdx[au.num] = true
 	}
 	if seq > au.seq {
 		s.dataBytes.Add(recSize)
@@ -173,15 +183,50 @@ func (s *Store) writeRec(r *room, au *authorHead, seq int64, rec *idxRec) error 
 	return nil
 }
 
-// syncClose closes a file of r, fsyncing it first unless the policy is SyncNever (under
-// SyncAlways it is synced already but in an import's batch, under SyncEverySecond it may
-// not be).
-func (s *Store) syncClose(r *room, f *os.File) error {
+// testHookFsync, when set by a test, is told of each fsync of a segment or index file
+// made while appending.
+var testHookFsync func(name string)
+
+// fsync is f.Sync, told to testHookFsync.
+func fsync(f *os.File) error {
+	if testHookFsync != nil {
+		testHookFsync(f.Name())
+	}
+	return f.Sync()
+}
+
+// syncClose closes a file of r, fsyncing it first when it may hold unsynced writes: under
+// SyncEverySecond, or when owed (written in bulk under SyncAlways; otherwise SyncAlways
+// synced it already).
+func (s *Store) syncClose(r *room, f *os.File, owed bool) error {
 	var err error
-	if s.opts.Sync == SyncEverySecond || r.bulk {
-		err = f.Sync()
+	if s.opts.Sync == SyncEverySecond || owed {
+		err = fsync(f)
 	}
 	return errors.Join(err, f.Close())
+}
+
+// syncOwed fsyncs what r wrote in bulk since (an import's batch, deferred appends): the
+// segment first, then the index files, so a record is durable only after its frame. r.mu
+// is held for writing. What failed stays owed.
+func (r *room) syncOwed() error {
+	if r.owedSeg && r.segF != nil {
+		if err := fsync(r.segF); err != nil {
+			return fmt.Errorf("fsync segment: %w", err)
+		}
+	}
+	r.owedSeg = false
+	var errs []error
+	for num := range r.owedIdx {
+		if f := r.idxFs[num]; f != nil {
+			if err := fsync(f); err != nil {
+				errs = append(errs, fmt.Errorf("fsync index: %w", err))
+				continue
+			}
+		}
+		delete(r.owedIdx, num)
+	}
+	return errors.Join(errs...)
 }
 
 // sync fsyncs what the room wrote since the last one (SyncEverySecond). r.mu is held.
@@ -216,7 +261,8 @@ func (r *room) closeFiles(never bool) error {
 		}
 		errs = append(errs, f.Close())
 	}
-	r.segF = nil
+	r.segF, r.owedSeg = nil, false
 	clear(r.idxFs)
+	clear(r.owedIdx)
 	return errors.Join(errs...)
 }

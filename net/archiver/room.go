@@ -134,6 +134,23 @@ func (r *sessionRoom) AddChecked(e history.Entry) (bool, error) {
 	return rh.AddChecked(e)
 }
 
+// AddCheckedDeferred implements rtc.DeferredAdder: as AddChecked, durable once Flush returns.
+func (r *sessionRoom) AddCheckedDeferred(e history.Entry) (bool, error) {
+	rh, err := r.ensure()
+	if err != nil {
+		return false, fmt.Errorf("%w: %w", errNoRoomYet, err)
+	}
+	return rh.AddCheckedDeferred(e)
+}
+
+// Flush implements rtc.DeferredAdder; nothing is owed while the room does not exist.
+func (r *sessionRoom) Flush() error {
+	if rh := r.stored(); rh != nil {
+		return rh.Flush()
+	}
+	return nil
+}
+
 // Add implements rtc.History: called after the peer's hello, it makes the room.
 func (r *sessionRoom) Add(e history.Entry) (bool, error) {
 	rh, err := r.ensure()

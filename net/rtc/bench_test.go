@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chattorrent/chattorrent/store"
 	"github.com/chattorrent/chattorrent/store/history"
 	"github.com/chattorrent/chattorrent/store/testenv"
 )
@@ -47,16 +48,54 @@ func BenchmarkSync(b *testing.B) {
 		hA := NewMemHistory(history.NewLog(testRoom))
 		write(b, hA, alice, n)
 		b.Run(fmt.Sprintf("entries=%d/vnet", n), func(b *testing.B) {
-			benchSync(b, hA, n, func() (Options, Options) { return vnetOptions(b) })
+			benchSync(b, hA, n, func() (Options, Options) { return vnetOptions(b) }, memReceiver)
 		})
 		b.Run(fmt.Sprintf("entries=%d/loopback", n), func(b *testing.B) {
 			testenv.NeedLoopbackOnly(b)
-			benchSync(b, hA, n, loopbackOptions)
+			benchSync(b, hA, n, loopbackOptions, memReceiver)
+		})
+		b.Run(fmt.Sprintf("entries=%d/loopback/store", n), func(b *testing.B) {
+			testenv.NeedLoopbackOnly(b)
+			benchSync(b, hA, n, loopbackOptions, storeReceiver)
 		})
 	}
 }
 
-func benchSync(b *testing.B, hA *MemHistory, benchEntries int, opts func() (Options, Options)) {
+// A receiver is the history a benchmark syncs into and how many entries it holds.
+type receiver func(b *testing.B) (History, func() int)
+
+// memReceiver is an in-memory log.
+func memReceiver(b *testing.B) (History, func() int) {
+	h := NewMemHistory(history.NewLog(testRoom))
+	return h, h.Len
+}
+
+// storeReceiver is what a box syncs into: a room of a store on disk, with the store's
+// default durability (SyncAlways) and no quota in the way.
+func storeReceiver(b *testing.B) (History, func() int) {
+	st, err := store.Open(b.TempDir(), store.Options{Limits: store.Limits{
+		AuthorEntriesPerHour: -1, AuthorHistoryPerHour: -1, AuthorBytesPerHour: -1, StoreBytes: -1}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	if err := st.CreateRoom(testRoom, "bench"); err != nil {
+		b.Fatal(err)
+	}
+	rh, err := st.RoomHistory(testRoom)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return rh, func() int {
+		r, err := st.Room(testRoom)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return r.Entries
+	}
+}
+
+func benchSync(b *testing.B, hA *MemHistory, benchEntries int, opts func() (Options, Options), recv receiver) {
 	var syncDur, rawDur time.Duration
 	var rawBytes int64
 	for range b.N {
@@ -64,7 +103,7 @@ func benchSync(b *testing.B, hA *MemHistory, benchEntries int, opts func() (Opti
 		oa, ob := opts()
 		ca, cb := connect(b, oa, ob)
 		rec := &recordConn{MsgConn: ca}
-		hB := NewMemHistory(history.NewLog(testRoom))
+		hB, lenB := recv(b)
 		wb := newWatcher()
 		sa := newSession(b, hA, rec, "A", nil)
 		sb := newSession(b, hB, cb, "B", wb)
@@ -73,7 +112,7 @@ func benchSync(b *testing.B, hA *MemHistory, benchEntries int, opts func() (Opti
 		start := time.Now()
 		stopA := runSession(b, context.Background(), sa)
 		stopB := runSession(b, context.Background(), sb)
-		waitForWithin(b, 10*time.Minute, func() bool { return hB.Len() == benchEntries }, wb)
+		waitForWithin(b, 10*time.Minute, func() bool { return lenB() == benchEntries }, wb)
 		syncDur += time.Since(start)
 
 		b.StopTimer()

@@ -35,9 +35,21 @@ type History interface {
 // through a later entry's prev), applying only the chain rules: the session then verifies
 // one signature per run instead of one per entry. A History without it gets Add, which
 // verifies each entry's own signature again. A wrapper that embeds a CheckedAdder and
-// overrides Add (a quota) must override AddChecked too.
+// overrides Add (a quota) must override AddChecked too (and a DeferredAdder's methods).
 type CheckedAdder interface {
 	AddChecked(e history.Entry) (bool, error)
+}
+
+// DeferredAdder is a CheckedAdder that can make a received batch durable at once instead
+// of entry by entry: AddCheckedDeferred stores e as AddChecked does, but it may be durable
+// only once Flush returns. The session calls Flush after the last entry of each received
+// message and before it acknowledges any of them or tells the page (an ack still means
+// stored, PROTOCOL.md §2); a failed Flush ends the session with nothing of the batch
+// acknowledged. The box's store does it with two fsyncs per batch instead of two per entry.
+// A wrapper that overrides AddChecked (a quota) must override AddCheckedDeferred too.
+type DeferredAdder interface {
+	AddCheckedDeferred(e history.Entry) (bool, error)
+	Flush() error
 }
 
 // MissingStreamer is a History that can stream Missing: the same entries in the same order

@@ -181,6 +181,7 @@ type Session struct {
 	ackMu     sync.Mutex          // guards the outbox: acks, refusals, proofs, proofSent
 	acks      []string            // ids of stored entries the peer wrote (its hello's peer id)
 	ackOthers int64               // and how many others were stored: counted, not listed
+	ackTotal  int64               // entries ever queued to acknowledge (ids and others)
 	refusals  map[string][]string // code → ids refused for it, to tell the peer
 	proofs    []history.Entry     // this side's entries at seqs where the peer holds another
 	proofSent map[forkAt]bool     // proofs queued or sent, once per (author, seq)
@@ -194,6 +195,7 @@ type Session struct {
 	npending   int
 	heldBytes  int
 	newAuthors int             // authors this session brought to the room
+	owed       bool            // entries added deferred since the last Flush (DeferredAdder)
 	bad        int             // entries refused with a badCodes code
 	logged     map[string]bool // refusal codes logged already (once per code per session)
 	paging     *Hello          // a hello whose heads messages are still coming
@@ -743,6 +745,7 @@ func (s *Session) queueAcks(ids []string, others int64) {
 	s.ackMu.Lock()
 	s.acks = append(s.acks, ids...)
 	s.ackOthers += others
+	s.ackTotal += int64(len(ids)) + others
 	s.ackMu.Unlock()
 	s.kickSender()
 }
@@ -1151,6 +1154,12 @@ func (s *Session) onEntries(b entryBatch) error {
 		}
 		added = s.store(e, sizes[i], added, &stored)
 	}
+	if s.owed {
+		s.owed = false
+		if err := s.cfg.History.(DeferredAdder).Flush(); err != nil {
+			return fmt.Errorf("rtc: session: store a batch: %w", err)
+		}
+	}
 	s.queueAcks(stored.ids, stored.others)
 	if len(added) > 0 {
 		s.event(Event{Kind: EventAdded, Entries: added})
@@ -1215,8 +1224,14 @@ func (s *Session) store(e history.Entry, size int, added []history.Entry, stored
 }
 
 // add stores an entry that passed history.CheckBatch: without verifying it again where the
-// History can (CheckedAdder).
+// History can (CheckedAdder), and leaving its durability to the batch's flush where the
+// History can (DeferredAdder).
 func (s *Session) add(e history.Entry) (bool, error) {
+	if da, ok := s.cfg.History.(DeferredAdder); ok {
+		added, err := da.AddCheckedDeferred(e)
+		s.owed = true // also after an error: something may have been written
+		return added, err
+	}
 	if ca, ok := s.cfg.History.(CheckedAdder); ok {
 		return ca.AddChecked(e)
 	}
