@@ -78,7 +78,7 @@ func TestAppendCheckedDeferred(t *testing.T) {
 		}
 		return n
 	}
-	testHookFsync = func(name string) { mu.Lock(); fsyncs[filepath.Base(name)]++; mu.Unlock() }
+	testHookFsync = func(name string) error { mu.Lock(); fsyncs[filepath.Base(name)]++; mu.Unlock(); return nil }
 	defer func() { testHookFsync = nil }()
 
 	const authors, each = maxOpenIdx + 4, 30
@@ -153,5 +153,39 @@ func TestAppendCheckedDeferred(t *testing.T) {
 		if heads[e.Author] != want {
 			t.Fatalf("after Open: author %d at %d, want %d", i, heads[e.Author], want)
 		}
+	}
+}
+
+// TestFlushFailureSticks: once a Flush's fsync failed, every later Flush of the room fails
+// too (what it took may be other sessions' entries): nothing deferred is acknowledged on a
+// card that lost writes.
+func TestFlushFailureSticks(t *testing.T) {
+	opts := testOptions(t, nil)
+	opts.Sync = SyncAlways
+	s := mustOpen(t, t.TempDir(), opts)
+	defer s.Close()
+	if err := s.CreateRoom(roomA, "Aula"); err != nil {
+		t.Fatal(err)
+	}
+	es := chain(testKey('a'), roomA, history.Entry{}, 4)
+	for _, e := range es[:2] {
+		if _, err := s.AppendCheckedDeferred(roomA, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eio := errors.New("input/output error")
+	testHookFsync = func(string) error { return eio }
+	err := s.Flush(roomA)
+	testHookFsync = nil
+	if !errors.Is(err, eio) {
+		t.Fatalf("Flush = %v, want the fsync's error", err)
+	}
+	for _, e := range es[2:] {
+		if _, err := s.AppendCheckedDeferred(roomA, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Flush(roomA); !errors.Is(err, eio) {
+		t.Fatalf("a Flush after a failed one = %v, want the first failure again", err)
 	}
 }

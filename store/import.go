@@ -103,7 +103,7 @@ func (s *Store) verifyImport(room ImportRoom, entries iter.Seq2[history.Entry, e
 			continue
 		}
 		c.New++
-		val, err := json.Marshal(e)
+		val, err := history.MarshalJSON(e)
 		if err != nil {
 			return err
 		}

@@ -232,10 +232,34 @@ func (s *Store) AppendCheckedDeferred(roomID string, e history.Entry) (bool, err
 	return added, nil
 }
 
-// Flush makes what AppendCheckedDeferred wrote to the room durable (the segment first,
-// then the index files it wrote); it does nothing when there is nothing owed.
+// Flush makes durable what AppendCheckedDeferred wrote to the room before Flush was called
+// (the segment first, then the index files written); it does nothing when nothing is owed.
+// The fsyncs run without the room's lock, so appends go on meanwhile (a session stores the
+// next batch while the last one's acknowledgement waits for the card); flushes of one room
+// take turns, so a Flush that finds nothing owed returns only once the one before it, which
+// took what was owed, is done. A failed fsync fails every later Flush of the room too (what
+// it took may hold other sessions' entries, and the kernel may have dropped the pages): no
+// deferred entry of the room is acknowledged again until the store is opened anew.
 func (s *Store) Flush(roomID string) error {
-	err := s.withRoom(roomID, true, func(r *room) error { return r.syncOwed() })
+	var rm *room
+	err := s.withRoom(roomID, false, func(r *room) error { rm = r; return nil })
+	if err == nil {
+		rm.flushMu.Lock()
+		defer rm.flushMu.Unlock()
+		err = rm.flushErr
+	}
+	if err == nil {
+		var names []string
+		err = s.withRoom(roomID, true, func(r *room) error { names = r.takeOwed(); return nil })
+		for _, name := range names {
+			if err != nil {
+				break
+			}
+			if err = fsyncName(name); err != nil {
+				rm.flushErr = err
+			}
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("store: flush room %s: %w", roomID, err)
 	}
@@ -295,7 +319,7 @@ func (s *Store) append(r *room, e history.Entry, now time.Time, own, checked boo
 	if !ok {
 		return false, errors.New("internal: a checked entry's id does not parse")
 	}
-	val, err := json.Marshal(e)
+	val, err := history.MarshalJSON(e)
 	if err != nil {
 		return false, err
 	}
@@ -337,7 +361,7 @@ func (s *Store) repair(r *room, e history.Entry, now time.Time) error {
 		return err
 	}
 	id, _ := parseID(e.ID)
-	val, err := json.Marshal(e)
+	val, err := history.MarshalJSON(e)
 	if err != nil {
 		return err
 	}

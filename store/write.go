@@ -3,8 +3,10 @@ package store
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 )
 
@@ -184,13 +186,15 @@ func (s *Store) writeRec(r *room, au *authorHead, seq int64, rec *idxRec) error 
 }
 
 // testHookFsync, when set by a test, is told of each fsync of a segment or index file
-// made while appending.
-var testHookFsync func(name string)
+// made while appending; an error it returns is the fsync's.
+var testHookFsync func(name string) error
 
 // fsync is f.Sync, told to testHookFsync.
 func fsync(f *os.File) error {
 	if testHookFsync != nil {
-		testHookFsync(f.Name())
+		if err := testHookFsync(f.Name()); err != nil {
+			return err
+		}
 	}
 	return f.Sync()
 }
@@ -204,6 +208,33 @@ func (s *Store) syncClose(r *room, f *os.File, owed bool) error {
 		err = fsync(f)
 	}
 	return errors.Join(err, f.Close())
+}
+
+// takeOwed returns the files r owes an fsync (the segment first) and owes nothing more:
+// the caller fsyncs them. r.mu is held for writing.
+func (r *room) takeOwed() []string {
+	var names []string
+	if r.owedSeg && r.segF != nil {
+		names = append(names, r.segF.Name())
+	}
+	r.owedSeg = false
+	for _, num := range slices.Sorted(maps.Keys(r.owedIdx)) {
+		if f := r.idxFs[num]; f != nil {
+			names = append(names, f.Name())
+		}
+	}
+	clear(r.owedIdx)
+	return names
+}
+
+// fsyncName fsyncs a file by its name: through a descriptor of its own, so that the
+// room's may be closed (a segment rolled) meanwhile.
+func fsyncName(name string) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	return errors.Join(fsync(f), f.Close())
 }
 
 // syncOwed fsyncs what r wrote in bulk since (an import's batch, deferred appends): the

@@ -54,7 +54,7 @@ func BenchmarkSync(b *testing.B) {
 			testenv.NeedLoopbackOnly(b)
 			benchSync(b, hA, n, loopbackOptions, memReceiver)
 		})
-		b.Run(fmt.Sprintf("entries=%d/loopback/store", n), func(b *testing.B) {
+		b.Run(fmt.Sprintf("entries=%d/loopback-store", n), func(b *testing.B) {
 			testenv.NeedLoopbackOnly(b)
 			benchSync(b, hA, n, loopbackOptions, storeReceiver)
 		})

@@ -162,62 +162,6 @@ func plainInt(s string, i int) (int64, int, bool) {
 	return n, j, true
 }
 
-// encodeEntry is json.Marshal(e), byte for byte (FuzzEncodeEntry), without reflection:
-// strings of printable ASCII that json would not escape are written as they are, any other
-// string through json.Marshal itself. It was the sender's share of a first sync's CPU.
-func encodeEntry(e history.Entry) ([]byte, error) {
-	return appendEntry(make([]byte, 0, 160+len(e.Room)+len(e.Author)+len(e.Name)+len(e.Prev)+len(e.Kind)+len(e.Body)+len(e.Sig)+len(e.ID)), e)
-}
-
-// appendEntry appends encodeEntry(e) to b.
-func appendEntry(b []byte, e history.Entry) ([]byte, error) {
-	var err error
-	str := func(key, v string) {
-		if err != nil {
-			return
-		}
-		b = append(b, key...)
-		if plainASCII(v) {
-			b = append(b, '"')
-			b = append(b, v...)
-			b = append(b, '"')
-			return
-		}
-		var q []byte
-		if q, err = json.Marshal(v); err == nil {
-			b = append(b, q...)
-		}
-	}
-	str(`{"room":`, e.Room)
-	str(`,"author":`, e.Author)
-	str(`,"name":`, e.Name)
-	b = append(b, `,"seq":`...)
-	b = strconv.AppendInt(b, e.Seq, 10)
-	str(`,"prev":`, e.Prev)
-	b = append(b, `,"ts":`...)
-	b = strconv.AppendInt(b, e.TS, 10)
-	str(`,"kind":`, e.Kind)
-	str(`,"body":`, e.Body)
-	str(`,"sig":`, e.Sig)
-	str(`,"id":`, e.ID)
-	if err != nil {
-		return nil, err
-	}
-	return append(b, '}'), nil
-}
-
-// plainASCII reports whether json.Marshal writes s as it is between quotes: printable ASCII
-// without '"', '\\' and the characters it escapes for HTML ('<', '>', '&').
-func plainASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c < 0x20 || c >= 0x7f, c == '"', c == '\\', c == '<', c == '>', c == '&':
-			return false
-		}
-	}
-	return true
-}
-
 // splitDecodeEntries is the receiver's path for an entries message in EncodeEntries' form:
 // it splits the message and decodes its entries in one pass, without json.Valid over the
 // whole first: each entry is read by decodeEntryFast, which accepts only valid JSON, and

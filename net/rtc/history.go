@@ -40,13 +40,15 @@ type CheckedAdder interface {
 	AddChecked(e history.Entry) (bool, error)
 }
 
-// DeferredAdder is a CheckedAdder that can make a received batch durable at once instead
-// of entry by entry: AddCheckedDeferred stores e as AddChecked does, but it may be durable
-// only once Flush returns. The session calls Flush after the last entry of each received
-// message and before it acknowledges any of them or tells the page (an ack still means
-// stored, PROTOCOL.md §2); a failed Flush ends the session with nothing of the batch
-// acknowledged. The box's store does it with two fsyncs per batch instead of two per entry.
-// A wrapper that overrides AddChecked (a quota) must override AddCheckedDeferred too.
+// DeferredAdder is a CheckedAdder that can make received entries durable many at once
+// instead of entry by entry: AddCheckedDeferred stores e as AddChecked does (readable at
+// once), but it may be durable only once a Flush called after it returns. The session's
+// sender calls Flush before it sends acks (an ack still means stored, PROTOCOL.md §2): one
+// Flush covers every batch stored since the last, while the receiver stores the next; a
+// failed Flush ends the session with those entries unacknowledged. The box's store does it
+// with two fsyncs per Flush instead of two per entry. Flush is called from another
+// goroutine than AddCheckedDeferred. A wrapper that overrides AddChecked (a quota) must
+// override AddCheckedDeferred too.
 type DeferredAdder interface {
 	AddCheckedDeferred(e history.Entry) (bool, error)
 	Flush() error

@@ -578,7 +578,7 @@ func EncodeEntries(es []history.Entry) ([][]byte, error) {
 	var b batch
 	b.reset()
 	for _, e := range es {
-		raw, err := encodeEntry(e)
+		raw, err := history.MarshalJSON(e)
 		if err != nil {
 			return nil, fmt.Errorf("rtc: encode entry %.12s: %w", e.ID, err)
 		}

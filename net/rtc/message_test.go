@@ -384,20 +384,6 @@ func TestIsID(t *testing.T) {
 	}
 }
 
-// FuzzEncodeEntry: encodeEntry writes what json.Marshal writes.
-func FuzzEncodeEntry(f *testing.F) {
-	f.Add(testRoom, alice.id, "alice", int64(2), strings.Repeat("c", 64), int64(1796609185382), "text", "hola ñandú 🦜 <b>&", "sig", "id")
-	f.Add("", "", "", int64(-1), "", int64(0), "", "a\"b\\c\n\u2028\x7f\xff", "", "")
-	f.Fuzz(func(t *testing.T, room, author, name string, seq int64, prev string, ts int64, kind, body, sig, id string) {
-		e := history.Entry{Room: room, Author: author, Name: name, Seq: seq, Prev: prev, TS: ts, Kind: kind, Body: body, Sig: sig, ID: id}
-		want, wantErr := json.Marshal(e)
-		got, err := encodeEntry(e)
-		if (err == nil) != (wantErr == nil) || string(got) != string(want) {
-			t.Fatalf("encodeEntry %s (%v), json.Marshal %s (%v)", got, err, want, wantErr)
-		}
-	})
-}
-
 // FuzzSplitDecodeEntries: a message splitDecodeEntries reads is valid JSON, and DecodeMessage
 // with decodeEntries reads it the same (the entries, their sizes, nothing refused).
 func FuzzSplitDecodeEntries(f *testing.F) {

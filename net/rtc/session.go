@@ -181,7 +181,8 @@ type Session struct {
 	ackMu     sync.Mutex          // guards the outbox: acks, refusals, proofs, proofSent
 	acks      []string            // ids of stored entries the peer wrote (its hello's peer id)
 	ackOthers int64               // and how many others were stored: counted, not listed
-	ackTotal  int64               // entries ever queued to acknowledge (ids and others)
+	ackOwed   bool                // entries added deferred since the last Flush (DeferredAdder)
+	ackSent   int64               // entries acknowledged in acks sent (ids and others)
 	refusals  map[string][]string // code → ids refused for it, to tell the peer
 	proofs    []history.Entry     // this side's entries at seqs where the peer holds another
 	proofSent map[forkAt]bool     // proofs queued or sent, once per (author, seq)
@@ -710,7 +711,7 @@ func (s *Session) fillBatch(b *batch, list []history.Entry, done func(history.En
 			done(e)
 			continue // the peer got it meanwhile (from us live, or from elsewhere)
 		}
-		raw, err := appendEntry(b.scratch[:0], e)
+		raw, err := history.AppendJSON(b.scratch[:0], e)
 		if err != nil {
 			s.log.Error("entry not sent", "id", e.ID, "err", err)
 			done(e)
@@ -738,14 +739,14 @@ func (s *Session) nudgeSender() {
 	}
 }
 
-func (s *Session) queueAcks(ids []string, others int64) {
-	if len(ids) == 0 && others == 0 {
+func (s *Session) queueAcks(ids []string, others int64, owed bool) {
+	if len(ids) == 0 && others == 0 && !owed {
 		return
 	}
 	s.ackMu.Lock()
 	s.acks = append(s.acks, ids...)
 	s.ackOthers += others
-	s.ackTotal += int64(len(ids)) + others
+	s.ackOwed = s.ackOwed || owed
 	s.ackMu.Unlock()
 	s.kickSender()
 }
@@ -843,11 +844,19 @@ func (s *Session) flushOutbox(ctx context.Context) error {
 	return nil
 }
 
+// flushAcks sends the queued acks, once the entries they acknowledge are durable: with a
+// DeferredAdder, one Flush covers every batch stored since the last (a group commit: the
+// slower the card, the more batches one fsync covers), while the receiver stores the next.
 func (s *Session) flushAcks(ctx context.Context) error {
 	s.ackMu.Lock()
-	ids, others := s.acks, s.ackOthers
-	s.acks, s.ackOthers = nil, 0
+	ids, others, owed := s.acks, s.ackOthers, s.ackOwed
+	s.acks, s.ackOthers, s.ackOwed = nil, 0, false
 	s.ackMu.Unlock()
+	if owed {
+		if err := s.cfg.History.(DeferredAdder).Flush(); err != nil {
+			return fmt.Errorf("rtc: session: store a batch: %w", err)
+		}
+	}
 	for len(ids) > 0 || others > 0 {
 		n := min(len(ids), ackIDs)
 		k := min(others, MaxAckOthers)
@@ -855,6 +864,9 @@ func (s *Session) flushAcks(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("rtc: session: %w", err)
 		}
+		s.ackMu.Lock()
+		s.ackSent += int64(n) + k
+		s.ackMu.Unlock()
 		if err := s.send(ctx, msg); err != nil {
 			return fmt.Errorf("rtc: session: send ack: %w", err)
 		}
@@ -1154,13 +1166,8 @@ func (s *Session) onEntries(b entryBatch) error {
 		}
 		added = s.store(e, sizes[i], added, &stored)
 	}
-	if s.owed {
-		s.owed = false
-		if err := s.cfg.History.(DeferredAdder).Flush(); err != nil {
-			return fmt.Errorf("rtc: session: store a batch: %w", err)
-		}
-	}
-	s.queueAcks(stored.ids, stored.others)
+	s.queueAcks(stored.ids, stored.others, s.owed) // sent once a Flush made them durable
+	s.owed = false
 	if len(added) > 0 {
 		s.event(Event{Kind: EventAdded, Entries: added})
 	}
