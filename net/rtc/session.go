@@ -1141,7 +1141,7 @@ func (s *Session) onEntries(b entryBatch) error {
 		s.nudgeSender()
 		return nil
 	}
-	var added []history.Entry
+	added := make([]history.Entry, 0, len(b.es)) // one allocation a batch, for the event
 	var stored storedAcks
 	for _, err := range b.bad {
 		s.st.entriesReceived.Add(1)
