@@ -1,8 +1,12 @@
 package store
 
 import (
+	"bytes"
 	"errors"
+	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -187,5 +191,152 @@ func TestFlushFailureSticks(t *testing.T) {
 	}
 	if err := s.Flush(roomA); !errors.Is(err, eio) {
 		t.Fatalf("a Flush after a failed one = %v, want the first failure again", err)
+	}
+}
+
+// TestAppendRunDeferred: a run stored with one write to each file leaves the very bytes
+// one-by-one appends leave; it stops at the first entry it would not store as new (the
+// caller appends that one on its own, which says why); a failed write stores none of it.
+func TestAppendRunDeferred(t *testing.T) {
+	ka, kb := testKey('a'), testKey('b')
+	as := chain(ka, roomA, history.Entry{}, 450)
+	bs := chain(kb, roomA, history.Entry{}, 30)
+	// Both stores get the same entries: one by one, or as runs of up to 200 with the
+	// entry a run stops at appended on its own (what a session does).
+	write := func(dir string, runs bool) *Store {
+		opts := testOptions(t, nil)
+		opts.Sync = SyncAlways
+		s := mustOpen(t, dir, opts)
+		if err := s.CreateRoom(roomA, "Aula"); err != nil {
+			t.Fatal(err)
+		}
+		for _, es := range [][]history.Entry{as[:250], bs, as[250:]} {
+			for len(es) > 0 {
+				n := 0
+				if runs {
+					var err error
+					if n, err = s.AppendRunDeferred(roomA, es[:min(200, len(es))]); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if n == 0 {
+					if ok, err := s.AppendCheckedDeferred(roomA, es[0]); !ok || err != nil {
+						t.Fatal(ok, err)
+					}
+					n = 1
+				}
+				es = es[n:]
+			}
+		}
+		if err := s.Flush(roomA); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	d1, d2 := t.TempDir(), t.TempDir()
+	s1, s2 := write(d1, true), write(d2, false)
+	if err := s1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	names, _ := filepath.Glob(filepath.Join(d2, roomsDir, roomA, "*"))
+	if len(names) != 3 {
+		t.Fatalf("files %v, want a segment and two index files", names)
+	}
+	for _, name := range names {
+		want, _ := os.ReadFile(name)
+		got, err := os.ReadFile(filepath.Join(d1, roomsDir, roomA, filepath.Base(name)))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s differs written as runs (%d bytes) and one by one (%d bytes): %v", filepath.Base(name), len(got), len(want), err)
+		}
+	}
+
+	// Where a run stops.
+	opts := testOptions(t, nil)
+	opts.Sync = SyncAlways
+	opts.Limits.AuthorEntriesPerHour = 40
+	s := mustOpen(t, t.TempDir(), opts)
+	defer s.Close()
+	if err := s.CreateRoom(roomA, "Aula"); err != nil {
+		t.Fatal(err)
+	}
+	run := func(es []history.Entry) int {
+		t.Helper()
+		n, err := s.AppendRunDeferred(roomA, es)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := run(as[:5]); n != 0 {
+		t.Fatalf("an author with nothing stored: %d stored, want 0 (one by one: its number, the authors' quota)", n)
+	}
+	if _, err := s.AppendCheckedDeferred(roomA, as[0]); err != nil {
+		t.Fatal(err)
+	}
+	if n := run(as[:5]); n != 0 {
+		t.Fatalf("a run that starts with a duplicate: %d stored, want 0", n)
+	}
+	gapped := append(slices.Clone(as[1:4]), as[5:8]...)
+	if n := run(gapped); n != 3 {
+		t.Fatalf("a run with a gap after 3: %d stored", n)
+	}
+	forged := slices.Clone(as[4:8])
+	forged[2].Prev = as[1].ID
+	if n := run(forged); n != 2 {
+		t.Fatalf("a run with a broken link after 2: %d stored", n)
+	}
+	if n := run(as[6:100]); n != 40-6 {
+		t.Fatalf("%d stored within a quota of 40 entries an hour (6 stored before): want %d", n, 40-6)
+	}
+	if _, err := s.AppendCheckedDeferred(roomA, as[40]); !errors.Is(err, ErrAuthorRate) {
+		t.Fatalf("the entry the run stopped at, on its own: %v, want the rate's refusal", err)
+	}
+
+	// A failed write stores nothing: heads, count and files as before; the same run then
+	// goes in whole.
+	s3 := mustOpen(t, t.TempDir(), testOptions(t, nil))
+	defer s3.Close()
+	if err := s3.CreateRoom(roomA, "Aula"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s3.AppendCheckedDeferred(roomA, as[0]); err != nil {
+		t.Fatal(err)
+	}
+	size := func() int64 {
+		segs, _ := filepath.Glob(filepath.Join(s3.dir(), roomsDir, roomA, "seg-*"))
+		fi, err := os.Stat(segs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	before := size()
+	eio := errors.New("input/output error")
+	testHookWriteRun = func(name string) error {
+		if strings.HasSuffix(name, ".idx") {
+			return eio
+		}
+		return nil
+	}
+	n, err := s3.AppendRunDeferred(roomA, as[1:50])
+	testHookWriteRun = nil
+	if n != 0 || !errors.Is(err, eio) {
+		t.Fatalf("a run whose index write failed: %d, %v", n, err)
+	}
+	if h, _ := s3.Heads(roomA); h[author(ka)] != 1 || size() != before {
+		t.Fatalf("after a failed run: head %d, segment %d bytes (was %d)", h[author(ka)], size(), before)
+	}
+	if r, _ := s3.Room(roomA); r.Entries != 1 {
+		t.Fatalf("after a failed run the room counts %d entries", r.Entries)
+	}
+	if n := func() int { n, _ := s3.AppendRunDeferred(roomA, as[1:50]); return n }(); n != 49 {
+		t.Fatalf("the same run after: %d stored", n)
+	}
+	rh, _ := s3.RoomHistory(roomA)
+	if e, ok := rh.At(author(ka), 49); !ok || e.ID != as[48].ID {
+		t.Fatal("an entry of the run does not read back")
 	}
 }

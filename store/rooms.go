@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"regexp"
 	"slices"
 	"time"
@@ -231,6 +232,134 @@ func (s *Store) AppendCheckedDeferred(roomID string, e history.Entry) (bool, err
 	}
 	return added, nil
 }
+
+// AppendRunDeferred is AppendCheckedDeferred for a run of one author's entries in seq
+// order, each passed by history.CheckBatch, under one hold of the room's lock and with one
+// write to the segment and one to the author's index file (a first sync's batch cost two
+// writes an entry). It stores es[0], es[1], ... while each is its author's next entry, new,
+// and within every limit, and returns how many it stored. It stops at the first it would
+// not store that way, storing nothing from there: a duplicate, a fork, a gap, a broken
+// link, a limit, an author with no entry stored yet, a frame that would roll the segment,
+// a room whose files are not open yet. The caller appends that one on its own
+// (AppendCheckedDeferred), which stores it or says why not. A failed write stores none of
+// the run (0 and the error; the room's heads and files are as before).
+func (s *Store) AppendRunDeferred(roomID string, es []history.Entry) (int, error) {
+	var n int
+	err := s.withRoom(roomID, true, func(r *room) error {
+		r.bulk = s.opts.Sync == SyncAlways
+		defer func() { r.bulk = false }()
+		var err error
+		n, err = s.appendRun(r, es, s.now())
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: append to room %s: %w", roomID, err)
+	}
+	return n, nil
+}
+
+// appendRun stores the longest prefix of es that append would store as new entries, with
+// one write per file (AppendRunDeferred). r.mu is held for writing.
+func (s *Store) appendRun(r *room, es []history.Entry, now time.Time) (int, error) {
+	if len(es) == 0 || r.segF == nil {
+		return 0, nil
+	}
+	au := r.authors[es[0].Author]
+	if au == nil || au.seq == 0 {
+		return 0, nil // a new author: its number and the authors' quota, one by one
+	}
+	f, err := s.idxFile(r, au)
+	if err != nil {
+		return 0, err
+	}
+	seq0, tip0, maxTS0 := au.seq, au.tip, au.maxTS
+	entries0, lastTS0, size0 := r.entries, r.lastTS, r.segSize
+	var undos []func()
+	frames, recs := r.runFrames[:0], r.runRecs[:0]
+	old := now.Add(-RateWindow).UnixMilli()
+	n := 0
+	for i := range es {
+		e := &es[i]
+		if e.Author != au.id || e.Seq != au.seq+1 || e.Prev != idHex(&au.tip) {
+			break // a duplicate, fork, gap or broken link: append says which
+		}
+		id, ok := parseID(e.ID)
+		if !ok {
+			break
+		}
+		start := len(frames)
+		var hdr [frameHeader]byte
+		frames = append(frames, hdr[:]...)
+		frames, err = history.AppendJSON(frames, *e)
+		if err != nil {
+			frames = frames[:start]
+			break
+		}
+		payload := frames[start+frameHeader:]
+		flen := int64(len(frames) - start)
+		if len(payload) > maxFrame || r.segSize+flen > segmentMax ||
+			s.checkSpace(int64(len(frames)+len(recs))+recSize, "room "+r.meta.ID) != nil {
+			frames = frames[:start]
+			break
+		}
+		undo, _, over := s.rates.reserve(e.Author, int64(len(payload)), e.TS < old, s.limits)
+		if over {
+			frames = frames[:start]
+			break
+		}
+		undos = append(undos, undo)
+		putFrameHeader(frames[start:], payload)
+		rec := idxRec{id: id, ts: e.TS, maxTS: max(au.maxTS, e.TS), loc: loc{seg: r.seg, off: uint32(r.segSize), n: uint32(len(payload))}}
+		var b [recSize]byte
+		rec.marshal(b[:])
+		recs = append(recs, b[:]...)
+		au.seq, au.tip, au.maxTS = au.seq+1, id, rec.maxTS
+		r.entries++
+		r.lastTS = max(r.lastTS, e.TS)
+		r.segSize += flen
+		n++
+	}
+	r.runFrames, r.runRecs = frames[:0], recs[:0] // kept for the next run (≤ a batch)
+	if n == 0 {
+		return 0, nil
+	}
+	err = writeRun(r.segF, frames, size0)
+	if err == nil {
+		err = writeRun(f, recs, seq0*recSize)
+	}
+	if err != nil {
+		_ = r.segF.Truncate(size0) // best effort; Open cuts a torn frame anyway
+		au.seq, au.tip, au.maxTS = seq0, tip0, maxTS0
+		r.entries, r.lastTS, r.segSize = entries0, lastTS0, size0
+		for _, undo := range undos {
+			undo()
+		}
+		return 0, err
+	}
+	s.dataBytes.Add(int64(len(frames) + len(recs)))
+	if s.opts.Sync == SyncAlways {
+		r.owedSeg = true
+	}
+	s.wroteRec(r, au)
+	return n, nil
+}
+
+// writeRun writes b at off in f (a run's frames or records), told to testHookWriteRun.
+func writeRun(f *os.File, b []byte, off int64) error {
+	if testHookWriteRun != nil {
+		if err := testHookWriteRun(f.Name()); err != nil {
+			return err
+		}
+	}
+	if _, err := f.WriteAt(b, off); err != nil {
+		return fmt.Errorf("write run: %w", err)
+	}
+	return nil
+}
+
+// testHookWriteRun, when set by a test, is told of each write of a run; an error it returns
+// is the write's.
+var testHookWriteRun func(name string) error
 
 // Flush makes durable what AppendCheckedDeferred wrote to the room before Flush was called
 // (the segment first, then the index files written); it does nothing when nothing is owed.
@@ -489,6 +618,11 @@ func (h *RoomHistory) AddChecked(e history.Entry) (bool, error) { return h.s.App
 // AddCheckedDeferred is Store.AppendCheckedDeferred for this room (net/rtc.DeferredAdder).
 func (h *RoomHistory) AddCheckedDeferred(e history.Entry) (bool, error) {
 	return h.s.AppendCheckedDeferred(h.room, e)
+}
+
+// AddRunDeferred is Store.AppendRunDeferred for this room (net/rtc.RunAdder).
+func (h *RoomHistory) AddRunDeferred(es []history.Entry) (int, error) {
+	return h.s.AppendRunDeferred(h.room, es)
 }
 
 // Flush is Store.Flush for this room (net/rtc.DeferredAdder).

@@ -95,10 +95,15 @@ func parseSegName(name string) (uint32, bool) {
 // frame makes the frame of a payload.
 func frame(payload []byte) []byte {
 	b := make([]byte, frameHeader+len(payload))
+	copy(b[frameHeader:], payload)
+	putFrameHeader(b, payload)
+	return b
+}
+
+// putFrameHeader writes the header of payload's frame at the start of b.
+func putFrameHeader(b, payload []byte) {
 	binary.LittleEndian.PutUint32(b, uint32(len(payload)))
 	binary.LittleEndian.PutUint32(b[4:], crc32.Checksum(payload, crcTable))
-	copy(b[frameHeader:], payload)
-	return b
 }
 
 // errBadFrame is a frame that is not whole or fails its CRC.

@@ -131,30 +131,67 @@ const maxOpenIdx = 16
 // writeRec writes the author's index record of seq (a new one, or one rewritten by a
 // repair).
 func (s *Store) writeRec(r *room, au *authorHead, seq int64, rec *idxRec) error {
+	f, err := s.idxFile(r, au)
+	if err != nil {
+		return err
+	}
+	var b [recSize]byte
+	rec.marshal(b[:])
+	if _, err := f.WriteAt(b[:], (seq-1)*recSize); err != nil {
+		return fmt.Errorf("write index: %w", err)
+	}
+	s.wroteRec(r, au)
+	if s.syncEach(r) {
+		if err := fsync(f); err != nil {
+			return fmt.Errorf("fsync index: %w", err)
+		}
+		delete(r.owedIdx, au.num)
+	}
+	if seq > au.seq {
+		s.dataBytes.Add(recSize)
+	}
+	return nil
+}
+
+// wroteRec notes records written to the author's index file: owed an fsync when written
+// in bulk.
+func (s *Store) wroteRec(r *room, au *authorHead) {
+	if !s.syncEach(r) && r.bulk {
+		if r.owedIdx == nil {
+			r.owedIdx = make(map[int]bool)
+		}
+		r.owedIdx[au.num] = true
+	}
+	r.dirty = true
+}
+
+// idxFile is the author's index file, opened for writing (closing the others first when
+// maxOpenIdx are open).
+func (s *Store) idxFile(r *room, au *authorHead) (*os.File, error) {
 	f := r.idxFs[au.num]
 	if f == nil {
 		if len(r.idxFs) >= maxOpenIdx {
 			for num, g := range r.idxFs {
 				if err := s.syncClose(r, g, r.owedIdx[num]); err != nil {
-					return fmt.Errorf("close index: %w", err)
+					return nil, fmt.Errorf("close index: %w", err)
 				}
 				delete(r.idxFs, num)
 				delete(r.owedIdx, num)
 			}
 		}
 		if err := s.ensureDir(r); err != nil {
-			return err
+			return nil, err
 		}
 		name := filepath.Join(r.dir, idxName(au.num))
 		_, statErr := os.Stat(name)
 		var err error
 		if f, err = os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
-			return fmt.Errorf("open index: %w", err)
+			return nil, fmt.Errorf("open index: %w", err)
 		}
 		if errors.Is(statErr, os.ErrNotExist) && s.opts.Sync == SyncAlways {
 			if err := syncDir(r.dir); err != nil {
 				f.Close()
-				return fmt.Errorf("fsync room dir: %w", err)
+				return nil, fmt.Errorf("fsync room dir: %w", err)
 			}
 		}
 		if r.idxFs == nil {
@@ -162,27 +199,7 @@ func (s *Store) writeRec(r *room, au *authorHead, seq int64, rec *idxRec) error 
 		}
 		r.idxFs[au.num] = f
 	}
-	var b [recSize]byte
-	rec.marshal(b[:])
-	if _, err := f.WriteAt(b[:], (seq-1)*recSize); err != nil {
-		return fmt.Errorf("write index: %w", err)
-	}
-	if s.syncEach(r) {
-		if err := fsync(f); err != nil {
-			return fmt.Errorf("fsync index: %w", err)
-		}
-		delete(r.owedIdx, au.num)
-	} else if r.bulk {
-		if r.owedIdx == nil {
-			r.owedIdx = make(map[int]bool)
-		}
-		r.owedIdx[au.num] = true
-	}
-	if seq > au.seq {
-		s.dataBytes.Add(recSize)
-	}
-	r.dirty = true
-	return nil
+	return f, nil
 }
 
 // testHookFsync, when set by a test, is told of each fsync of a segment or index file

@@ -143,6 +143,15 @@ func (r *sessionRoom) AddCheckedDeferred(e history.Entry) (bool, error) {
 	return rh.AddCheckedDeferred(e)
 }
 
+// AddRunDeferred implements rtc.RunAdder: as AddCheckedDeferred, for a run of one author.
+func (r *sessionRoom) AddRunDeferred(es []history.Entry) (int, error) {
+	rh, err := r.ensure()
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", errNoRoomYet, err)
+	}
+	return rh.AddRunDeferred(es)
+}
+
 // Flush implements rtc.DeferredAdder; nothing is owed while the room does not exist.
 func (r *sessionRoom) Flush() error {
 	if rh := r.stored(); rh != nil {

@@ -2,11 +2,13 @@ package rtc
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 
+	"github.com/chattorrent/chattorrent/store"
 	"github.com/chattorrent/chattorrent/store/history"
 )
 
@@ -151,4 +153,86 @@ func TestSessionFlushFails(t *testing.T) {
 	if got := sb.Stats().Added; got == 0 {
 		t.Errorf("nothing was added before the flush (the test did not reach it)")
 	}
+}
+
+// runCounter is the box's store as a session's History, counting what it stored as runs.
+type runCounter struct {
+	*store.RoomHistory
+	runs, inRuns atomic.Int64
+}
+
+func (c *runCounter) AddRunDeferred(es []history.Entry) (int, error) {
+	n, err := c.RoomHistory.AddRunDeferred(es)
+	if n > 0 {
+		c.runs.Add(1)
+		c.inRuns.Add(int64(n))
+	}
+	return n, err
+}
+
+// TestSessionStoresRuns: with the box's store (a RunAdder), what a peer sends in order is
+// stored as runs, and every other case still goes one entry at a time with its usual
+// outcome: entries held after a gap and released, a run with a forged link refused, a batch
+// sent twice counted as duplicates, two authors' entries interleaved.
+func TestSessionStoresRuns(t *testing.T) {
+	st, err := store.Open(t.TempDir(), store.Options{Limits: store.Limits{
+		AuthorEntriesPerHour: -1, AuthorHistoryPerHour: -1, AuthorBytesPerHour: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.CreateRoom(testRoom, "runs"); err != nil {
+		t.Fatal(err)
+	}
+	rh, err := st.RoomHistory(testRoom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &runCounter{RoomHistory: rh}
+	mallory, ana, bob := chainOf(newAuthor("mallory"), 400), chainOf(newAuthor("ana"), 30), chainOf(newAuthor("bob"), 30)
+	ca, cm := Pipe(64)
+	wa := newWatcher()
+	sa := newSession(t, h, ca, "A", wa)
+	stop := runSession(t, t.Context(), sa)
+	f := fakePeer{t, cm}
+	f.hello(nil, nil)
+	heads := func() map[string]int64 { return h.Heads() }
+	m := mallory[0].Author
+
+	f.entries(mallory[1:50]...) // a gap: held
+	f.entries(mallory[0])       // closes it: stored, the held ones released
+	waitFor(t, func() bool { return heads()[m] == 50 }, wa)
+	f.entries(mallory[50:250]...) // in order: runs
+	waitFor(t, func() bool { return heads()[m] == 250 }, wa)
+	if h.inRuns.Load() < 150 {
+		t.Fatalf("%d entries stored as runs of 200 sent in order, want nearly all", h.inRuns.Load())
+	}
+	forged := slices.Clone(mallory[250:300])
+	forged[20].Body = "not what mallory wrote"
+	forged[20].ID = forged[20].ComputeID()
+	f.entries(forged...)           // the run is refused whole: nothing stored
+	f.entries(mallory[200:250]...) // sent twice: duplicates
+	f.entries(mallory[250:400]...)
+	var mixed []history.Entry
+	for i := range 30 {
+		mixed = append(mixed, ana[i], bob[i])
+	}
+	f.entries(mixed...)
+	waitFor(t, func() bool { return heads()[m] == 400 && heads()[ana[0].Author] == 30 && heads()[bob[0].Author] == 30 }, wa)
+	if err := stop(); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	st2 := sa.Stats()
+	if st2.Added != 460 || st2.Duplicates != 50 {
+		t.Errorf("added %d, duplicates %d: want 460 and 50", st2.Added, st2.Duplicates)
+	}
+	if codes := wa.refusedCodes(); codes[history.CodeBrokenChain]+codes[history.CodeBadSignature] != len(forged) {
+		t.Errorf("refused %v, want the %d entries of the forged run", codes, len(forged))
+	}
+	for _, e := range append(append(slices.Clone(mallory), ana...), bob...) {
+		if got, ok := h.At(e.Author, e.Seq); !ok || got.ID != e.ID {
+			t.Fatalf("%s %d does not read back", e.Name, e.Seq)
+		}
+	}
+	t.Logf("%d runs stored %d of %d entries", h.runs.Load(), h.inRuns.Load(), st2.Added)
 }

@@ -54,6 +54,17 @@ type DeferredAdder interface {
 	Flush() error
 }
 
+// RunAdder is a DeferredAdder that can store a run of one author's consecutive entries
+// (each passed by history.CheckBatch) at once: AddRunDeferred stores the longest prefix of
+// es it can store as new entries, each as AddCheckedDeferred would, and returns its length;
+// the session takes the entry it stopped at on its own (AddCheckedDeferred stores it or
+// says why not). The box's store writes a run with one write to each file instead of two
+// writes an entry. A wrapper that overrides AddChecked (a quota) must override it too.
+type RunAdder interface {
+	DeferredAdder
+	AddRunDeferred(es []history.Entry) (int, error)
+}
+
 // MissingStreamer is a History that can stream Missing: the same entries in the same order
 // (each author's in seq order), read as the session sends them, so the first sync of a
 // large room never holds it in memory. The session prefers it to Missing.

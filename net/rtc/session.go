@@ -1155,10 +1155,18 @@ func (s *Session) onEntries(b entryBatch) error {
 	if verdicts == nil {
 		verdicts = s.check(es)
 	}
-	for i, e := range es {
+	ra, runs := s.cfg.History.(RunAdder)
+	for i := 0; i < len(es); i++ {
 		if s.bad > MaxBadEntries {
 			break // nothing more taken from this peer
 		}
+		if runs && verdicts[i] == nil {
+			if n := s.storeRun(ra, es[i:runEnd(es, verdicts, i)], &added, &stored); n > 0 {
+				i += n - 1
+				continue
+			}
+		}
+		e := es[i]
 		s.st.entriesReceived.Add(1)
 		if verdicts[i] != nil {
 			s.refuse(e, verdicts[i])
@@ -1183,6 +1191,45 @@ func (s *Session) onEntries(b entryBatch) error {
 type storedAcks struct {
 	ids    []string
 	others int64
+}
+
+// runEnd is the end of the run of es that starts at i: entries that passed the batch's
+// checks, of one author, each at the seq after the one before.
+func runEnd(es []history.Entry, verdicts []error, i int) int {
+	j := i + 1
+	for j < len(es) && verdicts[j] == nil && es[j].Author == es[i].Author && es[j].Seq == es[j-1].Seq+1 {
+		j++
+	}
+	return j
+}
+
+// storeRun stores a run of one author's consecutive entries through a RunAdder, and counts,
+// acknowledges and tells what it stored as store does. It returns how many it stored; 0
+// when it stored none (the caller then takes es[0] on its own, which says why), or when the
+// run is a single entry or the author has entries held after a gap (store releases those).
+func (s *Session) storeRun(ra RunAdder, es []history.Entry, added *[]history.Entry, stored *storedAcks) int {
+	if len(es) < 2 || len(s.pending[es[0].Author]) > 0 {
+		return 0
+	}
+	n, err := ra.AddRunDeferred(es)
+	if n > 0 || err != nil {
+		s.owed = true // a failed write may have left bytes the next Flush syncs
+	}
+	if n == 0 {
+		return 0
+	}
+	for _, e := range es[:n] {
+		s.st.entriesReceived.Add(1)
+		if e.Author == s.peerID {
+			stored.ids = append(stored.ids, e.ID)
+		} else {
+			stored.others++
+		}
+	}
+	s.st.added.Add(int64(n))
+	*added = append(*added, es[:n]...)
+	s.notePeerHas(es[0].Author, es[n-1].Seq)
+	return n
 }
 
 func (s *Session) store(e history.Entry, size int, added []history.Entry, stored *storedAcks) []history.Entry {
