@@ -5,7 +5,6 @@
 package history
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
@@ -60,12 +59,20 @@ func isHex(s string, n int) bool {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+		if !lowerHex[s[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+// lowerHex marks the bytes of lowercase hex: 0-9, a-f.
+var lowerHex = func() (t [256]bool) {
+	for _, c := range "0123456789abcdef" {
+		t[c] = true
+	}
+	return t
+}()
 
 // isKind reports whether s matches [a-z][a-z0-9-]{0,15}.
 func isKind(s string) bool {
@@ -83,41 +90,30 @@ func isKind(s string) bool {
 // encode writes the canonical bencode of the entry's fields, with sig when withSig.
 // Keys are written in sorted order: author, body, kind, name, prev, room, seq, [sig,] ts.
 func (e *Entry) encode(withSig bool) []byte {
-	var b bytes.Buffer
-	b.Grow(len(e.Author) + len(e.Body) + len(e.Kind) + len(e.Name) + len(e.Prev) + len(e.Room) + len(e.Sig) + 120)
-	str := func(s string) {
-		b.WriteString(strconv.Itoa(len(s)))
-		b.WriteByte(':')
-		b.WriteString(s)
+	b := make([]byte, 0, len(e.Author)+len(e.Body)+len(e.Kind)+len(e.Name)+len(e.Prev)+len(e.Room)+len(e.Sig)+120)
+	str := func(b []byte, s string) []byte {
+		b = strconv.AppendInt(b, int64(len(s)), 10)
+		b = append(b, ':')
+		return append(b, s...)
 	}
-	num := func(n int64) {
-		b.WriteByte('i')
-		b.WriteString(strconv.FormatInt(n, 10))
-		b.WriteByte('e')
+	num := func(b []byte, n int64) []byte {
+		b = append(b, 'i')
+		b = strconv.AppendInt(b, n, 10)
+		return append(b, 'e')
 	}
-	b.WriteByte('d')
-	str("author")
-	str(e.Author)
-	str("body")
-	str(e.Body)
-	str("kind")
-	str(e.Kind)
-	str("name")
-	str(e.Name)
-	str("prev")
-	str(e.Prev)
-	str("room")
-	str(e.Room)
-	str("seq")
-	num(e.Seq)
+	b = append(b, 'd')
+	b = str(str(b, "author"), e.Author)
+	b = str(str(b, "body"), e.Body)
+	b = str(str(b, "kind"), e.Kind)
+	b = str(str(b, "name"), e.Name)
+	b = str(str(b, "prev"), e.Prev)
+	b = str(str(b, "room"), e.Room)
+	b = num(str(b, "seq"), e.Seq)
 	if withSig {
-		str("sig")
-		str(e.Sig)
+		b = str(str(b, "sig"), e.Sig)
 	}
-	str("ts")
-	num(e.TS)
-	b.WriteByte('e')
-	return b.Bytes()
+	b = num(str(b, "ts"), e.TS)
+	return append(b, 'e')
 }
 
 // SigningBytes is what the author signs: the canonical encoding without sig and id.
@@ -127,6 +123,14 @@ func (e *Entry) SigningBytes() []byte { return e.encode(false) }
 func (e *Entry) ComputeID() string {
 	sum := sha256.Sum256(e.encode(true))
 	return hex.EncodeToString(sum[:])
+}
+
+// idIsHash reports whether e.ID is ComputeID(), without making a string of it.
+func (e *Entry) idIsHash() bool {
+	sum := sha256.Sum256(e.encode(true))
+	var h [2 * sha256.Size]byte
+	hex.Encode(h[:], sum[:])
+	return string(h[:]) == e.ID
 }
 
 // Sign fills Author, Sig and ID from the private key.
@@ -243,7 +247,7 @@ func (e *Entry) checkFields(room string) (ed25519.PublicKey, []byte, error) {
 	if e.Room != room {
 		return nil, nil, &Error{Code: CodeWrongRoom, Msg: "entry belongs to room " + e.Room}
 	}
-	if e.ComputeID() != e.ID {
+	if !e.idIsHash() {
 		return nil, nil, &Error{Code: CodeBadID, Msg: "id is not the hash of the entry"}
 	}
 	return pub, sig, nil
