@@ -30,18 +30,16 @@ type room struct {
 	writers int // authors with entries
 	lastTS  int64
 
-	seg       uint32           // the segment appended to; 0 before the first
-	segSize   int64            // its size
-	segF      *os.File         // open for appending; nil until the first append after Open
-	idxFs     map[int]*os.File // index files open for writing, by author number (≤ maxOpenIdx)
-	dirty     bool             // written since the last fsync (SyncEverySecond)
-	bulk      bool             // writes not fsynced each (SyncAlways): an import's batch, a deferred append
-	owedSeg   bool             // segF was written in bulk and not fsynced since
-	owedIdx   map[int]bool     // index files (by author number) written in bulk and not fsynced since
-	runFrames []byte           // appendRun's buffers, kept between runs
-	runRecs   []byte
-	flushMu   sync.Mutex // held by a Flush from taking what is owed until it is fsynced
-	flushErr  error      // a failed Flush's: every later Flush fails with it (guarded by flushMu)
+	seg      uint32           // the segment appended to; 0 before the first
+	segSize  int64            // its size
+	segF     *os.File         // open for appending; nil until the first append after Open
+	idxFs    map[int]*os.File // index files open for writing, by author number (≤ maxOpenIdx)
+	dirty    bool             // written since the last fsync (SyncEverySecond)
+	bulk     bool             // writes not fsynced each (SyncAlways): an import's batch, a deferred append
+	owedSeg  bool             // segF was written in bulk and not fsynced since
+	owedIdx  map[int]bool     // index files (by author number) written in bulk and not fsynced since
+	flushMu  sync.Mutex       // held by a Flush from taking what is owed until it is fsynced
+	flushErr error            // a failed Flush's: every later Flush fails with it (guarded by flushMu)
 }
 
 // author is one author of a room: its number (its index file) and head.

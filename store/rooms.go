@@ -8,6 +8,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -183,48 +184,38 @@ func (s *Store) withRoom(id string, write bool, fn func(r *room) error) error {
 // at an (author, seq) is kept), or a *QuotaError (ErrAuthorsFull, ErrAuthorRate,
 // ErrStoreFull) past a limit. A refused entry writes nothing.
 func (s *Store) Append(roomID string, e history.Entry) (bool, error) {
-	var added bool
-	err := s.withRoom(roomID, true, func(r *room) error {
-		var err error
-		added, err = s.append(r, e, s.now(), false, false)
-		return err
-	})
-	if err != nil {
-		return false, fmt.Errorf("store: append to room %s: %w", roomID, err)
-	}
-	return added, nil
+	return s.appendReceived(roomID, e, false, false)
 }
 
 // AppendChecked is Append for a received entry that history.CheckBatch passed: its
 // fields, id and signature (perhaps through a later entry of its author) are not checked
 // again; the chain rules and the limits are.
 func (s *Store) AppendChecked(roomID string, e history.Entry) (bool, error) {
-	var added bool
-	err := s.withRoom(roomID, true, func(r *room) error {
-		var err error
-		added, err = s.append(r, e, s.now(), false, true)
-		return err
-	})
-	if err != nil {
-		return false, fmt.Errorf("store: append to room %s: %w", roomID, err)
-	}
-	return added, nil
+	return s.appendReceived(roomID, e, true, false)
 }
 
 // AppendCheckedDeferred is AppendChecked without waiting for the card: under SyncAlways the
 // entry's frame and index record are written but not fsynced; they are durable once
 // Flush(roomID) returns (or the same files are fsynced for a later append). A first sync
-// of thousands of entries then costs two fsyncs per batch instead of two per entry.
+// of thousands of entries then costs two fsyncs a Flush instead of two an entry.
 // Whoever acknowledges the entry must call Flush first. The entry is readable at once;
 // a power cut before Flush can lose it (never an entry acknowledged after a Flush), and
 // Open cuts what is torn back to whole entries, as after an import's batch.
 func (s *Store) AppendCheckedDeferred(roomID string, e history.Entry) (bool, error) {
+	return s.appendReceived(roomID, e, true, true)
+}
+
+// appendReceived appends a peer's entry under the room's lock: checked, it passed
+// history.CheckBatch; deferred, its writes are left for Flush to fsync.
+func (s *Store) appendReceived(roomID string, e history.Entry, checked, deferred bool) (bool, error) {
 	var added bool
 	err := s.withRoom(roomID, true, func(r *room) error {
-		r.bulk = s.opts.Sync == SyncAlways
-		defer func() { r.bulk = false }()
+		if deferred {
+			r.bulk = s.opts.Sync == SyncAlways
+			defer func() { r.bulk = false }()
+		}
 		var err error
-		added, err = s.append(r, e, s.now(), false, true)
+		added, err = s.append(r, e, s.now(), false, checked)
 		return err
 	})
 	if err != nil {
@@ -275,7 +266,9 @@ func (s *Store) appendRun(r *room, es []history.Entry, now time.Time) (int, erro
 	seq0, tip0, maxTS0 := au.seq, au.tip, au.maxTS
 	entries0, lastTS0, size0 := r.entries, r.lastTS, r.segSize
 	var undos []func()
-	frames, recs := r.runFrames[:0], r.runRecs[:0]
+	rb := runBufs.Get().(*runBuf)
+	defer rb.put()
+	frames, recs := rb.frames[:0], rb.recs[:0]
 	old := now.Add(-RateWindow).UnixMilli()
 	n := 0
 	for i := range es {
@@ -319,7 +312,7 @@ func (s *Store) appendRun(r *room, es []history.Entry, now time.Time) (int, erro
 		r.segSize += flen
 		n++
 	}
-	r.runFrames, r.runRecs = frames[:0], recs[:0] // kept for the next run (≤ a batch)
+	rb.frames, rb.recs = frames, recs
 	if n == 0 {
 		return 0, nil
 	}
@@ -342,6 +335,22 @@ func (s *Store) appendRun(r *room, es []history.Entry, now time.Time) (int, erro
 	}
 	s.wroteRec(r, au)
 	return n, nil
+}
+
+// runBuf is appendRun's two buffers: a run's frames and its index records. They hold at
+// most one message's entries (net/rtc.MaxMessage, 256 KiB) and their records; a pool keeps
+// them between runs, one per run under way (at most one per session), none kept past
+// maxRunBuf.
+type runBuf struct{ frames, recs []byte }
+
+const maxRunBuf = 1 << 20
+
+var runBufs = sync.Pool{New: func() any { return new(runBuf) }}
+
+func (rb *runBuf) put() {
+	if cap(rb.frames) <= maxRunBuf && cap(rb.recs) <= maxRunBuf {
+		runBufs.Put(rb)
+	}
 }
 
 // writeRun writes b at off in f (a run's frames or records), told to testHookWriteRun.
