@@ -36,7 +36,7 @@ func benchEntries(b *testing.B, room string, k byte, n int) []history.Entry {
 
 // noLimits turns the store's quotas off: benchmarks append far more than one author may in
 // an hour.
-var noLimits = Limits{Rooms: -1, AuthorsPerRoom: -1, AuthorEntriesPerHour: -1, AuthorBytesPerHour: -1, StoreBytes: -1}
+var noLimits = Limits{Rooms: -1, AuthorsPerRoom: -1, AuthorEntriesPerHour: -1, AuthorHistoryPerHour: -1, AuthorBytesPerHour: -1, StoreBytes: -1}
 
 func benchStore(b *testing.B, p SyncPolicy) *Store {
 	b.Helper()
