@@ -270,10 +270,11 @@ func (s *Store) appendRun(r *room, es []history.Entry, now time.Time) (int, erro
 	defer rb.put()
 	frames, recs := rb.frames[:0], rb.recs[:0]
 	old := now.Add(-RateWindow).UnixMilli()
+	tip := idHex(&au.tip) // the text of au.tip, the last stored id, as the run moves on
 	n := 0
 	for i := range es {
 		e := &es[i]
-		if e.Author != au.id || e.Seq != au.seq+1 || e.Prev != idHex(&au.tip) {
+		if e.Author != au.id || e.Seq != au.seq+1 || e.Prev != tip {
 			break // a duplicate, fork, gap or broken link: append says which
 		}
 		id, ok := parseID(e.ID)
@@ -307,6 +308,7 @@ func (s *Store) appendRun(r *room, es []history.Entry, now time.Time) (int, erro
 		rec.marshal(b[:])
 		recs = append(recs, b[:]...)
 		au.seq, au.tip, au.maxTS = au.seq+1, id, rec.maxTS
+		tip = e.ID
 		r.entries++
 		r.lastTS = max(r.lastTS, e.TS)
 		r.segSize += flen
@@ -330,9 +332,7 @@ func (s *Store) appendRun(r *room, es []history.Entry, now time.Time) (int, erro
 		return 0, err
 	}
 	s.dataBytes.Add(int64(len(frames) + len(recs)))
-	if s.opts.Sync == SyncAlways {
-		r.owedSeg = true
-	}
+	r.owedSeg = r.owedSeg || r.bulk
 	s.wroteRec(r, au)
 	return n, nil
 }
@@ -386,16 +386,14 @@ func (s *Store) Flush(roomID string) error {
 		defer rm.flushMu.Unlock()
 		err = rm.flushErr
 	}
+	var names []string
 	if err == nil {
-		var names []string
 		err = s.withRoom(roomID, true, func(r *room) error { names = r.takeOwed(); return nil })
-		for _, name := range names {
-			if err != nil {
-				break
-			}
-			if err = fsyncName(name); err != nil {
-				rm.flushErr = err
-			}
+	}
+	for _, name := range names {
+		if err = fsyncName(name); err != nil {
+			rm.flushErr = err
+			break
 		}
 	}
 	if err != nil {

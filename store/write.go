@@ -156,7 +156,7 @@ func (s *Store) writeRec(r *room, au *authorHead, seq int64, rec *idxRec) error 
 // wroteRec notes records written to the author's index file: owed an fsync when written
 // in bulk.
 func (s *Store) wroteRec(r *room, au *authorHead) {
-	if !s.syncEach(r) && r.bulk {
+	if r.bulk { // set under SyncAlways only: each write is not fsynced on its own
 		if r.owedIdx == nil {
 			r.owedIdx = make(map[int]bool)
 		}

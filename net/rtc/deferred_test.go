@@ -91,14 +91,20 @@ func TestSessionFlushesBeforeAck(t *testing.T) {
 	}
 	sa := newSession(t, hA, ca, alice.id, nil) // B acknowledges alice's entries by id
 	sa.cfg.OnEvent = onA
-	sb := newSession(t, hB, cb, "B", nil)
+	rb := &recordConn{MsgConn: cb}
+	sb := newSession(t, hB, rb, "B", nil)
 	// At each Flush, the session has sent acks for no more entries than earlier flushes
 	// made durable: none of those this one makes durable.
 	var sentEarly atomic.Int64
 	hB.onFlush = func() {
-		sb.ackMu.Lock()
-		sent := sb.ackSent
-		sb.ackMu.Unlock()
+		rb.mu.Lock()
+		var sent int64
+		for _, msg := range rb.sent {
+			if m, err := DecodeMessage(msg); err == nil && m.T == TypeAck {
+				sent += int64(len(m.IDs)) + m.Others
+			}
+		}
+		rb.mu.Unlock()
 		hB.mu.Lock()
 		durable := int64(len(hB.durable))
 		hB.mu.Unlock()

@@ -182,7 +182,6 @@ type Session struct {
 	acks      []string            // ids of stored entries the peer wrote (its hello's peer id)
 	ackOthers int64               // and how many others were stored: counted, not listed
 	ackOwed   bool                // entries added deferred since the last Flush (DeferredAdder)
-	ackSent   int64               // entries acknowledged in acks sent (ids and others)
 	refusals  map[string][]string // code → ids refused for it, to tell the peer
 	proofs    []history.Entry     // this side's entries at seqs where the peer holds another
 	proofSent map[forkAt]bool     // proofs queued or sent, once per (author, seq)
@@ -864,9 +863,6 @@ func (s *Session) flushAcks(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("rtc: session: %w", err)
 		}
-		s.ackMu.Lock()
-		s.ackSent += int64(n) + k
-		s.ackMu.Unlock()
 		if err := s.send(ctx, msg); err != nil {
 			return fmt.Errorf("rtc: session: send ack: %w", err)
 		}
